@@ -1,0 +1,101 @@
+//! Running a script from the command line: execute its statements in order,
+//! print one-off results, then print every continuous query's results until
+//! the queries end (drained, `--max-batches`) or Ctrl-C / SIGTERM asks them to
+//! stop after their current batch. Data on stdout; messages on stderr.
+
+use std::io::Write;
+
+use quiver::sink::{ConsoleSink, OutputFormat};
+use quiver::{Context, Output};
+use tokio::sync::mpsc;
+
+/// Runs `script` on `ctx`, printing results to stdout in `format`.
+pub async fn run_script(ctx: Context, script: &str, format: OutputFormat, show_empty: bool) -> anyhow::Result<()> {
+    let mut sink = ConsoleSink::new(std::io::stdout().lock(), format, show_empty);
+    let mut queries = Vec::new();
+    let statements = match quiver::sql::parse_script(script) {
+        Ok(statements) => statements,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    for statement in &statements {
+        let output = match ctx.execute(statement).await {
+            Ok(output) => output,
+            Err(e) => {
+                queries.iter().for_each(quiver::exec::QueryHandle::stop);
+                return Err(e.into());
+            }
+        };
+        match output {
+            Output::Message(message) => eprintln!("{message}"),
+            Output::Rows(rows) => sink.write_rows(&rows)?,
+            Output::Query(query) => {
+                eprintln!("started {} (Ctrl-C stops it after the current batch)", query.name);
+                queries.push(query);
+            }
+        }
+    }
+    sink.name_queries(queries.len() > 1);
+    let stoppers: Vec<_> = queries.iter().map(quiver::exec::QueryHandle::stopper).collect();
+    let stop_all = move || stoppers.iter().for_each(quiver::exec::QueryStopper::stop);
+    tokio::spawn(stop_on_signals(stop_all.clone()));
+
+    let (tx, mut results) = mpsc::channel(4);
+    let mut tasks = Vec::new();
+    for mut query in queries {
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(result) = query.next().await {
+                if tx.send(result).await.is_err() {
+                    query.stop();
+                }
+            }
+            query.finish().await
+        }));
+    }
+    drop(tx);
+    while let Some(result) = results.recv().await {
+        if let Err(e) = sink.write_result(&result) {
+            stop_all();
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                break;
+            }
+            return Err(anyhow::anyhow!("writing results to stdout: {e}"));
+        }
+    }
+    drop(results);
+    let mut failed = None;
+    for task in tasks {
+        if let Err(e) = task.await? {
+            if let Some(earlier) = failed.replace(e) {
+                eprintln!("error: {earlier}");
+            }
+        }
+    }
+    std::io::stdout().flush()?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop every query after its current batch.
+/// Second Ctrl-C: exit at once.
+async fn stop_on_signals(stop_all: impl Fn()) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping after the current batch (Ctrl-C again to abort)");
+    stop_all();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("aborted");
+        std::process::exit(130);
+    }
+}

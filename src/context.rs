@@ -1,0 +1,293 @@
+//! `Context`: the library's entry point and the catalog of streams. It runs
+//! statements — DDL changes the catalog, one-off queries run on DataFusion
+//! directly, and a query that reads a stream becomes a running continuous
+//! query whose results the caller consumes. Front ends (CLI, REPL) are thin
+//! users of this API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{self, ColumnDef};
+
+use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
+use crate::error::Error;
+use crate::exec::{Clock, QueryHandle, RunLimits, start_query};
+use crate::options::Options;
+use crate::source::{self, StreamDef};
+use crate::sql::{ParsedStatement, SqlError, Statement, StreamingPlan, parse_script};
+
+/// Engine settings; `SET` changes them for queries started afterwards.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Length of a batch interval (`SET batch_interval = '200ms'`).
+    pub batch_interval: Duration,
+    /// Wall-clock or simulated batch times.
+    pub clock: Clock,
+    /// When queries stop by themselves.
+    pub limits: RunLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { batch_interval: Duration::from_secs(1), clock: Clock::Wall, limits: RunLimits::default() }
+    }
+}
+
+/// Settings `SET` accepts besides `datafusion.*`.
+const SETTINGS: &[&str] = &["batch_interval"];
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Output {
+    /// A statement that changed something (`CREATE STREAM`, `SET`, ...).
+    Message(String),
+    /// Rows of a one-off statement (`SHOW STREAMS`, `SELECT 1`, `EXPLAIN`).
+    Rows(Vec<RecordBatch>),
+    /// A continuous query, now running.
+    Query(QueryHandle),
+}
+
+/// A quiver session: streams, static tables, settings and running queries.
+pub struct Context {
+    config: Mutex<Config>,
+    streams: Mutex<BTreeMap<String, StreamDef>>,
+    tables: SessionContext,
+    next_query: AtomicU64,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self::new(Config::default())
+    }
+}
+
+impl Context {
+    /// A session with `config`.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config: Mutex::new(config),
+            streams: Mutex::new(BTreeMap::new()),
+            tables: SessionContext::new_with_config(Self::session_config()),
+            next_query: AtomicU64::new(1),
+        }
+    }
+
+    fn session_config() -> SessionConfig {
+        SessionConfig::new().with_target_partitions(1).with_information_schema(true)
+    }
+
+    /// Current settings.
+    pub fn config(&self) -> Config {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The declared streams, by name.
+    pub fn streams(&self) -> Vec<StreamDef> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Parses and runs every statement of `script`, stopping at the first error.
+    pub async fn sql(&self, script: &str) -> Result<Vec<Output>, Error> {
+        let mut outputs = Vec::new();
+        for statement in parse_script(script)? {
+            outputs.push(self.execute(&statement).await?);
+        }
+        Ok(outputs)
+    }
+
+    /// Runs one parsed statement; errors name the statement.
+    pub async fn execute(&self, statement: &ParsedStatement) -> Result<Output, Error> {
+        self.execute_inner(&statement.statement).await.map_err(|source| Error::Statement {
+            line: statement.line,
+            text: statement.text.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    async fn execute_inner(&self, statement: &Statement) -> Result<Output, Error> {
+        match statement {
+            Statement::CreateStream { name, columns, options, if_not_exists } => {
+                self.create_stream(name, columns, options, *if_not_exists).await
+            }
+            Statement::ShowStreams => Ok(Output::Rows(vec![self.show_streams()?])),
+            Statement::Describe(name) => self.describe(name).await,
+            Statement::Set { name, value } => self.set(name, value).await,
+            Statement::Explain(query) => self.explain(query).await,
+            Statement::Query(query) => self.query(query).await,
+            Statement::Other(statement) => self.run_on_datafusion(statement.as_ref().clone()).await,
+        }
+    }
+
+    async fn create_stream(
+        &self,
+        name: &str,
+        columns: &[ColumnDef],
+        options: &Options,
+        if_not_exists: bool,
+    ) -> Result<Output, Error> {
+        if self.streams.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name) {
+            return if if_not_exists {
+                Ok(Output::Message(format!("stream {name} already exists")))
+            } else {
+                Err(Error::Catalog(format!("stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS")))
+            };
+        }
+        let connector = options
+            .get("connector")
+            .ok_or_else(|| {
+                Error::Catalog(format!(
+                    "CREATE STREAM {name} needs WITH (connector = '...'); valid connectors are: {}",
+                    source::CONNECTORS.join(", ")
+                ))
+            })?
+            .to_ascii_lowercase();
+        let options = options.without("connector");
+        let declared = if columns.is_empty() { None } else { Some(self.declared_schema(columns).await?) };
+        let schema = source::resolve_schema(&connector, declared, &options)?;
+        if schema.field_with_name(BATCH_TIME_COLUMN).is_ok() {
+            return Err(Error::Catalog(format!("column {BATCH_TIME_COLUMN} is reserved: quiver adds it to every stream")));
+        }
+        let def = StreamDef { name: name.to_string(), connector: connector.clone(), schema, options };
+        let columns = def.schema.fields().len();
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), def);
+        Ok(Output::Message(format!("created stream {name} ({connector}, {columns} columns)")))
+    }
+
+    /// Arrow schema of declared columns, with DataFusion's SQL type mapping.
+    async fn declared_schema(&self, columns: &[ColumnDef]) -> Result<SchemaRef, Error> {
+        let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
+        let sql = format!("CREATE TABLE __quiver_columns ({})", list.join(", "));
+        match self.tables.state().create_logical_plan(&sql).await? {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                Ok(Arc::new(create.input.schema().as_arrow().clone()))
+            }
+            other => Err(Error::Catalog(format!("unexpected plan for column list: {other}"))),
+        }
+    }
+
+    fn show_streams(&self) -> Result<RecordBatch, Error> {
+        let streams = self.streams();
+        let column = |f: &dyn Fn(&StreamDef) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(streams.iter().map(f).collect::<Vec<_>>()))
+        };
+        let columns = vec![
+            column(&|s| s.name.clone()),
+            column(&|s| s.connector.clone()),
+            column(&|s| s.options.get("format").unwrap_or("text").to_string()),
+            column(&|s| s.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")),
+        ];
+        Ok(RecordBatch::try_new(string_schema(&["name", "connector", "format", "columns"]), columns)
+            .map_err(|e| Error::Catalog(e.to_string()))?)
+    }
+
+    async fn describe(&self, name: &str) -> Result<Output, Error> {
+        let def = self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        let Some(def) = def else {
+            return self.run_sql_on_datafusion(&format!("DESCRIBE {name}")).await;
+        };
+        let schema = with_batch_time(&def.schema);
+        let fields = schema.fields();
+        let names: StringArray = fields.iter().map(|f| Some(f.name().clone())).collect();
+        let types: StringArray = fields.iter().map(|f| Some(f.data_type().to_string())).collect();
+        let nullable: StringArray = fields.iter().map(|f| Some(if f.is_nullable() { "YES" } else { "NO" })).collect();
+        let batch = RecordBatch::try_new(
+            string_schema(&["column_name", "data_type", "is_nullable"]),
+            vec![Arc::new(names), Arc::new(types), Arc::new(nullable)],
+        )
+        .map_err(|e| Error::Catalog(e.to_string()))?;
+        Ok(Output::Rows(vec![batch]))
+    }
+
+    async fn set(&self, name: &str, value: &str) -> Result<Output, Error> {
+        match name {
+            "batch_interval" => {
+                let interval = humantime::parse_duration(value).map_err(|e| {
+                    Error::Catalog(format!("batch_interval = '{value}' is invalid: {e}; write e.g. '200ms' or '1s'"))
+                })?;
+                if interval < Duration::from_millis(1) {
+                    return Err(Error::Catalog("batch_interval must be at least 1ms".into()));
+                }
+                self.config.lock().unwrap_or_else(|p| p.into_inner()).batch_interval = interval;
+                Ok(Output::Message(format!("batch_interval = {}", humantime::format_duration(interval))))
+            }
+            _ if name.starts_with("datafusion.") => {
+                self.run_sql_on_datafusion(&format!("SET {name} = '{}'", value.replace('\'', "''"))).await
+            }
+            _ => Err(Error::Catalog(format!(
+                "unknown setting '{name}'; valid settings are: {}, datafusion.*",
+                SETTINGS.join(", ")
+            ))),
+        }
+    }
+
+    async fn plan(&self, query: &ast::Query) -> Result<Option<StreamingPlan>, Error> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let interval_ms = self.config().batch_interval.as_millis() as i64;
+        let config = self.tables.copied_config();
+        Ok(StreamingPlan::try_new(query, &streams, &self.tables, config, interval_ms).await?)
+    }
+
+    async fn query(&self, query: &ast::Query) -> Result<Output, Error> {
+        let Some(plan) = self.plan(query).await? else {
+            return self.run_on_datafusion(ast::Statement::Query(Box::new(query.clone()))).await;
+        };
+        let config = self.config();
+        let name = format!("query_{}", self.next_query.fetch_add(1, Ordering::Relaxed));
+        let interval_ms = config.batch_interval.as_millis() as i64;
+        Ok(Output::Query(start_query(name, plan, interval_ms, config.clock, config.limits)?))
+    }
+
+    async fn explain(&self, query: &ast::Query) -> Result<Output, Error> {
+        let Some(plan) = self.plan(query).await? else {
+            return self.run_sql_on_datafusion(&format!("EXPLAIN {query}")).await;
+        };
+        let interval = humantime::format_duration(self.config().batch_interval);
+        let inputs: Vec<String> = plan
+            .inputs
+            .iter()
+            .map(|i| match (i.windowed, plan.window) {
+                (true, Some(w)) => format!(
+                    "{} window over {} (size {} ms, slide {} ms, processing time)",
+                    format!("{:?}", w.kind).to_uppercase(),
+                    i.stream,
+                    w.size_ms,
+                    w.slide_ms
+                ),
+                _ => format!("{} per batch", i.stream),
+            })
+            .collect();
+        let streaming = format!("continuous query, batch_interval {interval}\ninputs: {}", inputs.join("; "));
+        let mut batches = vec![RecordBatch::try_new(
+            string_schema(&["plan_type", "plan"]),
+            vec![Arc::new(StringArray::from(vec!["streaming_plan"])), Arc::new(StringArray::from(vec![streaming]))],
+        )
+        .map_err(|e| Error::Catalog(e.to_string()))?];
+        batches.extend(plan.explain().await?);
+        Ok(Output::Rows(batches))
+    }
+
+    async fn run_sql_on_datafusion(&self, sql: &str) -> Result<Output, Error> {
+        let rows = self.tables.sql(sql).await.map_err(SqlError::from)?.collect().await?;
+        Ok(Output::Rows(rows))
+    }
+
+    async fn run_on_datafusion(&self, statement: ast::Statement) -> Result<Output, Error> {
+        let state = self.tables.state();
+        let plan = state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await.map_err(SqlError::from)?;
+        let is_ddl = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
+        let rows = self.tables.execute_logical_plan(plan).await?.collect().await?;
+        Ok(if is_ddl { Output::Message("ok".into()) } else { Output::Rows(rows) })
+    }
+}
+
+fn string_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()))
+}

@@ -1,0 +1,29 @@
+//! Execution: the micro-batch scheduler that drives one continuous query —
+//! tick every batch interval, pull each source, feed windows, run the plan,
+//! hand the result on — plus the query's lifecycle (stop, drain, progress).
+//!
+//! Data flow: source → decode → `Batch` → window state → **query** → sink.
+
+mod clock;
+mod query;
+
+pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
+pub use query::{Progress, QueryHandle, QueryResult, QueryStopper, QuerySummary, RunLimits, start_query};
+
+use datafusion::error::DataFusionError;
+
+use crate::source::SourceError;
+
+/// A running query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A source could not be opened or read.
+    #[error("query {query}, stream '{stream}': {source}")]
+    Source { query: String, stream: String, source: SourceError },
+    /// DataFusion failed while running the plan.
+    #[error("query {query}, batch {batch_id}: {source}")]
+    Execute { query: String, batch_id: u64, source: DataFusionError },
+    /// Arrow failed while assembling a batch.
+    #[error("query {query}: {source}")]
+    Arrow { query: String, source: datafusion::arrow::error::ArrowError },
+}

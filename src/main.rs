@@ -1,0 +1,128 @@
+//! The `quiver` command: `quiver run FILE.sql`, `quiver -c "SQL"`, `quiver bench`,
+//! and a script on standard input. A thin front end over `quiver::Context`.
+
+mod cli;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use quiver::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
+use quiver::sink::OutputFormat;
+
+/// quiver: continuous SQL over streams of Arrow record batches.
+#[derive(Debug, Parser)]
+#[command(name = "quiver", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Run these SQL statements (separated by ';') instead of a file.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    sql: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the statements of a SQL script; continuous queries run until
+    /// Ctrl-C, or until their sources are drained with --until-idle.
+    Run {
+        /// The script, e.g. sql/wordcount.sql.
+        file: PathBuf,
+    },
+}
+
+/// Options shared by every way of running SQL.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Length of a batch interval, e.g. 200ms, 1s.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "1s")]
+    batch_interval: std::time::Duration,
+    /// Stop when every source is drained (files read, generator done, input closed).
+    #[arg(long, global = true)]
+    until_idle: bool,
+    /// Stop each query after this many batches.
+    #[arg(long, global = true, value_name = "N")]
+    max_batches: Option<u64>,
+    /// `wall` waits for each batch time; `simulated` runs batches back to back
+    /// at start-time + k * interval (deterministic processing time).
+    #[arg(long, global = true, default_value = "wall", value_parser = ["wall", "simulated"])]
+    clock: String,
+    /// First batch time of the simulated clock (RFC 3339).
+    #[arg(long, global = true, value_name = "TIME")]
+    start_time: Option<String>,
+    /// Output format of results on stdout.
+    #[arg(long, global = true, default_value = "table")]
+    format: OutputFormat,
+    /// Also print batches whose result is empty.
+    #[arg(long, global = true)]
+    show_empty: bool,
+}
+
+impl RunArgs {
+    fn config(&self) -> anyhow::Result<quiver::Config> {
+        let clock = match self.clock.as_str() {
+            "simulated" => {
+                let start_ms = match &self.start_time {
+                    None => DEFAULT_SIMULATED_START_MS,
+                    Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| anyhow::anyhow!("--start-time '{t}' is not an RFC 3339 time: {e}"))?
+                        .timestamp_millis(),
+                };
+                Clock::Simulated { start_ms }
+            }
+            _ => Clock::Wall,
+        };
+        if self.batch_interval.is_zero() {
+            anyhow::bail!("--batch-interval must be at least 1ms");
+        }
+        let limits = RunLimits { until_idle: self.until_idle, max_batches: self.max_batches };
+        Ok(quiver::Config { batch_interval: self.batch_interval, clock, limits })
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,quiver=info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.run.config()?;
+    let script = match (&cli.command, &cli.sql) {
+        (Some(Command::Run { file }), _) => std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read script '{}': {e}", file.display()))?,
+        (None, Some(sql)) => sql.clone(),
+        (None, None) if !std::io::stdin().is_terminal() => std::io::read_to_string(std::io::stdin())?,
+        (None, None) => {
+            anyhow::bail!(
+                "the interactive REPL is not available yet; run a script with `quiver run FILE.sql`, \
+                 `quiver -c \"SQL\"` or `quiver < FILE.sql` (see `quiver --help`)"
+            )
+        }
+    };
+    cli::run_script(quiver::Context::new(config), &script, cli.run.format, cli.run.show_empty).await
+}

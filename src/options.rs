@@ -1,0 +1,118 @@
+//! Typed access to a `WITH (key = value, ...)` option list. Connectors and
+//! formats declare the keys they understand; anything else is an error that
+//! lists the valid keys, so a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// A `WITH (...)` option that is unknown, missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    /// An option the connector or format does not understand.
+    #[error("unknown option '{key}' for {owner}; valid options are: {valid}")]
+    Unknown { owner: String, key: String, valid: String },
+    /// A required option is absent.
+    #[error("{owner} needs option '{key}', e.g. WITH ({key} = '...')")]
+    Missing { owner: String, key: String },
+    /// An option value that cannot be used.
+    #[error("option '{key}' = '{value}' is invalid: {reason}")]
+    Invalid { key: String, value: String, reason: String },
+}
+
+/// The options of one `CREATE STREAM ... WITH (...)` clause, keys lower-cased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    entries: BTreeMap<String, String>,
+}
+
+impl Options {
+    /// Builds options from key/value pairs; keys are case-insensitive.
+    pub fn new<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let entries = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into().to_ascii_lowercase(), v.into()))
+            .collect();
+        Self { entries }
+    }
+
+    /// These options without `key` (e.g. `connector`, consumed by the catalog).
+    pub fn without(&self, key: &str) -> Options {
+        let mut entries = self.entries.clone();
+        entries.remove(key);
+        Self { entries }
+    }
+
+    /// All options, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The raw value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
+    /// The value of a required option.
+    pub fn required(&self, connector: &str, key: &str) -> Result<&str, OptionError> {
+        self.get(key).ok_or_else(|| OptionError::Missing {
+            owner: format!("connector '{connector}'"),
+            key: key.to_string(),
+        })
+    }
+
+    /// Parses `key` into `T`, or returns `default` when it is absent.
+    pub fn parse_or<T: FromStr>(&self, key: &str, default: T) -> Result<T, OptionError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| OptionError::Invalid {
+                key: key.to_string(),
+                value: v.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Parses an optional `key` into `T`.
+    pub fn parse_opt<T: FromStr>(&self, key: &str) -> Result<Option<T>, OptionError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|e: T::Err| OptionError::Invalid {
+                key: key.to_string(),
+                value: v.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Builds the error for an option whose value was parsed but is unusable.
+    pub fn invalid(&self, key: &str, reason: impl Into<String>) -> OptionError {
+        OptionError::Invalid {
+            key: key.to_string(),
+            value: self.get(key).unwrap_or_default().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Fails on the first key that is not in `valid`, naming the valid keys.
+    pub fn check_keys(&self, connector: &str, valid: &[&str]) -> Result<(), OptionError> {
+        match self.entries.keys().find(|k| !valid.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(key) => Err(OptionError::Unknown {
+                owner: format!("connector '{connector}'"),
+                key: key.clone(),
+                valid: valid.join(", "),
+            }),
+        }
+    }
+}

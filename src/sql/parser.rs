@@ -1,0 +1,274 @@
+//! Parsing quiver's SQL: DataFusion's dialect plus the streaming statements
+//! (`CREATE STREAM`, `SHOW STREAMS`, `DESCRIBE`, `SET`, `EXPLAIN`). Built on
+//! sqlparser's `Parser` the way DataFusion's `DFParser` adds
+//! `CREATE EXTERNAL TABLE`: peek at the leading keywords, parse our statements
+//! with the parser's own building blocks, hand everything else to sqlparser.
+
+use datafusion::sql::sqlparser::ast::{self, ColumnDef, ObjectName};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+
+use super::SqlError;
+use crate::options::Options;
+
+/// One parsed statement of a script.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// `CREATE STREAM [IF NOT EXISTS] name [(columns)] WITH (key = value, ...)`.
+    CreateStream {
+        /// Stream name, normalized like DataFusion table names.
+        name: String,
+        /// Declared columns (may be empty when the connector can infer them).
+        columns: Vec<ColumnDef>,
+        /// All `WITH` options, including `connector`.
+        options: Options,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `SHOW STREAMS`.
+    ShowStreams,
+    /// `DESCRIBE name` / `DESC name`.
+    Describe(String),
+    /// `SET name = value` / `SET name TO value`.
+    Set {
+        /// Setting name, lower case.
+        name: String,
+        /// Value as written (quotes removed).
+        value: String,
+    },
+    /// `EXPLAIN <query>`: the streaming plan plus DataFusion's plan.
+    Explain(Box<ast::Query>),
+    /// A query: continuous when it reads a stream, one-off otherwise.
+    Query(Box<ast::Query>),
+    /// Any other statement, executed by DataFusion as is.
+    Other(Box<ast::Statement>),
+}
+
+/// A statement with the text it was parsed from, for messages.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// The statement.
+    pub statement: Statement,
+    /// Its source text, trimmed, without the trailing `;`.
+    pub text: String,
+    /// 1-based line where it starts in the script.
+    pub line: u64,
+}
+
+/// Splits a script into statements and parses each one.
+pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(parse_error)?;
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        let start = parser.peek_token().span.start;
+        if parser.peek_token().token == Token::EOF {
+            return Ok(statements);
+        }
+        let statement = parse_statement(&mut parser).map_err(parse_error)?;
+        let next = parser.peek_token();
+        if !matches!(next.token, Token::SemiColon | Token::EOF) {
+            return Err(parse_error(ParserError::ParserError(format!(
+                "expected ';' after the statement, found {} at {}",
+                next.token, next.span.start
+            ))));
+        }
+        let text = slice(sql, start, next.span.start).trim().to_string();
+        statements.push(ParsedStatement { statement, text, line: start.line });
+    }
+}
+
+fn parse_error(e: ParserError) -> SqlError {
+    SqlError::Parse(e.to_string().trim_start_matches("sql parser error: ").to_string())
+}
+
+/// The text between two tokenizer locations (1-based line and column).
+fn slice(sql: &str, start: Location, end: Location) -> &str {
+    let offset = |loc: Location| -> usize {
+        if loc.line == 0 {
+            return sql.len();
+        }
+        let mut line_start = 0;
+        for _ in 1..loc.line {
+            match sql[line_start..].find('\n') {
+                Some(i) => line_start += i + 1,
+                None => return sql.len(),
+            }
+        }
+        sql[line_start..]
+            .char_indices()
+            .nth(loc.column.saturating_sub(1) as usize)
+            .map_or(sql.len(), |(i, _)| line_start + i)
+    };
+    let (s, e) = (offset(start), offset(end));
+    if s <= e { &sql[s..e] } else { &sql[s..] }
+}
+
+/// The upper-cased word of the token `n` ahead, if it is a word.
+fn word_at(parser: &Parser, n: usize) -> Option<String> {
+    match parser.peek_nth_token(n).token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let first = word_at(parser, 0);
+    let second = word_at(parser, 1);
+    match (first.as_deref(), second.as_deref()) {
+        (Some("CREATE"), Some("STREAM")) => {
+            parser.next_token();
+            parser.next_token();
+            parse_create_stream(parser)
+        }
+        (Some("SHOW"), Some("STREAMS")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::ShowStreams)
+        }
+        (Some("DESCRIBE") | Some("DESC"), _) => {
+            parser.next_token();
+            Ok(Statement::Describe(normalize_name(&parser.parse_object_name(false)?)))
+        }
+        (Some("SET"), _) => {
+            parser.next_token();
+            parse_set(parser)
+        }
+        (Some("EXPLAIN"), Some("SELECT") | Some("WITH")) => {
+            parser.next_token();
+            Ok(Statement::Explain(parser.parse_query()?))
+        }
+        _ => match parser.parse_statement()? {
+            ast::Statement::Query(query) => Ok(Statement::Query(query)),
+            other => Ok(Statement::Other(Box::new(other))),
+        },
+    }
+}
+
+fn parse_create_stream(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = normalize_name(&parser.parse_object_name(false)?);
+    let (columns, constraints) = parser.parse_columns()?;
+    if !constraints.is_empty() {
+        return parser_err("table constraints (PRIMARY KEY, ...) are not supported on streams");
+    }
+    parser.expect_keyword_is(Keyword::WITH)?;
+    let options = parse_with_options(parser)?;
+    Ok(Statement::CreateStream { name, columns, options, if_not_exists })
+}
+
+/// `( key = value, ... )` where keys are words (dotted allowed) or quoted
+/// strings and values are strings, numbers, booleans or words.
+fn parse_with_options(parser: &mut Parser) -> Result<Options, ParserError> {
+    parser.expect_token(&Token::LParen)?;
+    let mut pairs = Vec::new();
+    loop {
+        let key = match parser.next_token().token {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
+            Token::Word(w) => {
+                let mut key = w.value;
+                while parser.consume_token(&Token::Period) {
+                    match parser.next_token().token {
+                        Token::Word(w) => key = format!("{key}.{}", w.value),
+                        other => return parser_err(&format!("expected an option name after '.', found {other}")),
+                    }
+                }
+                key
+            }
+            Token::RParen if pairs.is_empty() => break,
+            other => return parser_err(&format!("expected an option name, found {other}")),
+        };
+        parser.expect_token(&Token::Eq)?;
+        let value = match parser.next_token().token {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
+            Token::Number(n, _) => n,
+            Token::Word(w) => w.value,
+            other => return parser_err(&format!("expected a value for option '{key}', found {other}")),
+        };
+        pairs.push((key, value));
+        if parser.consume_token(&Token::RParen) {
+            break;
+        }
+        parser.expect_token(&Token::Comma)?;
+    }
+    Ok(Options::new(pairs))
+}
+
+fn parse_set(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let name = parser.parse_object_name(false)?.to_string().to_ascii_lowercase();
+    if !parser.consume_token(&Token::Eq) && !parser.parse_keyword(Keyword::TO) {
+        return parser.expected("'=' or TO", parser.peek_token());
+    }
+    let value = match parser.next_token().token {
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
+        Token::Number(n, _) => n,
+        Token::Word(w) => w.value,
+        other => return parser_err(&format!("expected a value for '{name}', found {other}")),
+    };
+    Ok(Statement::Set { name, value })
+}
+
+fn parser_err<T>(message: &str) -> Result<T, ParserError> {
+    Err(ParserError::ParserError(message.to_string()))
+}
+
+/// A table name as DataFusion resolves it: unquoted parts lower-cased.
+pub fn normalize_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .filter_map(|part| part.as_ident())
+        .map(|ident| if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_script_of_streaming_and_plain_statements() {
+        let script = "CREATE STREAM Lines WITH (connector='socket', port = 9999, 'bootstrap.servers' = 'x');\n\
+                      SET batch_interval = '200ms';\nSHOW STREAMS; DESCRIBE lines;\n\
+                      SELECT count(*) FROM lines; EXPLAIN SELECT 1; CREATE VIEW v AS SELECT 1";
+        let parsed = parse_script(script).unwrap();
+        assert_eq!(parsed.len(), 7);
+        match &parsed[0].statement {
+            Statement::CreateStream { name, columns, options, .. } => {
+                assert_eq!(name, "lines");
+                assert!(columns.is_empty());
+                assert_eq!(options.get("connector"), Some("socket"));
+                assert_eq!(options.get("port"), Some("9999"));
+                assert_eq!(options.get("bootstrap.servers"), Some("x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&parsed[1].statement, Statement::Set { name, value } if name == "batch_interval" && value == "200ms"));
+        assert!(matches!(parsed[2].statement, Statement::ShowStreams));
+        assert!(matches!(parsed[4].statement, Statement::Query(_)));
+        assert_eq!(parsed[4].text, "SELECT count(*) FROM lines");
+        assert_eq!(parsed[4].line, 3);
+        assert!(matches!(parsed[5].statement, Statement::Explain(_)));
+        assert!(matches!(parsed[6].statement, Statement::Other(_)));
+    }
+
+    #[test]
+    fn declared_columns_are_kept() {
+        let parsed = parse_script("CREATE STREAM s (a BIGINT NOT NULL, b VARCHAR) WITH (connector = 'stdin', format = 'csv')").unwrap();
+        match &parsed[0].statement {
+            Statement::CreateStream { columns, .. } => assert_eq!(columns.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_position() {
+        let err = parse_script("SELECT 1;\nSELEC x FROM y").unwrap_err();
+        assert!(err.to_string().contains("Line: 2"), "{err}");
+        let err = parse_script("CREATE STREAM s WITH (connector 'x')").unwrap_err();
+        assert!(err.to_string().contains("Expected: ="), "{err}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Golden streaming SQL cases: every `tests/sql/*.case` file holds the input
+//! files (one batch each with `max_files_per_batch = 1`), the `quiver` command
+//! line, the script, and the exact expected stdout — per batch or window — or
+//! the expected error. They run the real binary on the simulated clock, so
+//! processing-time windows are deterministic.
+//!
+//! Sections of a case file, each starting with a `---` line:
+//! - `--- file PATH` then the file's content (written under a temp dir);
+//! - `--- run ARGS...` then the SQL script (the command's working dir is the temp dir);
+//! - `--- expect` then stdout; or `--- error` then text stderr must contain.
+//!
+//! `QUIVER_BLESS=1 cargo test --test golden` rewrites the expectations from
+//! the actual output (review the diff before committing).
+
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, Default)]
+struct Case {
+    head: String,
+    files: Vec<(String, String)>,
+    args: Vec<String>,
+    sql: String,
+    expect: Option<String>,
+    error: Option<String>,
+}
+
+fn parse(text: &str) -> Case {
+    let mut case = Case::default();
+    let mut section: Option<(String, String)> = None;
+    let mut body = String::new();
+    let flush = |case: &mut Case, section: &Option<(String, String)>, body: &mut String| {
+        let content = std::mem::take(body);
+        match section {
+            None => case.head = content,
+            Some((kind, arg)) => match kind.as_str() {
+                "file" => case.files.push((arg.clone(), content)),
+                "run" => {
+                    case.args = arg.split_whitespace().map(String::from).collect();
+                    case.sql = content;
+                }
+                "expect" => case.expect = Some(content),
+                "error" => case.error = Some(content.trim().to_string()),
+                other => panic!("unknown section '--- {other}'"),
+            },
+        }
+    };
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("--- ") {
+            flush(&mut case, &section, &mut body);
+            let rest = rest.trim_end();
+            let (kind, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+            section = Some((kind.to_string(), arg.to_string()));
+        } else {
+            body.push_str(line);
+        }
+    }
+    flush(&mut case, &section, &mut body);
+    case
+}
+
+fn normalize(text: &str) -> String {
+    text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+fn run_case(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let case = parse(&text);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for (name, content) in &case.files {
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| e.to_string())?;
+        std::fs::write(&file, content).map_err(|e| e.to_string())?;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .args(&case.args)
+        .arg("-c")
+        .arg(&case.sql)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if std::env::var_os("QUIVER_BLESS").is_some() && case.expect.is_some() {
+        let cut = text.find("--- expect").unwrap();
+        std::fs::write(path, format!("{}--- expect\n{}\n", &text[..cut], normalize(&stdout))).unwrap();
+        return Ok(());
+    }
+    match (&case.expect, &case.error) {
+        (Some(expected), _) => {
+            if !output.status.success() {
+                return Err(format!("quiver failed: {}\nstderr:\n{stderr}", output.status));
+            }
+            if normalize(expected) != normalize(&stdout) {
+                return Err(format!(
+                    "stdout differs\n--- expected\n{}\n--- actual\n{}\n--- stderr\n{stderr}",
+                    normalize(expected),
+                    normalize(&stdout)
+                ));
+            }
+        }
+        (None, Some(error)) => {
+            if output.status.success() {
+                return Err(format!("expected failure with '{error}', but quiver succeeded\nstdout:\n{stdout}"));
+            }
+            if !stderr.contains(error.as_str()) {
+                return Err(format!("stderr does not contain '{error}'\nstderr:\n{stderr}"));
+            }
+            if stderr.contains("panicked") {
+                return Err(format!("quiver panicked:\n{stderr}"));
+            }
+        }
+        (None, None) => return Err("case has neither '--- expect' nor '--- error'".into()),
+    }
+    Ok(())
+}
+
+#[test]
+fn golden_streaming_sql_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.retain(|p| p.extension().is_some_and(|e| e == "case"));
+    paths.sort();
+    assert!(paths.len() >= 10, "expected the golden cases in {}", dir.display());
+    let failures: Vec<String> = paths
+        .iter()
+        .filter_map(|p| run_case(p).err().map(|e| format!("=== {}\n{e}", p.file_name().unwrap().to_string_lossy())))
+        .collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), paths.len(), failures.join("\n"));
+}
