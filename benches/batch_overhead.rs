@@ -1,1 +1,20 @@
-fn main(){}
+//! `cargo bench`: the same measurements as `quiver bench` (per-batch overhead
+//! and per-batch GROUP BY throughput, each next to DataFusion on the same data
+//! in the same run). Sizes can be set with QUIVER_BENCH_EVENTS.
+
+fn main() -> anyhow::Result<()> {
+    let events = std::env::var("QUIVER_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let args = quiver::bench::BenchArgs {
+        which: "all".into(),
+        events,
+        events_per_batch: 100_000,
+        batches: 2_000,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(quiver::bench::run(&args))
+}

@@ -6,4 +6,5 @@ CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', rate = 5000, seed 
 SELECT channel, count(*) AS bids, max(price) AS top_price, window_start, window_end
 FROM HOP(bids, _batch_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND)
 GROUP BY channel, window_start, window_end
-ORDER BY bids DESC;
+ORDER BY bids DESC, channel
+LIMIT 5;

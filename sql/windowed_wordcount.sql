@@ -4,8 +4,10 @@
 CREATE STREAM lines WITH (connector = 'socket', host = '127.0.0.1', port = 9999, format = 'text');
 
 SELECT word, count(*) AS n, window_start, window_end
-FROM HOP(lines, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND)
-CROSS JOIN unnest(string_to_array(line, ' ')) AS t(word)
+FROM (
+  SELECT unnest(string_to_array(line, ' ')) AS word, window_start, window_end
+  FROM HOP(lines, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND)
+)
 WHERE word <> ''
 GROUP BY word, window_start, window_end
 ORDER BY n DESC, word;

@@ -65,7 +65,12 @@ pub fn stamp_batch_time(
     time_ms: i64,
 ) -> Result<RecordBatch, ArrowError> {
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(TimestampMillisecondArray::from(vec![time_ms; batch.num_rows()])));
+    columns.push(Arc::new(TimestampMillisecondArray::from(vec![
+        time_ms;
+        batch
+            .num_rows(
+            )
+    ])));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -77,11 +82,16 @@ mod tests {
     #[test]
     fn stamps_every_row_with_the_batch_time() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        let rb = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+        let rb = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
+            .unwrap();
         let out_schema = with_batch_time(&schema);
         let out = stamp_batch_time(&rb, &out_schema, 5_000).unwrap();
         assert_eq!(out.num_columns(), 2);
-        let t = out.column(1).as_any().downcast_ref::<TimestampMillisecondArray>().unwrap();
+        let t = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .unwrap();
         assert_eq!(t.values().to_vec(), vec![5_000, 5_000]);
     }
 }

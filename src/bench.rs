@@ -36,7 +36,8 @@ pub struct BenchArgs {
 }
 
 /// The per-batch aggregate both benchmarks run.
-pub const THROUGHPUT_QUERY: &str = "SELECT auction, count(*) AS bids, max(price) AS top FROM bids GROUP BY auction";
+pub const THROUGHPUT_QUERY: &str =
+    "SELECT auction, count(*) AS bids, max(price) AS top FROM bids GROUP BY auction";
 /// The trivial query of the overhead benchmark.
 pub const OVERHEAD_QUERY: &str = "SELECT count(*) FROM bids";
 
@@ -89,11 +90,20 @@ fn bids_stream(events: u64, events_per_batch: u64) -> String {
 
 /// Runs `query` over a Nexmark bid stream on a simulated clock until the
 /// generator is drained; returns (batches, elapsed).
-async fn run_quiver(query: &str, events: u64, events_per_batch: u64) -> anyhow::Result<(u64, Duration)> {
+async fn run_quiver(
+    query: &str,
+    events: u64,
+    events_per_batch: u64,
+) -> anyhow::Result<(u64, Duration)> {
     let ctx = Context::new(Config {
         batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated { start_ms: DEFAULT_SIMULATED_START_MS },
-        limits: RunLimits { until_idle: true, max_batches: None },
+        clock: Clock::Simulated {
+            start_ms: DEFAULT_SIMULATED_START_MS,
+        },
+        limits: RunLimits {
+            until_idle: true,
+            max_batches: None,
+        },
     });
     ctx.sql(&bids_stream(events, events_per_batch)).await?;
     let started = Instant::now();
@@ -110,7 +120,10 @@ fn pregenerated_bids(events: u64) -> Vec<RecordBatch> {
     NexmarkGenerator::new(7, 1, DEFAULT_SIMULATED_START_MS).generate(NexmarkKind::Bid, 0, events)
 }
 
-async fn datafusion_over(batches: Vec<Vec<RecordBatch>>, query: &str) -> anyhow::Result<SessionContext> {
+async fn datafusion_over(
+    batches: Vec<Vec<RecordBatch>>,
+    query: &str,
+) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let table = MemTable::try_new(nexmark::schema(NexmarkKind::Bid), batches)?;
     ctx.register_table("bids", Arc::new(table))?;

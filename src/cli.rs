@@ -10,7 +10,12 @@ use quiver::{Context, Output};
 use tokio::sync::mpsc;
 
 /// Runs `script` on `ctx`, printing results to stdout in `format`.
-pub async fn run_script(ctx: Context, script: &str, format: OutputFormat, show_empty: bool) -> anyhow::Result<()> {
+pub async fn run_script(
+    ctx: Context,
+    script: &str,
+    format: OutputFormat,
+    show_empty: bool,
+) -> anyhow::Result<()> {
     let mut sink = ConsoleSink::new(std::io::stdout().lock(), format, show_empty);
     let mut queries = Vec::new();
     let statements = match quiver::sql::parse_script(script) {
@@ -29,13 +34,19 @@ pub async fn run_script(ctx: Context, script: &str, format: OutputFormat, show_e
             Output::Message(message) => eprintln!("{message}"),
             Output::Rows(rows) => sink.write_rows(&rows)?,
             Output::Query(query) => {
-                eprintln!("started {} (Ctrl-C stops it after the current batch)", query.name);
+                eprintln!(
+                    "started {} (Ctrl-C stops it after the current batch)",
+                    query.name
+                );
                 queries.push(query);
             }
         }
     }
     sink.name_queries(queries.len() > 1);
-    let stoppers: Vec<_> = queries.iter().map(quiver::exec::QueryHandle::stopper).collect();
+    let stoppers: Vec<_> = queries
+        .iter()
+        .map(quiver::exec::QueryHandle::stopper)
+        .collect();
     let stop_all = move || stoppers.iter().for_each(quiver::exec::QueryStopper::stop);
     tokio::spawn(stop_on_signals(stop_all.clone()));
 

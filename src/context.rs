@@ -37,7 +37,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { batch_interval: Duration::from_secs(1), clock: Clock::Wall, limits: RunLimits::default() }
+        Self {
+            batch_interval: Duration::from_secs(1),
+            clock: Clock::Wall,
+            limits: RunLimits::default(),
+        }
     }
 }
 
@@ -81,7 +85,9 @@ impl Context {
     }
 
     fn session_config() -> SessionConfig {
-        SessionConfig::new().with_target_partitions(1).with_information_schema(true)
+        SessionConfig::new()
+            .with_target_partitions(1)
+            .with_information_schema(true)
     }
 
     /// Current settings.
@@ -91,7 +97,12 @@ impl Context {
 
     /// The declared streams, by name.
     pub fn streams(&self) -> Vec<StreamDef> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Parses and runs every statement of `script`, stopping at the first error.
@@ -105,17 +116,25 @@ impl Context {
 
     /// Runs one parsed statement; errors name the statement.
     pub async fn execute(&self, statement: &ParsedStatement) -> Result<Output, Error> {
-        self.execute_inner(&statement.statement).await.map_err(|source| Error::Statement {
-            line: statement.line,
-            text: statement.text.clone(),
-            source: Box::new(source),
-        })
+        self.execute_inner(&statement.statement)
+            .await
+            .map_err(|source| Error::Statement {
+                line: statement.line,
+                text: statement.text.clone(),
+                source: Box::new(source),
+            })
     }
 
     async fn execute_inner(&self, statement: &Statement) -> Result<Output, Error> {
         match statement {
-            Statement::CreateStream { name, columns, options, if_not_exists } => {
-                self.create_stream(name, columns, options, *if_not_exists).await
+            Statement::CreateStream {
+                name,
+                columns,
+                options,
+                if_not_exists,
+            } => {
+                self.create_stream(name, columns, options, *if_not_exists)
+                    .await
             }
             Statement::ShowStreams => Ok(Output::Rows(vec![self.show_streams()?])),
             Statement::Describe(name) => self.describe(name).await,
@@ -133,11 +152,18 @@ impl Context {
         options: &Options,
         if_not_exists: bool,
     ) -> Result<Output, Error> {
-        if self.streams.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name) {
+        if self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+        {
             return if if_not_exists {
                 Ok(Output::Message(format!("stream {name} already exists")))
             } else {
-                Err(Error::Catalog(format!("stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS")))
+                Err(Error::Catalog(format!(
+                    "stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS"
+                )))
             };
         }
         let connector = options
@@ -150,15 +176,32 @@ impl Context {
             })?
             .to_ascii_lowercase();
         let options = options.without("connector");
-        let declared = if columns.is_empty() { None } else { Some(self.declared_schema(columns).await?) };
+        let declared = if columns.is_empty() {
+            None
+        } else {
+            Some(self.declared_schema(columns).await?)
+        };
         let schema = source::resolve_schema(&connector, declared, &options)?;
         if schema.field_with_name(BATCH_TIME_COLUMN).is_ok() {
-            return Err(Error::Catalog(format!("column {BATCH_TIME_COLUMN} is reserved: quiver adds it to every stream")));
+            return Err(Error::Catalog(format!(
+                "column {BATCH_TIME_COLUMN} is reserved: quiver adds it to every stream"
+            )));
         }
-        let def = StreamDef { name: name.to_string(), connector: connector.clone(), schema, options };
+        let def = StreamDef {
+            name: name.to_string(),
+            connector: connector.clone(),
+            schema,
+            options,
+        };
         let columns = def.schema.fields().len();
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), def);
-        Ok(Output::Message(format!("created stream {name} ({connector}, {columns} columns)")))
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), def);
+        let plural = if columns == 1 { "" } else { "s" };
+        Ok(Output::Message(format!(
+            "created stream {name} ({connector}, {columns} column{plural})"
+        )))
     }
 
     /// Arrow schema of declared columns, with DataFusion's SQL type mapping.
@@ -169,7 +212,9 @@ impl Context {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
                 Ok(Arc::new(create.input.schema().as_arrow().clone()))
             }
-            other => Err(Error::Catalog(format!("unexpected plan for column list: {other}"))),
+            other => Err(Error::Catalog(format!(
+                "unexpected plan for column list: {other}"
+            ))),
         }
     }
 
@@ -182,22 +227,45 @@ impl Context {
             column(&|s| s.name.clone()),
             column(&|s| s.connector.clone()),
             column(&|s| s.options.get("format").unwrap_or("text").to_string()),
-            column(&|s| s.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")),
+            column(&|s| {
+                s.schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
         ];
-        Ok(RecordBatch::try_new(string_schema(&["name", "connector", "format", "columns"]), columns)
-            .map_err(|e| Error::Catalog(e.to_string()))?)
+        Ok(RecordBatch::try_new(
+            string_schema(&["name", "connector", "format", "columns"]),
+            columns,
+        )
+        .map_err(|e| Error::Catalog(e.to_string()))?)
     }
 
     async fn describe(&self, name: &str) -> Result<Output, Error> {
-        let def = self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        let def = self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
         let Some(def) = def else {
-            return self.run_sql_on_datafusion(&format!("DESCRIBE {name}")).await;
+            return self
+                .run_sql_on_datafusion(&format!("DESCRIBE {name}"))
+                .await;
         };
         let schema = with_batch_time(&def.schema);
         let fields = schema.fields();
         let names: StringArray = fields.iter().map(|f| Some(f.name().clone())).collect();
-        let types: StringArray = fields.iter().map(|f| Some(f.data_type().to_string())).collect();
-        let nullable: StringArray = fields.iter().map(|f| Some(if f.is_nullable() { "YES" } else { "NO" })).collect();
+        let types: StringArray = fields
+            .iter()
+            .map(|f| Some(f.data_type().to_string()))
+            .collect();
+        let nullable: StringArray = fields
+            .iter()
+            .map(|f| Some(if f.is_nullable() { "YES" } else { "NO" }))
+            .collect();
         let batch = RecordBatch::try_new(
             string_schema(&["column_name", "data_type", "is_nullable"]),
             vec![Arc::new(names), Arc::new(types), Arc::new(nullable)],
@@ -210,16 +278,25 @@ impl Context {
         match name {
             "batch_interval" => {
                 let interval = humantime::parse_duration(value).map_err(|e| {
-                    Error::Catalog(format!("batch_interval = '{value}' is invalid: {e}; write e.g. '200ms' or '1s'"))
+                    Error::Catalog(format!(
+                        "batch_interval = '{value}' is invalid: {e}; write e.g. '200ms' or '1s'"
+                    ))
                 })?;
                 if interval < Duration::from_millis(1) {
                     return Err(Error::Catalog("batch_interval must be at least 1ms".into()));
                 }
-                self.config.lock().unwrap_or_else(|p| p.into_inner()).batch_interval = interval;
-                Ok(Output::Message(format!("batch_interval = {}", humantime::format_duration(interval))))
+                self.config
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .batch_interval = interval;
+                Ok(Output::Message(format!(
+                    "batch_interval = {}",
+                    humantime::format_duration(interval)
+                )))
             }
             _ if name.starts_with("datafusion.") => {
-                self.run_sql_on_datafusion(&format!("SET {name} = '{}'", value.replace('\'', "''"))).await
+                self.run_sql_on_datafusion(&format!("SET {name} = '{}'", value.replace('\'', "''")))
+                    .await
             }
             _ => Err(Error::Catalog(format!(
                 "unknown setting '{name}'; valid settings are: {}, datafusion.*",
@@ -229,7 +306,11 @@ impl Context {
     }
 
     async fn plan(&self, query: &ast::Query) -> Result<Option<StreamingPlan>, Error> {
-        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let interval_ms = self.config().batch_interval.as_millis() as i64;
         let config = self.tables.copied_config();
         Ok(StreamingPlan::try_new(query, &streams, &self.tables, config, interval_ms).await?)
@@ -237,17 +318,27 @@ impl Context {
 
     async fn query(&self, query: &ast::Query) -> Result<Output, Error> {
         let Some(plan) = self.plan(query).await? else {
-            return self.run_on_datafusion(ast::Statement::Query(Box::new(query.clone()))).await;
+            return self
+                .run_on_datafusion(ast::Statement::Query(Box::new(query.clone())))
+                .await;
         };
         let config = self.config();
         let name = format!("query_{}", self.next_query.fetch_add(1, Ordering::Relaxed));
         let interval_ms = config.batch_interval.as_millis() as i64;
-        Ok(Output::Query(start_query(name, plan, interval_ms, config.clock, config.limits)?))
+        Ok(Output::Query(start_query(
+            name,
+            plan,
+            interval_ms,
+            config.clock,
+            config.limits,
+        )?))
     }
 
     async fn explain(&self, query: &ast::Query) -> Result<Output, Error> {
         let Some(plan) = self.plan(query).await? else {
-            return self.run_sql_on_datafusion(&format!("EXPLAIN {query}")).await;
+            return self
+                .run_sql_on_datafusion(&format!("EXPLAIN {query}"))
+                .await;
         };
         let interval = humantime::format_duration(self.config().batch_interval);
         let inputs: Vec<String> = plan
@@ -264,30 +355,61 @@ impl Context {
                 _ => format!("{} per batch", i.stream),
             })
             .collect();
-        let streaming = format!("continuous query, batch_interval {interval}\ninputs: {}", inputs.join("; "));
-        let mut batches = vec![RecordBatch::try_new(
-            string_schema(&["plan_type", "plan"]),
-            vec![Arc::new(StringArray::from(vec!["streaming_plan"])), Arc::new(StringArray::from(vec![streaming]))],
-        )
-        .map_err(|e| Error::Catalog(e.to_string()))?];
+        let streaming = format!(
+            "continuous query, batch_interval {interval}\ninputs: {}",
+            inputs.join("; ")
+        );
+        let mut batches = vec![
+            RecordBatch::try_new(
+                string_schema(&["plan_type", "plan"]),
+                vec![
+                    Arc::new(StringArray::from(vec!["streaming_plan"])),
+                    Arc::new(StringArray::from(vec![streaming])),
+                ],
+            )
+            .map_err(|e| Error::Catalog(e.to_string()))?,
+        ];
         batches.extend(plan.explain().await?);
         Ok(Output::Rows(batches))
     }
 
     async fn run_sql_on_datafusion(&self, sql: &str) -> Result<Output, Error> {
-        let rows = self.tables.sql(sql).await.map_err(SqlError::from)?.collect().await?;
+        let rows = self
+            .tables
+            .sql(sql)
+            .await
+            .map_err(SqlError::from)?
+            .collect()
+            .await?;
         Ok(Output::Rows(rows))
     }
 
     async fn run_on_datafusion(&self, statement: ast::Statement) -> Result<Output, Error> {
         let state = self.tables.state();
-        let plan = state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await.map_err(SqlError::from)?;
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(SqlError::from)?;
         let is_ddl = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
-        let rows = self.tables.execute_logical_plan(plan).await?.collect().await?;
-        Ok(if is_ddl { Output::Message("ok".into()) } else { Output::Rows(rows) })
+        let rows = self
+            .tables
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?;
+        Ok(if is_ddl {
+            Output::Message("ok".into())
+        } else {
+            Output::Rows(rows)
+        })
     }
 }
 
 fn string_schema(names: &[&str]) -> SchemaRef {
-    Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ))
 }

@@ -12,7 +12,11 @@ use crate::sql::SqlError;
 pub enum Error {
     /// An error in one statement of a script, with the statement's text.
     #[error("{source}\n  in statement at line {line}: {text}")]
-    Statement { line: u64, text: String, source: Box<Error> },
+    Statement {
+        line: u64,
+        text: String,
+        source: Box<Error>,
+    },
     /// The statement could not be parsed or planned.
     #[error(transparent)]
     Sql(#[from] SqlError),

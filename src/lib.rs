@@ -11,16 +11,39 @@
 //!
 //! [`Context`] is the entry point for embedding; the `quiver` binary is a thin
 //! front end over it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), quiver::Error> {
+//! use quiver::exec::{Clock, RunLimits};
+//! let ctx = quiver::Context::new(quiver::Config {
+//!     clock: Clock::Simulated { start_ms: 0 },
+//!     limits: RunLimits { until_idle: true, max_batches: None },
+//!     ..Default::default()
+//! });
+//! ctx.sql("CREATE STREAM bids WITH (connector = 'nexmark', events = 5000, rate = 1000)").await?;
+//! let mut rows = 0;
+//! if let Some(quiver::Output::Query(mut query)) = ctx.sql("SELECT count(*) FROM bids").await?.pop() {
+//!     while let Some(result) = query.next().await {
+//!         rows += result.num_rows(); // result.rows: Vec<RecordBatch>, one result per batch
+//!     }
+//!     query.finish().await?;
+//! }
+//! assert_eq!(rows, 5); // 5000 events at 1000/s: five one-second batches
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod batch;
+mod context;
+mod error;
+pub mod exec;
 pub mod format;
 pub mod options;
 pub mod source;
 pub mod sql;
 pub mod window;
-pub mod exec;
-mod context;
-mod error;
 pub use context::{Config, Context, Output};
 pub use error::Error;
+pub mod bench;
 pub mod sink;

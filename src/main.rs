@@ -18,7 +18,12 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Run these SQL statements (separated by ';') instead of a file.
-    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     sql: Option<String>,
     #[command(flatten)]
     run: RunArgs,
@@ -32,6 +37,8 @@ enum Command {
         /// The script, e.g. sql/wordcount.sql.
         file: PathBuf,
     },
+    /// Measure per-batch overhead and throughput against plain DataFusion.
+    Bench(quiver::bench::BenchArgs),
 }
 
 /// Options shared by every way of running SQL.
@@ -68,7 +75,9 @@ impl RunArgs {
                 let start_ms = match &self.start_time {
                     None => DEFAULT_SIMULATED_START_MS,
                     Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-                        .map_err(|e| anyhow::anyhow!("--start-time '{t}' is not an RFC 3339 time: {e}"))?
+                        .map_err(|e| {
+                            anyhow::anyhow!("--start-time '{t}' is not an RFC 3339 time: {e}")
+                        })?
                         .timestamp_millis(),
                 };
                 Clock::Simulated { start_ms }
@@ -78,8 +87,15 @@ impl RunArgs {
         if self.batch_interval.is_zero() {
             anyhow::bail!("--batch-interval must be at least 1ms");
         }
-        let limits = RunLimits { until_idle: self.until_idle, max_batches: self.max_batches };
-        Ok(quiver::Config { batch_interval: self.batch_interval, clock, limits })
+        let limits = RunLimits {
+            until_idle: self.until_idle,
+            max_batches: self.max_batches,
+        };
+        Ok(quiver::Config {
+            batch_interval: self.batch_interval,
+            clock,
+            limits,
+        })
     }
 }
 
@@ -94,7 +110,10 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -104,7 +123,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -113,10 +132,13 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.run.config()?;
     let script = match (&cli.command, &cli.sql) {
+        (Some(Command::Bench(args)), _) => return quiver::bench::run(args).await,
         (Some(Command::Run { file }), _) => std::fs::read_to_string(file)
             .map_err(|e| anyhow::anyhow!("cannot read script '{}': {e}", file.display()))?,
         (None, Some(sql)) => sql.clone(),
-        (None, None) if !std::io::stdin().is_terminal() => std::io::read_to_string(std::io::stdin())?,
+        (None, None) if !std::io::stdin().is_terminal() => {
+            std::io::read_to_string(std::io::stdin())?
+        }
         (None, None) => {
             anyhow::bail!(
                 "the interactive REPL is not available yet; run a script with `quiver run FILE.sql`, \
@@ -124,5 +146,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
     };
-    cli::run_script(quiver::Context::new(config), &script, cli.run.format, cli.run.show_empty).await
+    cli::run_script(
+        quiver::Context::new(config),
+        &script,
+        cli.run.format,
+        cli.run.show_empty,
+    )
+    .await
 }

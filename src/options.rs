@@ -10,13 +10,21 @@ use std::str::FromStr;
 pub enum OptionError {
     /// An option the connector or format does not understand.
     #[error("unknown option '{key}' for {owner}; valid options are: {valid}")]
-    Unknown { owner: String, key: String, valid: String },
+    Unknown {
+        owner: String,
+        key: String,
+        valid: String,
+    },
     /// A required option is absent.
     #[error("{owner} needs option '{key}', e.g. WITH ({key} = '...')")]
     Missing { owner: String, key: String },
     /// An option value that cannot be used.
     #[error("option '{key}' = '{value}' is invalid: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// The options of one `CREATE STREAM ... WITH (...)` clause, keys lower-cased.
@@ -87,11 +95,15 @@ impl Options {
     {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.trim().parse().map(Some).map_err(|e: T::Err| OptionError::Invalid {
-                key: key.to_string(),
-                value: v.to_string(),
-                reason: e.to_string(),
-            }),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| OptionError::Invalid {
+                    key: key.to_string(),
+                    value: v.to_string(),
+                    reason: e.to_string(),
+                }),
         }
     }
 

@@ -60,7 +60,12 @@ fn parse(text: &str) -> Case {
 }
 
 fn normalize(text: &str) -> String {
-    text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+    text.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 fn run_case(path: &Path) -> Result<(), String> {
@@ -83,13 +88,20 @@ fn run_case(path: &Path) -> Result<(), String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     if std::env::var_os("QUIVER_BLESS").is_some() && case.expect.is_some() {
         let cut = text.find("--- expect").unwrap();
-        std::fs::write(path, format!("{}--- expect\n{}\n", &text[..cut], normalize(&stdout))).unwrap();
+        std::fs::write(
+            path,
+            format!("{}--- expect\n{}\n", &text[..cut], normalize(&stdout)),
+        )
+        .unwrap();
         return Ok(());
     }
     match (&case.expect, &case.error) {
         (Some(expected), _) => {
             if !output.status.success() {
-                return Err(format!("quiver failed: {}\nstderr:\n{stderr}", output.status));
+                return Err(format!(
+                    "quiver failed: {}\nstderr:\n{stderr}",
+                    output.status
+                ));
             }
             if normalize(expected) != normalize(&stdout) {
                 return Err(format!(
@@ -101,10 +113,14 @@ fn run_case(path: &Path) -> Result<(), String> {
         }
         (None, Some(error)) => {
             if output.status.success() {
-                return Err(format!("expected failure with '{error}', but quiver succeeded\nstdout:\n{stdout}"));
+                return Err(format!(
+                    "expected failure with '{error}', but quiver succeeded\nstdout:\n{stdout}"
+                ));
             }
             if !stderr.contains(error.as_str()) {
-                return Err(format!("stderr does not contain '{error}'\nstderr:\n{stderr}"));
+                return Err(format!(
+                    "stderr does not contain '{error}'\nstderr:\n{stderr}"
+                ));
             }
             if stderr.contains("panicked") {
                 return Err(format!("quiver panicked:\n{stderr}"));
@@ -118,13 +134,30 @@ fn run_case(path: &Path) -> Result<(), String> {
 #[test]
 fn golden_streaming_sql_cases() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     paths.retain(|p| p.extension().is_some_and(|e| e == "case"));
     paths.sort();
-    assert!(paths.len() >= 10, "expected the golden cases in {}", dir.display());
+    assert!(
+        paths.len() >= 10,
+        "expected the golden cases in {}",
+        dir.display()
+    );
     let failures: Vec<String> = paths
         .iter()
-        .filter_map(|p| run_case(p).err().map(|e| format!("=== {}\n{e}", p.file_name().unwrap().to_string_lossy())))
+        .filter_map(|p| {
+            run_case(p)
+                .err()
+                .map(|e| format!("=== {}\n{e}", p.file_name().unwrap().to_string_lossy()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), paths.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        paths.len(),
+        failures.join("\n")
+    );
 }

@@ -20,7 +20,9 @@ pub enum Clock {
 pub const DEFAULT_SIMULATED_START_MS: i64 = 1_767_225_600_000;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Clock {
@@ -63,7 +65,10 @@ mod tests {
     fn first_batch_is_aligned_to_the_interval() {
         let clock = Clock::Simulated { start_ms: 10_500 };
         assert_eq!(clock.first_batch_time(1000), 11_000);
-        assert_eq!(Clock::Simulated { start_ms: 10_000 }.first_batch_time(1000), 10_000);
+        assert_eq!(
+            Clock::Simulated { start_ms: 10_000 }.first_batch_time(1000),
+            10_000
+        );
         assert_eq!(Clock::Wall.first_batch_time(200) % 200, 0);
     }
 }

@@ -8,7 +8,9 @@ mod clock;
 mod query;
 
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
-pub use query::{Progress, QueryHandle, QueryResult, QueryStopper, QuerySummary, RunLimits, start_query};
+pub use query::{
+    Progress, QueryHandle, QueryResult, QueryStopper, QuerySummary, RunLimits, start_query,
+};
 
 use datafusion::error::DataFusionError;
 
@@ -19,11 +21,22 @@ use crate::source::SourceError;
 pub enum ExecError {
     /// A source could not be opened or read.
     #[error("query {query}, stream '{stream}': {source}")]
-    Source { query: String, stream: String, source: SourceError },
+    Source {
+        query: String,
+        stream: String,
+        source: SourceError,
+    },
     /// DataFusion failed while running the plan.
     #[error("query {query}, batch {batch_id}: {source}")]
-    Execute { query: String, batch_id: u64, source: DataFusionError },
+    Execute {
+        query: String,
+        batch_id: u64,
+        source: DataFusionError,
+    },
     /// Arrow failed while assembling a batch.
     #[error("query {query}: {source}")]
-    Arrow { query: String, source: datafusion::arrow::error::ArrowError },
+    Arrow {
+        query: String,
+        source: datafusion::arrow::error::ArrowError,
+    },
 }

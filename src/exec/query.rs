@@ -154,15 +154,34 @@ pub fn start_query(
         sources.insert(def.name.clone(), (with_batch_time(&def.schema), source));
     }
     let buffers = match plan.window {
-        Some(spec) => plan.inputs.iter().filter(|i| i.windowed).map(|_| WindowBuffer::new(spec)).collect(),
+        Some(spec) => plan
+            .inputs
+            .iter()
+            .filter(|i| i.windowed)
+            .map(|_| WindowBuffer::new(spec))
+            .collect(),
         None => Vec::new(),
     };
     let (tx, results) = mpsc::channel(1);
     let (stop, stop_rx) = watch::channel(false);
     let schema = plan.schema.clone();
-    let runner = Runner { name: Arc::from(name.as_str()), plan, sources, buffers, interval_ms, clock, limits };
+    let runner = Runner {
+        name: Arc::from(name.as_str()),
+        plan,
+        sources,
+        buffers,
+        interval_ms,
+        clock,
+        limits,
+    };
     let task = tokio::spawn(runner.run(tx, stop_rx));
-    Ok(QueryHandle { name, schema, results, stop: Arc::new(stop), task })
+    Ok(QueryHandle {
+        name,
+        schema,
+        results,
+        stop: Arc::new(stop),
+        task,
+    })
 }
 
 type Sources = BTreeMap<String, (SchemaRef, Box<dyn Source>)>;
@@ -178,7 +197,11 @@ struct Runner {
 }
 
 impl Runner {
-    async fn run(mut self, tx: mpsc::Sender<QueryResult>, mut stop: watch::Receiver<bool>) -> Result<QuerySummary, ExecError> {
+    async fn run(
+        mut self,
+        tx: mpsc::Sender<QueryResult>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<QuerySummary, ExecError> {
         let mut summary = QuerySummary::default();
         let mut time = self.clock.first_batch_time(self.interval_ms);
         let mut batch_id = 0;
@@ -195,11 +218,20 @@ impl Runner {
             summary.input_rows += input_rows;
             summary.skipped += skipped;
             if skipped > 0 {
-                tracing::warn!("{}: batch {batch_id}: skipped {skipped} malformed records (on_error = 'skip')", self.name);
+                tracing::warn!(
+                    "{}: batch {batch_id}: skipped {skipped} malformed records (on_error = 'skip')",
+                    self.name
+                );
             }
             if let Some(mut result) = result {
                 summary.output_rows += result.num_rows() as u64;
-                result.progress = Progress { input_rows, skipped, duration: started.elapsed(), delay_ms, state_rows: self.state_rows() };
+                result.progress = Progress {
+                    input_rows,
+                    skipped,
+                    duration: started.elapsed(),
+                    delay_ms,
+                    state_rows: self.state_rows(),
+                };
                 tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, output_rows = result.num_rows(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms);
                 if tx.send(result).await.is_err() {
                     break;
@@ -211,35 +243,50 @@ impl Runner {
                 break;
             }
             if self.limits.until_idle && self.sources.values().all(|(_, s)| s.is_drained()) {
-                self.close_open_windows(batch_id, time, &tx, &mut summary).await?;
+                self.close_open_windows(batch_id, time, &tx, &mut summary)
+                    .await?;
                 break;
             }
         }
         tracing::info!(
             "{}: stopped after {} batches; {} rows in, {} rows out, {} malformed records skipped",
-            self.name, summary.batches, summary.input_rows, summary.output_rows, summary.skipped
+            self.name,
+            summary.batches,
+            summary.input_rows,
+            summary.output_rows,
+            summary.skipped
         );
         Ok(summary)
     }
 
     /// Pulls every source for the batch at `time`; stamps `_batch_time`.
-    fn poll(&mut self, time: i64) -> Result<(BTreeMap<String, Vec<RecordBatch>>, u64, u64), ExecError> {
-        let ctx = PollContext { batch_time_ms: time, interval_ms: self.interval_ms };
+    fn poll(
+        &mut self,
+        time: i64,
+    ) -> Result<(BTreeMap<String, Vec<RecordBatch>>, u64, u64), ExecError> {
+        let ctx = PollContext {
+            batch_time_ms: time,
+            interval_ms: self.interval_ms,
+        };
         let (mut polled, mut rows, mut skipped) = (BTreeMap::new(), 0, 0);
         for (stream, (schema, source)) in &mut self.sources {
-            let data = source.poll_batch(&ctx).map_err(|source| ExecError::Source {
-                query: self.name.to_string(),
-                stream: stream.clone(),
-                source,
-            })?;
+            let data = source
+                .poll_batch(&ctx)
+                .map_err(|source| ExecError::Source {
+                    query: self.name.to_string(),
+                    stream: stream.clone(),
+                    source,
+                })?;
             skipped += data.skipped;
             let mut stamped = Vec::with_capacity(data.data.len());
             for batch in data.data.iter().filter(|b| b.num_rows() > 0) {
                 rows += batch.num_rows() as u64;
-                stamped.push(
-                    stamp_batch_time(batch, schema, time)
-                        .map_err(|source| ExecError::Arrow { query: self.name.to_string(), source })?,
-                );
+                stamped.push(stamp_batch_time(batch, schema, time).map_err(|source| {
+                    ExecError::Arrow {
+                        query: self.name.to_string(),
+                        source,
+                    }
+                })?);
             }
             polled.insert(stream.clone(), stamped);
         }
@@ -254,31 +301,48 @@ impl Runner {
         time: i64,
         mut polled: BTreeMap<String, Vec<RecordBatch>>,
     ) -> Result<Option<QueryResult>, ExecError> {
-        let closed = self.plan.window.and_then(|spec| spec.closed_by(time, self.interval_ms));
+        let closed = self
+            .plan
+            .window
+            .and_then(|spec| spec.closed_by(time, self.interval_ms));
         let mut buffers = self.buffers.iter_mut();
         for input in &self.plan.inputs {
-            let data = polled.get_mut(&input.stream).map(std::mem::take).unwrap_or_default();
+            let data = polled
+                .get_mut(&input.stream)
+                .map(std::mem::take)
+                .unwrap_or_default();
             if !input.windowed {
                 input.table.set(data);
                 continue;
             }
-            let Some(buffer) = buffers.next() else { continue };
+            let Some(buffer) = buffers.next() else {
+                continue;
+            };
             buffer.push(time, data);
             if let Some(window) = closed {
                 let rows = buffer.take_window(window.0, window.1);
-                let rows = stamp_window(&rows, input.table.schema_ref(), window)
-                    .map_err(|source| ExecError::Arrow { query: self.name.to_string(), source })?;
+                let rows =
+                    stamp_window(&rows, input.table.schema_ref(), window).map_err(|source| {
+                        ExecError::Arrow {
+                            query: self.name.to_string(),
+                            source,
+                        }
+                    })?;
                 input.table.set(rows);
             }
         }
         if self.plan.window.is_some() && closed.is_none() {
             return Ok(None);
         }
-        let rows = self.plan.execute().await.map_err(|source| ExecError::Execute {
-            query: self.name.to_string(),
-            batch_id,
-            source,
-        })?;
+        let rows = self
+            .plan
+            .execute()
+            .await
+            .map_err(|source| ExecError::Execute {
+                query: self.name.to_string(),
+                batch_id,
+                source,
+            })?;
         for input in &self.plan.inputs {
             input.table.set(Vec::new());
         }
@@ -303,13 +367,19 @@ impl Runner {
         tx: &mpsc::Sender<QueryResult>,
         summary: &mut QuerySummary,
     ) -> Result<(), ExecError> {
-        let Some(spec) = self.plan.window else { return Ok(()) };
+        let Some(spec) = self.plan.window else {
+            return Ok(());
+        };
         let max_batches = spec.size_ms / self.interval_ms + 1;
         for _ in 0..max_batches {
             if !self.buffers.iter().any(WindowBuffer::has_rows) {
                 break;
             }
-            let empty = self.sources.keys().map(|s| (s.clone(), Vec::new())).collect();
+            let empty = self
+                .sources
+                .keys()
+                .map(|s| (s.clone(), Vec::new()))
+                .collect();
             summary.batches += 1;
             if let Some(result) = self.step(batch_id, time, empty).await? {
                 summary.output_rows += result.num_rows() as u64;

@@ -37,7 +37,11 @@ pub enum FormatError {
         "malformed {format} in {origin}: {message}. Fix the input, declare matching columns, \
          or set on_error = 'skip' to skip and count bad records"
     )]
-    Malformed { format: &'static str, origin: String, message: String },
+    Malformed {
+        format: &'static str,
+        origin: String,
+        message: String,
+    },
     /// No schema was declared and none could be inferred.
     #[error("cannot infer a schema from {origin}: {message}; declare the columns in CREATE STREAM")]
     Inference { origin: String, message: String },
@@ -94,7 +98,11 @@ impl Format {
     /// Reads `format`, `header`, `delimiter` and `on_error` from `options`;
     /// `default` is the format when none is given.
     pub fn from_options(options: &Options, default: FormatKind) -> Result<Self, FormatError> {
-        let kind = match options.get("format").map(str::to_ascii_lowercase).as_deref() {
+        let kind = match options
+            .get("format")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => default,
             Some("json") | Some("ndjson") => FormatKind::Json,
             Some("csv") => FormatKind::Csv,
@@ -109,14 +117,31 @@ impl Format {
         let delimiter = match options.get("delimiter") {
             None => b',',
             Some(d) if d.len() == 1 => d.as_bytes()[0],
-            Some(_) => return Err(options.invalid("delimiter", "expected a single ASCII character").into()),
+            Some(_) => {
+                return Err(options
+                    .invalid("delimiter", "expected a single ASCII character")
+                    .into());
+            }
         };
-        let on_error = match options.get("on_error").map(str::to_ascii_lowercase).as_deref() {
+        let on_error = match options
+            .get("on_error")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("fail") => OnError::Fail,
             Some("skip") => OnError::Skip,
-            Some(_) => return Err(options.invalid("on_error", "expected 'fail' or 'skip'").into()),
+            Some(_) => {
+                return Err(options
+                    .invalid("on_error", "expected 'fail' or 'skip'")
+                    .into());
+            }
         };
-        Ok(Self { kind, header: options.parse_or("header", true)?, delimiter, on_error })
+        Ok(Self {
+            kind,
+            header: options.parse_or("header", true)?,
+            delimiter,
+            on_error,
+        })
     }
 
     /// Short lower-case name used in messages.
@@ -141,12 +166,16 @@ impl Format {
 
     /// Infers a schema from a sample of the input (json and csv).
     pub fn infer_schema(&self, sample: &[u8], origin: &str) -> Result<SchemaRef, FormatError> {
-        let inference = |message: String| FormatError::Inference { origin: origin.to_string(), message };
+        let inference = |message: String| FormatError::Inference {
+            origin: origin.to_string(),
+            message,
+        };
         match self.kind {
             FormatKind::Text => Ok(text_schema()),
             FormatKind::Json => {
-                let (schema, _) = json::reader::infer_json_schema(Cursor::new(sample), Some(INFER_RECORDS))
-                    .map_err(|e| inference(e.to_string()))?;
+                let (schema, _) =
+                    json::reader::infer_json_schema(Cursor::new(sample), Some(INFER_RECORDS))
+                        .map_err(|e| inference(e.to_string()))?;
                 Ok(Arc::new(schema))
             }
             FormatKind::Csv => {
@@ -171,7 +200,10 @@ impl Format {
         origin: &str,
     ) -> Result<Decoded, FormatError> {
         match self.decode_all(schema, data, with_header) {
-            Ok(batches) => Ok(Decoded { batches, skipped: 0 }),
+            Ok(batches) => Ok(Decoded {
+                batches,
+                skipped: 0,
+            }),
             Err(message) if self.on_error == OnError::Fail => Err(FormatError::Malformed {
                 format: self.name(),
                 origin: origin.to_string(),
@@ -181,11 +213,19 @@ impl Format {
         }
     }
 
-    fn decode_all(&self, schema: &SchemaRef, data: &[u8], with_header: bool) -> Result<Vec<RecordBatch>, String> {
+    fn decode_all(
+        &self,
+        schema: &SchemaRef,
+        data: &[u8],
+        with_header: bool,
+    ) -> Result<Vec<RecordBatch>, String> {
         match self.kind {
             FormatKind::Text => {
                 let text = String::from_utf8_lossy(data);
-                let lines: StringArray = text.lines().map(|l| Some(l.trim_end_matches('\r'))).collect();
+                let lines: StringArray = text
+                    .lines()
+                    .map(|l| Some(l.trim_end_matches('\r')))
+                    .collect();
                 if datafusion::arrow::array::Array::is_empty(&lines) {
                     return Ok(Vec::new());
                 }
@@ -221,7 +261,9 @@ impl Format {
 
     /// The `on_error = 'skip'` path: decode each line alone, keep the good ones.
     fn decode_line_by_line(&self, schema: &SchemaRef, data: &[u8], with_header: bool) -> Decoded {
-        let mut lines = data.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
+        let mut lines = data
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
         if with_header && self.kind == FormatKind::Csv {
             lines.next();
         }
@@ -271,21 +313,34 @@ mod tests {
     fn malformed_json_fails_with_the_origin_unless_skipped() {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
         let data = b"{\"a\": 1}\n{\"a\": oops}\n{\"a\": 3}\n";
-        let err = format(&[("format", "json")]).decode(&schema, data, false, "in.json").unwrap_err();
-        assert!(err.to_string().contains("malformed json in in.json"), "{err}");
-        let d = format(&[("format", "json"), ("on_error", "skip")]).decode(&schema, data, false, "in.json").unwrap();
+        let err = format(&[("format", "json")])
+            .decode(&schema, data, false, "in.json")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("malformed json in in.json"),
+            "{err}"
+        );
+        let d = format(&[("format", "json"), ("on_error", "skip")])
+            .decode(&schema, data, false, "in.json")
+            .unwrap();
         assert_eq!((d.batches[0].num_rows(), d.skipped), (2, 1));
     }
 
     #[test]
     fn text_lines_become_one_column() {
-        let d = format(&[]).decode(&text_schema(), b"a b\r\nc\n", false, "x").unwrap();
+        let d = format(&[])
+            .decode(&text_schema(), b"a b\r\nc\n", false, "x")
+            .unwrap();
         assert_eq!(show(&d).lines().filter(|l| l.starts_with("| ")).count(), 3);
     }
 
     #[test]
     fn unknown_format_lists_valid_ones() {
-        let err = Format::from_options(&Options::new([("format", "xml")]), FormatKind::Text).unwrap_err();
-        assert_eq!(err.to_string(), "unknown format 'xml'; valid formats are: json, csv, text");
+        let err =
+            Format::from_options(&Options::new([("format", "xml")]), FormatKind::Text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown format 'xml'; valid formats are: json, csv, text"
+        );
     }
 }

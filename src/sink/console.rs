@@ -33,7 +33,9 @@ impl std::str::FromStr for OutputFormat {
             "table" => Ok(Self::Table),
             "csv" => Ok(Self::Csv),
             "ndjson" | "json" => Ok(Self::Ndjson),
-            other => Err(format!("unknown output format '{other}'; valid formats are: table, csv, ndjson")),
+            other => Err(format!(
+                "unknown output format '{other}'; valid formats are: table, csv, ndjson"
+            )),
         }
     }
 }
@@ -50,8 +52,14 @@ pub struct ConsoleSink<W: Write> {
 /// Renders a time in ms since the epoch as `2026-11-24 10:00:03` (with
 /// milliseconds when they are not zero).
 pub fn format_time(ms: i64) -> String {
-    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else { return ms.to_string() };
-    if ms % 1000 == 0 { t.format("%Y-%m-%d %H:%M:%S").to_string() } else { t.format("%Y-%m-%d %H:%M:%S%.3f").to_string() }
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return ms.to_string();
+    };
+    if ms % 1000 == 0 {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    }
 }
 
 fn to_io(e: ArrowError) -> io::Error {
@@ -64,7 +72,13 @@ fn to_io(e: ArrowError) -> io::Error {
 impl<W: Write> ConsoleSink<W> {
     /// A sink writing `format` to `out`; empty results are skipped unless `show_empty`.
     pub fn new(out: W, format: OutputFormat, show_empty: bool) -> Self {
-        Self { out, format, show_empty, name_queries: false, headers_written: HashSet::new() }
+        Self {
+            out,
+            format,
+            show_empty,
+            name_queries: false,
+            headers_written: HashSet::new(),
+        }
     }
 
     /// Puts the query name in table banners (when several queries print).
@@ -78,7 +92,11 @@ impl<W: Write> ConsoleSink<W> {
             return Ok(());
         }
         if self.format == OutputFormat::Table {
-            let mut banner = format!("Batch {} · {}", result.batch_id, format_time(result.batch_time_ms));
+            let mut banner = format!(
+                "Batch {} · {}",
+                result.batch_id,
+                format_time(result.batch_time_ms)
+            );
             if let Some((start, end)) = result.window {
                 banner += &format!(" · window [{}, {})", format_time(start), format_time(end));
             }
@@ -88,7 +106,8 @@ impl<W: Write> ConsoleSink<W> {
             writeln!(self.out, "{banner}")?;
         }
         if self.format == OutputFormat::Table && result.rows.is_empty() {
-            let table = pretty_format_batches_with_schema(result.schema.clone(), &[]).map_err(to_io)?;
+            let table =
+                pretty_format_batches_with_schema(result.schema.clone(), &[]).map_err(to_io)?;
             writeln!(self.out, "{table}")?;
             return self.out.flush();
         }
@@ -108,7 +127,9 @@ impl<W: Write> ConsoleSink<W> {
                 writeln!(self.out, "{table}")?;
             }
             OutputFormat::Csv => {
-                let mut writer = csv::WriterBuilder::new().with_header(header).build(&mut self.out);
+                let mut writer = csv::WriterBuilder::new()
+                    .with_header(header)
+                    .build(&mut self.out);
                 for batch in rows {
                     writer.write(batch).map_err(to_io)?;
                 }
@@ -137,7 +158,9 @@ mod tests {
 
     fn result(batch_id: u64, values: Vec<i64>) -> QueryResult {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let rows = vec![RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap()];
+        let rows = vec![
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap(),
+        ];
         QueryResult {
             query: Arc::from("query_1"),
             batch_id,
@@ -156,7 +179,10 @@ mod tests {
         sink.write_result(&result(3, vec![7])).unwrap();
         sink.write_result(&result(4, vec![])).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("Batch 3 · 2026-01-01 00:00:03\n+---+"), "{text}");
+        assert!(
+            text.starts_with("Batch 3 · 2026-01-01 00:00:03\n+---+"),
+            "{text}"
+        );
         assert!(!text.contains("Batch 4"));
     }
 

@@ -40,19 +40,30 @@ impl FilesOptions {
             });
         }
         let pattern_text = options.get("pattern").unwrap_or("*");
-        let pattern = glob::Pattern::new(pattern_text).map_err(|e| options.invalid("pattern", e.to_string()))?;
+        let pattern = glob::Pattern::new(pattern_text)
+            .map_err(|e| options.invalid("pattern", e.to_string()))?;
         let max_files_per_batch = options.parse_or("max_files_per_batch", 1000usize)?;
         if max_files_per_batch == 0 {
-            return Err(options.invalid("max_files_per_batch", "must be at least 1").into());
+            return Err(options
+                .invalid("max_files_per_batch", "must be at least 1")
+                .into());
         }
         let format = Format::from_options(options, FormatKind::Text)?;
-        Ok(Self { dir, pattern, max_files_per_batch, format })
+        Ok(Self {
+            dir,
+            pattern,
+            max_files_per_batch,
+            format,
+        })
     }
 
     /// Files in the directory matching the pattern, sorted by name. Names
     /// starting with `.` or `_` are temporary or metadata files and skipped.
     fn list(&self) -> Result<Vec<String>, SourceError> {
-        let io = |source| SourceError::Io { what: format!("files source: listing '{}'", self.dir.display()), source };
+        let io = |source| SourceError::Io {
+            what: format!("files source: listing '{}'", self.dir.display()),
+            source,
+        };
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -70,11 +81,17 @@ impl FilesOptions {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
-    std::fs::read(path).map_err(|source| SourceError::Io { what: format!("files source: reading '{}'", path.display()), source })
+    std::fs::read(path).map_err(|source| SourceError::Io {
+        what: format!("files source: reading '{}'", path.display()),
+        source,
+    })
 }
 
 /// Declared columns, or the schema inferred from the first matching file.
-pub(super) fn resolve_schema(declared: Option<SchemaRef>, options: &Options) -> Result<SchemaRef, SourceError> {
+pub(super) fn resolve_schema(
+    declared: Option<SchemaRef>,
+    options: &Options,
+) -> Result<SchemaRef, SourceError> {
     let opts = FilesOptions::parse(options)?;
     if let Some(schema) = opts.format.fixed_schema(declared) {
         return Ok(schema);
@@ -89,7 +106,9 @@ pub(super) fn resolve_schema(declared: Option<SchemaRef>, options: &Options) -> 
         ))
     })?;
     let path = opts.dir.join(&first);
-    Ok(opts.format.infer_schema(&read(&path)?, &path.display().to_string())?)
+    Ok(opts
+        .format
+        .infer_schema(&read(&path)?, &path.display().to_string())?)
 }
 
 /// A running files source: remembers which files it has read.
@@ -103,7 +122,12 @@ pub struct FilesSource {
 impl FilesSource {
     /// Opens the directory named by option `path`.
     pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
-        Ok(Self { schema, opts: FilesOptions::parse(options)?, seen: BTreeSet::new(), drained: false })
+        Ok(Self {
+            schema,
+            opts: FilesOptions::parse(options)?,
+            seen: BTreeSet::new(),
+            drained: false,
+        })
     }
 }
 
@@ -113,18 +137,31 @@ impl Source for FilesSource {
     }
 
     fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
-        let new: Vec<String> = self.opts.list()?.into_iter().filter(|n| !self.seen.contains(n)).collect();
+        let new: Vec<String> = self
+            .opts
+            .list()?
+            .into_iter()
+            .filter(|n| !self.seen.contains(n))
+            .collect();
         let take = new.len().min(self.opts.max_files_per_batch);
         self.drained = take == new.len();
         let mut out = SourceData::default();
         for name in &new[..take] {
             let path = self.opts.dir.join(name);
             let bytes = read(&path)?;
-            let decoded = self.opts.format.decode(&self.schema, &bytes, self.opts.format.header, &path.display().to_string())?;
+            let decoded = self.opts.format.decode(
+                &self.schema,
+                &bytes,
+                self.opts.format.header,
+                &path.display().to_string(),
+            )?;
             out.data.extend(decoded.batches);
             out.skipped += decoded.skipped;
             self.seen.insert(name.clone());
-            out.offsets = vec![SourceOffset { partition: self.opts.dir.display().to_string(), position: name.clone() }];
+            out.offsets = vec![SourceOffset {
+                partition: self.opts.dir.display().to_string(),
+                position: name.clone(),
+            }];
         }
         Ok(out)
     }
@@ -139,13 +176,21 @@ mod tests {
     use super::*;
 
     fn ctx() -> PollContext {
-        PollContext { batch_time_ms: 0, interval_ms: 1000 }
+        PollContext {
+            batch_time_ms: 0,
+            interval_ms: 1000,
+        }
     }
 
     #[test]
     fn reads_new_files_in_order_limited_per_batch() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, body) in [("b.csv", "x\n2\n"), ("a.csv", "x\n1\n"), ("c.txt", "x\n9\n"), (".d.csv", "x\n7\n")] {
+        for (name, body) in [
+            ("b.csv", "x\n2\n"),
+            ("a.csv", "x\n1\n"),
+            ("c.txt", "x\n9\n"),
+            (".d.csv", "x\n7\n"),
+        ] {
             std::fs::write(dir.path().join(name), body).unwrap();
         }
         let options = Options::new([
@@ -160,7 +205,13 @@ mod tests {
         assert_eq!(first.offsets[0].position, "a.csv");
         assert!(!source.is_drained());
         let second = source.poll_batch(&ctx()).unwrap();
-        assert_eq!((second.offsets[0].position.as_str(), second.data[0].num_rows()), ("b.csv", 1));
+        assert_eq!(
+            (
+                second.offsets[0].position.as_str(),
+                second.data[0].num_rows()
+            ),
+            ("b.csv", 1)
+        );
         assert!(source.is_drained());
         assert!(source.poll_batch(&ctx()).unwrap().data.is_empty());
     }
@@ -168,12 +219,20 @@ mod tests {
     #[test]
     fn missing_directory_is_a_clear_error() {
         let err = resolve_schema(None, &Options::new([("path", "/no/such/dir")])).unwrap_err();
-        assert!(err.to_string().contains("directory '/no/such/dir'"), "{err}");
+        assert!(
+            err.to_string().contains("directory '/no/such/dir'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_option_lists_valid_ones() {
-        let err = FilesOptions::parse(&Options::new([("path", "."), ("max_file", "1")])).unwrap_err();
-        assert!(err.to_string().contains("unknown option 'max_file' for connector 'files'"), "{err}");
+        let err =
+            FilesOptions::parse(&Options::new([("path", "."), ("max_file", "1")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown option 'max_file' for connector 'files'"),
+            "{err}"
+        );
     }
 }

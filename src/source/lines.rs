@@ -29,11 +29,24 @@ impl LineChannel {
     pub(super) fn new() -> (Self, mpsc::Sender<Vec<u8>>, Arc<AtomicBool>) {
         let (tx, rx) = mpsc::channel(CHANNEL_LINES);
         let ended = Arc::new(AtomicBool::new(false));
-        (Self { rx, ended: ended.clone(), taken: 0 }, tx, ended)
+        (
+            Self {
+                rx,
+                ended: ended.clone(),
+                taken: 0,
+            },
+            tx,
+            ended,
+        )
     }
 
     /// Drains every line that has arrived and decodes them.
-    pub(super) fn drain(&mut self, format: &Format, schema: &SchemaRef, origin: &str) -> Result<SourceData, SourceError> {
+    pub(super) fn drain(
+        &mut self,
+        format: &Format,
+        schema: &SchemaRef,
+        origin: &str,
+    ) -> Result<SourceData, SourceError> {
         let mut buf = Vec::new();
         let mut lines = 0u64;
         while let Ok(line) = self.rx.try_recv() {
@@ -43,7 +56,10 @@ impl LineChannel {
         }
         self.taken += lines;
         let mut out = SourceData {
-            offsets: vec![crate::batch::SourceOffset { partition: origin.to_string(), position: self.taken.to_string() }],
+            offsets: vec![crate::batch::SourceOffset {
+                partition: origin.to_string(),
+                position: self.taken.to_string(),
+            }],
             ..SourceData::default()
         };
         if lines > 0 {

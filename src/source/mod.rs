@@ -6,7 +6,7 @@
 
 mod files;
 mod lines;
-// pub mod nexmark;
+pub mod nexmark;
 mod socket;
 mod stdin;
 
@@ -32,7 +32,10 @@ pub enum SourceError {
     Option(#[from] OptionError),
     /// Reading from the file system or network failed.
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     /// A record could not be decoded (and `on_error` is not `skip`).
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -106,7 +109,7 @@ pub fn resolve_schema(
         "files" => files::resolve_schema(declared, options),
         "socket" => line_schema("socket", socket::KEYS, declared, options),
         "stdin" => line_schema("stdin", stdin::KEYS, declared, options),
-        //"nexmark" => nexmark::resolve_schema(declared, options),
+        "nexmark" => nexmark::resolve_schema(declared, options),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
             valid: CONNECTORS.join(", "),
@@ -121,7 +124,10 @@ pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
         "files" => Ok(Box::new(files::FilesSource::open(schema, &def.options)?)),
         "socket" => Ok(Box::new(socket::SocketSource::open(schema, &def.options)?)),
         "stdin" => Ok(Box::new(stdin::StdinSource::open(schema, &def.options)?)),
-        //"nexmark" => Ok(Box::new(nexmark::NexmarkSource::open(schema, &def.options)?)),
+        "nexmark" => Ok(Box::new(nexmark::NexmarkSource::open(
+            schema,
+            &def.options,
+        )?)),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
             valid: CONNECTORS.join(", "),

@@ -31,10 +31,13 @@ impl SocketSource {
     /// Starts connecting to `host:port` in the background.
     pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
         let host = options.get("host").unwrap_or("127.0.0.1").to_string();
-        let port: u16 = options.parse_opt("port")?.ok_or_else(|| crate::options::OptionError::Missing {
-            owner: "connector 'socket'".into(),
-            key: "port".into(),
-        })?;
+        let port: u16 =
+            options
+                .parse_opt("port")?
+                .ok_or_else(|| crate::options::OptionError::Missing {
+                    owner: "connector 'socket'".into(),
+                    key: "port".into(),
+                })?;
         let format = Format::from_options(options, FormatKind::Text)?;
         let address = format!("{host}:{port}");
         let (lines, tx, ended) = LineChannel::new();
@@ -53,7 +56,6 @@ impl SocketSource {
                 };
                 tracing::info!("socket source: connected to {target}");
                 backoff = Duration::from_millis(100);
-                ended.store(false, Ordering::Release);
                 if !pump_lines(stream, &tx, "socket source").await {
                     return;
                 }
@@ -62,7 +64,12 @@ impl SocketSource {
                 tokio::time::sleep(backoff).await;
             }
         });
-        Ok(Self { schema, format, address, lines })
+        Ok(Self {
+            schema,
+            format,
+            address,
+            lines,
+        })
     }
 }
 
@@ -72,7 +79,11 @@ impl Source for SocketSource {
     }
 
     fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
-        self.lines.drain(&self.format, &self.schema, &format!("socket {}", self.address))
+        self.lines.drain(
+            &self.format,
+            &self.schema,
+            &format!("socket {}", self.address),
+        )
     }
 
     /// A socket is drained while its peer has closed the connection and every

@@ -29,7 +29,11 @@ impl StdinSource {
             pump_lines(tokio::io::stdin(), &tx, "stdin source").await;
             ended.store(true, Ordering::Release);
         });
-        Ok(Self { schema, format, lines })
+        Ok(Self {
+            schema,
+            format,
+            lines,
+        })
     }
 }
 

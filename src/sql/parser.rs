@@ -60,7 +60,9 @@ pub struct ParsedStatement {
 /// Splits a script into statements and parses each one.
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(parse_error)?;
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(parse_error)?;
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -77,12 +79,20 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             ))));
         }
         let text = slice(sql, start, next.span.start).trim().to_string();
-        statements.push(ParsedStatement { statement, text, line: start.line });
+        statements.push(ParsedStatement {
+            statement,
+            text,
+            line: start.line,
+        });
     }
 }
 
 fn parse_error(e: ParserError) -> SqlError {
-    SqlError::Parse(e.to_string().trim_start_matches("sql parser error: ").to_string())
+    SqlError::Parse(
+        e.to_string()
+            .trim_start_matches("sql parser error: ")
+            .to_string(),
+    )
 }
 
 /// The text between two tokenizer locations (1-based line and column).
@@ -131,7 +141,9 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
         }
         (Some("DESCRIBE") | Some("DESC"), _) => {
             parser.next_token();
-            Ok(Statement::Describe(normalize_name(&parser.parse_object_name(false)?)))
+            Ok(Statement::Describe(normalize_name(
+                &parser.parse_object_name(false)?,
+            )))
         }
         (Some("SET"), _) => {
             parser.next_token();
@@ -157,7 +169,12 @@ fn parse_create_stream(parser: &mut Parser) -> Result<Statement, ParserError> {
     }
     parser.expect_keyword_is(Keyword::WITH)?;
     let options = parse_with_options(parser)?;
-    Ok(Statement::CreateStream { name, columns, options, if_not_exists })
+    Ok(Statement::CreateStream {
+        name,
+        columns,
+        options,
+        if_not_exists,
+    })
 }
 
 /// `( key = value, ... )` where keys are words (dotted allowed) or quoted
@@ -173,7 +190,11 @@ fn parse_with_options(parser: &mut Parser) -> Result<Options, ParserError> {
                 while parser.consume_token(&Token::Period) {
                     match parser.next_token().token {
                         Token::Word(w) => key = format!("{key}.{}", w.value),
-                        other => return parser_err(&format!("expected an option name after '.', found {other}")),
+                        other => {
+                            return parser_err(&format!(
+                                "expected an option name after '.', found {other}"
+                            ));
+                        }
                     }
                 }
                 key
@@ -186,7 +207,11 @@ fn parse_with_options(parser: &mut Parser) -> Result<Options, ParserError> {
             Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
             Token::Number(n, _) => n,
             Token::Word(w) => w.value,
-            other => return parser_err(&format!("expected a value for option '{key}', found {other}")),
+            other => {
+                return parser_err(&format!(
+                    "expected a value for option '{key}', found {other}"
+                ));
+            }
         };
         pairs.push((key, value));
         if parser.consume_token(&Token::RParen) {
@@ -198,7 +223,10 @@ fn parse_with_options(parser: &mut Parser) -> Result<Options, ParserError> {
 }
 
 fn parse_set(parser: &mut Parser) -> Result<Statement, ParserError> {
-    let name = parser.parse_object_name(false)?.to_string().to_ascii_lowercase();
+    let name = parser
+        .parse_object_name(false)?
+        .to_string()
+        .to_ascii_lowercase();
     if !parser.consume_token(&Token::Eq) && !parser.parse_keyword(Keyword::TO) {
         return parser.expected("'=' or TO", parser.peek_token());
     }
@@ -220,7 +248,13 @@ pub fn normalize_name(name: &ObjectName) -> String {
     name.0
         .iter()
         .filter_map(|part| part.as_ident())
-        .map(|ident| if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() })
+        .map(|ident| {
+            if ident.quote_style.is_some() {
+                ident.value.clone()
+            } else {
+                ident.value.to_lowercase()
+            }
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -237,7 +271,12 @@ mod tests {
         let parsed = parse_script(script).unwrap();
         assert_eq!(parsed.len(), 7);
         match &parsed[0].statement {
-            Statement::CreateStream { name, columns, options, .. } => {
+            Statement::CreateStream {
+                name,
+                columns,
+                options,
+                ..
+            } => {
                 assert_eq!(name, "lines");
                 assert!(columns.is_empty());
                 assert_eq!(options.get("connector"), Some("socket"));
@@ -246,11 +285,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&parsed[1].statement, Statement::Set { name, value } if name == "batch_interval" && value == "200ms"));
+        assert!(
+            matches!(&parsed[1].statement, Statement::Set { name, value } if name == "batch_interval" && value == "200ms")
+        );
         assert!(matches!(parsed[2].statement, Statement::ShowStreams));
         assert!(matches!(parsed[4].statement, Statement::Query(_)));
         assert_eq!(parsed[4].text, "SELECT count(*) FROM lines");
-        assert_eq!(parsed[4].line, 3);
+        assert_eq!(parsed[4].line, 4);
         assert!(matches!(parsed[5].statement, Statement::Explain(_)));
         assert!(matches!(parsed[6].statement, Statement::Other(_)));
     }

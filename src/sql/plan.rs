@@ -70,7 +70,10 @@ impl StreamingPlan {
         let window = window_spec(&found.windows, tables, interval_ms).await?;
         let ctx = SessionContext::new_with_config(config);
         for name in &found.others {
-            if let Ok(provider) = tables.table_provider(TableReference::bare(name.as_str())).await {
+            if let Ok(provider) = tables
+                .table_provider(TableReference::bare(name.as_str()))
+                .await
+            {
                 ctx.register_table(TableReference::bare(name.as_str()), provider)?;
             }
         }
@@ -80,27 +83,57 @@ impl StreamingPlan {
             .per_batch
             .iter()
             .map(|s| (s.clone(), s.clone(), false))
-            .chain(found.windows.iter().map(|w| (w.table.clone(), w.stream.clone(), true)));
+            .chain(
+                found
+                    .windows
+                    .iter()
+                    .map(|w| (w.table.clone(), w.stream.clone(), true)),
+            );
         for (table_name, stream, windowed) in named_inputs {
             let def = &streams[&stream];
             let schema = with_batch_time(&def.schema);
-            let schema = if windowed { with_window_columns(&schema) } else { schema };
+            let schema = if windowed {
+                with_window_columns(&schema)
+            } else {
+                schema
+            };
             let table = Arc::new(BatchTable::new(schema));
             ctx.register_table(TableReference::bare(table_name), table.clone())?;
             used.insert(stream.clone(), def.clone());
-            inputs.push(PlannedInput { stream, table, windowed });
+            inputs.push(PlannedInput {
+                stream,
+                table,
+                windowed,
+            });
         }
         let state = ctx.state();
         let statement = DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query))));
         let plan = state.statement_to_plan(statement).await?;
         let logical = state.optimize(&plan)?;
+        // Build one physical plan now, so that what DataFusion cannot execute
+        // is reported when the statement runs, not at the first batch.
+        state
+            .query_planner()
+            .create_physical_plan(&logical, &state)
+            .await?;
         let schema = Arc::new(logical.schema().as_arrow().clone());
-        Ok(Some(Self { state, logical, schema, inputs, streams: used.into_values().collect(), window }))
+        Ok(Some(Self {
+            state,
+            logical,
+            schema,
+            inputs,
+            streams: used.into_values().collect(),
+            window,
+        }))
     }
 
     /// Runs the query over what the input tables hold now.
     pub async fn execute(&self) -> Result<Vec<RecordBatch>, DataFusionError> {
-        let physical = self.state.query_planner().create_physical_plan(&self.logical, &self.state).await?;
+        let physical = self
+            .state
+            .query_planner()
+            .create_physical_plan(&self.logical, &self.state)
+            .await?;
         collect(physical, self.state.task_ctx()).await
     }
 
@@ -136,9 +169,16 @@ async fn window_spec(
 
 /// Evaluates a constant INTERVAL expression to milliseconds with DataFusion.
 async fn interval_ms_of(ctx: &SessionContext, expr: &ast::Expr) -> Result<i64, SqlError> {
-    let not_interval = |got: String| SqlError::Window(format!("expected a fixed INTERVAL such as INTERVAL '10' SECOND, got {got}"));
+    let not_interval = |got: String| {
+        SqlError::Window(format!(
+            "expected a fixed INTERVAL such as INTERVAL '10' SECOND, got {got}"
+        ))
+    };
     let batches = ctx.sql(&format!("SELECT {expr}")).await?.collect().await?;
-    let column = batches.first().filter(|b| b.num_rows() == 1).map(|b| b.column(0).clone());
+    let column = batches
+        .first()
+        .filter(|b| b.num_rows() == 1)
+        .map(|b| b.column(0).clone());
     let value = match column {
         Some(column) => ScalarValue::try_from_array(&column, 0)?,
         None => return Err(not_interval(expr.to_string())),
@@ -147,7 +187,11 @@ async fn interval_ms_of(ctx: &SessionContext, expr: &ast::Expr) -> Result<i64, S
         ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
             Ok(i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000)
         }
-        ScalarValue::IntervalDayTime(Some(v)) => Ok(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)),
-        _ => Err(not_interval(format!("{expr} (months have no fixed length)"))),
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            Ok(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
+        }
+        _ => Err(not_interval(format!(
+            "{expr} (months have no fixed length)"
+        ))),
     }
 }

@@ -24,12 +24,18 @@ pub struct BatchTable {
 impl BatchTable {
     /// An empty table with `schema`.
     pub fn new(schema: SchemaRef) -> Self {
-        Self { schema, batches: RwLock::new(Vec::new()) }
+        Self {
+            schema,
+            batches: RwLock::new(Vec::new()),
+        }
     }
 
     /// Replaces the contents seen by the next physical plan.
     pub fn set(&self, batches: Vec<RecordBatch>) {
-        *self.batches.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = batches;
+        *self
+            .batches
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = batches;
     }
 
     /// Schema of the rows (stream columns, `_batch_time`, window columns).
@@ -55,7 +61,15 @@ impl TableProvider for BatchTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batches = self.batches.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        Ok(MemorySourceConfig::try_new_exec(&[batches], self.schema.clone(), projection.cloned())?)
+        let batches = self
+            .batches
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
     }
 }

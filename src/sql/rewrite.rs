@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Query, TableFactor, VisitMut,
-    VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Query, TableFactor, VisitMut, VisitorMut,
 };
 
 use super::SqlError;
@@ -44,7 +43,10 @@ pub struct Rewritten {
 
 /// Rewrites `query` in place; `is_stream` tells stream names from others.
 pub fn rewrite(query: &mut Query, is_stream: &dyn Fn(&str) -> bool) -> Result<Rewritten, SqlError> {
-    let mut visitor = Visitor { is_stream, out: Rewritten::default() };
+    let mut visitor = Visitor {
+        is_stream,
+        out: Rewritten::default(),
+    };
     match query.visit(&mut visitor) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(visitor.out),
@@ -112,19 +114,30 @@ impl Visitor<'_> {
     fn window_call(&self, kind: WindowKind, args: &[Expr]) -> Result<WindowCall, SqlError> {
         let usage = match kind {
             WindowKind::Tumble => "TUMBLE(stream, _batch_time, INTERVAL '10' SECOND)",
-            WindowKind::Hop => "HOP(stream, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND) (slide, then size)",
+            WindowKind::Hop => {
+                "HOP(stream, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND) (slide, then size)"
+            }
         };
         let expected = if kind == WindowKind::Tumble { 3 } else { 4 };
         if args.len() != expected {
-            return Err(SqlError::Window(format!("expected {usage}, got {} arguments", args.len())));
+            return Err(SqlError::Window(format!(
+                "expected {usage}, got {} arguments",
+                args.len()
+            )));
         }
         let stream = match &args[0] {
             Expr::Identifier(ident) => normalize_name(&ObjectName::from(vec![ident.clone()])),
             Expr::CompoundIdentifier(idents) => normalize_name(&ObjectName::from(idents.clone())),
-            other => return Err(SqlError::Window(format!("the first argument of {usage} must be a stream name, got {other}"))),
+            other => {
+                return Err(SqlError::Window(format!(
+                    "the first argument of {usage} must be a stream name, got {other}"
+                )));
+            }
         };
         if !(self.is_stream)(&stream) {
-            return Err(SqlError::Window(format!("window functions apply to streams; '{stream}' is not a stream")));
+            return Err(SqlError::Window(format!(
+                "window functions apply to streams; '{stream}' is not a stream"
+            )));
         }
         match &args[1] {
             Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case(BATCH_TIME_COLUMN) => {}
@@ -139,7 +152,13 @@ impl Visitor<'_> {
         let size = args[expected - 1].clone();
         let slide = args[2].clone();
         let table = format!("__quiver_window_{}", self.out.windows.len());
-        Ok(WindowCall { table, stream, kind, size, slide })
+        Ok(WindowCall {
+            table,
+            stream,
+            kind,
+            size,
+            slide,
+        })
     }
 }
 

@@ -1,0 +1,1245 @@
+//! The built-in `nexmark` connector: a deterministic generator of the Nexmark
+//! benchmark's person, auction and bid events, straight into Arrow columns.
+//!
+//! It follows the standard Nexmark generator (`GeneratorConfig`,
+//! `PersonGenerator`, `AuctionGenerator`, `BidGenerator` of nexmark-flink /
+//! Apache Beam): global events are numbered `n = 0, 1, 2, ...`; in every
+//! cycle of 50 events position 0 is a person, positions 1..=3 are auctions
+//! and the other 46 are bids. Ids start at 1000, auctions are sold by persons
+//! already generated (or a few ids ahead, as in Java), bids mostly go to "hot"
+//! auctions and come from "hot" bidders.
+//!
+//! Unlike the Java generator, every event's random values come from an RNG
+//! seeded from `(seed, n)` only, so any range of events can be regenerated on
+//! its own (replay after a crash) and `generate(0..100)` equals
+//! `generate(0..50) ++ generate(50..100)`. Event `n` happens at
+//! `base_ms + n * 1000 / rate`.
+
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
+};
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::{Options, PollContext, Source, SourceData, SourceError};
+use crate::batch::SourceOffset;
+
+/// Which Nexmark event type a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NexmarkKind {
+    /// New users (`kind = 'person'`).
+    Person,
+    /// New auctions (`kind = 'auction'`).
+    Auction,
+    /// Bids on auctions (`kind = 'bid'`, the default).
+    Bid,
+}
+
+impl NexmarkKind {
+    /// The option value naming this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            NexmarkKind::Person => "person",
+            NexmarkKind::Auction => "auction",
+            NexmarkKind::Bid => "bid",
+        }
+    }
+
+    /// Positions `[start, end)` of this kind within the 50-event cycle.
+    fn cycle_range(self) -> (u64, u64) {
+        match self {
+            NexmarkKind::Person => (0, PERSON_PROPORTION),
+            NexmarkKind::Auction => (PERSON_PROPORTION, PERSON_PROPORTION + AUCTION_PROPORTION),
+            NexmarkKind::Bid => (PERSON_PROPORTION + AUCTION_PROPORTION, TOTAL_PROPORTION),
+        }
+    }
+}
+
+impl FromStr for NexmarkKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "person" => Ok(NexmarkKind::Person),
+            "auction" => Ok(NexmarkKind::Auction),
+            "bid" => Ok(NexmarkKind::Bid),
+            other => Err(format!(
+                "unknown nexmark kind '{other}'; valid kinds are: person, auction, bid"
+            )),
+        }
+    }
+}
+
+/// Options the `nexmark` connector understands.
+pub const KEYS: &[&str] = &["kind", "seed", "events", "rate", "batch_rows"];
+
+/// Default events per second (the Java generator's `firstEventRate`).
+pub const DEFAULT_RATE: u64 = 10_000;
+
+/// Default maximum number of rows per generated `RecordBatch`.
+pub const DEFAULT_BATCH_ROWS: usize = 8192;
+
+// ---- Constants of the standard generator (GeneratorConfig / NexmarkConfiguration defaults).
+
+const FIRST_PERSON_ID: i64 = 1000;
+const FIRST_AUCTION_ID: i64 = 1000;
+const FIRST_CATEGORY_ID: i64 = 10;
+const NUM_CATEGORIES: u64 = 5;
+const PERSON_PROPORTION: u64 = 1;
+const AUCTION_PROPORTION: u64 = 3;
+const TOTAL_PROPORTION: u64 = 50;
+/// `hotAuctionRatio`: P(bid on a hot auction) = 1 - 1/2.
+const HOT_AUCTION_RATIO: u64 = 2;
+/// `hotSellersRatio`: P(auction by a hot seller) = 1 - 1/4.
+const HOT_SELLERS_RATIO: u64 = 4;
+/// `hotBiddersRatio`: P(bid by a hot bidder) = 1 - 1/4.
+const HOT_BIDDERS_RATIO: u64 = 4;
+/// Hot auctions/sellers/bidders are the first of each block of this many ids.
+const HOT_BLOCK: u64 = 100;
+const NUM_IN_FLIGHT_AUCTIONS: u64 = 100;
+const NUM_ACTIVE_PEOPLE: u64 = 1000;
+const PERSON_ID_LEAD: u64 = 10;
+const AUCTION_ID_LEAD: u64 = 10;
+const HOT_CHANNELS_RATIO: u64 = 2;
+const CHANNELS_NUMBER: usize = 10_000;
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+
+/// Standard Arrow schema of one event kind (Flink Nexmark column names).
+pub fn schema(kind: NexmarkKind) -> SchemaRef {
+    static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| {
+        let int = |name: &str| Field::new(name, DataType::Int64, false);
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let time = |name: &str| {
+            Field::new(
+                name,
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            )
+        };
+        [
+            Arc::new(Schema::new(vec![
+                int("id"),
+                text("name"),
+                text("emailAddress"),
+                text("creditCard"),
+                text("city"),
+                text("state"),
+                time("dateTime"),
+                text("extra"),
+            ])),
+            Arc::new(Schema::new(vec![
+                int("id"),
+                text("itemName"),
+                text("description"),
+                int("initialBid"),
+                int("reserve"),
+                time("dateTime"),
+                time("expires"),
+                int("seller"),
+                int("category"),
+                text("extra"),
+            ])),
+            Arc::new(Schema::new(vec![
+                int("auction"),
+                int("bidder"),
+                int("price"),
+                text("channel"),
+                text("url"),
+                time("dateTime"),
+                text("extra"),
+            ])),
+        ]
+    });
+    match kind {
+        NexmarkKind::Person => all[0].clone(),
+        NexmarkKind::Auction => all[1].clone(),
+        NexmarkKind::Bid => all[2].clone(),
+    }
+}
+
+/// Number of events of `kind` among global events `[0, n)`.
+fn count_before(kind: NexmarkKind, n: u64) -> u64 {
+    let (start, end) = kind.cycle_range();
+    let in_cycle = (n % TOTAL_PROPORTION).clamp(start, end) - start;
+    (n / TOTAL_PROPORTION) * (end - start) + in_cycle
+}
+
+/// Last person id (base 0) generated at or before event `n` (`lastBase0PersonId`).
+#[inline]
+fn last_base0_person_id(n: u64) -> u64 {
+    let epoch = n / TOTAL_PROPORTION;
+    let offset = (n % TOTAL_PROPORTION).min(PERSON_PROPORTION - 1);
+    epoch * PERSON_PROPORTION + offset
+}
+
+/// Last auction id (base 0) generated at or before event `n`
+/// (`lastBase0AuctionId`); -1 before the first auction.
+#[inline]
+fn last_base0_auction_id(n: u64) -> i64 {
+    let epoch = (n / TOTAL_PROPORTION) as i64;
+    let offset = n % TOTAL_PROPORTION;
+    if offset < PERSON_PROPORTION {
+        (epoch - 1) * AUCTION_PROPORTION as i64 + AUCTION_PROPORTION as i64 - 1
+    } else if offset >= PERSON_PROPORTION + AUCTION_PROPORTION {
+        epoch * AUCTION_PROPORTION as i64 + AUCTION_PROPORTION as i64 - 1
+    } else {
+        epoch * AUCTION_PROPORTION as i64 + (offset - PERSON_PROPORTION) as i64
+    }
+}
+
+/// A wyrand generator, seeded per event from `(seed, n)`.
+#[derive(Clone, Copy)]
+struct Rng(u64);
+
+/// The splitmix64 finalizer: a cheap, well-mixing 64-bit hash.
+#[inline]
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Rng {
+    #[inline]
+    fn for_event(seed_mix: u64, n: u64) -> Self {
+        Rng(splitmix64(seed_mix ^ n))
+    }
+
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0).wrapping_mul(u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db));
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    /// Uniform in `[0, bound)` (Java's `nextInt(bound)` / `nextLong(bound)`).
+    #[inline]
+    fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    #[inline]
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// `PriceGenerator.nextPrice`: `round(10^(u*6) * 100)`, log-uniform cents.
+    #[inline]
+    fn price(&mut self) -> i64 {
+        ((self.next_f64() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0).round() as i64
+    }
+
+    /// `PersonGenerator.nextBase0PersonId`: one of the active people or a few ahead.
+    #[inline]
+    fn base0_person_id(&mut self, last_person: u64) -> u64 {
+        let num_people = last_person + 1;
+        let active = num_people.min(NUM_ACTIVE_PEOPLE);
+        num_people - active + self.below(active + PERSON_ID_LEAD)
+    }
+
+    /// `AuctionGenerator.nextBase0AuctionId`: an auction likely still in flight,
+    /// or a few ahead.
+    #[inline]
+    fn base0_auction_id(&mut self, last_auction: i64) -> u64 {
+        let max = last_auction.max(0) as u64;
+        let min = max.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
+        min + self.below(max - min + 1 + AUCTION_ID_LEAD)
+    }
+
+    /// `StringsGenerator.nextString`: 3..max_len-1 letters with the odd
+    /// `filler` (space, trimmed away at the ends when `trim`).
+    fn push_string(&mut self, out: &mut String, max_len: u64, filler: char, trim: bool) {
+        let len = 3 + self.below(max_len - 3);
+        let start = out.len();
+        let mut bits = 0u64;
+        for i in 0..len {
+            if i % 2 == 0 {
+                bits = self.next_u64();
+            }
+            let word = (bits >> (32 * (i % 2))) as u32;
+            // low 16 bits: 1 in 13 is the filler; high 16 bits: the letter.
+            if (u64::from(word & 0xffff) * 13) >> 16 == 0 {
+                out.push(filler);
+            } else {
+                out.push((b'a' + ((u64::from(word >> 16) * 26) >> 16) as u8) as char);
+            }
+        }
+        if trim {
+            let end = out.trim_end().len().max(start);
+            out.truncate(end);
+            let lead = out[start..].len() - out[start..].trim_start().len();
+            if lead > 0 {
+                out.replace_range(start..start + lead, "");
+            }
+        }
+    }
+}
+
+/// Channel names and urls of bids: the 4 hot channels then `channel-0..9999`,
+/// built once with a fixed seed (the Java generator draws them per JVM).
+struct Channels {
+    names: Vec<String>,
+    urls: Vec<String>,
+}
+
+fn channels() -> &'static Channels {
+    static CHANNELS: OnceLock<Channels> = OnceLock::new();
+    CHANNELS.get_or_init(|| {
+        let mut rng = Rng(0x4e45_584d_4152_4b21);
+        let base_url = |rng: &mut Rng| {
+            let mut url = String::from("https://www.nexmark.com/");
+            for _ in 0..3 {
+                rng.push_string(&mut url, 5, '_', false);
+                url.push('/');
+            }
+            url.push_str("item.htm?query=1");
+            url
+        };
+        let mut names = Vec::with_capacity(HOT_CHANNELS.len() + CHANNELS_NUMBER);
+        let mut urls = Vec::with_capacity(HOT_CHANNELS.len() + CHANNELS_NUMBER);
+        for hot in HOT_CHANNELS {
+            names.push(hot.to_string());
+            urls.push(base_url(&mut rng));
+        }
+        for k in 0..CHANNELS_NUMBER {
+            let mut url = base_url(&mut rng);
+            if rng.below(10) > 0 {
+                // Java: Math.abs(Integer.reverse(channelNumber)).
+                let id = (k as i32).reverse_bits().wrapping_abs();
+                url.push_str(&format!("&channel_id={id}"));
+            }
+            names.push(format!("channel-{k}"));
+            urls.push(url);
+        }
+        Channels { names, urls }
+    })
+}
+
+/// `extra` column of `rows` empty strings (no bytes, all offsets 0).
+fn empty_strings(rows: usize) -> ArrayRef {
+    Arc::new(StringArray::new(
+        OffsetBuffer::new_zeroed(rows),
+        Buffer::from(Vec::<u8>::new()),
+        None,
+    ))
+}
+
+/// Event time of consecutive events without a division per event.
+struct Clock {
+    base_ms: i64,
+    rate: u64,
+    /// `n * 1000 / rate` and `n * 1000 % rate` of the current event.
+    quot: u64,
+    rem: u64,
+    step_quot: u64,
+    step_rem: u64,
+}
+
+impl Clock {
+    fn new(base_ms: i64, rate: u64, n: u64) -> Self {
+        let scaled = u128::from(n) * 1000;
+        Clock {
+            base_ms,
+            rate,
+            quot: (scaled / u128::from(rate)) as u64,
+            rem: (scaled % u128::from(rate)) as u64,
+            step_quot: 1000 / rate,
+            step_rem: 1000 % rate,
+        }
+    }
+
+    #[inline]
+    fn now(&self) -> i64 {
+        self.base_ms.wrapping_add(self.quot as i64)
+    }
+
+    #[inline]
+    fn advance(&mut self) {
+        self.quot += self.step_quot;
+        self.rem += self.step_rem;
+        if self.rem >= self.rate {
+            self.rem -= self.rate;
+            self.quot += 1;
+        }
+    }
+}
+
+/// Pure deterministic Nexmark event generator, usable by benchmarks and tests.
+#[derive(Debug, Clone)]
+pub struct NexmarkGenerator {
+    seed: u64,
+    seed_mix: u64,
+    rate: u64,
+    base_ms: i64,
+    batch_rows: usize,
+}
+
+impl NexmarkGenerator {
+    /// A generator of `rate` events/s (0 is taken as 1) whose event 0 happens
+    /// at `base_ms`, emitting batches of at most [`DEFAULT_BATCH_ROWS`] rows.
+    pub fn new(seed: u64, rate: u64, base_ms: i64) -> Self {
+        NexmarkGenerator {
+            seed,
+            seed_mix: splitmix64(seed ^ 0x6e65_786d_6172_6b00),
+            rate: rate.max(1),
+            base_ms,
+            batch_rows: DEFAULT_BATCH_ROWS,
+        }
+    }
+
+    /// The same generator emitting batches of at most `rows` rows (at least 1).
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// The seed the generator was created with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Timestamp (ms) of global event n.
+    pub fn event_time_ms(&self, n: u64) -> i64 {
+        let offset = u128::from(n) * 1000 / u128::from(self.rate);
+        self.base_ms.wrapping_add(offset as i64)
+    }
+
+    /// Rows of `kind` among global events [from, to), as one or more record
+    /// batches of at most `batch_rows` rows (none when the range holds no such event).
+    pub fn generate(&self, kind: NexmarkKind, from: u64, to: u64) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        if to <= from {
+            return out;
+        }
+        let total = count_before(kind, to) - count_before(kind, from);
+        let mut remaining = total as usize;
+        let mut n = from;
+        while remaining > 0 {
+            let rows = remaining.min(self.batch_rows);
+            let (batch, next) = match kind {
+                NexmarkKind::Person => self.persons(n, rows),
+                NexmarkKind::Auction => self.auctions(n, rows),
+                NexmarkKind::Bid => self.bids(n, rows),
+            };
+            out.push(batch);
+            n = next;
+            remaining -= rows;
+        }
+        out
+    }
+
+    /// Exactly `rows` bids from event `n` on; returns the batch and the event after the last bid.
+    fn bids(&self, mut n: u64, rows: usize) -> (RecordBatch, u64) {
+        let chans = channels();
+        let mut auction = Vec::with_capacity(rows);
+        let mut bidder = Vec::with_capacity(rows);
+        let mut price = Vec::with_capacity(rows);
+        let mut date_time = Vec::with_capacity(rows);
+        let mut channel = StringBuilder::with_capacity(rows, rows * 8);
+        let mut url = StringBuilder::with_capacity(rows, rows * 72);
+        let mut clock = Clock::new(self.base_ms, self.rate, n);
+        let mut epoch = n / TOTAL_PROPORTION;
+        let mut offset = n % TOTAL_PROPORTION;
+        let first_bid = PERSON_PROPORTION + AUCTION_PROPORTION;
+        while auction.len() < rows {
+            if offset >= first_bid {
+                let mut rng = Rng::for_event(self.seed_mix, n);
+                let last_auction = epoch * AUCTION_PROPORTION + AUCTION_PROPORTION - 1;
+                let last_person = epoch * PERSON_PROPORTION + PERSON_PROPORTION - 1;
+                let a = if rng.below(HOT_AUCTION_RATIO) > 0 {
+                    (last_auction / HOT_BLOCK) * HOT_BLOCK
+                } else {
+                    rng.base0_auction_id(last_auction as i64)
+                };
+                let b = if rng.below(HOT_BIDDERS_RATIO) > 0 {
+                    (last_person / HOT_BLOCK) * HOT_BLOCK + 1
+                } else {
+                    rng.base0_person_id(last_person)
+                };
+                auction.push(a as i64 + FIRST_AUCTION_ID);
+                bidder.push(b as i64 + FIRST_PERSON_ID);
+                price.push(rng.price());
+                let c = if rng.below(HOT_CHANNELS_RATIO) > 0 {
+                    rng.below(HOT_CHANNELS.len() as u64) as usize
+                } else {
+                    HOT_CHANNELS.len() + rng.below(CHANNELS_NUMBER as u64) as usize
+                };
+                channel.append_value(&chans.names[c]);
+                url.append_value(&chans.urls[c]);
+                date_time.push(clock.now());
+            }
+            n += 1;
+            offset += 1;
+            if offset == TOTAL_PROPORTION {
+                offset = 0;
+                epoch += 1;
+            }
+            clock.advance();
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(auction)),
+            Arc::new(Int64Array::from(bidder)),
+            Arc::new(Int64Array::from(price)),
+            Arc::new(channel.finish()),
+            Arc::new(url.finish()),
+            Arc::new(TimestampMillisecondArray::from(date_time)),
+            empty_strings(rows),
+        ];
+        (batch(NexmarkKind::Bid, columns, rows), n)
+    }
+
+    /// Exactly `rows` auctions from event `n` on; returns the batch and the event after the last one.
+    fn auctions(&self, mut n: u64, rows: usize) -> (RecordBatch, u64) {
+        let mut id = Vec::with_capacity(rows);
+        let mut item_name = StringBuilder::with_capacity(rows, rows * 12);
+        let mut description = StringBuilder::with_capacity(rows, rows * 52);
+        let mut initial_bid = Vec::with_capacity(rows);
+        let mut reserve = Vec::with_capacity(rows);
+        let mut date_time = Vec::with_capacity(rows);
+        let mut expires = Vec::with_capacity(rows);
+        let mut seller = Vec::with_capacity(rows);
+        let mut category = Vec::with_capacity(rows);
+        let mut text = String::with_capacity(128);
+        // Events it takes to generate NUM_IN_FLIGHT_AUCTIONS more auctions.
+        let events_for_auctions = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
+        let (start, end) = NexmarkKind::Auction.cycle_range();
+        while id.len() < rows {
+            let offset = n % TOTAL_PROPORTION;
+            if offset < start {
+                n += start - offset;
+            } else if offset >= end {
+                n += TOTAL_PROPORTION - offset + start;
+            }
+            let mut rng = Rng::for_event(self.seed_mix, n);
+            let timestamp = self.event_time_ms(n);
+            let last_person = last_base0_person_id(n);
+            id.push(last_base0_auction_id(n) + FIRST_AUCTION_ID);
+            let s = if rng.below(HOT_SELLERS_RATIO) > 0 {
+                (last_person / HOT_BLOCK) * HOT_BLOCK
+            } else {
+                rng.base0_person_id(last_person)
+            };
+            seller.push(s as i64 + FIRST_PERSON_ID);
+            category.push(FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64);
+            let bid = rng.price();
+            initial_bid.push(bid);
+            let horizon = self.event_time_ms(n + events_for_auctions) - timestamp;
+            let length = 1 + rng.below(horizon.saturating_mul(2).max(1) as u64) as i64;
+            date_time.push(timestamp);
+            expires.push(timestamp + length);
+            text.clear();
+            rng.push_string(&mut text, 20, ' ', true);
+            item_name.append_value(&text);
+            text.clear();
+            rng.push_string(&mut text, 100, ' ', true);
+            description.append_value(&text);
+            reserve.push(bid + rng.price());
+            n += 1;
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(id)),
+            Arc::new(item_name.finish()),
+            Arc::new(description.finish()),
+            Arc::new(Int64Array::from(initial_bid)),
+            Arc::new(Int64Array::from(reserve)),
+            Arc::new(TimestampMillisecondArray::from(date_time)),
+            Arc::new(TimestampMillisecondArray::from(expires)),
+            Arc::new(Int64Array::from(seller)),
+            Arc::new(Int64Array::from(category)),
+            empty_strings(rows),
+        ];
+        (batch(NexmarkKind::Auction, columns, rows), n)
+    }
+
+    /// Exactly `rows` persons from event `n` on; returns the batch and the event after the last one.
+    fn persons(&self, mut n: u64, rows: usize) -> (RecordBatch, u64) {
+        let mut id = Vec::with_capacity(rows);
+        let mut name = StringBuilder::with_capacity(rows, rows * 12);
+        let mut email = StringBuilder::with_capacity(rows, rows * 16);
+        let mut credit_card = StringBuilder::with_capacity(rows, rows * 19);
+        let mut city = StringBuilder::with_capacity(rows, rows * 8);
+        let mut state = StringBuilder::with_capacity(rows, rows * 2);
+        let mut date_time = Vec::with_capacity(rows);
+        let mut text = String::with_capacity(32);
+        while id.len() < rows {
+            let offset = n % TOTAL_PROPORTION;
+            if offset >= PERSON_PROPORTION {
+                n += TOTAL_PROPORTION - offset;
+            }
+            let mut rng = Rng::for_event(self.seed_mix, n);
+            id.push(last_base0_person_id(n) as i64 + FIRST_PERSON_ID);
+            text.clear();
+            text.push_str(FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize]);
+            text.push(' ');
+            text.push_str(LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize]);
+            name.append_value(&text);
+            text.clear();
+            rng.push_string(&mut text, 7, ' ', true);
+            text.push('@');
+            rng.push_string(&mut text, 5, ' ', true);
+            text.push_str(".com");
+            email.append_value(&text);
+            text.clear();
+            for group in 0..4 {
+                if group > 0 {
+                    text.push(' ');
+                }
+                let mut digits = rng.below(10_000);
+                let mut buf = [b'0'; 4];
+                for d in buf.iter_mut().rev() {
+                    *d = b'0' + (digits % 10) as u8;
+                    digits /= 10;
+                }
+                buf.iter().for_each(|&d| text.push(d as char));
+            }
+            credit_card.append_value(&text);
+            city.append_value(US_CITIES[rng.below(US_CITIES.len() as u64) as usize]);
+            state.append_value(US_STATES[rng.below(US_STATES.len() as u64) as usize]);
+            date_time.push(self.event_time_ms(n));
+            n += 1;
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(id)),
+            Arc::new(name.finish()),
+            Arc::new(email.finish()),
+            Arc::new(credit_card.finish()),
+            Arc::new(city.finish()),
+            Arc::new(state.finish()),
+            Arc::new(TimestampMillisecondArray::from(date_time)),
+            empty_strings(rows),
+        ];
+        (batch(NexmarkKind::Person, columns, rows), n)
+    }
+}
+
+/// Assembles generated columns; they match the standard schema by construction.
+fn batch(kind: NexmarkKind, columns: Vec<ArrayRef>, rows: usize) -> RecordBatch {
+    match RecordBatch::try_new(schema(kind), columns) {
+        Ok(batch) => batch,
+        Err(e) => panic!(
+            "nexmark {} columns do not match their schema ({rows} rows): {e}",
+            kind.name()
+        ),
+    }
+}
+
+/// Parsed `WITH (...)` options of a nexmark stream.
+struct Settings {
+    kind: NexmarkKind,
+    seed: u64,
+    events: Option<u64>,
+    rate: u64,
+    batch_rows: usize,
+}
+
+impl Settings {
+    fn parse(options: &Options) -> Result<Self, SourceError> {
+        options.check_keys("nexmark", KEYS)?;
+        let kind = options.parse_or("kind", NexmarkKind::Bid)?;
+        let seed = options.parse_or("seed", 0u64)?;
+        let events = options.parse_or("events", 0u64)?;
+        let rate = options.parse_or("rate", DEFAULT_RATE)?;
+        if rate == 0 {
+            return Err(options
+                .invalid("rate", "the event rate must be > 0 events/s")
+                .into());
+        }
+        let batch_rows = options.parse_or("batch_rows", DEFAULT_BATCH_ROWS)?;
+        if batch_rows == 0 {
+            return Err(options.invalid("batch_rows", "must be > 0").into());
+        }
+        Ok(Settings {
+            kind,
+            seed,
+            events: (events > 0).then_some(events),
+            rate,
+            batch_rows,
+        })
+    }
+}
+
+/// Index in `full` of the column named `name` (exact match first, then
+/// case-insensitive, since unquoted SQL identifiers are lower-cased).
+fn find_column(full: &Schema, name: &str) -> Option<usize> {
+    full.index_of(name).ok().or_else(|| {
+        full.fields()
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(name))
+    })
+}
+
+/// Indices in the standard schema of `kind` of the columns of `declared`.
+fn projection(kind: NexmarkKind, declared: &Schema) -> Result<Vec<usize>, SourceError> {
+    let full = schema(kind);
+    let valid = || {
+        full.fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    declared
+        .fields()
+        .iter()
+        .map(|field| {
+            let Some(i) = find_column(&full, field.name()) else {
+                return Err(SourceError::Schema(format!(
+                    "nexmark {} streams have no column '{}'; valid columns are: {}",
+                    kind.name(),
+                    field.name(),
+                    valid()
+                )));
+            };
+            let expected = full.field(i).data_type();
+            if field.data_type() != expected {
+                return Err(SourceError::Schema(format!(
+                    "column '{}' of a nexmark {} stream has type {expected}, not {}; valid columns are: {}",
+                    field.name(),
+                    kind.name(),
+                    field.data_type(),
+                    valid()
+                )));
+            }
+            Ok(i)
+        })
+        .collect()
+}
+
+/// Declared columns, if any, must each exist in the kind's schema with the
+/// same type; the result is that projection (in the declared order, with the
+/// declared names); otherwise the full standard schema. Errors name the
+/// column and list the valid ones.
+pub fn resolve_schema(
+    declared: Option<SchemaRef>,
+    options: &Options,
+) -> Result<SchemaRef, SourceError> {
+    let settings = Settings::parse(options)?;
+    match declared {
+        Some(declared) if !declared.fields().is_empty() => {
+            projection(settings.kind, &declared)?;
+            Ok(declared)
+        }
+        _ => Ok(schema(settings.kind)),
+    }
+}
+
+/// A running `nexmark` source: emits, at every batch, the events whose time
+/// falls before the batch time, filtered to its kind.
+pub struct NexmarkSource {
+    settings: Settings,
+    schema: SchemaRef,
+    /// Standard-schema columns to emit, `None` when emitting the standard schema as is.
+    projection: Option<Vec<usize>>,
+    /// Created at the first poll, which fixes the time of event 0.
+    generator: Option<NexmarkGenerator>,
+    /// Next global event number to emit.
+    next: u64,
+}
+
+impl NexmarkSource {
+    /// Opens a generator for a stream of `schema` (as resolved by [`resolve_schema`]).
+    pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
+        let settings = Settings::parse(options)?;
+        let full = self::schema(settings.kind);
+        let projection = if schema.fields().is_empty() || schema == full {
+            None
+        } else {
+            Some(projection(settings.kind, &schema)?)
+        };
+        let schema = if schema.fields().is_empty() {
+            full
+        } else {
+            schema
+        };
+        Ok(NexmarkSource {
+            settings,
+            schema,
+            projection,
+            generator: None,
+            next: 0,
+        })
+    }
+
+    /// The generator, created on the first poll with event 0 at the start of that batch.
+    fn generator(&mut self, ctx: &PollContext) -> &NexmarkGenerator {
+        let settings = &self.settings;
+        self.generator.get_or_insert_with(|| {
+            NexmarkGenerator::new(
+                settings.seed,
+                settings.rate,
+                ctx.batch_time_ms.saturating_sub(ctx.interval_ms),
+            )
+            .with_batch_rows(settings.batch_rows)
+        })
+    }
+
+    /// First event number whose time is at or after `batch_time_ms`.
+    fn end_of(generator: &NexmarkGenerator, batch_time_ms: i64) -> u64 {
+        let elapsed = i128::from(batch_time_ms) - i128::from(generator.base_ms);
+        if elapsed <= 0 {
+            return 0;
+        }
+        // event_time(n) < T  <=>  n * 1000 / rate < elapsed  <=>  n < elapsed * rate / 1000.
+        let end = (elapsed * i128::from(generator.rate) + 999) / 1000;
+        u64::try_from(end).unwrap_or(u64::MAX)
+    }
+}
+
+impl Source for NexmarkSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        let kind = self.settings.kind;
+        let events = self.settings.events;
+        let from = self.next;
+        let generator = self.generator(ctx);
+        let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
+        if let Some(events) = events {
+            to = to.min(events).max(from);
+        }
+        let generated = generator.generate(kind, from, to);
+        let data = match &self.projection {
+            None => generated,
+            Some(indices) => generated
+                .iter()
+                .map(|b| {
+                    b.project(indices)
+                        .and_then(|p| {
+                            RecordBatch::try_new(self.schema.clone(), p.columns().to_vec())
+                        })
+                        .map_err(|e| SourceError::Schema(format!("nexmark projection failed: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        self.next = to;
+        Ok(SourceData {
+            data,
+            offsets: vec![SourceOffset {
+                partition: "0".to_string(),
+                position: to.to_string(),
+            }],
+            skipped: 0,
+        })
+    }
+
+    fn is_drained(&self) -> bool {
+        self.settings
+            .events
+            .is_some_and(|events| self.next >= events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::concat_batches;
+    use datafusion::arrow::datatypes::{Int64Type, TimestampMillisecondType};
+
+    fn one(kind: NexmarkKind, batches: &[RecordBatch]) -> RecordBatch {
+        concat_batches(&schema(kind), batches).expect("concat")
+    }
+
+    fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
+        let col = batch.column_by_name(name).expect("column");
+        match col.data_type() {
+            DataType::Int64 => col.as_primitive::<Int64Type>().values().to_vec(),
+            _ => col
+                .as_primitive::<TimestampMillisecondType>()
+                .values()
+                .to_vec(),
+        }
+    }
+
+    fn opts(pairs: &[(&str, &str)]) -> Options {
+        Options::new(pairs.iter().copied())
+    }
+
+    #[test]
+    fn deterministic_across_runs_and_seeds_differ() {
+        for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
+            let a = one(
+                kind,
+                &NexmarkGenerator::new(42, 1000, 0).generate(kind, 0, 3000),
+            );
+            let b = one(
+                kind,
+                &NexmarkGenerator::new(42, 1000, 0).generate(kind, 0, 3000),
+            );
+            let c = one(
+                kind,
+                &NexmarkGenerator::new(43, 1000, 0).generate(kind, 0, 3000),
+            );
+            assert_eq!(a, b, "{kind:?}");
+            assert_ne!(a, c, "{kind:?}: another seed must give other values");
+            assert!(a.num_rows() > 0);
+        }
+    }
+
+    #[test]
+    fn ranges_split_anywhere() {
+        let generator = NexmarkGenerator::new(7, 10_000, 1_000).with_batch_rows(64);
+        for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
+            let whole = one(kind, &generator.generate(kind, 0, 5000));
+            for cut in [1, 3, 50, 51, 2499, 4999] {
+                let mut parts = generator.generate(kind, 0, cut);
+                parts.extend(generator.generate(kind, cut, 5000));
+                assert_eq!(whole, one(kind, &parts), "{kind:?} split at {cut}");
+            }
+            let big = NexmarkGenerator::new(7, 10_000, 1_000).generate(kind, 0, 5000);
+            assert_eq!(whole, one(kind, &big), "batch size must not change values");
+            assert!(
+                generator
+                    .generate(kind, 0, 5000)
+                    .iter()
+                    .all(|b| b.num_rows() <= 64)
+            );
+        }
+    }
+
+    #[test]
+    fn proportions_and_ids_follow_the_cycle() {
+        let generator = NexmarkGenerator::new(1, 1000, 0);
+        let persons = one(
+            NexmarkKind::Person,
+            &generator.generate(NexmarkKind::Person, 0, 5000),
+        );
+        let auctions = one(
+            NexmarkKind::Auction,
+            &generator.generate(NexmarkKind::Auction, 0, 5000),
+        );
+        let bids = one(
+            NexmarkKind::Bid,
+            &generator.generate(NexmarkKind::Bid, 0, 5000),
+        );
+        assert_eq!(
+            (persons.num_rows(), auctions.num_rows(), bids.num_rows()),
+            (100, 300, 4600)
+        );
+        assert_eq!(ints(&persons, "id"), (1000..1100).collect::<Vec<_>>());
+        assert_eq!(ints(&auctions, "id"), (1000..1300).collect::<Vec<_>>());
+        // Persons at n % 50 == 0, auctions at 1..=3 (rate 1000/s: dateTime = n ms).
+        assert!(ints(&persons, "dateTime").iter().all(|t| t % 50 == 0));
+        assert!(
+            ints(&auctions, "dateTime")
+                .iter()
+                .all(|t| (1..=3).contains(&(t % 50)))
+        );
+        assert!(ints(&bids, "dateTime").iter().all(|t| t % 50 >= 4));
+        assert_eq!(generator.event_time_ms(4999), 4999);
+        assert_eq!(NexmarkGenerator::new(0, 3, 100).event_time_ms(2), 100 + 666);
+    }
+
+    #[test]
+    fn references_point_to_generated_events() {
+        let generator = NexmarkGenerator::new(9, 1000, 0);
+        let events = 20_000u64;
+        let auctions = one(
+            NexmarkKind::Auction,
+            &generator.generate(NexmarkKind::Auction, 0, events),
+        );
+        let bids = one(
+            NexmarkKind::Bid,
+            &generator.generate(NexmarkKind::Bid, 0, events),
+        );
+        // Java allows a lead of 10 ids beyond the last generated person/auction.
+        for (n, seller) in ints(&auctions, "dateTime")
+            .iter()
+            .zip(ints(&auctions, "seller"))
+        {
+            let last_person = last_base0_person_id(*n as u64) as i64 + FIRST_PERSON_ID;
+            assert!(
+                (FIRST_PERSON_ID..=last_person + 10).contains(&seller),
+                "seller {seller} at {n}"
+            );
+        }
+        let categories = ints(&auctions, "category");
+        assert!(categories.iter().all(|c| (10..15).contains(c)));
+        assert_eq!(
+            categories
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            5
+        );
+        let (initial, reserve) = (ints(&auctions, "initialBid"), ints(&auctions, "reserve"));
+        assert!(initial.iter().zip(&reserve).all(|(i, r)| *i >= 1 && r >= i));
+        let (times, expires) = (ints(&auctions, "dateTime"), ints(&auctions, "expires"));
+        assert!(times.iter().zip(&expires).all(|(t, e)| e > t));
+        let mut hot = 0;
+        let bid_times = ints(&bids, "dateTime");
+        for ((n, auction), bidder) in bid_times
+            .iter()
+            .zip(ints(&bids, "auction"))
+            .zip(ints(&bids, "bidder"))
+        {
+            let n = *n as u64;
+            let last_auction = last_base0_auction_id(n) + FIRST_AUCTION_ID;
+            assert!(
+                (FIRST_AUCTION_ID..=last_auction + 10).contains(&auction),
+                "auction {auction} at {n}"
+            );
+            let last_person = last_base0_person_id(n) as i64 + FIRST_PERSON_ID;
+            assert!(
+                (FIRST_PERSON_ID..=last_person + 10).contains(&bidder),
+                "bidder {bidder} at {n}"
+            );
+            if (auction - FIRST_AUCTION_ID) % 100 == 0 {
+                hot += 1;
+            }
+        }
+        // About half the bids go to a hot auction.
+        assert!(
+            hot * 10 > bids.num_rows() * 4,
+            "{hot} hot bids of {}",
+            bids.num_rows()
+        );
+        let channels = bids
+            .column_by_name("channel")
+            .expect("channel")
+            .as_string::<i32>();
+        let urls = bids.column_by_name("url").expect("url").as_string::<i32>();
+        assert!(
+            urls.iter()
+                .all(|u| u.is_some_and(|u| u.starts_with("https://www.nexmark.com/")))
+        );
+        let google = channels.iter().filter(|c| *c == Some("Google")).count();
+        assert!(google > bids.num_rows() / 16, "hot channels are frequent");
+        let prices = ints(&bids, "price");
+        assert!(prices.iter().all(|p| (1..=100_000_000).contains(p)));
+        for column in bids.columns() {
+            assert_eq!(column.null_count(), 0);
+        }
+    }
+
+    #[test]
+    fn person_fields_look_right() {
+        let persons = one(
+            NexmarkKind::Person,
+            &NexmarkGenerator::new(3, 1000, 0).generate(NexmarkKind::Person, 0, 5000),
+        );
+        let col = |name: &str| {
+            persons
+                .column_by_name(name)
+                .expect(name)
+                .as_string::<i32>()
+                .clone()
+        };
+        assert!(
+            col("creditCard")
+                .iter()
+                .flatten()
+                .all(|c| c.len() == 19 && c.split(' ').all(|g| g.len() == 4))
+        );
+        assert!(
+            col("emailAddress")
+                .iter()
+                .flatten()
+                .all(|e| e.ends_with(".com") && e.contains('@'))
+        );
+        assert!(
+            col("state")
+                .iter()
+                .flatten()
+                .all(|s| US_STATES.contains(&s))
+        );
+        assert!(col("city").iter().flatten().all(|s| US_CITIES.contains(&s)));
+        assert!(
+            col("name")
+                .iter()
+                .flatten()
+                .all(|s| s.split(' ').count() == 2)
+        );
+    }
+
+    #[test]
+    fn polling_emits_events_before_the_batch_time_and_drains() {
+        let options = opts(&[
+            ("kind", "bid"),
+            ("seed", "42"),
+            ("events", "2500"),
+            ("rate", "1000"),
+        ]);
+        let schema = resolve_schema(None, &options).expect("schema");
+        assert_eq!(schema, super::schema(NexmarkKind::Bid));
+        let mut source = NexmarkSource::open(schema, &options).expect("open");
+        let reference = one(
+            NexmarkKind::Bid,
+            &NexmarkGenerator::new(42, 1000, 10_000).generate(NexmarkKind::Bid, 0, 2500),
+        );
+        let mut polled = Vec::new();
+        let mut counts = Vec::new();
+        for i in 1..=4 {
+            assert_eq!(source.is_drained(), i == 4);
+            let ctx = PollContext {
+                batch_time_ms: 10_000 + i * 1000,
+                interval_ms: 1000,
+            };
+            let data = source.poll_batch(&ctx).expect("poll");
+            let rows: usize = data.data.iter().map(RecordBatch::num_rows).sum();
+            for b in &data.data {
+                assert!(ints(b, "dateTime").iter().all(|t| *t < ctx.batch_time_ms));
+            }
+            counts.push(rows);
+            let position = data.offsets[0].position.clone();
+            polled.extend(data.data);
+            counts.push(position.parse::<usize>().expect("offset"));
+        }
+        // 1000 global events per second, 920 of them bids; bounded at 2500 events.
+        assert_eq!(counts, vec![920, 1000, 920, 2000, 460, 2500, 0, 2500]);
+        assert!(source.is_drained());
+        assert_eq!(one(NexmarkKind::Bid, &polled), reference);
+    }
+
+    #[test]
+    fn unbounded_source_keeps_going() {
+        let options = opts(&[("kind", "person"), ("rate", "500")]);
+        let mut source =
+            NexmarkSource::open(resolve_schema(None, &options).expect("schema"), &options)
+                .expect("open");
+        let ctx = PollContext {
+            batch_time_ms: 2000,
+            interval_ms: 2000,
+        };
+        let data = source.poll_batch(&ctx).expect("poll");
+        // 1000 events in 2 s at 500/s: persons 0, 50, ..., 950.
+        assert_eq!(
+            data.data.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            20
+        );
+        assert!(!source.is_drained());
+    }
+
+    #[test]
+    fn declared_columns_project_in_declared_order() {
+        let options = opts(&[("kind", "bid"), ("rate", "1000")]);
+        let declared = Arc::new(Schema::new(vec![
+            Field::new("price", DataType::Int64, true),
+            Field::new(
+                "datetime",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("auction", DataType::Int64, true),
+        ]));
+        let schema = resolve_schema(Some(declared.clone()), &options).expect("projection");
+        assert_eq!(schema, declared);
+        let mut source = NexmarkSource::open(schema, &options).expect("open");
+        let data = source
+            .poll_batch(&PollContext {
+                batch_time_ms: 1000,
+                interval_ms: 1000,
+            })
+            .expect("poll");
+        let batch = &data.data[0];
+        assert_eq!(batch.schema(), declared);
+        let full = one(
+            NexmarkKind::Bid,
+            &NexmarkGenerator::new(0, 1000, 0).generate(NexmarkKind::Bid, 0, 1000),
+        );
+        assert_eq!(
+            ints(batch, "price"),
+            ints(&full, "price")[..batch.num_rows()].to_vec()
+        );
+        assert_eq!(
+            ints(batch, "auction"),
+            ints(&full, "auction")[..batch.num_rows()].to_vec()
+        );
+    }
+
+    #[test]
+    fn bad_declarations_and_options_are_errors() {
+        let options = opts(&[("kind", "auction")]);
+        let unknown = Arc::new(Schema::new(vec![Field::new(
+            "bidder",
+            DataType::Int64,
+            true,
+        )]));
+        let err = resolve_schema(Some(unknown), &options)
+            .expect_err("bidder is not an auction column")
+            .to_string();
+        assert!(
+            err.contains("'bidder'") && err.contains("itemName"),
+            "{err}"
+        );
+        let wrong_type = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
+        let err = resolve_schema(Some(wrong_type), &options)
+            .expect_err("id is BIGINT")
+            .to_string();
+        assert!(err.contains("'id'"), "{err}");
+        let err = resolve_schema(None, &opts(&[("kind", "bids")]))
+            .expect_err("bad kind")
+            .to_string();
+        assert!(
+            err.contains("bids") && err.contains("person, auction, bid"),
+            "{err}"
+        );
+        let err = resolve_schema(None, &opts(&[("rows", "5")]))
+            .expect_err("unknown option")
+            .to_string();
+        assert!(
+            err.contains("'rows'") && err.contains("batch_rows"),
+            "{err}"
+        );
+        let err = resolve_schema(None, &opts(&[("rate", "0")]))
+            .expect_err("rate 0")
+            .to_string();
+        assert!(err.contains("rate"), "{err}");
+        assert!(NexmarkSource::open(schema(NexmarkKind::Bid), &opts(&[("rate", "0")])).is_err());
+        assert!(resolve_schema(None, &opts(&[("seed", "x")])).is_err());
+        assert!(
+            "Person"
+                .parse::<NexmarkKind>()
+                .is_ok_and(|k| k == NexmarkKind::Person)
+        );
+    }
+
+    /// `cargo test --release -- --ignored --nocapture generation_speed`
+    #[test]
+    #[ignore]
+    fn generation_speed() {
+        let generator = NexmarkGenerator::new(7, 1_000_000, 0);
+        let events: u64 = 10_000_000 * 50 / 46;
+        let chunk = 100_000;
+        let _ = generator.generate(NexmarkKind::Bid, 0, chunk);
+        let start = std::time::Instant::now();
+        let mut rows = 0;
+        for from in (0..events).step_by(chunk as usize) {
+            let batches = generator.generate(NexmarkKind::Bid, from, (from + chunk).min(events));
+            rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{rows} bids ({events} events) in {secs:.3} s: {:.1} M bids/s, {:.1} M events/s",
+            rows as f64 / secs / 1e6,
+            events as f64 / secs / 1e6
+        );
+    }
+}

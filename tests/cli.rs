@@ -1,0 +1,399 @@
+//! End-to-end tests of the `quiver` binary: the example scripts in `sql/`,
+//! the socket and stdin sources against real peers, Ctrl-C, and output
+//! discipline (data on stdout, messages on stderr).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn quiver() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// Waits for `child` with a generous bound, killing it (and failing) on timeout.
+fn wait(mut child: Child) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > TIMEOUT {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "quiver did not stop within {TIMEOUT:?}; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn sql_example(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(name)).unwrap()
+}
+
+/// Sums the `n` column of CSV output per word (batches may split differently).
+fn word_totals(csv: &str) -> BTreeMap<String, u64> {
+    let mut totals = BTreeMap::new();
+    for line in csv.lines().filter(|l| !l.starts_with("word,")) {
+        let mut fields = line.split(',');
+        let (word, n) = (fields.next().unwrap(), fields.next().unwrap());
+        *totals.entry(word.to_string()).or_default() += n.parse::<u64>().unwrap();
+    }
+    totals
+}
+
+#[test]
+fn files_csv_example_prints_only_csv_on_stdout() {
+    let output = wait(
+        quiver()
+            .args([
+                "run",
+                "sql/files_csv.sql",
+                "--until-idle",
+                "--format",
+                "csv",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "region,orders,revenue\neast,1,7.25\nnorth,2,15.0\nsouth,2,22.0\nnorth,1,1.0\n"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("created stream sales"), "{stderr}");
+}
+
+/// Starts quiver on `script`, serves `lines` to its socket source, closes the
+/// connection and returns quiver's output (it stops: --until-idle).
+fn socket_run(script: &str, lines: &str, args: &[&str]) -> Output {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = script.replace("9999", &port.to_string());
+    let child = quiver()
+        .args(["--until-idle", "--format", "csv"])
+        .args(args)
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let mut peer = accept(&listener, &mut child);
+    peer.write_all(lines.as_bytes()).unwrap();
+    drop(peer);
+    wait(child)
+}
+
+/// Accepts quiver's connection, failing (not hanging) if quiver exits first.
+fn accept(listener: &TcpListener, child: &mut Child) -> std::net::TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((peer, _)) => {
+                peer.set_nonblocking(false).unwrap();
+                return peer;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut stderr = String::new();
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut stderr)
+                        .unwrap();
+                    panic!("quiver exited ({status}) before connecting:\n{stderr}");
+                }
+                assert!(started.elapsed() < TIMEOUT, "quiver never connected");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+#[test]
+fn socket_word_count_counts_every_word_once() {
+    let output = socket_run(
+        &sql_example("wordcount.sql"),
+        "hello world\nhello quiver\n\nworld  hello\n",
+        &["--batch-interval", "100ms"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("word,n\n"), "{stdout}");
+    let totals = word_totals(&stdout);
+    assert_eq!(
+        totals,
+        BTreeMap::from([
+            ("hello".into(), 3),
+            ("quiver".into(), 1),
+            ("world".into(), 2)
+        ])
+    );
+}
+
+#[test]
+fn socket_windowed_word_count_counts_each_batch_in_three_windows() {
+    let output = socket_run(
+        &sql_example("windowed_wordcount.sql"),
+        "a b a\nc\n",
+        &["--clock", "simulated"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // size 30 s / slide 10 s: every batch belongs to three windows.
+    assert_eq!(
+        word_totals(&stdout),
+        BTreeMap::from([("a".into(), 6), ("b".into(), 3), ("c".into(), 3)])
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("a,2,")).count(),
+        3,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn socket_source_retries_until_the_listener_is_up() {
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let script = sql_example("wordcount.sql").replace("9999", &port.to_string());
+    let mut child = quiver()
+        .args([
+            "--until-idle",
+            "--format",
+            "csv",
+            "--batch-interval",
+            "100ms",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("cannot connect") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "quiver ended before reporting the refused connection"
+        );
+    }
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")) && line.contains("retrying"),
+        "{line}"
+    );
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut peer = accept(&listener, &mut child);
+    peer.write_all(b"late hello\n").unwrap();
+    drop(peer);
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let output = wait(child);
+    assert!(output.status.success());
+    assert_eq!(
+        word_totals(&String::from_utf8_lossy(&output.stdout)).get("late"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn stdin_stream_reads_ndjson_until_end_of_input() {
+    let mut child = quiver()
+        .args(["--until-idle", "--clock", "simulated", "--format", "csv", "-c"])
+        .arg("CREATE STREAM s (k VARCHAR, v BIGINT) WITH (connector = 'stdin', format = 'json'); SELECT k, sum(v) AS total FROM s GROUP BY k")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"k\":\"x\",\"v\":1}\n{\"k\":\"x\",\"v\":2}\n{\"k\":\"y\",\"v\":5}\n")
+        .unwrap();
+    let output = wait(child);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| *l != "k,total")
+    {
+        let (k, v) = line.split_once(',').unwrap();
+        *totals.entry(k.into()).or_default() += v.parse::<u64>().unwrap();
+    }
+    assert_eq!(totals, BTreeMap::from([("x".into(), 3), ("y".into(), 5)]));
+}
+
+#[test]
+fn a_script_on_stdin_runs_like_quiver_run() {
+    let mut child = quiver()
+        .args(["--until-idle", "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql_example("files_csv.sql").as_bytes())
+        .unwrap();
+    let output = wait(child);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("region,orders,revenue\neast,1,7.25\n")
+    );
+}
+
+#[test]
+fn max_batches_stops_an_unbounded_query() {
+    let output = wait(
+        quiver()
+            .args(["--max-batches", "3", "--clock", "simulated", "--format", "csv", "--show-empty", "-c"])
+            .arg("CREATE STREAM s WITH (connector = 'socket', port = 1); SELECT count(*) AS n FROM s")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "n\n0\n0\n0\n");
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_batch_and_flushes_output() {
+    let mut child = quiver()
+        .args(["--batch-interval", "200ms", "--format", "csv", "-c"])
+        .arg("CREATE STREAM s WITH (connector = 'socket', port = 1); SELECT count(*) AS n FROM s")
+        .arg("--show-empty")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 4];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"n\n0\n");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let output = wait(child);
+    assert!(output.status.success(), "exit status {}", output.status);
+    assert!(
+        rest.lines().all(|l| l == "0"),
+        "only complete rows after Ctrl-C: {rest:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("stopping after the current batch"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_arguments_on_a_terminal_less_stdin_with_nothing_is_not_an_error() {
+    let output = wait(
+        quiver()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn demo_script_prints_windows_of_the_nexmark_generator() {
+    let output = wait(
+        quiver()
+            .args([
+                "run",
+                "sql/demo.sql",
+                "--clock",
+                "simulated",
+                "--max-batches",
+                "4",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Windows close every 2 batches: after batches 1 and 3.
+    assert_eq!(stdout.matches("· window [").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains(
+            "Batch 1 · 2026-01-01 00:00:01 · window [2025-12-31 23:59:52, 2026-01-01 00:00:02)"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| channel "), "{stdout}");
+    // LIMIT 5 rows per window: 2 windows × (5 rows + 4 border/header lines).
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| channel "))
+            .count(),
+        10,
+        "{stdout}"
+    );
+}
