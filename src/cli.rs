@@ -76,10 +76,10 @@ pub async fn run_script(
     drop(results);
     let mut failed = None;
     for task in tasks {
-        if let Err(e) = task.await? {
-            if let Some(earlier) = failed.replace(e) {
-                eprintln!("error: {earlier}");
-            }
+        if let Err(e) = task.await?
+            && let Some(earlier) = failed.replace(e)
+        {
+            eprintln!("error: {earlier}");
         }
     }
     std::io::stdout().flush()?;

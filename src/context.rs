@@ -236,11 +236,11 @@ impl Context {
                     .join(", ")
             }),
         ];
-        Ok(RecordBatch::try_new(
+        RecordBatch::try_new(
             string_schema(&["name", "connector", "format", "columns"]),
             columns,
         )
-        .map_err(|e| Error::Catalog(e.to_string()))?)
+        .map_err(|e| Error::Catalog(e.to_string()))
     }
 
     async fn describe(&self, name: &str) -> Result<Output, Error> {

@@ -185,6 +185,8 @@ pub fn start_query(
 }
 
 type Sources = BTreeMap<String, (SchemaRef, Box<dyn Source>)>;
+/// One batch's rows per stream.
+type Polled = BTreeMap<String, Vec<RecordBatch>>;
 
 struct Runner {
     name: Arc<str>,
@@ -260,10 +262,7 @@ impl Runner {
     }
 
     /// Pulls every source for the batch at `time`; stamps `_batch_time`.
-    fn poll(
-        &mut self,
-        time: i64,
-    ) -> Result<(BTreeMap<String, Vec<RecordBatch>>, u64, u64), ExecError> {
+    fn poll(&mut self, time: i64) -> Result<(Polled, u64, u64), ExecError> {
         let ctx = PollContext {
             batch_time_ms: time,
             interval_ms: self.interval_ms,

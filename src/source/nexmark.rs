@@ -189,6 +189,7 @@ fn count_before(kind: NexmarkKind, n: u64) -> u64 {
 
 /// Last person id (base 0) generated at or before event `n` (`lastBase0PersonId`).
 #[inline]
+#[allow(clippy::unnecessary_min_or_max)] // a no-op while PERSON_PROPORTION is 1; kept for other proportions
 fn last_base0_person_id(n: u64) -> u64 {
     let epoch = n / TOTAL_PROPORTION;
     let offset = (n % TOTAL_PROPORTION).min(PERSON_PROPORTION - 1);
