@@ -11,10 +11,23 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The quiver binary, run from the project root with stdout and stderr captured.
 fn quiver() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd
+}
+
+/// Fails the test with quiver's stderr unless it exited successfully.
+fn assert_success(output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "quiver failed ({}):\n{stderr}",
+        output.status
+    );
 }
 
 /// Waits for `child` with a generous bound, killing it (and failing) on timeout.
@@ -60,16 +73,10 @@ fn files_csv_example_prints_only_csv_on_stdout() {
                 "--format",
                 "csv",
             ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "region,orders,revenue\neast,1,7.25\nnorth,2,15.0\nsouth,2,22.0\nnorth,1,1.0\n"
@@ -88,8 +95,6 @@ fn socket_run(script: &str, lines: &str, args: &[&str]) -> Output {
         .args(["--until-idle", "--format", "csv"])
         .args(args)
         .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut child = child;
@@ -135,11 +140,7 @@ fn socket_word_count_counts_every_word_once() {
         "hello world\nhello quiver\n\nworld  hello\n",
         &["--batch-interval", "100ms"],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("word,n\n"), "{stdout}");
     let totals = word_totals(&stdout);
@@ -160,11 +161,7 @@ fn socket_windowed_word_count_counts_each_batch_in_three_windows() {
         "a b a\nc\n",
         &["--clock", "simulated"],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     // size 30 s / slide 10 s: every batch belongs to three windows.
     assert_eq!(
@@ -195,8 +192,6 @@ fn socket_source_retries_until_the_listener_is_up() {
             "-c",
             &script,
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -231,8 +226,6 @@ fn stdin_stream_reads_ndjson_until_end_of_input() {
         .args(["--until-idle", "--clock", "simulated", "--format", "csv", "-c"])
         .arg("CREATE STREAM s (k VARCHAR, v BIGINT) WITH (connector = 'stdin', format = 'json'); SELECT k, sum(v) AS total FROM s GROUP BY k")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child
@@ -242,11 +235,7 @@ fn stdin_stream_reads_ndjson_until_end_of_input() {
         .write_all(b"{\"k\":\"x\",\"v\":1}\n{\"k\":\"x\",\"v\":2}\n{\"k\":\"y\",\"v\":5}\n")
         .unwrap();
     let output = wait(child);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -263,8 +252,6 @@ fn a_script_on_stdin_runs_like_quiver_run() {
     let mut child = quiver()
         .args(["--until-idle", "--format", "csv"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child
@@ -274,11 +261,7 @@ fn a_script_on_stdin_runs_like_quiver_run() {
         .write_all(sql_example("files_csv.sql").as_bytes())
         .unwrap();
     let output = wait(child);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert!(
         String::from_utf8_lossy(&output.stdout).starts_with("region,orders,revenue\neast,1,7.25\n")
     );
@@ -290,16 +273,10 @@ fn max_batches_stops_an_unbounded_query() {
         quiver()
             .args(["--max-batches", "3", "--clock", "simulated", "--format", "csv", "--show-empty", "-c"])
             .arg("CREATE STREAM s WITH (connector = 'socket', port = 1); SELECT count(*) AS n FROM s")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert_eq!(String::from_utf8_lossy(&output.stdout), "n\n0\n0\n0\n");
 }
 
@@ -309,8 +286,6 @@ fn ctrl_c_stops_after_the_current_batch_and_flushes_output() {
         .args(["--batch-interval", "200ms", "--format", "csv", "-c"])
         .arg("CREATE STREAM s WITH (connector = 'socket', port = 1); SELECT count(*) AS n FROM s")
         .arg("--show-empty")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -339,19 +314,8 @@ fn ctrl_c_stops_after_the_current_batch_and_flushes_output() {
 
 #[test]
 fn no_arguments_on_a_terminal_less_stdin_with_nothing_is_not_an_error() {
-    let output = wait(
-        quiver()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = wait(quiver().stdin(Stdio::null()).spawn().unwrap());
+    assert_success(&output);
     assert!(output.stdout.is_empty());
 }
 
@@ -367,16 +331,10 @@ fn demo_script_prints_windows_of_the_nexmark_generator() {
                 "--max-batches",
                 "4",
             ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     // Windows close every 2 batches: after batches 1 and 3.
     assert_eq!(stdout.matches("· window [").count(), 2, "{stdout}");
