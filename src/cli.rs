@@ -16,7 +16,8 @@ pub async fn run_script(
     format: OutputFormat,
     show_empty: bool,
 ) -> anyhow::Result<()> {
-    let mut sink = ConsoleSink::new(std::io::stdout().lock(), format, show_empty);
+    let ctx = std::sync::Arc::new(ctx);
+    let mut sink = ConsoleSink::new(std::io::stdout(), format, show_empty);
     let mut queries = Vec::new();
     let statements = match quiver::sql::parse_script(script) {
         Ok(statements) => statements,
@@ -27,6 +28,8 @@ pub async fn run_script(
             Ok(output) => output,
             Err(e) => {
                 queries.iter().for_each(quiver::exec::QueryHandle::stop);
+                ctx.background().stop_all();
+                ctx.background().wait_all().await;
                 return Err(e.into());
             }
         };
@@ -47,7 +50,11 @@ pub async fn run_script(
         .iter()
         .map(quiver::exec::QueryHandle::stopper)
         .collect();
-    let stop_all = move || stoppers.iter().for_each(quiver::exec::QueryStopper::stop);
+    let background = ctx.clone();
+    let stop_all = move || {
+        stoppers.iter().for_each(quiver::exec::QueryStopper::stop);
+        background.background().stop_all();
+    };
     tokio::spawn(stop_on_signals(stop_all.clone()));
 
     let (tx, mut results) = mpsc::channel(4);
@@ -77,14 +84,30 @@ pub async fn run_script(
     let mut failed = None;
     for task in tasks {
         if let Err(e) = task.await?
-            && let Some(earlier) = failed.replace(e)
+            && let Some(earlier) = failed.replace(anyhow::Error::from(e))
         {
+            eprintln!("error: {earlier}");
+        }
+    }
+    for status in ctx.background().wait_all().await {
+        eprintln!(
+            "query {}: {}, {} batches, {} rows in, {} rows out ({})",
+            status.name,
+            status.state,
+            status.batches,
+            status.input_rows,
+            status.output_rows,
+            status.sink
+        );
+    }
+    for failure in ctx.background().take_failures() {
+        if let Some(earlier) = failed.replace(anyhow::anyhow!("{failure}")) {
             eprintln!("error: {earlier}");
         }
     }
     std::io::stdout().flush()?;
     match failed {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }

@@ -19,8 +19,9 @@ use datafusion::sql::sqlparser::ast::{self, ColumnDef};
 
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::error::Error;
-use crate::exec::{Clock, QueryHandle, RunLimits, start_query};
+use crate::exec::{Clock, QueryHandle, Registry, RunLimits, start_query};
 use crate::options::Options;
+use crate::sink::{self, SinkDef};
 use crate::source::{self, StreamDef};
 use crate::sql::{ParsedStatement, SqlError, Statement, StreamingPlan, parse_script};
 
@@ -63,8 +64,10 @@ pub enum Output {
 pub struct Context {
     config: Mutex<Config>,
     streams: Mutex<BTreeMap<String, StreamDef>>,
+    sinks: Mutex<BTreeMap<String, SinkDef>>,
     tables: SessionContext,
     next_query: AtomicU64,
+    background: Registry,
 }
 
 impl Default for Context {
@@ -79,8 +82,10 @@ impl Context {
         Self {
             config: Mutex::new(config),
             streams: Mutex::new(BTreeMap::new()),
+            sinks: Mutex::new(BTreeMap::new()),
             tables: SessionContext::new_with_config(Self::session_config()),
             next_query: AtomicU64::new(1),
+            background: Registry::default(),
         }
     }
 
@@ -103,6 +108,12 @@ impl Context {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The background queries (`INSERT INTO`, `CREATE SINK`): their status,
+    /// stopping them, waiting for them, and failures not yet reported.
+    pub fn background(&self) -> &Registry {
+        &self.background
     }
 
     /// Parses and runs every statement of `script`, stopping at the first error.
@@ -141,8 +152,152 @@ impl Context {
             Statement::Set { name, value } => self.set(name, value).await,
             Statement::Explain(query) => self.explain(query).await,
             Statement::Query(query) => self.query(query).await,
+            Statement::Insert { table, query } => self.insert(table, query).await,
+            Statement::CreateSink {
+                name,
+                query,
+                options,
+                if_not_exists,
+            } => self.create_sink(name, query, options, *if_not_exists).await,
+            Statement::ShowQueries => Ok(Output::Rows(vec![self.show_queries()?])),
+            Statement::StopQuery(name) => {
+                let status = self.background.stop(name).await?;
+                Ok(Output::Message(format!(
+                    "stopped query {name} after {} batches, {} rows written",
+                    status.batches, status.output_rows
+                )))
+            }
             Statement::Other(statement) => self.run_on_datafusion(statement.as_ref().clone()).await,
         }
+    }
+
+    /// `INSERT INTO sink_table SELECT ...`: starts a background query named
+    /// after the table, its rows cast by position to the table's columns.
+    async fn insert(&self, table: &str, query: &ast::Query) -> Result<Output, Error> {
+        let def = lock(&self.sinks).get(table).cloned();
+        let Some(def) = def else {
+            let known: Vec<String> = lock(&self.sinks).keys().cloned().collect();
+            return Err(Error::Catalog(format!(
+                "INSERT INTO {table}: '{table}' is not a sink table; declare it with CREATE TABLE \
+                 {table} (...) WITH (connector = ...) (sink connectors: {}); sink tables: {}",
+                sink::CONNECTORS.join(", "),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        self.start_background(def, query).await
+    }
+
+    /// `CREATE SINK name AS SELECT ... WITH (connector = ...)`: a sink table
+    /// with the query's schema, and the background query that fills it.
+    async fn create_sink(
+        &self,
+        name: &str,
+        query: &ast::Query,
+        options: &Options,
+        if_not_exists: bool,
+    ) -> Result<Output, Error> {
+        if lock(&self.sinks).contains_key(name) {
+            if if_not_exists {
+                return Ok(Output::Message(format!("sink {name} already exists")));
+            }
+            return Err(Error::Catalog(format!(
+                "sink '{name}' already exists; use INSERT INTO {name} SELECT ... to start another query into it"
+            )));
+        }
+        let Some(connector) = options.get("connector") else {
+            return Err(Error::Catalog(format!(
+                "CREATE SINK {name} needs WITH (connector = '...'); sink connectors are: {}",
+                sink::CONNECTORS.join(", ")
+            )));
+        };
+        let Some(plan) = self.plan(query).await? else {
+            return Err(Error::Catalog(format!(
+                "CREATE SINK {name}: the query reads no stream, so it would never produce rows"
+            )));
+        };
+        let def = SinkDef {
+            name: name.to_string(),
+            connector: connector.to_ascii_lowercase(),
+            schema: plan.schema.clone(),
+            options: options.without("connector"),
+        };
+        let output = self.start_planned(def.clone(), plan)?;
+        lock(&self.sinks).insert(name.to_string(), def);
+        Ok(output)
+    }
+
+    async fn start_background(&self, def: SinkDef, query: &ast::Query) -> Result<Output, Error> {
+        let Some(mut plan) = self.plan(query).await? else {
+            return Err(Error::Catalog(format!(
+                "INSERT INTO {}: the query reads no stream; quiver's INSERT starts a continuous query",
+                def.name
+            )));
+        };
+        plan.cast_to(&def.schema)?;
+        self.start_planned(def, plan)
+    }
+
+    fn start_planned(&self, def: SinkDef, plan: StreamingPlan) -> Result<Output, Error> {
+        let sink = sink::open(&def)?;
+        let config = self.config();
+        let interval_ms = config.batch_interval.as_millis() as i64;
+        let handle = start_query(
+            def.name.clone(),
+            plan,
+            interval_ms,
+            config.clock,
+            config.limits,
+        )?;
+        self.background.start(handle, sink, &def.connector)?;
+        Ok(Output::Message(format!(
+            "started query {} writing to {} sink {} (SHOW QUERIES shows progress, STOP QUERY {} stops it)",
+            def.name, def.connector, def.name, def.name
+        )))
+    }
+
+    fn show_queries(&self) -> Result<RecordBatch, Error> {
+        use datafusion::arrow::array::{Int64Array, UInt64Array};
+        let queries = self.background.list();
+        let text = |f: &dyn Fn(&crate::exec::QueryStatus) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from(queries.iter().map(f).collect::<Vec<_>>()))
+        };
+        let count = |f: &dyn Fn(&crate::exec::QueryStatus) -> u64| -> ArrayRef {
+            Arc::new(UInt64Array::from(queries.iter().map(f).collect::<Vec<_>>()))
+        };
+        let columns = vec![
+            text(&|q| Some(q.name.clone())),
+            text(&|q| Some(q.state.to_string())),
+            count(&|q| q.batches),
+            count(&|q| q.input_rows),
+            count(&|q| q.output_rows),
+            Arc::new(Int64Array::from(
+                queries
+                    .iter()
+                    .map(|q| q.last_batch.as_millis() as i64)
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+            text(&|q| q.watermark_ms.map(sink::format_time)),
+            count(&|q| q.late_rows),
+            text(&|q| Some(q.sink.clone())),
+            text(&|q| q.error.clone()),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("batches", DataType::UInt64, false),
+            Field::new("rows_in", DataType::UInt64, false),
+            Field::new("rows_out", DataType::UInt64, false),
+            Field::new("last_batch_ms", DataType::Int64, false),
+            Field::new("watermark", DataType::Utf8, true),
+            Field::new("late_rows", DataType::UInt64, false),
+            Field::new("sink", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::Catalog(e.to_string()))
     }
 
     async fn create_stream(
@@ -403,6 +558,10 @@ impl Context {
             Output::Rows(rows)
         })
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn string_schema(names: &[&str]) -> SchemaRef {

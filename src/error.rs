@@ -26,6 +26,9 @@ pub enum Error {
     /// A stream's connector options or data are invalid.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A sink could not be opened.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
     /// A DataFusion statement failed.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

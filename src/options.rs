@@ -55,6 +55,12 @@ impl Options {
         Self { entries }
     }
 
+    /// These options with `other`'s added (`other` wins on a repeated key).
+    pub fn merged(mut self, other: Options) -> Options {
+        self.entries.extend(other.entries);
+        self
+    }
+
     /// All options, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))

@@ -4,9 +4,11 @@
 //!
 //! Data flow: source → decode → `Batch` → window state → **query** → sink.
 
+mod background;
 mod clock;
 mod query;
 
+pub use background::{QueryState, QueryStatus, Registry};
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
 pub use query::{
     Progress, QueryHandle, QueryResult, QueryStopper, QuerySummary, RunLimits, start_query,
@@ -33,6 +35,12 @@ pub enum ExecError {
         batch_id: u64,
         source: DataFusionError,
     },
+    /// A background query with this name is still running.
+    #[error("query '{0}' is already running; STOP QUERY {0} first or pick another name")]
+    AlreadyRunning(String),
+    /// `STOP QUERY` named no background query.
+    #[error("no background query named '{name}'; running queries: {known}")]
+    UnknownQuery { name: String, known: String },
     /// Arrow failed while assembling a batch.
     #[error("query {query}: {source}")]
     Arrow {

@@ -42,6 +42,11 @@ pub struct Progress {
     pub delay_ms: i64,
     /// Rows held in window state after the batch.
     pub state_rows: usize,
+    /// Event-time watermark after the batch (ms since the epoch), for
+    /// queries over streams with a `WATERMARK`.
+    pub watermark_ms: Option<i64>,
+    /// Rows that arrived behind the watermark in this batch.
+    pub late_rows: u64,
 }
 
 /// The output of one run of a query: one batch, or one closed window.
@@ -233,6 +238,7 @@ impl Runner {
                     duration: started.elapsed(),
                     delay_ms,
                     state_rows: self.state_rows(),
+                    ..Progress::default()
                 };
                 tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, output_rows = result.num_rows(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms);
                 if tx.send(result).await.is_err() {

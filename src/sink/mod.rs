@@ -1,8 +1,86 @@
-//! Sinks: where results go. Today the console (table, CSV or NDJSON on any
-//! writer); file, Parquet and Kafka sinks follow the same shape.
+//! Sinks: where a continuous query's results go. The console prints results
+//! of foreground queries; table sinks (`blackhole`, `print`, and file sinks)
+//! receive the results of background queries started by `INSERT INTO` or
+//! `CREATE SINK`.
 //!
 //! Data flow: source → decode → `Batch` → window state → query → **sink**.
 
+mod blackhole;
 mod console;
+mod print;
 
-pub use console::{ConsoleSink, OutputFormat};
+use datafusion::arrow::datatypes::SchemaRef;
+
+pub use blackhole::BlackholeSink;
+pub use console::{ConsoleSink, OutputFormat, format_time};
+pub use print::PrintSink;
+
+use crate::exec::QueryResult;
+use crate::options::{OptionError, Options};
+
+/// Connectors a sink table can use.
+pub const CONNECTORS: &[&str] = &["blackhole", "print"];
+
+/// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
+/// target of `CREATE SINK name AS SELECT ... WITH (...)`.
+#[derive(Debug, Clone)]
+pub struct SinkDef {
+    /// Table name; also names the files a file sink writes, so it must stay
+    /// the same across restarts for exactly-once output.
+    pub name: String,
+    /// Connector name, lower case.
+    pub connector: String,
+    /// Schema the rows are written with (declared, or the query's).
+    pub schema: SchemaRef,
+    /// Connector options, without `connector`.
+    pub options: Options,
+}
+
+/// A sink could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Unknown connector.
+    #[error("unknown sink connector '{0}'; valid sink connectors are: {list}", list = CONNECTORS.join(", "))]
+    UnknownConnector(String),
+    /// Invalid or missing option.
+    #[error("sink '{sink}': {source}")]
+    Option { sink: String, source: OptionError },
+    /// Writing failed.
+    #[error("sink '{sink}': {message}")]
+    Write { sink: String, message: String },
+    /// An I/O operation on a path failed.
+    #[error("sink '{sink}': {action} '{path}': {source}")]
+    Io {
+        sink: String,
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Where results of a background query go. Calls come from one task, in
+/// batch-id order: `write` for each result, then `close` once at the end.
+pub trait Sink: Send {
+    /// Writes the result of one batch or closed window.
+    fn write(&mut self, result: &QueryResult) -> Result<(), SinkError>;
+    /// Flushes and commits everything written; the query has stopped.
+    fn close(&mut self) -> Result<(), SinkError>;
+    /// One line for `SHOW QUERIES` (files written, bytes, ...), if any.
+    fn status(&self) -> String {
+        String::new()
+    }
+}
+
+/// Opens the sink `def` describes.
+pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
+    match def.connector.as_str() {
+        "blackhole" => Ok(Box::new(BlackholeSink::open(def)?)),
+        "print" => Ok(Box::new(PrintSink::open(def)?)),
+        other => Err(SinkError::UnknownConnector(other.to_string())),
+    }
+}
+
+/// Whether `connector` names a sink (rather than a source).
+pub fn is_sink_connector(connector: &str) -> bool {
+    CONNECTORS.contains(&connector)
+}

@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{self, ColumnDef, ObjectName};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 use super::SqlError;
 use crate::options::Options;
@@ -42,6 +42,29 @@ pub enum Statement {
     Explain(Box<ast::Query>),
     /// A query: continuous when it reads a stream, one-off otherwise.
     Query(Box<ast::Query>),
+    /// `INSERT INTO table SELECT ...`: a background query writing to a sink table.
+    Insert {
+        /// The sink table.
+        table: String,
+        /// The continuous query.
+        query: Box<ast::Query>,
+    },
+    /// `CREATE SINK [IF NOT EXISTS] name [WITH (...)] AS SELECT ... [WITH (...)]`:
+    /// declares a sink table with the query's schema and starts the query.
+    CreateSink {
+        /// Sink (and query) name.
+        name: String,
+        /// The continuous query.
+        query: Box<ast::Query>,
+        /// All `WITH` options, including `connector`.
+        options: Options,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `SHOW QUERIES`: the background queries and their progress.
+    ShowQueries,
+    /// `STOP QUERY name`: stop a background query after its current batch.
+    StopQuery(String),
     /// Any other statement, executed by DataFusion as is.
     Other(Box<ast::Statement>),
 }
@@ -134,6 +157,23 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
             parser.next_token();
             parse_create_stream(parser)
         }
+        (Some("CREATE"), Some("SINK")) => {
+            parser.next_token();
+            parser.next_token();
+            parse_create_sink(parser)
+        }
+        (Some("SHOW"), Some("QUERIES")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::ShowQueries)
+        }
+        (Some("STOP"), Some("QUERY")) => {
+            parser.next_token();
+            parser.next_token();
+            Ok(Statement::StopQuery(normalize_name(
+                &parser.parse_object_name(false)?,
+            )))
+        }
         (Some("SHOW"), Some("STREAMS")) => {
             parser.next_token();
             parser.next_token();
@@ -155,9 +195,97 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
         }
         _ => match parser.parse_statement()? {
             ast::Statement::Query(query) => Ok(Statement::Query(query)),
+            ast::Statement::Insert(insert) => insert_statement(insert),
             other => Ok(Statement::Other(Box::new(other))),
         },
     }
+}
+
+fn insert_statement(insert: ast::Insert) -> Result<Statement, ParserError> {
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return parser_err("INSERT INTO needs a table name");
+    };
+    if !insert.columns.is_empty() {
+        return parser_err(
+            "INSERT INTO t (columns) is not supported; select the columns in the table's order",
+        );
+    }
+    match insert.source {
+        Some(query) => Ok(Statement::Insert {
+            table: normalize_name(name),
+            query,
+        }),
+        None => parser_err("INSERT INTO needs a SELECT"),
+    }
+}
+
+fn parse_create_sink(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = normalize_name(&parser.parse_object_name(false)?);
+    let mut options = if parser.parse_keyword(Keyword::WITH) {
+        parse_with_options(parser)?
+    } else {
+        Options::default()
+    };
+    parser.expect_keyword_is(Keyword::AS)?;
+    // `AS SELECT ... FROM t WITH (...)`: sqlparser would read the trailing
+    // options as table hints of `t`, so the query is parsed up to them alone.
+    let query = match trailing_with(parser) {
+        Some(end) => {
+            let mut tokens: Vec<TokenWithSpan> =
+                (0..end).map(|i| parser.peek_nth_token(i)).collect();
+            tokens.push(TokenWithSpan::wrap(Token::EOF));
+            let dialect = GenericDialect {};
+            let query = Parser::new(&dialect)
+                .with_tokens_with_locations(tokens)
+                .parse_query()?;
+            for _ in 0..end {
+                parser.next_token();
+            }
+            query
+        }
+        None => parser.parse_query()?,
+    };
+    if parser.parse_keyword(Keyword::WITH) {
+        options = options.merged(parse_with_options(parser)?);
+    }
+    Ok(Statement::CreateSink {
+        name,
+        query,
+        options,
+        if_not_exists,
+    })
+}
+
+/// How many tokens ahead a `WITH ( ... )` starts that ends the statement.
+fn trailing_with(parser: &Parser) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut candidate = None;
+    for n in 0.. {
+        let token = parser.peek_nth_token(n).token;
+        match token {
+            Token::EOF | Token::SemiColon if depth == 0 => return candidate,
+            Token::EOF => return None,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Word(w)
+                if depth == 0 && w.keyword == Keyword::WITH && w.quote_style.is_none() =>
+            {
+                candidate = (parser.peek_nth_token(n + 1).token == Token::LParen).then_some(n);
+            }
+            _ if depth == 0 => {
+                // Anything after the closing parenthesis means this WITH is
+                // part of the query.
+                if let Some(c) = candidate
+                    && n > c + 1
+                {
+                    candidate = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn parse_create_stream(parser: &mut Parser) -> Result<Statement, ParserError> {
@@ -311,5 +439,35 @@ mod tests {
         assert!(err.to_string().contains("Line: 2"), "{err}");
         let err = parse_script("CREATE STREAM s WITH (connector 'x')").unwrap_err();
         assert!(err.to_string().contains("Expected: ="), "{err}");
+    }
+
+    #[test]
+    fn parses_background_query_statements() {
+        let parsed = parse_script(
+            "INSERT INTO Out SELECT * FROM s; \
+             CREATE SINK big AS SELECT a FROM s WHERE a > 1 WITH (connector = 'parquet', path = 'out'); \
+             CREATE SINK IF NOT EXISTS b2 WITH (connector = 'print') AS SELECT 1; \
+             SHOW QUERIES; STOP QUERY big",
+        )
+        .unwrap();
+        assert!(matches!(&parsed[0].statement, Statement::Insert { table, .. } if table == "out"));
+        match &parsed[1].statement {
+            Statement::CreateSink {
+                name,
+                query,
+                options,
+                ..
+            } => {
+                assert_eq!(name, "big");
+                assert_eq!(query.to_string(), "SELECT a FROM s WHERE a > 1");
+                assert_eq!(options.get("path"), Some("out"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&parsed[2].statement, Statement::CreateSink { if_not_exists: true, options, .. } if options.get("connector") == Some("print"))
+        );
+        assert!(matches!(parsed[3].statement, Statement::ShowQueries));
+        assert!(matches!(&parsed[4].statement, Statement::StopQuery(n) if n == "big"));
     }
 }

@@ -127,6 +127,49 @@ impl StreamingPlan {
         }))
     }
 
+    /// Makes the query produce `target`'s columns: same count, each cast by
+    /// position to the target type and renamed (what `INSERT INTO` does).
+    pub fn cast_to(&mut self, target: &SchemaRef) -> Result<(), SqlError> {
+        use datafusion::arrow::compute::can_cast_types;
+        use datafusion::logical_expr::{LogicalPlanBuilder, cast, col};
+        let source = self.logical.schema().clone();
+        if source.fields().len() != target.fields().len() {
+            return Err(SqlError::Unsupported(format!(
+                "the query produces {} columns but the table has {} ({}); select them in the table's order",
+                source.fields().len(),
+                target.fields().len(),
+                target
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut exprs = Vec::new();
+        for (i, to) in target.fields().iter().enumerate() {
+            let (qualifier, from) = source.qualified_field(i);
+            if !can_cast_types(from.data_type(), to.data_type()) {
+                return Err(SqlError::Unsupported(format!(
+                    "column {} ('{}', {}) cannot be written to column '{}' ({})",
+                    i + 1,
+                    from.name(),
+                    from.data_type(),
+                    to.name(),
+                    to.data_type()
+                )));
+            }
+            let column = datafusion::common::Column::new(qualifier.cloned(), from.name());
+            exprs.push(cast(col(column), to.data_type().clone()).alias(to.name()));
+        }
+        let plan = LogicalPlanBuilder::from(self.logical.clone())
+            .project(exprs)?
+            .build()?;
+        self.logical = self.state.optimize(&plan)?;
+        self.schema = Arc::new(self.logical.schema().as_arrow().clone());
+        Ok(())
+    }
+
     /// Runs the query over what the input tables hold now.
     pub async fn execute(&self) -> Result<Vec<RecordBatch>, DataFusionError> {
         let physical = self

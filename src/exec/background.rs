@@ -1,0 +1,230 @@
+//! Background queries: continuous queries whose results go to a sink table
+//! (`INSERT INTO t SELECT ...`, `CREATE SINK name AS SELECT ...`) instead of
+//! the console. The registry keeps each one's status for `SHOW QUERIES`,
+//! stops them by name (`STOP QUERY`) or all at once, and keeps failures until
+//! a front end reports them, so an error is never lost.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::{ExecError, QueryHandle, QueryStopper};
+use crate::sink::Sink;
+
+/// Where a background query is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryState {
+    /// Running batches.
+    Running,
+    /// Asked to stop; finishing its current batch.
+    Stopping,
+    /// Ended by itself or by `STOP QUERY`, sink closed.
+    Finished,
+    /// Ended by an error (see `error`).
+    Failed,
+}
+
+impl std::fmt::Display for QueryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// What `SHOW QUERIES` reports for one background query.
+#[derive(Debug, Clone)]
+pub struct QueryStatus {
+    /// Query name (the sink table's name).
+    pub name: String,
+    /// Running, stopping, finished or failed.
+    pub state: QueryState,
+    /// Sink connector and its own status line.
+    pub sink: String,
+    /// Batches run.
+    pub batches: u64,
+    /// Rows read from sources.
+    pub input_rows: u64,
+    /// Rows written to the sink.
+    pub output_rows: u64,
+    /// Duration of the last batch that produced a result.
+    pub last_batch: Duration,
+    /// Event-time watermark after the last batch, ms since the epoch.
+    pub watermark_ms: Option<i64>,
+    /// Rows dropped (or diverted) as late so far.
+    pub late_rows: u64,
+    /// The error that ended the query.
+    pub error: Option<String>,
+}
+
+struct Entry {
+    status: Arc<Mutex<QueryStatus>>,
+    stopper: QueryStopper,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The background queries of a session.
+#[derive(Default)]
+pub struct Registry {
+    queries: Mutex<BTreeMap<String, Entry>>,
+    unreported: Arc<Mutex<Vec<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Registry {
+    /// Starts pumping `query`'s results into `sink` on the tokio runtime.
+    /// Fails if a query with that name is still running.
+    pub fn start(
+        &self,
+        query: QueryHandle,
+        mut sink: Box<dyn Sink>,
+        connector: &str,
+    ) -> Result<(), ExecError> {
+        let name = query.name.clone();
+        let mut queries = lock(&self.queries);
+        if let Some(entry) = queries.get(&name)
+            && matches!(
+                lock(&entry.status).state,
+                QueryState::Running | QueryState::Stopping
+            )
+        {
+            return Err(ExecError::AlreadyRunning(name));
+        }
+        let status = Arc::new(Mutex::new(QueryStatus {
+            name: name.clone(),
+            state: QueryState::Running,
+            sink: connector.to_string(),
+            batches: 0,
+            input_rows: 0,
+            output_rows: 0,
+            last_batch: Duration::ZERO,
+            watermark_ms: None,
+            late_rows: 0,
+            error: None,
+        }));
+        let stopper = query.stopper();
+        let shared = status.clone();
+        let unreported = self.unreported.clone();
+        let connector = connector.to_string();
+        let task = tokio::spawn(async move {
+            let mut query = query;
+            let mut error = None;
+            while let Some(result) = query.next().await {
+                if let Err(e) = sink.write(&result) {
+                    error = Some(e.to_string());
+                    query.stop();
+                    break;
+                }
+                let mut s = lock(&shared);
+                s.batches = result.batch_id + 1;
+                s.input_rows += result.progress.input_rows;
+                s.output_rows += result.num_rows() as u64;
+                s.last_batch = result.progress.duration;
+                s.watermark_ms = result.progress.watermark_ms;
+                s.late_rows += result.progress.late_rows;
+                s.sink = format!("{connector}: {}", sink.status());
+            }
+            let closed = sink.close();
+            let finished = query.finish().await;
+            if error.is_none() {
+                error = match (finished, closed) {
+                    (Err(e), _) => Some(e.to_string()),
+                    (Ok(_), Err(e)) => Some(e.to_string()),
+                    (Ok(_), Ok(())) => None,
+                };
+            }
+            let mut s = lock(&shared);
+            s.sink = format!("{connector}: {}", sink.status());
+            match error {
+                Some(e) => {
+                    s.state = QueryState::Failed;
+                    lock(&unreported).push(format!("query {} failed: {e}", s.name));
+                    s.error = Some(e);
+                }
+                None => s.state = QueryState::Finished,
+            }
+        });
+        queries.insert(
+            name,
+            Entry {
+                status,
+                stopper,
+                task: Some(task),
+            },
+        );
+        Ok(())
+    }
+
+    /// Status of every background query, by name.
+    pub fn list(&self) -> Vec<QueryStatus> {
+        lock(&self.queries)
+            .values()
+            .map(|e| lock(&e.status).clone())
+            .collect()
+    }
+
+    /// Asks query `name` to stop after its current batch and waits until its
+    /// sink is closed.
+    pub async fn stop(&self, name: &str) -> Result<QueryStatus, ExecError> {
+        let (task, status) = {
+            let mut queries = lock(&self.queries);
+            let Some(entry) = queries.get_mut(name) else {
+                let known: Vec<String> = queries.keys().cloned().collect();
+                return Err(ExecError::UnknownQuery {
+                    name: name.to_string(),
+                    known: if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            };
+            entry.stopper.stop();
+            {
+                let mut s = lock(&entry.status);
+                if s.state == QueryState::Running {
+                    s.state = QueryState::Stopping;
+                }
+            }
+            (entry.task.take(), entry.status.clone())
+        };
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        Ok(lock(&status).clone())
+    }
+
+    /// Asks every query to stop after its current batch.
+    pub fn stop_all(&self) {
+        for entry in lock(&self.queries).values() {
+            entry.stopper.stop();
+        }
+    }
+
+    /// Waits until every query has ended (by itself or stopped) and its sink
+    /// is closed; returns their final status.
+    pub async fn wait_all(&self) -> Vec<QueryStatus> {
+        loop {
+            let task = lock(&self.queries).values_mut().find_map(|e| e.task.take());
+            match task {
+                Some(task) => {
+                    let _ = task.await;
+                }
+                None => return self.list(),
+            }
+        }
+    }
+
+    /// Failures not reported yet; each is returned once.
+    pub fn take_failures(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.unreported))
+    }
+}
