@@ -23,7 +23,10 @@ use crate::exec::{Clock, QueryHandle, Registry, RunLimits, start_query};
 use crate::options::Options;
 use crate::sink::{self, SinkDef};
 use crate::source::{self, StreamDef};
-use crate::sql::{ParsedStatement, SqlError, Statement, StreamingPlan, parse_script};
+use crate::sql::{
+    Catalog, ParsedStatement, SqlError, Statement, StreamingPlan, ViewDef, parse_script,
+};
+use crate::window::{LatePolicy, WatermarkDef};
 
 /// Engine settings; `SET` changes them for queries started afterwards.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +67,7 @@ pub enum Output {
 pub struct Context {
     config: Mutex<Config>,
     streams: Mutex<BTreeMap<String, StreamDef>>,
+    views: Mutex<Vec<ViewDef>>,
     sinks: Mutex<BTreeMap<String, SinkDef>>,
     tables: SessionContext,
     next_query: AtomicU64,
@@ -82,6 +86,7 @@ impl Context {
         Self {
             config: Mutex::new(config),
             streams: Mutex::new(BTreeMap::new()),
+            views: Mutex::new(Vec::new()),
             sinks: Mutex::new(BTreeMap::new()),
             tables: SessionContext::new_with_config(Self::session_config()),
             next_query: AtomicU64::new(1),
@@ -89,10 +94,14 @@ impl Context {
         }
     }
 
+    /// Identifiers are case-sensitive, as in Flink SQL (Nexmark's
+    /// `emailAddress`, `dateTime`); keywords and functions are not.
     fn session_config() -> SessionConfig {
-        SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(1)
-            .with_information_schema(true)
+            .with_information_schema(true);
+        config.options_mut().sql_parser.enable_ident_normalization = false;
+        config
     }
 
     /// Current settings.
@@ -141,12 +150,39 @@ impl Context {
             Statement::CreateStream {
                 name,
                 columns,
+                computed,
+                watermark,
                 options,
                 if_not_exists,
+                table_syntax: _,
             } => {
-                self.create_stream(name, columns, options, *if_not_exists)
+                let connector = options.get("connector").map(str::to_ascii_lowercase);
+                if connector.as_deref().is_some_and(sink::is_sink_connector) {
+                    if !computed.is_empty() || watermark.is_some() {
+                        return Err(Error::Catalog(format!(
+                            "sink table '{name}' cannot have computed columns or a WATERMARK"
+                        )));
+                    }
+                    return self
+                        .create_sink_table(name, columns, options, *if_not_exists)
+                        .await;
+                }
+                let time = StreamTime {
+                    computed: computed
+                        .iter()
+                        .map(|(n, e)| (n.clone(), e.to_string()))
+                        .collect(),
+                    watermark: watermark.as_ref().map(|(c, e)| (c.clone(), e.to_string())),
+                };
+                self.create_stream(name, columns, time, options, *if_not_exists)
                     .await
             }
+            Statement::CreateView {
+                name,
+                query,
+                or_replace,
+            } => self.create_view(name, query, *or_replace).await,
+            Statement::CreateFunction { name, class } => self.create_function(name, class),
             Statement::ShowStreams => Ok(Output::Rows(vec![self.show_streams()?])),
             Statement::Describe(name) => self.describe(name).await,
             Statement::Set { name, value } => self.set(name, value).await,
@@ -300,10 +336,130 @@ impl Context {
         RecordBatch::try_new(schema, columns).map_err(|e| Error::Catalog(e.to_string()))
     }
 
+    /// `CREATE TABLE t (...) WITH (connector = 'blackhole' | 'print' | ...)`:
+    /// a table that `INSERT INTO` writes to.
+    async fn create_sink_table(
+        &self,
+        name: &str,
+        columns: &[ColumnDef],
+        options: &Options,
+        if_not_exists: bool,
+    ) -> Result<Output, Error> {
+        if lock(&self.sinks).contains_key(name) {
+            return if if_not_exists {
+                Ok(Output::Message(format!("table {name} already exists")))
+            } else {
+                Err(Error::Catalog(format!(
+                    "table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"
+                )))
+            };
+        }
+        if columns.is_empty() {
+            return Err(Error::Catalog(format!(
+                "sink table '{name}' needs its columns: CREATE TABLE {name} (a BIGINT, ...) WITH (...)"
+            )));
+        }
+        let def = SinkDef {
+            name: name.to_string(),
+            connector: options
+                .get("connector")
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            schema: self.declared_schema(columns).await?,
+            options: options.without("connector"),
+        };
+        // Open once now so that bad options fail here, not at INSERT time.
+        sink::open(&def)?.close()?;
+        let connector = def.connector.clone();
+        lock(&self.sinks).insert(name.to_string(), def);
+        Ok(Output::Message(format!(
+            "created table {name} ({connector} sink); INSERT INTO {name} SELECT ... starts a query writing to it"
+        )))
+    }
+
+    /// `CREATE VIEW`: a view over streams is kept by quiver and planned into
+    /// each query that reads it; any other view goes to DataFusion.
+    async fn create_view(
+        &self,
+        name: &str,
+        query: &ast::Query,
+        or_replace: bool,
+    ) -> Result<Output, Error> {
+        let streams = lock(&self.streams).clone();
+        let views = lock(&self.views).clone();
+        let catalog = Catalog {
+            streams: &streams,
+            views: &views,
+        };
+        let mut probe = query.clone();
+        let reads = crate::sql::rewrite_relations(&mut probe, catalog)?;
+        if reads.is_empty() {
+            return self
+                .run_sql_on_datafusion(&format!(
+                    "CREATE {}VIEW {name} AS {query}",
+                    if or_replace { "OR REPLACE " } else { "" }
+                ))
+                .await
+                .map(|_| Output::Message(format!("created view {name}")));
+        }
+        if catalog.is_streaming(name) && !or_replace {
+            return Err(Error::Catalog(format!(
+                "'{name}' already exists; use CREATE OR REPLACE VIEW"
+            )));
+        }
+        let view = ViewDef {
+            name: name.to_string(),
+            sql: query.to_string(),
+            reads,
+            proctime_columns: crate::sql::proctime_columns(query),
+        };
+        // Plan a query over the view now, so that a broken view fails here.
+        let probe_sql = format!("SELECT * FROM {}", view.name);
+        let mut with_view = views.clone();
+        with_view.retain(|v| v.name != name);
+        with_view.push(view.clone());
+        let probe_query = match crate::sql::parse_script(&probe_sql)?.remove(0).statement {
+            Statement::Query(q) => q,
+            _ => return Err(Error::Catalog("cannot check the view".into())),
+        };
+        StreamingPlan::try_new(
+            &probe_query,
+            Catalog {
+                streams: &streams,
+                views: &with_view,
+            },
+            &self.tables,
+            self.tables.copied_config(),
+            self.config().batch_interval.as_millis() as i64,
+        )
+        .await?;
+        *lock(&self.views) = with_view;
+        Ok(Output::Message(format!("created view {name} over streams")))
+    }
+
+    /// `CREATE FUNCTION name AS 'class'`: Flink's UDF registration. quiver
+    /// cannot load Java classes; functions it has built in are accepted.
+    fn create_function(&self, name: &str, class: &str) -> Result<Output, Error> {
+        let state = self.tables.state();
+        if state
+            .scalar_functions()
+            .contains_key(&name.to_ascii_lowercase())
+        {
+            Ok(Output::Message(format!(
+                "function {name} is built into quiver; '{class}' is not loaded"
+            )))
+        } else {
+            Err(Error::Catalog(format!(
+                "cannot load '{class}': quiver does not run Java UDFs, and has no built-in function '{name}'"
+            )))
+        }
+    }
+
     async fn create_stream(
         &self,
         name: &str,
         columns: &[ColumnDef],
+        time: StreamTime,
         options: &Options,
         if_not_exists: bool,
     ) -> Result<Output, Error> {
@@ -330,7 +486,23 @@ impl Context {
                 ))
             })?
             .to_ascii_lowercase();
-        let options = options.without("connector");
+        let watermark = match time.watermark {
+            Some((column, expr)) => Some(watermark_def(column, expr, options)?),
+            None => {
+                for key in TIME_OPTIONS {
+                    if options.get(key).is_some() {
+                        return Err(Error::Catalog(format!(
+                            "option '{key}' needs a WATERMARK: add WATERMARK FOR ts AS ts - INTERVAL '5' SECOND to the column list"
+                        )));
+                    }
+                }
+                None
+            }
+        };
+        let mut options = options.without("connector");
+        for key in TIME_OPTIONS {
+            options = options.without(key);
+        }
         let declared = if columns.is_empty() {
             None
         } else {
@@ -347,6 +519,8 @@ impl Context {
             connector: connector.clone(),
             schema,
             options,
+            computed: time.computed,
+            watermark,
         };
         let columns = def.schema.fields().len();
         self.streams
@@ -461,14 +635,15 @@ impl Context {
     }
 
     async fn plan(&self, query: &ast::Query) -> Result<Option<StreamingPlan>, Error> {
-        let streams = self
-            .streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let streams = lock(&self.streams).clone();
+        let views = lock(&self.views).clone();
+        let catalog = Catalog {
+            streams: &streams,
+            views: &views,
+        };
         let interval_ms = self.config().batch_interval.as_millis() as i64;
         let config = self.tables.copied_config();
-        Ok(StreamingPlan::try_new(query, &streams, &self.tables, config, interval_ms).await?)
+        Ok(StreamingPlan::try_new(query, catalog, &self.tables, config, interval_ms).await?)
     }
 
     async fn query(&self, query: &ast::Query) -> Result<Output, Error> {
@@ -496,20 +671,35 @@ impl Context {
                 .await;
         };
         let interval = humantime::format_duration(self.config().batch_interval);
-        let inputs: Vec<String> = plan
-            .inputs
-            .iter()
-            .map(|i| match (i.windowed, plan.window) {
-                (true, Some(w)) => format!(
-                    "{} window over {} (size {} ms, slide {} ms, processing time)",
+        let domain = match plan.time {
+            Some(crate::sql::TimeDomain::Event) => "event time",
+            _ => "processing time",
+        };
+        let mut inputs: Vec<String> = Vec::new();
+        if let Some(w) = plan.window {
+            for input in &plan.windows {
+                inputs.push(format!(
+                    "{} window over {} (size {} ms, slide {} ms, {domain})",
                     format!("{:?}", w.kind).to_uppercase(),
-                    i.stream,
+                    input.relation,
                     w.size_ms,
                     w.slide_ms
-                ),
-                _ => format!("{} per batch", i.stream),
-            })
-            .collect();
+                ));
+            }
+            for input in &plan.kept {
+                inputs.push(format!("{} rows kept for open windows", input.relation));
+            }
+            for w in &plan.watermarks {
+                inputs.push(format!(
+                    "watermark of {}: max({}) so far",
+                    w.stream, w.def.expr
+                ));
+            }
+        } else {
+            for (stream, _) in &plan.streams {
+                inputs.push(format!("{} per batch", stream.name));
+            }
+        }
         let streaming = format!(
             "continuous query, batch_interval {interval}\ninputs: {}",
             inputs.join("; ")
@@ -558,6 +748,56 @@ impl Context {
             Output::Rows(rows)
         })
     }
+}
+
+/// Stream options that configure event time rather than the connector.
+const TIME_OPTIONS: &[&str] = &["idle_timeout", "allowed_lateness", "late_policy"];
+
+/// A stream's computed columns and watermark, as SQL text.
+struct StreamTime {
+    computed: Vec<(String, String)>,
+    watermark: Option<(String, String)>,
+}
+
+fn watermark_def(column: String, expr: String, options: &Options) -> Result<WatermarkDef, Error> {
+    let duration = |key: &str| -> Result<Option<Duration>, Error> {
+        options
+            .get(key)
+            .map(|v| {
+                humantime::parse_duration(v).map_err(|e| {
+                    Error::Catalog(format!(
+                        "option '{key}' = '{v}' is invalid: {e}; write e.g. '10s' or '500ms'"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let late_policy = match options
+        .get("late_policy")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("drop") => LatePolicy::Drop,
+        Some("side") => {
+            return Err(Error::Catalog(
+                "late_policy = 'side' (a <stream>_late side output) is not supported yet; late rows \
+                 are counted in progress (late_rows) and dropped; raise allowed_lateness to keep them"
+                    .into(),
+            ));
+        }
+        Some(other) => {
+            return Err(Error::Catalog(format!(
+                "late_policy = '{other}' is invalid; valid policies are: drop"
+            )));
+        }
+    };
+    Ok(WatermarkDef {
+        column,
+        expr,
+        idle_timeout: duration("idle_timeout")?,
+        allowed_lateness: duration("allowed_lateness")?.unwrap_or_default(),
+        late_policy,
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

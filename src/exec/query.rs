@@ -1,24 +1,29 @@
 //! The life of one continuous query: a tokio task that ticks once per batch
-//! interval, pulls every source of the query, fills the plan's tables (the
-//! current batch, or a window's union of batches when a window closes), runs
-//! the plan and sends the result to whoever consumes the query. Stopping is
-//! explicit: `stop()` lets the current batch finish and its result be
-//! delivered, then the task ends.
+//! interval, pulls every source of the query, fills the plan's tables, runs
+//! the plan and sends the results to whoever consumes the query. A query
+//! without windows runs once per batch. A windowed query feeds each batch's
+//! rows into window state (panes), advances its watermark — the batch's end
+//! for processing time, the streams' `WATERMARK` for event time — and runs
+//! once per window the watermark closed. Stopping is explicit: `stop()` lets
+//! the current batch finish and its results be delivered, then the task ends.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch, is_not_null};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{Clock, ExecError};
-use crate::batch::{stamp_batch_time, with_batch_time};
+use crate::batch::{stamp_batch_time, time_type, with_batch_time};
 use crate::source::{self, PollContext, Source};
-use crate::sql::StreamingPlan;
-use crate::window::{WindowBuffer, stamp_window};
+use crate::sql::{KeptInput, StreamingPlan, TimeDomain};
+use crate::window::{PaneBuffer, WatermarkTracker, stamp_window};
 
 /// When a query stops by itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +47,8 @@ pub struct Progress {
     pub delay_ms: i64,
     /// Rows held in window state after the batch.
     pub state_rows: usize,
+    /// Memory held by window state after the batch, in bytes.
+    pub state_bytes: usize,
     /// Event-time watermark after the batch (ms since the epoch), for
     /// queries over streams with a `WATERMARK`.
     pub watermark_ms: Option<i64>,
@@ -86,6 +93,8 @@ pub struct QuerySummary {
     pub output_rows: u64,
     /// Malformed records skipped.
     pub skipped: u64,
+    /// Rows dropped because they arrived behind the watermark.
+    pub late_rows: u64,
 }
 
 /// A running query: its results, and the means to stop it.
@@ -149,24 +158,16 @@ pub fn start_query(
     clock: Clock,
     limits: RunLimits,
 ) -> Result<QueryHandle, ExecError> {
-    let mut sources = BTreeMap::new();
-    for def in &plan.streams {
+    let mut sources = Vec::new();
+    for (def, _) in &plan.streams {
         let source = source::open(def).map_err(|source| ExecError::Source {
             query: name.clone(),
             stream: def.name.clone(),
             source,
         })?;
-        sources.insert(def.name.clone(), (with_batch_time(&def.schema), source));
+        sources.push((def.name.clone(), with_batch_time(&def.schema), source));
     }
-    let buffers = match plan.window {
-        Some(spec) => plan
-            .inputs
-            .iter()
-            .filter(|i| i.windowed)
-            .map(|_| WindowBuffer::new(spec))
-            .collect(),
-        None => Vec::new(),
-    };
+    let state = WindowState::new(&plan);
     let (tx, results) = mpsc::channel(1);
     let (stop, stop_rx) = watch::channel(false);
     let schema = plan.schema.clone();
@@ -174,7 +175,7 @@ pub fn start_query(
         name: Arc::from(name.as_str()),
         plan,
         sources,
-        buffers,
+        state,
         interval_ms,
         clock,
         limits,
@@ -189,18 +190,86 @@ pub fn start_query(
     })
 }
 
-type Sources = BTreeMap<String, (SchemaRef, Box<dyn Source>)>;
-/// One batch's rows per stream.
-type Polled = BTreeMap<String, Vec<RecordBatch>>;
+/// Each source with its stream name and stamped schema, in `plan.streams` order.
+type Sources = Vec<(String, SchemaRef, Box<dyn Source>)>;
+/// One batch's rows per stream, in `plan.streams` order.
+type Polled = Vec<Vec<RecordBatch>>;
+
+/// The window state of a query: kept rows by pane, watermarks, and how far
+/// windows have been emitted.
+struct WindowState {
+    /// Panes of each window input, then of each kept input.
+    windows: Vec<PaneBuffer>,
+    kept: Vec<PaneBuffer>,
+    trackers: Vec<WatermarkTracker>,
+    /// The query's watermark: rows before it are late; windows ending at or
+    /// before it (plus the allowed lateness) have closed.
+    watermark: Option<i64>,
+    /// The watermark windows were last closed at: windows ending at or
+    /// before it (plus lateness) have been emitted.
+    closed_until: Option<i64>,
+    allowed_lateness_ms: i64,
+    started_ms: Option<i64>,
+}
+
+impl WindowState {
+    fn new(plan: &StreamingPlan) -> Self {
+        let pane_ms = plan.window.map_or(1, |w| w.pane_ms());
+        Self {
+            windows: plan
+                .windows
+                .iter()
+                .map(|_| PaneBuffer::new(pane_ms))
+                .collect(),
+            kept: plan.kept.iter().map(|_| PaneBuffer::new(pane_ms)).collect(),
+            trackers: plan
+                .watermarks
+                .iter()
+                .map(|w| WatermarkTracker::new(&w.def))
+                .collect(),
+            watermark: None,
+            closed_until: None,
+            allowed_lateness_ms: plan
+                .watermarks
+                .iter()
+                .map(|w| w.def.allowed_lateness.as_millis() as i64)
+                .max()
+                .unwrap_or(0),
+            started_ms: None,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.windows
+            .iter()
+            .chain(&self.kept)
+            .map(PaneBuffer::rows)
+            .sum()
+    }
+
+    fn bytes(&self) -> usize {
+        self.windows
+            .iter()
+            .chain(&self.kept)
+            .map(PaneBuffer::bytes)
+            .sum()
+    }
+}
 
 struct Runner {
     name: Arc<str>,
     plan: StreamingPlan,
     sources: Sources,
-    buffers: Vec<WindowBuffer>,
+    state: WindowState,
     interval_ms: i64,
     clock: Clock,
     limits: RunLimits,
+}
+
+/// What one batch produced.
+struct Step {
+    results: Vec<QueryResult>,
+    late_rows: u64,
 }
 
 impl Runner {
@@ -212,7 +281,7 @@ impl Runner {
         let mut summary = QuerySummary::default();
         let mut time = self.clock.first_batch_time(self.interval_ms);
         let mut batch_id = 0;
-        while !*stop.borrow() {
+        'batches: while !*stop.borrow() {
             tokio::select! {
                 _ = self.clock.wait_for(time) => {}
                 _ = stop.changed() => break,
@@ -220,7 +289,7 @@ impl Runner {
             let started = Instant::now();
             let delay_ms = self.clock.delay_ms(time);
             let (polled, input_rows, skipped) = self.poll(time)?;
-            let result = self.step(batch_id, time, polled).await?;
+            let step = self.step(batch_id, time, polled, false).await?;
             summary.batches += 1;
             summary.input_rows += input_rows;
             summary.skipped += skipped;
@@ -230,19 +299,36 @@ impl Runner {
                     self.name
                 );
             }
-            if let Some(mut result) = result {
+            summary.late_rows += step.late_rows;
+            if step.late_rows > 0 {
+                tracing::warn!(
+                    "{}: batch {batch_id}: dropped {} late rows (behind the watermark)",
+                    self.name,
+                    step.late_rows
+                );
+            }
+            let progress = Progress {
+                input_rows,
+                skipped,
+                duration: started.elapsed(),
+                delay_ms,
+                state_rows: self.state.rows(),
+                state_bytes: self.state.bytes(),
+                watermark_ms: self.state.watermark,
+                late_rows: step.late_rows,
+            };
+            tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, results = step.results.len(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms, watermark = ?self.state.watermark, late_rows = step.late_rows, state_rows = progress.state_rows);
+            // Progress is attached to the batch's first result; the others
+            // carry none so that totals add up.
+            for (i, mut result) in step.results.into_iter().enumerate() {
+                if i == 0 {
+                    result.progress = progress.clone();
+                } else {
+                    result.progress.watermark_ms = progress.watermark_ms;
+                }
                 summary.output_rows += result.num_rows() as u64;
-                result.progress = Progress {
-                    input_rows,
-                    skipped,
-                    duration: started.elapsed(),
-                    delay_ms,
-                    state_rows: self.state_rows(),
-                    ..Progress::default()
-                };
-                tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, output_rows = result.num_rows(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms);
                 if tx.send(result).await.is_err() {
-                    break;
+                    break 'batches;
                 }
             }
             batch_id += 1;
@@ -250,19 +336,20 @@ impl Runner {
             if self.limits.max_batches.is_some_and(|max| batch_id >= max) {
                 break;
             }
-            if self.limits.until_idle && self.sources.values().all(|(_, s)| s.is_drained()) {
+            if self.limits.until_idle && self.sources.iter().all(|(_, _, s)| s.is_drained()) {
                 self.close_open_windows(batch_id, time, &tx, &mut summary)
                     .await?;
                 break;
             }
         }
         tracing::info!(
-            "{}: stopped after {} batches; {} rows in, {} rows out, {} malformed records skipped",
+            "{}: stopped after {} batches; {} rows in, {} rows out, {} malformed records skipped, {} late rows dropped",
             self.name,
             summary.batches,
             summary.input_rows,
             summary.output_rows,
-            summary.skipped
+            summary.skipped,
+            summary.late_rows
         );
         Ok(summary)
     }
@@ -273,8 +360,8 @@ impl Runner {
             batch_time_ms: time,
             interval_ms: self.interval_ms,
         };
-        let (mut polled, mut rows, mut skipped) = (BTreeMap::new(), 0, 0);
-        for (stream, (schema, source)) in &mut self.sources {
+        let (mut polled, mut rows, mut skipped) = (Vec::new(), 0, 0);
+        for (stream, schema, source) in &mut self.sources {
             let data = source
                 .poll_batch(&ctx)
                 .map_err(|source| ExecError::Source {
@@ -293,78 +380,228 @@ impl Runner {
                     }
                 })?);
             }
-            polled.insert(stream.clone(), stamped);
+            polled.push(stamped);
         }
         Ok((polled, rows, skipped))
     }
 
-    /// Fills the plan's tables with batch `time` and runs the plan when the
-    /// query has a result for this batch (always, or when a window closes).
+    fn arrow(&self, source: ArrowError) -> ExecError {
+        ExecError::Arrow {
+            query: self.name.to_string(),
+            source,
+        }
+    }
+
+    fn execute_error(&self, batch_id: u64, source: DataFusionError) -> ExecError {
+        ExecError::Execute {
+            query: self.name.to_string(),
+            batch_id,
+            source,
+        }
+    }
+
+    /// Runs batch `time`: fills the per-batch tables, then either runs the
+    /// query once, or feeds window state and runs the query once per window
+    /// that closes. `end_of_input` closes every event-time window.
     async fn step(
         &mut self,
         batch_id: u64,
         time: i64,
-        mut polled: BTreeMap<String, Vec<RecordBatch>>,
-    ) -> Result<Option<QueryResult>, ExecError> {
-        let closed = self
-            .plan
-            .window
-            .and_then(|spec| spec.closed_by(time, self.interval_ms));
-        let mut buffers = self.buffers.iter_mut();
-        for input in &self.plan.inputs {
-            let data = polled
-                .get_mut(&input.stream)
-                .map(std::mem::take)
-                .unwrap_or_default();
-            if !input.windowed {
-                input.table.set(data);
-                continue;
-            }
-            let Some(buffer) = buffers.next() else {
-                continue;
-            };
-            buffer.push(time, data);
-            if let Some(window) = closed {
-                let rows = buffer.take_window(window.0, window.1);
-                let rows =
-                    stamp_window(&rows, input.table.schema_ref(), window).map_err(|source| {
-                        ExecError::Arrow {
-                            query: self.name.to_string(),
-                            source,
-                        }
-                    })?;
-                input.table.set(rows);
-            }
+        polled: Polled,
+        end_of_input: bool,
+    ) -> Result<Step, ExecError> {
+        self.plan.proctime.set(time);
+        for ((_, table), data) in self.plan.streams.iter().zip(polled) {
+            table.set(data);
         }
-        if self.plan.window.is_some() && closed.is_none() {
-            return Ok(None);
-        }
-        let rows = self
-            .plan
-            .execute()
-            .await
-            .map_err(|source| ExecError::Execute {
-                query: self.name.to_string(),
-                batch_id,
-                source,
-            })?;
-        for input in &self.plan.inputs {
-            input.table.set(Vec::new());
-        }
-        Ok(Some(QueryResult {
-            query: self.name.clone(),
+        let name = self.name.clone();
+        let output = self.plan.schema.clone();
+        let result = move |window, rows| QueryResult {
+            query: name.clone(),
             batch_id,
             batch_time_ms: time,
-            window: closed,
-            schema: self.plan.schema.clone(),
+            window,
+            schema: output.clone(),
             rows,
             progress: Progress::default(),
-        }))
+        };
+        let Some(spec) = self.plan.window else {
+            let rows = self
+                .plan
+                .execute()
+                .await
+                .map_err(|e| self.execute_error(batch_id, e))?;
+            self.clear_batch_tables();
+            return Ok(Step {
+                results: vec![result(None, rows)],
+                late_rows: 0,
+            });
+        };
+        let late_rows = self.feed_windows(batch_id).await?;
+        self.advance_watermark(batch_id, time, end_of_input).await?;
+        self.clear_batch_tables();
+        let watermark = self.state.watermark;
+        let lateness = self.state.allowed_lateness_ms;
+        // Windows that hold rows and whose end (plus lateness) the watermark passed.
+        let mut closing = BTreeSet::new();
+        let closed_until = self.state.closed_until;
+        if let Some(watermark) = watermark {
+            for panes in &self.state.windows {
+                for pane in panes.pane_starts() {
+                    for (start, end) in spec.windows_containing(pane) {
+                        let due = end.saturating_add(lateness);
+                        if due <= watermark && closed_until.is_none_or(|c| due > c) {
+                            closing.insert((end, start));
+                        }
+                    }
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for (end, start) in closing {
+            for (input, panes) in self.plan.windows.iter().zip(&self.state.windows) {
+                let rows = stamp_window(
+                    &panes.rows_between(start, end),
+                    input.table.schema_ref(),
+                    (start, end),
+                )
+                .map_err(|e| self.arrow(e))?;
+                input.table.set(rows);
+            }
+            for (input, panes) in self.plan.kept.iter().zip(&self.state.kept) {
+                input.table.set(panes.all_rows());
+            }
+            let rows = self
+                .plan
+                .execute()
+                .await
+                .map_err(|e| self.execute_error(batch_id, e))?;
+            results.push(result(Some((start, end)), rows));
+        }
+        for input in self.plan.windows.iter().chain(&self.plan.kept) {
+            input.table.set(Vec::new());
+        }
+        if let Some(watermark) = watermark {
+            self.state.closed_until = Some(watermark);
+            let keep_from = if watermark == i64::MAX {
+                i64::MAX
+            } else {
+                spec.first_open_start(watermark - lateness)
+            };
+            for panes in self.state.windows.iter_mut().chain(&mut self.state.kept) {
+                panes.evict_before(keep_from);
+            }
+        }
+        Ok(Step { results, late_rows })
     }
 
-    /// At the end of bounded input, runs empty batches until every window
-    /// that holds rows has closed, as if time went on (Spark's availableNow,
-    /// Flink's end-of-input).
+    fn clear_batch_tables(&self) {
+        for (_, table) in &self.plan.streams {
+            table.set(Vec::new());
+        }
+    }
+
+    /// Runs each window input's (and kept input's) feeder over the batch and
+    /// adds its rows to the panes; rows behind the watermark, or without a
+    /// time, are late: counted and dropped. Returns the late count.
+    async fn feed_windows(&mut self, batch_id: u64) -> Result<u64, ExecError> {
+        let watermark = match self.plan.time {
+            Some(TimeDomain::Event) => self
+                .state
+                .watermark
+                .map(|w| w.saturating_sub(self.state.allowed_lateness_ms)),
+            _ => None,
+        };
+        let mut late = 0;
+        let inputs: Vec<(bool, usize)> = (0..self.plan.windows.len())
+            .map(|i| (true, i))
+            .chain((0..self.plan.kept.len()).map(|i| (false, i)))
+            .collect();
+        for (windowed, i) in inputs {
+            let input: &KeptInput = if windowed {
+                &self.plan.windows[i]
+            } else {
+                &self.plan.kept[i]
+            };
+            let batches = self
+                .plan
+                .run(&input.feeder)
+                .await
+                .map_err(|e| self.execute_error(batch_id, e))?;
+            for batch in batches {
+                let (rows, times, dropped) =
+                    on_time_rows(&batch, input.time_index, watermark).map_err(|e| self.arrow(e))?;
+                late += dropped;
+                let panes = if windowed {
+                    &mut self.state.windows[i]
+                } else {
+                    &mut self.state.kept[i]
+                };
+                panes.insert(&rows, &times).map_err(|e| ExecError::Arrow {
+                    query: self.name.to_string(),
+                    source: e,
+                })?;
+            }
+        }
+        Ok(late)
+    }
+
+    /// Moves the query's watermark: to the batch's end for processing time;
+    /// for event time to the minimum over its active streams' watermarks
+    /// (never backwards), or past every window at the end of the input.
+    async fn advance_watermark(
+        &mut self,
+        batch_id: u64,
+        time: i64,
+        end_of_input: bool,
+    ) -> Result<(), ExecError> {
+        let started = *self.state.started_ms.get_or_insert(time);
+        let next = match self.plan.time {
+            Some(TimeDomain::Processing) | None => Some(time + self.interval_ms),
+            Some(TimeDomain::Event) if end_of_input => Some(i64::MAX),
+            Some(TimeDomain::Event) => {
+                for (plan, tracker) in self.plan.watermarks.iter().zip(&mut self.state.trackers) {
+                    let batches =
+                        self.plan
+                            .run(&plan.max)
+                            .await
+                            .map_err(|e| ExecError::Execute {
+                                query: self.name.to_string(),
+                                batch_id,
+                                source: e,
+                            })?;
+                    tracker.observe(
+                        time,
+                        max_time(&batches).map_err(|e| ExecError::Arrow {
+                            query: self.name.to_string(),
+                            source: e,
+                        })?,
+                    );
+                }
+                let active: Vec<&WatermarkTracker> = self
+                    .state
+                    .trackers
+                    .iter()
+                    .filter(|t| !t.is_idle(time, started))
+                    .collect();
+                if active.iter().any(|t| t.watermark().is_none()) {
+                    // An active stream has not sent a row yet: it holds the watermark.
+                    None
+                } else {
+                    active.iter().filter_map(|t| t.watermark()).min()
+                }
+            }
+        };
+        if let Some(next) = next {
+            self.state.watermark = Some(self.state.watermark.map_or(next, |w| w.max(next)));
+        }
+        Ok(())
+    }
+
+    /// At the end of bounded input, closes the windows that still hold rows:
+    /// for processing time by running empty batches as if time went on
+    /// (Spark's availableNow), for event time by moving the watermark past
+    /// every window (Flink's end of input).
     async fn close_open_windows(
         &mut self,
         mut batch_id: u64,
@@ -375,21 +612,24 @@ impl Runner {
         let Some(spec) = self.plan.window else {
             return Ok(());
         };
-        let max_batches = spec.size_ms / self.interval_ms + 1;
+        let event_time = self.plan.time == Some(TimeDomain::Event);
+        let max_batches = if event_time {
+            1
+        } else {
+            spec.size_ms / self.interval_ms + 1
+        };
         for _ in 0..max_batches {
-            if !self.buffers.iter().any(WindowBuffer::has_rows) {
+            if self.state.windows.iter().all(|p| p.rows() == 0) {
                 break;
             }
-            let empty = self
-                .sources
-                .keys()
-                .map(|s| (s.clone(), Vec::new()))
-                .collect();
+            let empty = self.sources.iter().map(|_| Vec::new()).collect();
             summary.batches += 1;
-            if let Some(result) = self.step(batch_id, time, empty).await? {
+            let step = self.step(batch_id, time, empty, event_time).await?;
+            for mut result in step.results {
+                result.progress.watermark_ms = self.state.watermark;
                 summary.output_rows += result.num_rows() as u64;
                 if tx.send(result).await.is_err() {
-                    break;
+                    return Ok(());
                 }
             }
             batch_id += 1;
@@ -397,8 +637,58 @@ impl Runner {
         }
         Ok(())
     }
+}
 
-    fn state_rows(&self) -> usize {
-        self.buffers.iter().map(WindowBuffer::rows).sum()
+/// Splits `batch` into rows on time and late rows: a row is late when its
+/// time (column `time_index`) is NULL or before `watermark`. Returns the
+/// on-time rows, their times in ms, and the late count.
+fn on_time_rows(
+    batch: &RecordBatch,
+    time_index: usize,
+    watermark: Option<i64>,
+) -> Result<(RecordBatch, Int64Array, u64), ArrowError> {
+    let times = cast(batch.column(time_index), &time_type())?;
+    let times = cast(&times, &datafusion::arrow::datatypes::DataType::Int64)?;
+    let times = times
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
+    let keep = match watermark {
+        None if times.null_count() == 0 => return Ok((batch.clone(), times, 0)),
+        None => is_not_null(&times)?,
+        Some(w) => {
+            use datafusion::arrow::compute::kernels::cmp::gt_eq;
+            let on_time = gt_eq(&times, &Int64Array::new_scalar(w))?;
+            // NULL comparisons are NULL; filter() treats them as false.
+            on_time
+        }
+    };
+    let late = (batch.num_rows() - keep.true_count()) as u64;
+    if late == 0 && keep.null_count() == 0 {
+        return Ok((batch.clone(), times, 0));
     }
+    let rows = filter_record_batch(batch, &keep)?;
+    let times = datafusion::arrow::compute::filter(&times, &keep)?;
+    let times = times
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
+    Ok((rows, times, late))
+}
+
+/// The single timestamp value of a `SELECT max(...)` result, in ms.
+fn max_time(batches: &[RecordBatch]) -> Result<Option<i64>, ArrowError> {
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let column = cast(batch.column(0), &time_type())?;
+    let column = cast(&column, &datafusion::arrow::datatypes::DataType::Int64)?;
+    let column = column
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("watermark is not a timestamp".into()))?;
+    Ok((!column.is_null(0)).then(|| column.value(0)))
 }

@@ -91,8 +91,13 @@ pub struct StreamDef {
     pub connector: String,
     /// Declared (or inferred) schema of the rows, without `_batch_time`.
     pub schema: SchemaRef,
-    /// All `WITH` options except `connector`.
+    /// All `WITH` options except `connector` and the event-time ones.
     pub options: Options,
+    /// Computed columns `(name, SQL expression)`, evaluated over the rows
+    /// after decoding (`dateTime AS CASE ... END`).
+    pub computed: Vec<(String, String)>,
+    /// The `WATERMARK` clause and event-time options, if any.
+    pub watermark: Option<crate::window::WatermarkDef>,
 }
 
 /// Options shared by every connector that decodes bytes.

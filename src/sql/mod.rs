@@ -3,15 +3,21 @@
 //!
 //! Data flow: source → decode → `Batch` → window state → **query** → sink.
 
+pub mod catalog;
 pub mod parser;
 pub mod plan;
+pub mod proctime;
 pub mod provider;
 mod rewrite;
 
+pub use catalog::{Catalog, ViewDef};
 pub use parser::{ParsedStatement, Statement, parse_script};
-pub use plan::{PlannedInput, StreamingPlan};
+pub use plan::{CompiledQuery, KeptInput, StreamingPlan, TimeDomain, WatermarkPlan};
+
+use std::collections::BTreeSet;
 
 use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::ast;
 
 use crate::source::SourceError;
 use crate::window::WindowError;
@@ -40,4 +46,37 @@ pub enum SqlError {
     /// A statement or clause quiver does not support (yet), with what to do instead.
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// The streaming relations (streams, views over streams) `query` reads;
+/// rewrites `query` as a continuous query would be.
+pub fn rewrite_relations(
+    query: &mut ast::Query,
+    catalog: Catalog<'_>,
+) -> Result<BTreeSet<String>, SqlError> {
+    let found = rewrite::rewrite(query, &|name| catalog.is_streaming(name))?;
+    if !found.windows.is_empty() {
+        return Err(SqlError::Unsupported(
+            "views over windows are not supported yet; put the window in the query that reads the view".into(),
+        ));
+    }
+    Ok(found.relations())
+}
+
+/// Columns a view defines as `PROCTIME() AS name`.
+pub fn proctime_columns(query: &ast::Query) -> BTreeSet<String> {
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return BTreeSet::new();
+    };
+    select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            ast::SelectItem::ExprWithAlias {
+                expr: ast::Expr::Function(f),
+                alias,
+            } if f.name.to_string().eq_ignore_ascii_case("proctime") => Some(alias.value.clone()),
+            _ => None,
+        })
+        .collect()
 }

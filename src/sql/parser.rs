@@ -8,24 +8,49 @@ use datafusion::sql::sqlparser::ast::{self, ColumnDef, ObjectName};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use super::SqlError;
 use crate::options::Options;
 
 /// One parsed statement of a script.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // statements are few and short-lived
 pub enum Statement {
-    /// `CREATE STREAM [IF NOT EXISTS] name [(columns)] WITH (key = value, ...)`.
+    /// `CREATE STREAM [IF NOT EXISTS] name [(columns)] WITH (key = value, ...)`,
+    /// or Flink's `CREATE TABLE name (columns) WITH (...)`: a stream when the
+    /// connector is a source, a sink table when it is a sink.
     CreateStream {
-        /// Stream name, normalized like DataFusion table names.
+        /// Stream name, as written (identifiers are case-sensitive).
         name: String,
-        /// Declared columns (may be empty when the connector can infer them).
+        /// Declared physical columns (may be empty when the connector can infer them).
         columns: Vec<ColumnDef>,
+        /// Computed columns `name AS expr`, in declaration order, after the physical ones.
+        computed: Vec<(String, ast::Expr)>,
+        /// `WATERMARK FOR column AS expr`.
+        watermark: Option<(String, ast::Expr)>,
         /// All `WITH` options, including `connector`.
         options: Options,
         /// `IF NOT EXISTS` was given.
         if_not_exists: bool,
+        /// Written as `CREATE TABLE` (Flink's spelling).
+        table_syntax: bool,
+    },
+    /// `CREATE [OR REPLACE] VIEW name AS query`.
+    CreateView {
+        /// View name.
+        name: String,
+        /// The view's query.
+        query: Box<ast::Query>,
+        /// `OR REPLACE` was given.
+        or_replace: bool,
+    },
+    /// `CREATE FUNCTION name AS 'class'` (Flink's Java UDF registration).
+    CreateFunction {
+        /// Function name.
+        name: String,
+        /// The implementing class as written.
+        class: String,
     },
     /// `SHOW STREAMS`.
     ShowStreams,
@@ -83,9 +108,10 @@ pub struct ParsedStatement {
 /// Splits a script into statements and parses each one.
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .map_err(parse_error)?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Parse(e.to_string()))?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(drop_table_keyword(tokens));
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -108,6 +134,32 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             line: start.line,
         });
     }
+}
+
+/// Flink's window table functions take `TABLE name` as first argument
+/// (`TUMBLE(TABLE bid, DESCRIPTOR(ts), ...)`), which sqlparser cannot parse;
+/// dropping the `TABLE` keyword there leaves `TUMBLE(bid, ...)`, the same call.
+fn drop_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let is_table = matches!(&token.token, Token::Word(w) if w.keyword == Keyword::TABLE && w.quote_style.is_none());
+        if is_table {
+            let mut previous = out
+                .iter()
+                .rev()
+                .filter(|t| !matches!(t.token, Token::Whitespace(_)));
+            let after_paren = previous.next().is_some_and(|t| t.token == Token::LParen);
+            let window = previous.next().is_some_and(|t| {
+                matches!(&t.token, Token::Word(w) if ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
+                    .contains(&w.value.to_ascii_uppercase().as_str()))
+            });
+            if after_paren && window {
+                continue;
+            }
+        }
+        out.push(token);
+    }
+    out
 }
 
 fn parse_error(e: ParserError) -> SqlError {
@@ -155,7 +207,21 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
         (Some("CREATE"), Some("STREAM")) => {
             parser.next_token();
             parser.next_token();
-            parse_create_stream(parser)
+            parse_create_stream(parser, false)
+        }
+        (Some("CREATE"), Some("TABLE")) if has_with_options(parser) => {
+            parser.next_token();
+            parser.next_token();
+            parse_create_stream(parser, true)
+        }
+        (Some("CREATE"), Some("FUNCTION")) if matches!(parser.peek_nth_token(3).token, Token::Word(ref w) if w.keyword == Keyword::AS) =>
+        {
+            parser.next_token();
+            parser.next_token();
+            let name = normalize_name(&parser.parse_object_name(false)?);
+            parser.expect_keyword_is(Keyword::AS)?;
+            let class = parser.parse_literal_string()?;
+            Ok(Statement::CreateFunction { name, class })
         }
         (Some("CREATE"), Some("SINK")) => {
             parser.next_token();
@@ -196,6 +262,13 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
         _ => match parser.parse_statement()? {
             ast::Statement::Query(query) => Ok(Statement::Query(query)),
             ast::Statement::Insert(insert) => insert_statement(insert),
+            ast::Statement::CreateView(view) if view.columns.is_empty() && !view.materialized => {
+                Ok(Statement::CreateView {
+                    name: normalize_name(&view.name),
+                    query: view.query,
+                    or_replace: view.or_replace,
+                })
+            }
             other => Ok(Statement::Other(Box::new(other))),
         },
     }
@@ -288,21 +361,128 @@ fn trailing_with(parser: &Parser) -> Option<usize> {
     None
 }
 
-fn parse_create_stream(parser: &mut Parser) -> Result<Statement, ParserError> {
+/// Whether a `CREATE TABLE name (...)` is followed by `WITH (`: Flink's
+/// connector table, which quiver parses; other CREATE TABLEs go to DataFusion.
+fn has_with_options(parser: &Parser) -> bool {
+    let mut depth = 0usize;
+    let mut seen_paren = false;
+    for n in 2.. {
+        match parser.peek_nth_token(n).token {
+            Token::EOF | Token::SemiColon => return false,
+            Token::LParen => {
+                depth += 1;
+                seen_paren = true;
+            }
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Word(w) if depth == 0 && w.keyword == Keyword::WITH => return true,
+            Token::Word(w) if depth == 0 && seen_paren && w.keyword == Keyword::AS => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn parse_create_stream(parser: &mut Parser, table_syntax: bool) -> Result<Statement, ParserError> {
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = normalize_name(&parser.parse_object_name(false)?);
-    let (columns, constraints) = parser.parse_columns()?;
-    if !constraints.is_empty() {
-        return parser_err("table constraints (PRIMARY KEY, ...) are not supported on streams");
+    let mut columns = Vec::new();
+    let mut computed = Vec::new();
+    let mut watermark = None;
+    if parser.consume_token(&Token::LParen) && !parser.consume_token(&Token::RParen) {
+        loop {
+            if word_at(parser, 0).as_deref() == Some("WATERMARK") {
+                parser.next_token();
+                if watermark.is_some() {
+                    return parser_err("a stream can have only one WATERMARK");
+                }
+                parser.expect_keyword_is(Keyword::FOR)?;
+                let column = parser.parse_identifier()?.value;
+                parser.expect_keyword_is(Keyword::AS)?;
+                watermark = Some((column, parser.parse_expr()?));
+            } else if matches!(parser.peek_token().token, Token::Word(ref w)
+                if matches!(w.keyword, Keyword::PRIMARY | Keyword::CONSTRAINT | Keyword::UNIQUE))
+            {
+                return parser_err(
+                    "table constraints (PRIMARY KEY, ...) are not supported on streams",
+                );
+            } else {
+                let column = parser.parse_identifier()?;
+                if parser.parse_keyword(Keyword::AS) {
+                    computed.push((column.value, parser.parse_expr()?));
+                } else {
+                    if !computed.is_empty() {
+                        return parser_err(&format!(
+                            "column {column} comes after a computed column; declare physical columns first"
+                        ));
+                    }
+                    let data_type = parse_column_type(parser)?;
+                    let mut options = Vec::new();
+                    if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                        options.push(ast::ColumnOptionDef {
+                            name: None,
+                            option: ast::ColumnOption::NotNull,
+                        });
+                    } else {
+                        let _ = parser.parse_keyword(Keyword::NULL);
+                    }
+                    columns.push(ColumnDef {
+                        name: column,
+                        data_type,
+                        options,
+                    });
+                }
+            }
+            if parser.consume_token(&Token::RParen) {
+                break;
+            }
+            parser.expect_token(&Token::Comma)?;
+        }
     }
     parser.expect_keyword_is(Keyword::WITH)?;
     let options = parse_with_options(parser)?;
     Ok(Statement::CreateStream {
         name,
         columns,
+        computed,
+        watermark,
         options,
         if_not_exists,
+        table_syntax,
     })
+}
+
+/// A column type, with Flink's `ROW<name type, ...>` (or `ROW(...)`) read as
+/// a struct.
+fn parse_column_type(parser: &mut Parser) -> Result<ast::DataType, ParserError> {
+    let is_row = matches!(parser.peek_token().token, Token::Word(ref w) if w.keyword == Keyword::ROW)
+        && matches!(parser.peek_nth_token(1).token, Token::Lt | Token::LParen);
+    if !is_row {
+        return parser.parse_data_type();
+    }
+    parser.next_token();
+    let close = if parser.next_token().token == Token::Lt {
+        Token::Gt
+    } else {
+        Token::RParen
+    };
+    let mut fields = Vec::new();
+    loop {
+        let name = parser.parse_identifier()?;
+        let field_type = parse_column_type(parser)?;
+        fields.push(ast::StructField {
+            field_name: Some(name),
+            field_type,
+            options: None,
+        });
+        if parser.consume_token(&close) {
+            break;
+        }
+        parser.expect_token(&Token::Comma)?;
+    }
+    Ok(ast::DataType::Struct(
+        fields,
+        ast::StructBracketKind::AngleBrackets,
+    ))
 }
 
 /// `( key = value, ... )` where keys are words (dotted allowed) or quoted
@@ -371,18 +551,13 @@ fn parser_err<T>(message: &str) -> Result<T, ParserError> {
     Err(ParserError::ParserError(message.to_string()))
 }
 
-/// A table name as DataFusion resolves it: unquoted parts lower-cased.
+/// A table name as quiver resolves it: identifiers are case-sensitive, as in
+/// Flink SQL (quiver turns off DataFusion's lower-casing of identifiers).
 pub fn normalize_name(name: &ObjectName) -> String {
     name.0
         .iter()
         .filter_map(|part| part.as_ident())
-        .map(|ident| {
-            if ident.quote_style.is_some() {
-                ident.value.clone()
-            } else {
-                ident.value.to_lowercase()
-            }
-        })
+        .map(|ident| ident.value.clone())
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -405,7 +580,7 @@ mod tests {
                 options,
                 ..
             } => {
-                assert_eq!(name, "lines");
+                assert_eq!(name, "Lines");
                 assert!(columns.is_empty());
                 assert_eq!(options.get("connector"), Some("socket"));
                 assert_eq!(options.get("port"), Some("9999"));
@@ -421,7 +596,7 @@ mod tests {
         assert_eq!(parsed[4].text, "SELECT count(*) FROM lines");
         assert_eq!(parsed[4].line, 4);
         assert!(matches!(parsed[5].statement, Statement::Explain(_)));
-        assert!(matches!(parsed[6].statement, Statement::Other(_)));
+        assert!(matches!(parsed[6].statement, Statement::CreateView { .. }));
     }
 
     #[test]
@@ -442,6 +617,77 @@ mod tests {
     }
 
     #[test]
+    fn parses_flink_ddl_views_and_window_table_functions() {
+        let ddl =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/nexmark/ddl.sql"))
+                .unwrap();
+        let parsed = parse_script(&ddl).unwrap();
+        match &parsed[0].statement {
+            Statement::CreateStream {
+                name,
+                columns,
+                computed,
+                watermark,
+                options,
+                table_syntax: true,
+                ..
+            } => {
+                assert_eq!(name, "datagen");
+                assert_eq!(columns.len(), 4);
+                assert!(
+                    columns[3]
+                        .data_type
+                        .to_string()
+                        .starts_with("STRUCT<auction BIGINT"),
+                    "{}",
+                    columns[3].data_type
+                );
+                assert_eq!(computed[0].0, "dateTime");
+                let (column, expr) = watermark.as_ref().unwrap();
+                assert_eq!(column, "dateTime");
+                assert_eq!(expr.to_string(), "`dateTime` - INTERVAL '4' SECOND");
+                assert_eq!(options.get("connector"), Some("nexmark"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&parsed[1].statement, Statement::CreateView { name, .. } if name == "person")
+        );
+        let q = parse_script(
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)); \
+             CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole'); \
+             CREATE TABLE plain (a BIGINT); CREATE TABLE c AS SELECT 1; \
+             CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'",
+        )
+        .unwrap();
+        assert!(
+            q[0].text.contains("TABLE bid"),
+            "text keeps what was written"
+        );
+        match &q[0].statement {
+            Statement::Query(query) => assert!(
+                query
+                    .to_string()
+                    .contains("TUMBLE(bid, DESCRIPTOR(`dateTime`)"),
+                "{query}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &q[1].statement,
+            Statement::CreateStream {
+                table_syntax: true,
+                ..
+            }
+        ));
+        assert!(matches!(&q[2].statement, Statement::Other(_)));
+        assert!(matches!(&q[3].statement, Statement::Other(_)));
+        assert!(
+            matches!(&q[4].statement, Statement::CreateFunction { name, class } if name == "count_char" && class.ends_with("CountChar"))
+        );
+    }
+
+    #[test]
     fn parses_background_query_statements() {
         let parsed = parse_script(
             "INSERT INTO Out SELECT * FROM s; \
@@ -450,7 +696,7 @@ mod tests {
              SHOW QUERIES; STOP QUERY big",
         )
         .unwrap();
-        assert!(matches!(&parsed[0].statement, Statement::Insert { table, .. } if table == "out"));
+        assert!(matches!(&parsed[0].statement, Statement::Insert { table, .. } if table == "Out"));
         match &parsed[1].statement {
             Statement::CreateSink {
                 name,

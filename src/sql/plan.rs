@@ -1,14 +1,24 @@
-//! Planning a continuous query: find its streams and windows, register one
-//! swappable [`BatchTable`] per input in a private DataFusion session, and
-//! plan the SQL once. Each batch (or closed window) then builds a fresh
-//! physical plan from the optimized logical plan — a DataFusion physical plan
-//! with `RepartitionExec` cannot be executed twice — and runs it.
+//! Planning a continuous query. Each query gets a private DataFusion session
+//! where every stream it reads is a swappable [`BatchTable`] holding the
+//! current batch (with a view on top for computed columns), and every view
+//! over streams is registered anew over those tables. The query's window
+//! calls and stream references were replaced by tables of their own (see
+//! `rewrite`); this module decides what fills them:
+//! - no windows, or windows over processing time: stream references read
+//!   the current batch;
+//! - windows: a *feeder* plan (`SELECT * FROM relation`) runs over each batch
+//!   and its rows go to window state; when a window closes its rows fill the
+//!   window's table. With event-time windows, a stream referenced outside a
+//!   window (Nexmark q7) reads the rows kept for the open windows.
+//!
+//! Every plan is planned once; each run builds a physical plan from the
+//! optimized logical plan (a physical plan cannot run twice).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
@@ -19,56 +29,136 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 
 use super::SqlError;
+use super::catalog::Catalog;
+use super::proctime::ProcTime;
 use super::provider::BatchTable;
-use super::rewrite::{WindowCall, rewrite};
-use crate::batch::with_batch_time;
+use super::rewrite::{WindowCall, WindowTime, rewrite};
+use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::source::StreamDef;
-use crate::window::{WindowSpec, with_window_columns};
+use crate::window::{WatermarkDef, WindowSpec, with_window_columns};
 
-/// One table of a planned query that the executor fills before each run.
+/// A query planned once and run many times.
 #[derive(Debug, Clone)]
-pub struct PlannedInput {
-    /// The stream whose batches feed the table.
-    pub stream: String,
-    /// The table DataFusion scans.
+pub struct CompiledQuery {
+    logical: LogicalPlan,
+    /// Schema of its results.
+    pub schema: SchemaRef,
+}
+
+impl CompiledQuery {
+    async fn plan(state: &SessionState, statement: ast::Statement) -> Result<Self, SqlError> {
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await?;
+        let logical = state.optimize(&plan)?;
+        // Build one physical plan now, so that what DataFusion cannot execute
+        // is reported when the statement runs, not at the first batch.
+        state
+            .query_planner()
+            .create_physical_plan(&logical, state)
+            .await?;
+        let schema = Arc::new(logical.schema().as_arrow().clone());
+        Ok(Self { logical, schema })
+    }
+
+    async fn plan_sql(state: &SessionState, sql: &str) -> Result<Self, SqlError> {
+        let statement = super::parser::parse_script(sql)?
+            .pop()
+            .map(|s| s.statement)
+            .ok_or_else(|| SqlError::Parse(format!("empty statement: {sql}")))?;
+        match statement {
+            super::Statement::Query(q) => Self::plan(state, ast::Statement::Query(q)).await,
+            other => Err(SqlError::Parse(format!("expected a query, got {other:?}"))),
+        }
+    }
+
+    /// Runs the plan over what its tables hold now.
+    pub async fn execute(&self, state: &SessionState) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&self.logical, state)
+            .await?;
+        collect(physical, state.task_ctx()).await
+    }
+}
+
+/// Whether a query's windows follow the batches or the rows' own timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDomain {
+    /// `_batch_time`/`PROCTIME()`: a window closes after its last batch.
+    Processing,
+    /// A stream's `WATERMARK` column: a window closes when the watermark passes its end.
+    Event,
+}
+
+/// A relation whose rows the executor keeps between batches: a window's
+/// input, or (with event-time windows) a stream referenced outside windows.
+#[derive(Debug, Clone)]
+pub struct KeptInput {
+    /// The relation (stream or view) the rows come from.
+    pub relation: String,
+    /// Produces the relation's rows of the current batch.
+    pub feeder: CompiledQuery,
+    /// Index of the time column in the feeder's schema.
+    pub time_index: usize,
+    /// The table the main query reads: a window's rows plus `window_start`
+    /// and `window_end`, or the kept rows.
     pub table: Arc<BatchTable>,
-    /// True for a window's table (filled when a window closes), false for
-    /// the current batch's table.
-    pub windowed: bool,
+}
+
+/// How a stream's watermark is computed each batch.
+#[derive(Debug, Clone)]
+pub struct WatermarkPlan {
+    /// The stream.
+    pub stream: String,
+    /// Its WATERMARK clause.
+    pub def: WatermarkDef,
+    /// `SELECT max(<watermark expr>) FROM stream` over the current batch.
+    pub max: CompiledQuery,
 }
 
 /// A continuous query, planned once.
 #[derive(Debug)]
 pub struct StreamingPlan {
     state: SessionState,
-    logical: LogicalPlan,
+    main: CompiledQuery,
     /// Schema of the query's results.
     pub schema: SchemaRef,
-    /// Tables to fill before each run.
-    pub inputs: Vec<PlannedInput>,
-    /// The streams to open a source for, once each.
-    pub streams: Vec<StreamDef>,
+    /// The streams to open a source for, with the table that holds their
+    /// current batch.
+    pub streams: Vec<(StreamDef, Arc<BatchTable>)>,
     /// The query's window, when it reads windows.
     pub window: Option<WindowSpec>,
+    /// Processing or event time, when it reads windows.
+    pub time: Option<TimeDomain>,
+    /// Window inputs, one per window call.
+    pub windows: Vec<KeptInput>,
+    /// Streams referenced outside windows in an event-time query.
+    pub kept: Vec<KeptInput>,
+    /// Watermarks of the streams under the windows (event time).
+    pub watermarks: Vec<WatermarkPlan>,
+    /// The batch time `PROCTIME()` returns.
+    pub proctime: ProcTime,
 }
 
 impl StreamingPlan {
     /// Plans `query`. Returns `None` when it reads no stream (a one-off query
-    /// the caller runs directly). `tables` resolves static tables and views.
+    /// the caller runs directly). `tables` resolves static tables.
     pub async fn try_new(
         query: &ast::Query,
-        streams: &BTreeMap<String, StreamDef>,
+        catalog: Catalog<'_>,
         tables: &SessionContext,
         config: SessionConfig,
         interval_ms: i64,
     ) -> Result<Option<Self>, SqlError> {
         let mut query = query.clone();
-        let found = rewrite(&mut query, &|name| streams.contains_key(name))?;
-        if found.per_batch.is_empty() && found.windows.is_empty() {
+        let found = rewrite(&mut query, &|name| catalog.is_streaming(name))?;
+        if !found.is_streaming() {
             return Ok(None);
         }
-        let window = window_spec(&found.windows, tables, interval_ms).await?;
         let ctx = SessionContext::new_with_config(config);
+        let proctime = ProcTime::default();
+        ctx.register_udf(proctime.udf());
         for name in &found.others {
             if let Ok(provider) = tables
                 .table_provider(TableReference::bare(name.as_str()))
@@ -77,54 +167,90 @@ impl StreamingPlan {
                 ctx.register_table(TableReference::bare(name.as_str()), provider)?;
             }
         }
-        let mut inputs = Vec::new();
-        let mut used = BTreeMap::new();
-        let named_inputs = found
-            .per_batch
-            .iter()
-            .map(|s| (s.clone(), s.clone(), false))
-            .chain(
-                found
-                    .windows
-                    .iter()
-                    .map(|w| (w.table.clone(), w.stream.clone(), true)),
-            );
-        for (table_name, stream, windowed) in named_inputs {
-            let def = &streams[&stream];
-            let schema = with_batch_time(&def.schema);
-            let schema = if windowed {
-                with_window_columns(&schema)
-            } else {
-                schema
-            };
-            let table = Arc::new(BatchTable::new(schema));
-            ctx.register_table(TableReference::bare(table_name), table.clone())?;
-            used.insert(stream.clone(), def.clone());
-            inputs.push(PlannedInput {
-                stream,
-                table,
-                windowed,
-            });
-        }
+        let relations = found.relations();
+        let streams = register_streams(&ctx, catalog, &relations).await?;
         let state = ctx.state();
-        let statement = DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query))));
-        let plan = state.statement_to_plan(statement).await?;
-        let logical = state.optimize(&plan)?;
-        // Build one physical plan now, so that what DataFusion cannot execute
-        // is reported when the statement runs, not at the first batch.
-        state
-            .query_planner()
-            .create_physical_plan(&logical, &state)
-            .await?;
-        let schema = Arc::new(logical.schema().as_arrow().clone());
+
+        let (window, time) = window_spec(&found.windows, catalog, tables, interval_ms).await?;
+        let mut windows = Vec::new();
+        for call in &found.windows {
+            let time_column = match &call.time {
+                WindowTime::Batch => BATCH_TIME_COLUMN.to_string(),
+                WindowTime::Column(c) => c.clone(),
+            };
+            let input = kept_input(&state, &call.relation, &time_column, true).await?;
+            ctx.register_table(
+                TableReference::bare(call.table.as_str()),
+                input.table.clone(),
+            )?;
+            windows.push(input);
+        }
+        let mut kept = Vec::new();
+        for input in &found.inputs {
+            let provider = if time == Some(TimeDomain::Event) {
+                let column = event_time_column(catalog, &input.relation)?;
+                let k = kept_input(&state, &input.relation, &column, false).await?;
+                let table = k.table.clone();
+                kept.push(k);
+                table as Arc<dyn datafusion::catalog::TableProvider>
+            } else {
+                ctx.table_provider(TableReference::bare(input.relation.as_str()))
+                    .await?
+            };
+            ctx.register_table(TableReference::bare(input.table.as_str()), provider)?;
+        }
+        let mut watermarks = Vec::new();
+        if time == Some(TimeDomain::Event) {
+            let under: BTreeSet<String> = found
+                .windows
+                .iter()
+                .flat_map(|w| catalog.base_streams(&w.relation))
+                .collect();
+            for stream in under {
+                let def = catalog.streams[&stream].watermark.clone().ok_or_else(|| {
+                    SqlError::Window(format!(
+                        "stream '{stream}' has no WATERMARK; event-time windows need one on every stream they read"
+                    ))
+                })?;
+                let max = CompiledQuery::plan_sql(
+                    &state,
+                    &format!("SELECT max({}) FROM {}", def.expr, quote(&stream)),
+                )
+                .await?;
+                if !matches!(max.schema.field(0).data_type(), DataType::Timestamp(_, _)) {
+                    return Err(SqlError::Window(format!(
+                        "WATERMARK FOR {} AS {} on stream '{stream}' must be a TIMESTAMP, got {}",
+                        def.column,
+                        def.expr,
+                        max.schema.field(0).data_type()
+                    )));
+                }
+                watermarks.push(WatermarkPlan { stream, def, max });
+            }
+        }
+        let main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
         Ok(Some(Self {
+            schema: main.schema.clone(),
             state,
-            logical,
-            schema,
-            inputs,
-            streams: used.into_values().collect(),
+            main,
+            streams,
             window,
+            time,
+            windows,
+            kept,
+            watermarks,
+            proctime,
         }))
+    }
+
+    /// Runs the query over what the tables hold now.
+    pub async fn execute(&self) -> Result<Vec<RecordBatch>, DataFusionError> {
+        self.main.execute(&self.state).await
+    }
+
+    /// Runs `plan` (a feeder or watermark plan of this query) over the current batch.
+    pub async fn run(&self, plan: &CompiledQuery) -> Result<Vec<RecordBatch>, DataFusionError> {
+        plan.execute(&self.state).await
     }
 
     /// Makes the query produce `target`'s columns: same count, each cast by
@@ -132,7 +258,7 @@ impl StreamingPlan {
     pub fn cast_to(&mut self, target: &SchemaRef) -> Result<(), SqlError> {
         use datafusion::arrow::compute::can_cast_types;
         use datafusion::logical_expr::{LogicalPlanBuilder, cast, col};
-        let source = self.logical.schema().clone();
+        let source = self.main.logical.schema().clone();
         if source.fields().len() != target.fields().len() {
             return Err(SqlError::Unsupported(format!(
                 "the query produces {} columns but the table has {} ({}); select them in the table's order",
@@ -162,52 +288,206 @@ impl StreamingPlan {
             let column = datafusion::common::Column::new(qualifier.cloned(), from.name());
             exprs.push(cast(col(column), to.data_type().clone()).alias(to.name()));
         }
-        let plan = LogicalPlanBuilder::from(self.logical.clone())
+        let plan = LogicalPlanBuilder::from(self.main.logical.clone())
             .project(exprs)?
             .build()?;
-        self.logical = self.state.optimize(&plan)?;
-        self.schema = Arc::new(self.logical.schema().as_arrow().clone());
+        self.main.logical = self.state.optimize(&plan)?;
+        self.main.schema = Arc::new(self.main.logical.schema().as_arrow().clone());
+        self.schema = self.main.schema.clone();
         Ok(())
-    }
-
-    /// Runs the query over what the input tables hold now.
-    pub async fn execute(&self) -> Result<Vec<RecordBatch>, DataFusionError> {
-        let physical = self
-            .state
-            .query_planner()
-            .create_physical_plan(&self.logical, &self.state)
-            .await?;
-        collect(physical, self.state.task_ctx()).await
     }
 
     /// DataFusion's logical and physical plans, as `EXPLAIN` prints them.
     pub async fn explain(&self) -> Result<Vec<RecordBatch>, DataFusionError> {
-        let df = datafusion::dataframe::DataFrame::new(self.state.clone(), self.logical.clone());
+        let df =
+            datafusion::dataframe::DataFrame::new(self.state.clone(), self.main.logical.clone());
         df.explain(false, false)?.collect().await
     }
 }
 
-/// The one window spec of a query's window calls, validated.
+/// `name` as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Registers a per-batch table for every stream under `relations`, computed
+/// columns as a view on top, and the views over streams they need.
+async fn register_streams(
+    ctx: &SessionContext,
+    catalog: Catalog<'_>,
+    relations: &BTreeSet<String>,
+) -> Result<Vec<(StreamDef, Arc<BatchTable>)>, SqlError> {
+    let streams: BTreeSet<String> = relations
+        .iter()
+        .flat_map(|r| catalog.base_streams(r))
+        .collect();
+    let mut out = Vec::new();
+    for name in streams {
+        let def = catalog.streams[&name].clone();
+        let table = Arc::new(BatchTable::new(with_batch_time(&def.schema)));
+        if def.computed.is_empty() {
+            ctx.register_table(TableReference::bare(name.as_str()), table.clone())?;
+        } else {
+            let raw = format!("__quiver_raw_{name}");
+            ctx.register_table(TableReference::bare(raw.as_str()), table.clone())?;
+            let columns: Vec<String> = def
+                .computed
+                .iter()
+                .map(|(column, expr)| format!("{expr} AS {}", quote(column)))
+                .collect();
+            let sql = format!(
+                "CREATE VIEW {} AS SELECT *, {} FROM {}",
+                quote(&name),
+                columns.join(", "),
+                quote(&raw)
+            );
+            ctx.sql(&sql).await.map_err(|e| {
+                SqlError::Unsupported(format!("computed columns of stream '{name}': {e}"))
+            })?;
+        }
+        out.push((def, table));
+    }
+    for view in catalog.views_needed(relations) {
+        ctx.sql(&format!(
+            "CREATE VIEW {} AS {}",
+            quote(&view.name),
+            view.sql
+        ))
+        .await
+        .map_err(|e| SqlError::Unsupported(format!("view '{}': {e}", view.name)))?;
+    }
+    Ok(out)
+}
+
+/// The feeder and table of a relation whose rows are kept between batches.
+async fn kept_input(
+    state: &SessionState,
+    relation: &str,
+    time_column: &str,
+    windowed: bool,
+) -> Result<KeptInput, SqlError> {
+    let feeder =
+        CompiledQuery::plan_sql(state, &format!("SELECT * FROM {}", quote(relation))).await?;
+    let Ok(time_index) = feeder.schema.index_of(time_column) else {
+        let columns: Vec<&str> = feeder
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        return Err(SqlError::Window(format!(
+            "'{relation}' has no column '{time_column}' to window by; its columns are: {}",
+            columns.join(", ")
+        )));
+    };
+    let time_type = feeder.schema.field(time_index).data_type();
+    if !matches!(time_type, DataType::Timestamp(_, _)) {
+        return Err(SqlError::Window(format!(
+            "window time column '{time_column}' of '{relation}' must be a TIMESTAMP, got {time_type}"
+        )));
+    }
+    let schema = if windowed {
+        with_window_columns(&feeder.schema)
+    } else {
+        feeder.schema.clone()
+    };
+    Ok(KeptInput {
+        relation: relation.to_string(),
+        feeder,
+        time_index,
+        table: Arc::new(BatchTable::new(schema)),
+    })
+}
+
+/// The event-time column of a relation: its streams' WATERMARK column.
+fn event_time_column(catalog: Catalog<'_>, relation: &str) -> Result<String, SqlError> {
+    let columns: BTreeSet<String> = catalog
+        .base_streams(relation)
+        .iter()
+        .filter_map(|s| {
+            catalog.streams[s]
+                .watermark
+                .as_ref()
+                .map(|w| w.column.clone())
+        })
+        .collect();
+    match columns.into_iter().collect::<Vec<_>>().as_slice() {
+        [column] => Ok(column.clone()),
+        _ => Err(SqlError::Unsupported(format!(
+            "'{relation}' is joined with event-time windows outside a window, so its rows must carry \
+             event time: declare a WATERMARK on its stream, or window it too"
+        ))),
+    }
+}
+
+/// The one window spec and time domain of a query's window calls, validated.
 async fn window_spec(
     calls: &[WindowCall],
+    catalog: Catalog<'_>,
     tables: &SessionContext,
     interval_ms: i64,
-) -> Result<Option<WindowSpec>, SqlError> {
+) -> Result<(Option<WindowSpec>, Option<TimeDomain>), SqlError> {
     let mut spec: Option<WindowSpec> = None;
+    let mut domain: Option<TimeDomain> = None;
     for call in calls {
+        let this_domain = time_domain(call, catalog)?;
         let size = interval_ms_of(tables, &call.size).await?;
         let slide = interval_ms_of(tables, &call.slide).await?;
-        let this = WindowSpec::new(call.kind, size, slide, interval_ms)?;
-        match spec {
-            Some(other) if (other.size_ms, other.slide_ms) != (this.size_ms, this.slide_ms) => {
-                return Err(SqlError::Unsupported(
-                    "all window functions in one query must have the same size and slide".into(),
-                ));
+        let this = match this_domain {
+            TimeDomain::Processing => WindowSpec::new(call.kind, size, slide, interval_ms)?,
+            TimeDomain::Event => WindowSpec::event_time(call.kind, size, slide)?,
+        };
+        if spec.is_some_and(|s| (s.size_ms, s.slide_ms) != (this.size_ms, this.slide_ms)) {
+            return Err(SqlError::Unsupported(
+                "all window functions in one query must have the same size and slide".into(),
+            ));
+        }
+        if domain.is_some_and(|d| d != this_domain) {
+            return Err(SqlError::Unsupported(
+                "a query cannot mix processing-time and event-time windows".into(),
+            ));
+        }
+        spec = Some(this);
+        domain = Some(this_domain);
+    }
+    Ok((spec, domain))
+}
+
+/// Whether a window call windows by processing or event time.
+fn time_domain(call: &WindowCall, catalog: Catalog<'_>) -> Result<TimeDomain, SqlError> {
+    let column = match &call.time {
+        WindowTime::Batch => return Ok(TimeDomain::Processing),
+        WindowTime::Column(c) => c,
+    };
+    if catalog
+        .view(&call.relation)
+        .is_some_and(|v| v.proctime_columns.contains(column))
+    {
+        return Ok(TimeDomain::Processing);
+    }
+    let streams = catalog.base_streams(&call.relation);
+    let mut missing = Vec::new();
+    for stream in &streams {
+        match &catalog.streams[stream].watermark {
+            Some(w) if &w.column == column => {}
+            Some(w) => {
+                return Err(SqlError::Window(format!(
+                    "windows over '{column}' need it to be the event-time column of stream '{stream}', \
+                     whose WATERMARK is on '{}'",
+                    w.column
+                )));
             }
-            _ => spec = Some(this),
+            None => missing.push(stream.clone()),
         }
     }
-    Ok(spec)
+    if !missing.is_empty() {
+        return Err(SqlError::Window(format!(
+            "windows over '{column}' need event time: declare WATERMARK FOR {column} AS {column} - INTERVAL '5' SECOND \
+             on stream '{}', or window over processing time with _batch_time or PROCTIME()",
+            missing.join("', '")
+        )));
+    }
+    Ok(TimeDomain::Event)
 }
 
 /// Evaluates a constant INTERVAL expression to milliseconds with DataFusion.

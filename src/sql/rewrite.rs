@@ -1,13 +1,17 @@
-//! Finds the streams a query reads and replaces window table functions
-//! (`TUMBLE(stream, time, size)`, `HOP(stream, time, slide, size)`) by the name
-//! of a table that will hold one window's rows. The rest of the query is left
-//! to DataFusion untouched.
+//! Finds the streaming relations a query reads and gives each a table of its
+//! own: every bare reference to a stream or a view over streams becomes
+//! `__quiver_input_N` (aliased to the name it had, so qualified columns still
+//! resolve), and every window table function — `TUMBLE(rel, time, size)`,
+//! `HOP(rel, time, slide, size)`, Flink's `TABLE(TUMBLE(TABLE rel,
+//! DESCRIPTOR(time), size))` — becomes `__quiver_window_N`. The executor fills
+//! those tables; the rest of the query is left to DataFusion untouched.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Query, TableFactor, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, TableAlias,
+    TableFactor, VisitMut, VisitorMut,
 };
 
 use super::SqlError;
@@ -15,36 +19,77 @@ use super::parser::normalize_name;
 use crate::batch::BATCH_TIME_COLUMN;
 use crate::window::WindowKind;
 
+/// The time a window call assigns rows by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowTime {
+    /// `_batch_time` or `PROCTIME()`: processing time.
+    Batch,
+    /// A column of the windowed relation (event time, or a view's
+    /// `PROCTIME()` column).
+    Column(String),
+}
+
 /// A window function call found in a query, before its intervals are evaluated.
 #[derive(Debug, Clone)]
 pub struct WindowCall {
     /// Name of the table that replaces the call in the rewritten query.
     pub table: String,
-    /// The windowed stream.
-    pub stream: String,
+    /// The windowed relation (a stream or a view over streams).
+    pub relation: String,
     /// TUMBLE or HOP.
     pub kind: WindowKind,
+    /// The time the rows are windowed by.
+    pub time: WindowTime,
     /// Window size expression (an INTERVAL).
     pub size: Expr,
     /// Slide expression (= size for TUMBLE).
     pub slide: Expr,
 }
 
+/// A bare reference to a streaming relation, outside any window call.
+#[derive(Debug, Clone)]
+pub struct InputRef {
+    /// Name of the table that replaces the reference.
+    pub table: String,
+    /// The relation referenced.
+    pub relation: String,
+}
+
 /// What a query reads.
 #[derive(Debug, Default)]
 pub struct Rewritten {
-    /// Streams read batch by batch (outside any window function).
-    pub per_batch: BTreeSet<String>,
+    /// Bare references to streaming relations, in order of appearance.
+    pub inputs: Vec<InputRef>,
     /// Window function calls, in order of appearance.
     pub windows: Vec<WindowCall>,
     /// Other table names (static tables, views, CTE names).
     pub others: BTreeSet<String>,
 }
 
-/// Rewrites `query` in place; `is_stream` tells stream names from others.
-pub fn rewrite(query: &mut Query, is_stream: &dyn Fn(&str) -> bool) -> Result<Rewritten, SqlError> {
+impl Rewritten {
+    /// True when the query reads any stream.
+    pub fn is_streaming(&self) -> bool {
+        !self.inputs.is_empty() || !self.windows.is_empty()
+    }
+
+    /// Every streaming relation read, bare or windowed.
+    pub fn relations(&self) -> BTreeSet<String> {
+        self.inputs
+            .iter()
+            .map(|i| i.relation.clone())
+            .chain(self.windows.iter().map(|w| w.relation.clone()))
+            .collect()
+    }
+}
+
+/// Rewrites `query` in place; `is_streaming` tells streams and views over
+/// streams from other names.
+pub fn rewrite(
+    query: &mut Query,
+    is_streaming: &dyn Fn(&str) -> bool,
+) -> Result<Rewritten, SqlError> {
     let mut visitor = Visitor {
-        is_stream,
+        is_streaming,
         out: Rewritten::default(),
     };
     match query.visit(&mut visitor) {
@@ -54,68 +99,147 @@ pub fn rewrite(query: &mut Query, is_stream: &dyn Fn(&str) -> bool) -> Result<Re
 }
 
 struct Visitor<'a> {
-    is_stream: &'a dyn Fn(&str) -> bool,
+    is_streaming: &'a dyn Fn(&str) -> bool,
     out: Rewritten,
+}
+
+fn window_kind(name: &str) -> Result<Option<WindowKind>, SqlError> {
+    match name.to_ascii_lowercase().as_str() {
+        "tumble" => Ok(Some(WindowKind::Tumble)),
+        "hop" => Ok(Some(WindowKind::Hop)),
+        "session" | "cumulate" => Err(SqlError::Unsupported(format!(
+            "{} window table functions are not supported yet; use TUMBLE or HOP",
+            name.to_ascii_uppercase()
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// A table factor naming `table`, with `alias`.
+fn table_factor(table: &str, alias: Option<TableAlias>) -> TableFactor {
+    TableFactor::Table {
+        name: ObjectName::from(vec![Ident::new(table)]),
+        alias,
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
+    }
+}
+
+fn unnamed_args(args: &[FunctionArg]) -> Vec<Expr> {
+    args.iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl VisitorMut for Visitor<'_> {
     type Break = SqlError;
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<SqlError> {
-        let TableFactor::Table { name, args, .. } = factor else {
-            return ControlFlow::Continue(());
-        };
-        let table = normalize_name(name);
-        match args.take() {
-            None if (self.is_stream)(&table) => {
-                self.out.per_batch.insert(table);
-            }
-            None => {
-                self.out.others.insert(table);
-            }
-            Some(call) => {
-                let kind = match table.as_str() {
-                    "tumble" => WindowKind::Tumble,
-                    "hop" => WindowKind::Hop,
-                    "session" => {
-                        return ControlFlow::Break(SqlError::Unsupported(
-                            "SESSION windows need event time, which is not supported yet; use TUMBLE or HOP \
-                             over _batch_time"
-                                .into(),
-                        ));
+        let replacement = match factor {
+            TableFactor::Table {
+                name, args, alias, ..
+            } => {
+                let table = normalize_name(name);
+                match args {
+                    None if (self.is_streaming)(&table) => {
+                        let input = format!("__quiver_input_{}", self.out.inputs.len());
+                        let alias = alias.clone().unwrap_or_else(|| TableAlias {
+                            explicit: true,
+                            name: Ident::new(table.clone()),
+                            columns: vec![],
+                            at: None,
+                        });
+                        self.out.inputs.push(InputRef {
+                            table: input.clone(),
+                            relation: table,
+                        });
+                        Some(table_factor(&input, Some(alias)))
                     }
-                    _ => {
-                        *args = Some(call);
-                        return ControlFlow::Continue(());
+                    None => {
+                        self.out.others.insert(table);
+                        None
                     }
-                };
-                let exprs: Vec<Expr> = call
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                match self.window_call(kind, &exprs) {
-                    Ok(window) => {
-                        *name = ObjectName::from(vec![Ident::new(window.table.clone())]);
-                        self.out.windows.push(window);
-                    }
-                    Err(e) => return ControlFlow::Break(e),
+                    Some(call) => match window_kind(&table) {
+                        Err(e) => return ControlFlow::Break(e),
+                        Ok(None) => None,
+                        Ok(Some(kind)) => match self.window_call(kind, &unnamed_args(&call.args)) {
+                            Ok(table) => Some(table_factor(&table, alias.clone())),
+                            Err(e) => return ControlFlow::Break(e),
+                        },
+                    },
                 }
             }
+            TableFactor::TableFunction {
+                expr: Expr::Function(f),
+                alias,
+            } => {
+                let name = f.name.to_string();
+                match window_kind(&name) {
+                    Err(e) => return ControlFlow::Break(e),
+                    Ok(None) => None,
+                    Ok(Some(kind)) => {
+                        let FunctionArguments::List(list) = &f.args else {
+                            return ControlFlow::Break(SqlError::Window(format!(
+                                "{name} needs arguments"
+                            )));
+                        };
+                        match self.window_call(kind, &unnamed_args(&list.args)) {
+                            Ok(table) => Some(table_factor(&table, alias.clone())),
+                            Err(e) => return ControlFlow::Break(e),
+                        }
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            *factor = replacement;
         }
         ControlFlow::Continue(())
     }
 }
 
+/// The column name a window's time argument refers to.
+fn time_argument(expr: &Expr) -> Option<WindowTime> {
+    match expr {
+        Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case(BATCH_TIME_COLUMN) => {
+            Some(WindowTime::Batch)
+        }
+        Expr::Identifier(ident) => Some(WindowTime::Column(ident.value.clone())),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("proctime") => {
+            Some(WindowTime::Batch)
+        }
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("descriptor") => {
+            match &f.args {
+                FunctionArguments::List(list) => match unnamed_args(&list.args).as_slice() {
+                    [inner] => time_argument(inner),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 impl Visitor<'_> {
-    fn window_call(&self, kind: WindowKind, args: &[Expr]) -> Result<WindowCall, SqlError> {
+    /// Records a window call; returns the name of the table replacing it.
+    fn window_call(&mut self, kind: WindowKind, args: &[Expr]) -> Result<String, SqlError> {
         let usage = match kind {
-            WindowKind::Tumble => "TUMBLE(stream, _batch_time, INTERVAL '10' SECOND)",
+            WindowKind::Tumble => {
+                "TUMBLE(stream, time, INTERVAL '10' SECOND) or TABLE(TUMBLE(TABLE stream, DESCRIPTOR(time), INTERVAL '10' SECOND))"
+            }
             WindowKind::Hop => {
-                "HOP(stream, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND) (slide, then size)"
+                "HOP(stream, time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) (slide, then size) or TABLE(HOP(TABLE stream, DESCRIPTOR(time), slide, size))"
             }
         };
         let expected = if kind == WindowKind::Tumble { 3 } else { 4 };
@@ -125,40 +249,36 @@ impl Visitor<'_> {
                 args.len()
             )));
         }
-        let stream = match &args[0] {
+        let relation = match &args[0] {
             Expr::Identifier(ident) => normalize_name(&ObjectName::from(vec![ident.clone()])),
             Expr::CompoundIdentifier(idents) => normalize_name(&ObjectName::from(idents.clone())),
             other => {
                 return Err(SqlError::Window(format!(
-                    "the first argument of {usage} must be a stream name, got {other}"
+                    "the first argument of {usage} must be a stream or view name, got {other}"
                 )));
             }
         };
-        if !(self.is_stream)(&stream) {
+        if !(self.is_streaming)(&relation) {
             return Err(SqlError::Window(format!(
-                "window functions apply to streams; '{stream}' is not a stream"
+                "window functions apply to streams; '{relation}' is not a stream or a view over streams"
             )));
         }
-        match &args[1] {
-            Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case(BATCH_TIME_COLUMN) => {}
-            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("proctime") => {}
-            other => {
-                return Err(SqlError::Unsupported(format!(
-                    "windows over '{other}' need event time (WATERMARK), which is not supported yet; \
-                     window over processing time with {usage}"
-                )));
-            }
-        }
-        let size = args[expected - 1].clone();
-        let slide = args[2].clone();
+        let Some(time) = time_argument(&args[1]) else {
+            return Err(SqlError::Window(format!(
+                "the time argument of {usage} must be a column, DESCRIPTOR(column), _batch_time or PROCTIME(), got {}",
+                args[1]
+            )));
+        };
         let table = format!("__quiver_window_{}", self.out.windows.len());
-        Ok(WindowCall {
-            table,
-            stream,
+        self.out.windows.push(WindowCall {
+            table: table.clone(),
+            relation,
             kind,
-            size,
-            slide,
-        })
+            time,
+            size: args[expected - 1].clone(),
+            slide: args[2].clone(),
+        });
+        Ok(table)
     }
 }
 
@@ -175,31 +295,52 @@ mod tests {
     }
 
     #[test]
-    fn replaces_window_calls_and_finds_streams() {
+    fn replaces_window_calls_and_stream_references() {
         let mut q = query(
-            "SELECT word, count(*) FROM HOP(Lines, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
+            "SELECT word, count(*) FROM HOP(lines, _batch_time, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
              JOIN (SELECT * FROM clicks) c ON true JOIN dim ON true GROUP BY word",
         );
         let out = rewrite(&mut q, &|n| n == "lines" || n == "clicks").unwrap();
         assert_eq!(out.windows.len(), 1);
-        assert_eq!(out.windows[0].stream, "lines");
+        assert_eq!(out.windows[0].relation, "lines");
+        assert_eq!(out.windows[0].time, WindowTime::Batch);
         assert_eq!(out.windows[0].size.to_string(), "INTERVAL '30' SECOND");
-        assert_eq!(out.per_batch.iter().collect::<Vec<_>>(), vec!["clicks"]);
+        assert_eq!(out.inputs[0].relation, "clicks");
         assert_eq!(out.others.iter().collect::<Vec<_>>(), vec!["dim"]);
         assert!(q.to_string().contains("FROM __quiver_window_0 JOIN"), "{q}");
+        assert!(
+            q.to_string().contains("FROM __quiver_input_0 AS clicks"),
+            "{q}"
+        );
     }
 
     #[test]
-    fn event_time_windows_are_refused_with_the_alternative() {
-        let mut q = query("SELECT * FROM TUMBLE(s, ts, INTERVAL '1' SECOND)");
-        let err = rewrite(&mut q, &|n| n == "s").unwrap_err().to_string();
-        assert!(err.contains("TUMBLE(stream, _batch_time"), "{err}");
+    fn flink_window_table_functions_are_recognized() {
+        let mut q = query(
+            "SELECT auction FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) \
+             GROUP BY auction, window_start, window_end",
+        );
+        let out = rewrite(&mut q, &|n| n == "bid").unwrap();
+        assert_eq!(out.windows[0].time, WindowTime::Column("dateTime".into()));
+        assert_eq!(out.windows[0].slide.to_string(), "INTERVAL '2' SECOND");
+        assert!(
+            q.to_string().contains("FROM __quiver_window_0 GROUP BY"),
+            "{q}"
+        );
     }
 
     #[test]
-    fn wrong_arity_is_explained() {
+    fn wrong_arity_and_unsupported_windows_are_explained() {
         let mut q = query("SELECT * FROM HOP(s, _batch_time, INTERVAL '1' SECOND)");
         let err = rewrite(&mut q, &|n| n == "s").unwrap_err().to_string();
         assert!(err.contains("expected HOP(stream"), "{err}");
+        let mut q = query(
+            "SELECT * FROM TABLE(CUMULATE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND))",
+        );
+        let err = rewrite(&mut q, &|n| n == "s").unwrap_err().to_string();
+        assert!(
+            err.contains("CUMULATE window table functions are not supported yet"),
+            "{err}"
+        );
     }
 }

@@ -1,11 +1,12 @@
-//! Window state: which batches a window covers and when it closes. A window
-//! is the union of the batches whose `_batch_time` falls in
-//! `[window_start, window_end)` (processing time, DStream's
-//! `window(length, slide)`); windows are aligned to the epoch.
+//! Windows: which rows a window covers and when it closes. A window is the
+//! union of the rows whose time falls in `[window_start, window_end)`, aligned
+//! to the epoch; over processing time (`_batch_time`, `PROCTIME()`) that is the
+//! union of whole batches (DStream's `window(length, slide)`), over event time
+//! the rows whose timestamp falls inside, emitted once the watermark passes
+//! the window's end. Rows are kept in panes (see [`PaneBuffer`]).
 //!
 //! Data flow: source → decode → `Batch` → **window state** → query → sink.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
@@ -13,6 +14,12 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 
 use crate::batch::time_type;
+
+mod panes;
+mod watermark;
+
+pub use panes::PaneBuffer;
+pub use watermark::{LatePolicy, WatermarkDef, WatermarkTracker};
 
 /// Column with the inclusive start of a row's window.
 pub const WINDOW_START: &str = "window_start";
@@ -102,66 +109,40 @@ impl WindowSpec {
         })
     }
 
-    /// The window `[start, end)` that the batch at `batch_time_ms` completes,
-    /// if any: the one whose last batch it is.
-    pub fn closed_by(&self, batch_time_ms: i64, interval_ms: i64) -> Option<(i64, i64)> {
-        let end = batch_time_ms + interval_ms;
-        (end.rem_euclid(self.slide_ms) == 0).then(|| (end - self.size_ms, end))
+    /// Validates a window over event time, where batches do not constrain
+    /// size and slide.
+    pub fn event_time(kind: WindowKind, size_ms: i64, slide_ms: i64) -> Result<Self, WindowError> {
+        Self::new(kind, size_ms, slide_ms, 1)
+    }
+
+    /// Length of a pane: the largest span that lies wholly inside or wholly
+    /// outside every window (gcd of size and slide). State is kept per pane.
+    pub fn pane_ms(&self) -> i64 {
+        gcd(self.size_ms, self.slide_ms)
+    }
+
+    /// The windows `[start, end)` that contain time `t`, earliest first.
+    pub fn windows_containing(&self, t: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
+        let last_start = t.div_euclid(self.slide_ms) * self.slide_ms;
+        let (size, slide) = (self.size_ms, self.slide_ms);
+        let count = size / slide;
+        (0..count)
+            .rev()
+            .map(move |k| last_start - k * slide)
+            .map(move |start| (start, start + size))
+    }
+
+    /// The earliest start among windows not closed when every window ending at
+    /// or before `closed_until` has been emitted: panes ending at or before it
+    /// are no longer needed.
+    pub fn first_open_start(&self, closed_until: i64) -> i64 {
+        let first_open_end = closed_until.div_euclid(self.slide_ms) * self.slide_ms + self.slide_ms;
+        first_open_end - self.size_ms
     }
 }
 
-/// The batches an open window may still need, oldest first.
-#[derive(Debug)]
-pub struct WindowBuffer {
-    spec: WindowSpec,
-    batches: VecDeque<(i64, Vec<RecordBatch>)>,
-}
-
-impl WindowBuffer {
-    /// An empty buffer for windows of `spec`.
-    pub fn new(spec: WindowSpec) -> Self {
-        Self {
-            spec,
-            batches: VecDeque::new(),
-        }
-    }
-
-    /// Adds the batch with time `time_ms` (times must increase).
-    pub fn push(&mut self, time_ms: i64, data: Vec<RecordBatch>) {
-        self.batches.push_back((time_ms, data));
-    }
-
-    /// The union of the buffered batches in `[start, end)`; then forgets the
-    /// batches that no later window needs (those before `end + slide - size`).
-    pub fn take_window(&mut self, start: i64, end: i64) -> Vec<RecordBatch> {
-        let rows = self
-            .batches
-            .iter()
-            .filter(|(t, _)| (start..end).contains(t))
-            .flat_map(|(_, data)| data.iter().cloned())
-            .collect();
-        let keep_from = end + self.spec.slide_ms - self.spec.size_ms;
-        while self.batches.front().is_some_and(|(t, _)| *t < keep_from) {
-            self.batches.pop_front();
-        }
-        rows
-    }
-
-    /// True when some buffered batch holds rows (an open window is not empty).
-    pub fn has_rows(&self) -> bool {
-        self.batches
-            .iter()
-            .any(|(_, data)| data.iter().any(|b| b.num_rows() > 0))
-    }
-
-    /// Number of rows held, for state-size reporting.
-    pub fn rows(&self) -> usize {
-        self.batches
-            .iter()
-            .flat_map(|(_, d)| d)
-            .map(RecordBatch::num_rows)
-            .sum()
-    }
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a.abs() } else { gcd(b, a % b) }
 }
 
 /// Adds `window_start` and `window_end` to a schema.
@@ -198,13 +179,6 @@ pub fn stamp_window(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Int64Array;
-    use datafusion::arrow::datatypes::DataType;
-
-    fn rows(n: i64) -> Vec<RecordBatch> {
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        vec![RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![n]))]).unwrap()]
-    }
 
     #[test]
     fn rejects_bad_parameters() {
@@ -225,35 +199,24 @@ mod tests {
     }
 
     #[test]
-    fn a_hop_window_closes_after_its_last_batch_and_unions_its_batches() {
-        let spec = WindowSpec::new(WindowKind::Hop, 4000, 2000, 1000).unwrap();
-        let mut buffer = WindowBuffer::new(spec);
-        let mut emitted = Vec::new();
-        for t in (10_000..16_000).step_by(1000) {
-            buffer.push(t, rows(t / 1000));
-            if let Some((s, e)) = spec.closed_by(t, 1000) {
-                let xs: Vec<i64> = buffer
-                    .take_window(s, e)
-                    .iter()
-                    .map(|b| {
-                        b.column(0)
-                            .as_any()
-                            .downcast_ref::<Int64Array>()
-                            .unwrap()
-                            .value(0)
-                    })
-                    .collect();
-                emitted.push((s, e, xs));
-            }
-        }
+    fn windows_containing_a_time_are_epoch_aligned() {
+        let hop = WindowSpec::event_time(WindowKind::Hop, 10_000, 2_000).unwrap();
+        let windows: Vec<_> = hop.windows_containing(13_500).collect();
+        assert_eq!(windows.len(), 5);
+        assert_eq!(windows[0], (4_000, 14_000));
+        assert_eq!(windows[4], (12_000, 22_000));
+        assert_eq!(hop.pane_ms(), 2_000);
+        let tumble = WindowSpec::event_time(WindowKind::Tumble, 10_000, 10_000).unwrap();
         assert_eq!(
-            emitted,
-            vec![
-                (8_000, 12_000, vec![10, 11]),
-                (10_000, 14_000, vec![10, 11, 12, 13]),
-                (12_000, 16_000, vec![12, 13, 14, 15])
-            ]
+            tumble.windows_containing(-1).collect::<Vec<_>>(),
+            vec![(-10_000, 0)]
         );
-        assert!(buffer.rows() <= 2, "batches no window needs are dropped");
+        assert_eq!(
+            tumble.windows_containing(10_000).collect::<Vec<_>>(),
+            vec![(10_000, 20_000)]
+        );
+        // After the window ending at 14 s closed, the earliest open one is [6 s, 16 s).
+        assert_eq!(hop.first_open_start(14_000), 6_000);
+        assert_eq!(hop.first_open_start(14_500), 6_000);
     }
 }
