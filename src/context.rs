@@ -255,15 +255,30 @@ impl Context {
                 "CREATE SINK {name}: the query reads no stream, so it would never produce rows"
             )));
         };
-        let def = SinkDef {
+        let mut def = SinkDef {
             name: name.to_string(),
             connector: connector.to_ascii_lowercase(),
             schema: plan.schema.clone(),
             options: options.without("connector"),
+            table: None,
         };
+        self.attach_memory_table(&mut def)?;
         let output = self.start_planned(def.clone(), plan)?;
         lock(&self.sinks).insert(name.to_string(), def);
         Ok(output)
+    }
+
+    /// A `memory` sink writes to a session table of its name, created here.
+    fn attach_memory_table(&self, def: &mut SinkDef) -> Result<(), Error> {
+        if def.connector != "memory" {
+            return Ok(());
+        }
+        let table = Arc::new(crate::sql::provider::BatchTable::new(def.schema.clone()));
+        let name = datafusion::common::TableReference::bare(def.name.as_str());
+        self.tables.deregister_table(name.clone())?;
+        self.tables.register_table(name, table.clone())?;
+        def.table = Some(table);
+        Ok(())
     }
 
     async fn start_background(&self, def: SinkDef, query: &ast::Query) -> Result<Output, Error> {
@@ -359,7 +374,7 @@ impl Context {
                 "sink table '{name}' needs its columns: CREATE TABLE {name} (a BIGINT, ...) WITH (...)"
             )));
         }
-        let def = SinkDef {
+        let mut def = SinkDef {
             name: name.to_string(),
             connector: options
                 .get("connector")
@@ -367,7 +382,9 @@ impl Context {
                 .to_ascii_lowercase(),
             schema: self.declared_schema(columns).await?,
             options: options.without("connector"),
+            table: None,
         };
+        self.attach_memory_table(&mut def)?;
         // Open once now so that bad options fail here, not at INSERT time.
         sink::open(&def)?.close()?;
         let connector = def.connector.clone();

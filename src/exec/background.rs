@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::{ExecError, QueryHandle, QueryStopper};
+use tokio::sync::watch;
+
+use super::{ExecError, QueryHandle, QueryProgress, QueryStopper};
 use crate::sink::Sink;
 
 /// Where a background query is in its life.
@@ -64,6 +66,7 @@ pub struct QueryStatus {
 
 struct Entry {
     status: Arc<Mutex<QueryStatus>>,
+    progress: watch::Receiver<QueryProgress>,
     stopper: QueryStopper,
     task: Option<JoinHandle<()>>,
 }
@@ -73,6 +76,20 @@ struct Entry {
 pub struct Registry {
     queries: Mutex<BTreeMap<String, Entry>>,
     unreported: Arc<Mutex<Vec<String>>>,
+}
+
+impl Entry {
+    fn status(&self) -> QueryStatus {
+        let mut status = lock(&self.status).clone();
+        let progress = self.progress.borrow();
+        status.batches = progress.summary.batches;
+        status.input_rows = progress.summary.input_rows;
+        status.output_rows = progress.summary.output_rows;
+        status.late_rows = progress.summary.late_rows;
+        status.last_batch = progress.last.duration;
+        status.watermark_ms = progress.last.watermark_ms;
+        status
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,6 +128,7 @@ impl Registry {
             error: None,
         }));
         let stopper = query.stopper();
+        let progress = query.progress.clone();
         let shared = status.clone();
         let unreported = self.unreported.clone();
         let connector = connector.to_string();
@@ -123,14 +141,7 @@ impl Registry {
                     query.stop();
                     break;
                 }
-                let mut s = lock(&shared);
-                s.batches = result.batch_id + 1;
-                s.input_rows += result.progress.input_rows;
-                s.output_rows += result.num_rows() as u64;
-                s.last_batch = result.progress.duration;
-                s.watermark_ms = result.progress.watermark_ms;
-                s.late_rows += result.progress.late_rows;
-                s.sink = format!("{connector}: {}", sink.status());
+                lock(&shared).sink = format!("{connector}: {}", sink.status());
             }
             let closed = sink.close();
             let finished = query.finish().await;
@@ -156,6 +167,7 @@ impl Registry {
             name,
             Entry {
                 status,
+                progress,
                 stopper,
                 task: Some(task),
             },
@@ -165,10 +177,7 @@ impl Registry {
 
     /// Status of every background query, by name.
     pub fn list(&self) -> Vec<QueryStatus> {
-        lock(&self.queries)
-            .values()
-            .map(|e| lock(&e.status).clone())
-            .collect()
+        lock(&self.queries).values().map(Entry::status).collect()
     }
 
     /// Asks query `name` to stop after its current batch and waits until its
@@ -199,7 +208,8 @@ impl Registry {
         if let Some(task) = task {
             let _ = task.await;
         }
-        Ok(lock(&status).clone())
+        let entry = lock(&self.queries).get(name).map(Entry::status);
+        Ok(entry.unwrap_or_else(|| lock(&status).clone()))
     }
 
     /// Asks every query to stop after its current batch.

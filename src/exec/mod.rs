@@ -11,7 +11,8 @@ mod query;
 pub use background::{QueryState, QueryStatus, Registry};
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
 pub use query::{
-    Progress, QueryHandle, QueryResult, QueryStopper, QuerySummary, RunLimits, start_query,
+    Progress, QueryHandle, QueryProgress, QueryResult, QueryStopper, QuerySummary, RunLimits,
+    start_query,
 };
 
 use datafusion::error::DataFusionError;

@@ -97,6 +97,18 @@ pub struct QuerySummary {
     pub late_rows: u64,
 }
 
+/// Where a query is: its totals and the last batch's measurements, updated
+/// after every batch (whether or not the batch produced a result).
+#[derive(Debug, Clone, Default)]
+pub struct QueryProgress {
+    /// Totals so far.
+    pub summary: QuerySummary,
+    /// Id of the last batch run.
+    pub batch_id: Option<u64>,
+    /// Measurements of the last batch.
+    pub last: Progress,
+}
+
 /// A running query: its results, and the means to stop it.
 #[derive(Debug)]
 pub struct QueryHandle {
@@ -104,6 +116,8 @@ pub struct QueryHandle {
     pub name: String,
     /// Schema of its results.
     pub schema: SchemaRef,
+    /// Progress after each batch, for status lines and `SHOW QUERIES`.
+    pub progress: watch::Receiver<QueryProgress>,
     results: mpsc::Receiver<QueryResult>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<QuerySummary, ExecError>>,
@@ -170,6 +184,7 @@ pub fn start_query(
     let state = WindowState::new(&plan);
     let (tx, results) = mpsc::channel(1);
     let (stop, stop_rx) = watch::channel(false);
+    let (progress_tx, progress) = watch::channel(QueryProgress::default());
     let schema = plan.schema.clone();
     let runner = Runner {
         name: Arc::from(name.as_str()),
@@ -179,11 +194,13 @@ pub fn start_query(
         interval_ms,
         clock,
         limits,
+        progress: progress_tx,
     };
     let task = tokio::spawn(runner.run(tx, stop_rx));
     Ok(QueryHandle {
         name,
         schema,
+        progress,
         results,
         stop: Arc::new(stop),
         task,
@@ -201,6 +218,8 @@ struct WindowState {
     /// Panes of each window input, then of each kept input.
     windows: Vec<PaneBuffer>,
     kept: Vec<PaneBuffer>,
+    /// Rows of open sessions (`GROUP BY ..., SESSION(...)`).
+    sessions: Vec<RecordBatch>,
     trackers: Vec<WatermarkTracker>,
     /// The query's watermark: rows before it are late; windows ending at or
     /// before it (plus the allowed lateness) have closed.
@@ -222,6 +241,7 @@ impl WindowState {
                 .map(|_| PaneBuffer::new(pane_ms))
                 .collect(),
             kept: plan.kept.iter().map(|_| PaneBuffer::new(pane_ms)).collect(),
+            sessions: Vec::new(),
             trackers: plan
                 .watermarks
                 .iter()
@@ -264,6 +284,7 @@ struct Runner {
     interval_ms: i64,
     clock: Clock,
     limits: RunLimits,
+    progress: watch::Sender<QueryProgress>,
 }
 
 /// What one batch produced.
@@ -318,6 +339,16 @@ impl Runner {
                 late_rows: step.late_rows,
             };
             tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, results = step.results.len(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms, watermark = ?self.state.watermark, late_rows = step.late_rows, state_rows = progress.state_rows);
+            summary.output_rows += step
+                .results
+                .iter()
+                .map(|r| r.num_rows() as u64)
+                .sum::<u64>();
+            self.progress.send_replace(QueryProgress {
+                summary: summary.clone(),
+                batch_id: Some(batch_id),
+                last: progress.clone(),
+            });
             // Progress is attached to the batch's first result; the others
             // carry none so that totals add up.
             for (i, mut result) in step.results.into_iter().enumerate() {
@@ -326,7 +357,6 @@ impl Runner {
                 } else {
                     result.progress.watermark_ms = progress.watermark_ms;
                 }
-                summary.output_rows += result.num_rows() as u64;
                 if tx.send(result).await.is_err() {
                     break 'batches;
                 }
@@ -425,6 +455,16 @@ impl Runner {
             rows,
             progress: Progress::default(),
         };
+        if self.plan.session.is_some() {
+            let late_rows = self.feed_session(batch_id).await?;
+            self.advance_watermark(batch_id, time, end_of_input).await?;
+            self.clear_batch_tables();
+            let results = match self.close_sessions(batch_id).await? {
+                Some(rows) => vec![result(None, rows)],
+                None => Vec::new(),
+            };
+            return Ok(Step { results, late_rows });
+        }
         let Some(spec) = self.plan.window else {
             let rows = self
                 .plan
@@ -546,6 +586,78 @@ impl Runner {
         Ok(late)
     }
 
+    /// Adds the batch's on-time rows of the session relation to the open
+    /// sessions; returns the late count.
+    async fn feed_session(&mut self, batch_id: u64) -> Result<u64, ExecError> {
+        let Some(session) = &self.plan.session else {
+            return Ok(0);
+        };
+        let watermark = self
+            .state
+            .watermark
+            .map(|w| w.saturating_sub(self.state.allowed_lateness_ms));
+        let batches = self
+            .plan
+            .run(&session.input.feeder)
+            .await
+            .map_err(|e| self.execute_error(batch_id, e))?;
+        let mut late = 0;
+        for batch in batches {
+            let (rows, _, dropped) = on_time_rows(&batch, session.input.time_index, watermark)
+                .map_err(|e| self.arrow(e))?;
+            late += dropped;
+            if rows.num_rows() > 0 {
+                self.state.sessions.push(rows);
+            }
+        }
+        Ok(late)
+    }
+
+    /// Assigns the open rows to sessions, runs the query over the rows of
+    /// sessions whose end the watermark passed, and keeps the rest.
+    async fn close_sessions(
+        &mut self,
+        batch_id: u64,
+    ) -> Result<Option<Vec<RecordBatch>>, ExecError> {
+        let (Some(session), Some(watermark)) = (&self.plan.session, self.state.watermark) else {
+            return Ok(None);
+        };
+        if self.state.sessions.is_empty() {
+            return Ok(None);
+        }
+        session.buffer.set(std::mem::take(&mut self.state.sessions));
+        let assigned = self
+            .plan
+            .run(&session.assign)
+            .await
+            .map_err(|e| self.execute_error(batch_id, e));
+        session.buffer.set(Vec::new());
+        let assigned = assigned?;
+        let columns = session.input.feeder.schema.fields().len();
+        let closed_schema = session.input.table.schema_ref().clone();
+        let (mut closed, mut open) = (Vec::new(), Vec::new());
+        for batch in assigned {
+            let split = split_sessions(
+                &batch,
+                columns,
+                watermark,
+                &closed_schema,
+                &session.input.feeder.schema,
+            )
+            .map_err(|e| self.arrow(e))?;
+            closed.extend(split.0);
+            open.extend(split.1);
+        }
+        self.state.sessions = open;
+        if closed.is_empty() {
+            return Ok(None);
+        }
+        session.input.table.set(closed);
+        let rows = self.plan.execute().await;
+        session.input.table.set(Vec::new());
+        rows.map(Some).map_err(|e| self.execute_error(batch_id, e))
+    }
+
     /// Moves the query's watermark: to the batch's end for processing time;
     /// for event time to the minimum over its active streams' watermarks
     /// (never backwards), or past every window at the end of the input.
@@ -609,25 +721,30 @@ impl Runner {
         tx: &mpsc::Sender<QueryResult>,
         summary: &mut QuerySummary,
     ) -> Result<(), ExecError> {
-        let Some(spec) = self.plan.window else {
-            return Ok(());
-        };
         let event_time = self.plan.time == Some(TimeDomain::Event);
-        let max_batches = if event_time {
-            1
-        } else {
-            spec.size_ms / self.interval_ms + 1
+        let max_batches = match self.plan.window {
+            _ if event_time => 1,
+            Some(spec) => spec.size_ms / self.interval_ms + 1,
+            None => return Ok(()),
         };
         for _ in 0..max_batches {
-            if self.state.windows.iter().all(|p| p.rows() == 0) {
+            if self.state.windows.iter().all(|p| p.rows() == 0) && self.state.sessions.is_empty() {
                 break;
             }
             let empty = self.sources.iter().map(|_| Vec::new()).collect();
             summary.batches += 1;
             let step = self.step(batch_id, time, empty, event_time).await?;
+            summary.output_rows += step
+                .results
+                .iter()
+                .map(|r| r.num_rows() as u64)
+                .sum::<u64>();
+            self.progress.send_modify(|p| {
+                p.summary = summary.clone();
+                p.last.watermark_ms = self.state.watermark;
+            });
             for mut result in step.results {
                 result.progress.watermark_ms = self.state.watermark;
-                summary.output_rows += result.num_rows() as u64;
                 if tx.send(result).await.is_err() {
                     return Ok(());
                 }
@@ -676,6 +793,45 @@ fn on_time_rows(
         .cloned()
         .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
     Ok((rows, times, late))
+}
+
+/// Splits rows with session bounds into closed sessions (the first
+/// `columns` columns plus `window_start`/`window_end`, as `closed_schema`)
+/// and open ones (the first `columns` columns).
+fn split_sessions(
+    batch: &RecordBatch,
+    columns: usize,
+    watermark: i64,
+    closed_schema: &SchemaRef,
+    open_schema: &SchemaRef,
+) -> Result<(Option<RecordBatch>, Option<RecordBatch>), ArrowError> {
+    use datafusion::arrow::compute::kernels::cmp::lt_eq;
+    use datafusion::arrow::compute::not;
+    let schema = batch.schema();
+    let start = schema.index_of(crate::window::WINDOW_START)?;
+    let end = schema.index_of(crate::window::WINDOW_END)?;
+    let ends = cast(
+        batch.column(end),
+        &datafusion::arrow::datatypes::DataType::Int64,
+    )?;
+    let is_closed = lt_eq(&ends, &Int64Array::new_scalar(watermark))?;
+    let closed = filter_record_batch(batch, &is_closed)?;
+    let open = filter_record_batch(batch, &not(&is_closed)?)?;
+    let mut closed_columns: Vec<usize> = (0..columns).collect();
+    closed_columns.extend([start, end]);
+    let closed = (closed.num_rows() > 0)
+        .then(|| {
+            let projected = closed.project(&closed_columns)?;
+            RecordBatch::try_new(closed_schema.clone(), projected.columns().to_vec())
+        })
+        .transpose()?;
+    let open = (open.num_rows() > 0)
+        .then(|| open.project(&(0..columns).collect::<Vec<_>>()))
+        .transpose()?;
+    let open = open
+        .map(|b| RecordBatch::try_new(open_schema.clone(), b.columns().to_vec()))
+        .transpose()?;
+    Ok((closed, open))
 }
 
 /// The single timestamp value of a `SELECT max(...)` result, in ms.

@@ -7,19 +7,21 @@
 
 mod blackhole;
 mod console;
+mod memory;
 mod print;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
 pub use blackhole::BlackholeSink;
 pub use console::{ConsoleSink, OutputFormat, format_time};
+pub use memory::MemorySink;
 pub use print::PrintSink;
 
 use crate::exec::QueryResult;
 use crate::options::{OptionError, Options};
 
 /// Connectors a sink table can use.
-pub const CONNECTORS: &[&str] = &["blackhole", "print"];
+pub const CONNECTORS: &[&str] = &["blackhole", "print", "memory"];
 
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
 /// target of `CREATE SINK name AS SELECT ... WITH (...)`.
@@ -34,6 +36,8 @@ pub struct SinkDef {
     pub schema: SchemaRef,
     /// Connector options, without `connector`.
     pub options: Options,
+    /// For a `memory` sink: the session table its rows are appended to.
+    pub table: Option<std::sync::Arc<crate::sql::provider::BatchTable>>,
 }
 
 /// A sink could not be opened or written.
@@ -76,6 +80,7 @@ pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
     match def.connector.as_str() {
         "blackhole" => Ok(Box::new(BlackholeSink::open(def)?)),
         "print" => Ok(Box::new(PrintSink::open(def)?)),
+        "memory" => Ok(Box::new(MemorySink::open(def)?)),
         other => Err(SinkError::UnknownConnector(other.to_string())),
     }
 }

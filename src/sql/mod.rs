@@ -9,10 +9,11 @@ pub mod plan;
 pub mod proctime;
 pub mod provider;
 mod rewrite;
+mod session;
 
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{ParsedStatement, Statement, parse_script};
-pub use plan::{CompiledQuery, KeptInput, StreamingPlan, TimeDomain, WatermarkPlan};
+pub use plan::{CompiledQuery, KeptInput, SessionPlan, StreamingPlan, TimeDomain, WatermarkPlan};
 
 use std::collections::BTreeSet;
 
@@ -55,7 +56,7 @@ pub fn rewrite_relations(
     catalog: Catalog<'_>,
 ) -> Result<BTreeSet<String>, SqlError> {
     let found = rewrite::rewrite(query, &|name| catalog.is_streaming(name))?;
-    if !found.windows.is_empty() {
+    if !found.windows.is_empty() || !found.sessions.is_empty() {
         return Err(SqlError::Unsupported(
             "views over windows are not supported yet; put the window in the query that reads the view".into(),
         ));

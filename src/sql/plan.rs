@@ -33,6 +33,7 @@ use super::catalog::Catalog;
 use super::proctime::ProcTime;
 use super::provider::BatchTable;
 use super::rewrite::{WindowCall, WindowTime, rewrite};
+use super::session::sessions_sql;
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::source::StreamDef;
 use crate::window::{WatermarkDef, WindowSpec, with_window_columns};
@@ -117,6 +118,20 @@ pub struct WatermarkPlan {
     pub max: CompiledQuery,
 }
 
+/// State of a `GROUP BY ..., SESSION(time, gap)` query.
+#[derive(Debug, Clone)]
+pub struct SessionPlan {
+    /// The grouped relation; its table receives the rows of closed sessions
+    /// with `window_start`/`window_end`.
+    pub input: KeptInput,
+    /// Rows of open sessions, which `assign` reads.
+    pub buffer: Arc<BatchTable>,
+    /// Assigns each buffered row its session's `window_start`/`window_end`.
+    pub assign: CompiledQuery,
+    /// The session gap in ms.
+    pub gap_ms: i64,
+}
+
 /// A continuous query, planned once.
 #[derive(Debug)]
 pub struct StreamingPlan {
@@ -137,6 +152,8 @@ pub struct StreamingPlan {
     pub kept: Vec<KeptInput>,
     /// Watermarks of the streams under the windows (event time).
     pub watermarks: Vec<WatermarkPlan>,
+    /// The session window, for `GROUP BY ..., SESSION(...)` queries.
+    pub session: Option<SessionPlan>,
     /// The batch time `PROCTIME()` returns.
     pub proctime: ProcTime,
 }
@@ -171,7 +188,48 @@ impl StreamingPlan {
         let streams = register_streams(&ctx, catalog, &relations).await?;
         let state = ctx.state();
 
-        let (window, time) = window_spec(&found.windows, catalog, tables, interval_ms).await?;
+        let (window, mut time) = window_spec(&found.windows, catalog, tables, interval_ms).await?;
+        let session = match found.sessions.as_slice() {
+            [] => None,
+            [call] if found.windows.is_empty() => {
+                let column = WindowTime::Column(call.time_column.clone());
+                if time_domain(&call.relation, &column, catalog)? != TimeDomain::Event {
+                    return Err(SqlError::Unsupported(
+                        "SESSION windows need event time (a WATERMARK column), not processing time"
+                            .into(),
+                    ));
+                }
+                time = Some(TimeDomain::Event);
+                let gap_ms = interval_ms_of(tables, &call.gap).await?;
+                if gap_ms <= 0 {
+                    return Err(SqlError::Window(format!(
+                        "SESSION gap must be positive, got {gap_ms} ms"
+                    )));
+                }
+                let input = kept_input(&state, &call.relation, &call.time_column, true).await?;
+                ctx.register_table(
+                    TableReference::bare(call.table.as_str()),
+                    input.table.clone(),
+                )?;
+                let buffer = Arc::new(BatchTable::new(input.feeder.schema.clone()));
+                ctx.register_table(
+                    TableReference::bare(call.buffer_table.as_str()),
+                    buffer.clone(),
+                )?;
+                let assign = CompiledQuery::plan_sql(&state, &sessions_sql(call, gap_ms)).await?;
+                Some(SessionPlan {
+                    input,
+                    buffer,
+                    assign,
+                    gap_ms,
+                })
+            }
+            _ => {
+                return Err(SqlError::Unsupported(
+                    "a query can have one SESSION window and no other windows".into(),
+                ));
+            }
+        };
         let mut windows = Vec::new();
         for call in &found.windows {
             let time_column = match &call.time {
@@ -204,7 +262,9 @@ impl StreamingPlan {
             let under: BTreeSet<String> = found
                 .windows
                 .iter()
-                .flat_map(|w| catalog.base_streams(&w.relation))
+                .map(|w| &w.relation)
+                .chain(found.sessions.iter().map(|s| &s.relation))
+                .flat_map(|r| catalog.base_streams(r))
                 .collect();
             for stream in under {
                 let def = catalog.streams[&stream].watermark.clone().ok_or_else(|| {
@@ -239,6 +299,7 @@ impl StreamingPlan {
             windows,
             kept,
             watermarks,
+            session,
             proctime,
         }))
     }
@@ -430,7 +491,7 @@ async fn window_spec(
     let mut spec: Option<WindowSpec> = None;
     let mut domain: Option<TimeDomain> = None;
     for call in calls {
-        let this_domain = time_domain(call, catalog)?;
+        let this_domain = time_domain(&call.relation, &call.time, catalog)?;
         let size = interval_ms_of(tables, &call.size).await?;
         let slide = interval_ms_of(tables, &call.slide).await?;
         let this = match this_domain {
@@ -454,18 +515,22 @@ async fn window_spec(
 }
 
 /// Whether a window call windows by processing or event time.
-fn time_domain(call: &WindowCall, catalog: Catalog<'_>) -> Result<TimeDomain, SqlError> {
-    let column = match &call.time {
+fn time_domain(
+    relation: &str,
+    time: &WindowTime,
+    catalog: Catalog<'_>,
+) -> Result<TimeDomain, SqlError> {
+    let column = match time {
         WindowTime::Batch => return Ok(TimeDomain::Processing),
         WindowTime::Column(c) => c,
     };
     if catalog
-        .view(&call.relation)
+        .view(relation)
         .is_some_and(|v| v.proctime_columns.contains(column))
     {
         return Ok(TimeDomain::Processing);
     }
-    let streams = catalog.base_streams(&call.relation);
+    let streams = catalog.base_streams(relation);
     let mut missing = Vec::new();
     for stream in &streams {
         match &catalog.streams[stream].watermark {

@@ -38,6 +38,24 @@ impl BatchTable {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = batches;
     }
 
+    /// Adds rows after those already held (a `memory` sink's table).
+    pub fn append(&self, batches: impl IntoIterator<Item = RecordBatch>) {
+        self.batches
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(batches);
+    }
+
+    /// Number of rows held.
+    pub fn num_rows(&self) -> usize {
+        self.batches
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
+
     /// Schema of the rows (stream columns, `_batch_time`, window columns).
     pub fn schema_ref(&self) -> &SchemaRef {
         &self.schema

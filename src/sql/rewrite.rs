@@ -62,6 +62,8 @@ pub struct Rewritten {
     pub inputs: Vec<InputRef>,
     /// Window function calls, in order of appearance.
     pub windows: Vec<WindowCall>,
+    /// `GROUP BY ..., SESSION(...)` windows.
+    pub sessions: Vec<super::session::SessionCall>,
     /// Other table names (static tables, views, CTE names).
     pub others: BTreeSet<String>,
 }
@@ -69,7 +71,7 @@ pub struct Rewritten {
 impl Rewritten {
     /// True when the query reads any stream.
     pub fn is_streaming(&self) -> bool {
-        !self.inputs.is_empty() || !self.windows.is_empty()
+        !self.inputs.is_empty() || !self.windows.is_empty() || !self.sessions.is_empty()
     }
 
     /// Every streaming relation read, bare or windowed.
@@ -78,6 +80,7 @@ impl Rewritten {
             .iter()
             .map(|i| i.relation.clone())
             .chain(self.windows.iter().map(|w| w.relation.clone()))
+            .chain(self.sessions.iter().map(|s| s.relation.clone()))
             .collect()
     }
 }
@@ -116,7 +119,7 @@ fn window_kind(name: &str) -> Result<Option<WindowKind>, SqlError> {
 }
 
 /// A table factor naming `table`, with `alias`.
-fn table_factor(table: &str, alias: Option<TableAlias>) -> TableFactor {
+pub(crate) fn table_factor(table: &str, alias: Option<TableAlias>) -> TableFactor {
     TableFactor::Table {
         name: ObjectName::from(vec![Ident::new(table)]),
         alias,
@@ -143,6 +146,19 @@ fn unnamed_args(args: &[FunctionArg]) -> Vec<Expr> {
 impl VisitorMut for Visitor<'_> {
     type Break = SqlError;
 
+    fn pre_visit_select(
+        &mut self,
+        select: &mut datafusion::sql::sqlparser::ast::Select,
+    ) -> ControlFlow<SqlError> {
+        let index = self.out.sessions.len();
+        match super::session::rewrite_session_select(select, self.is_streaming, index) {
+            Ok(Some(call)) => self.out.sessions.push(call),
+            Ok(None) => {}
+            Err(e) => return ControlFlow::Break(e),
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<SqlError> {
         let replacement = match factor {
             TableFactor::Table {
@@ -165,7 +181,9 @@ impl VisitorMut for Visitor<'_> {
                         Some(table_factor(&input, Some(alias)))
                     }
                     None => {
-                        self.out.others.insert(table);
+                        if !table.starts_with("__quiver_") {
+                            self.out.others.insert(table);
+                        }
                         None
                     }
                     Some(call) => match window_kind(&table) {
