@@ -1,5 +1,5 @@
-//! The built-in `nexmark` connector: a deterministic generator of the Nexmark
-//! benchmark's person, auction and bid events, straight into Arrow columns.
+//! The pure Nexmark event generator behind the `nexmark` connector: person,
+//! auction and bid events of one kind at a time, straight into Arrow columns.
 //!
 //! It follows the standard Nexmark generator (`GeneratorConfig`,
 //! `PersonGenerator`, `AuctionGenerator`, `BidGenerator` of nexmark-flink /
@@ -24,9 +24,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::{Options, PollContext, Source, SourceData, SourceError};
-use crate::batch::SourceOffset;
-
 /// Which Nexmark event type a stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NexmarkKind {
@@ -45,6 +42,24 @@ impl NexmarkKind {
             NexmarkKind::Person => "person",
             NexmarkKind::Auction => "auction",
             NexmarkKind::Bid => "bid",
+        }
+    }
+
+    /// The kind of global event `n`, by its place in the 50-event cycle.
+    pub fn of_event(n: u64) -> Self {
+        match n % TOTAL_PROPORTION {
+            offset if offset < PERSON_PROPORTION => NexmarkKind::Person,
+            offset if offset < PERSON_PROPORTION + AUCTION_PROPORTION => NexmarkKind::Auction,
+            _ => NexmarkKind::Bid,
+        }
+    }
+
+    /// Flink's `event_type` number of this kind: 0 person, 1 auction, 2 bid.
+    pub fn event_type(self) -> i32 {
+        match self {
+            NexmarkKind::Person => 0,
+            NexmarkKind::Auction => 1,
+            NexmarkKind::Bid => 2,
         }
     }
 
@@ -73,9 +88,6 @@ impl FromStr for NexmarkKind {
     }
 }
 
-/// Options the `nexmark` connector understands.
-pub const KEYS: &[&str] = &["kind", "seed", "events", "rate", "batch_rows"];
-
 /// Default events per second (the Java generator's `firstEventRate`).
 pub const DEFAULT_RATE: u64 = 10_000;
 
@@ -88,9 +100,9 @@ const FIRST_PERSON_ID: i64 = 1000;
 const FIRST_AUCTION_ID: i64 = 1000;
 const FIRST_CATEGORY_ID: i64 = 10;
 const NUM_CATEGORIES: u64 = 5;
-const PERSON_PROPORTION: u64 = 1;
-const AUCTION_PROPORTION: u64 = 3;
-const TOTAL_PROPORTION: u64 = 50;
+pub(super) const PERSON_PROPORTION: u64 = 1;
+pub(super) const AUCTION_PROPORTION: u64 = 3;
+pub(super) const TOTAL_PROPORTION: u64 = 50;
 /// `hotAuctionRatio`: P(bid on a hot auction) = 1 - 1/2.
 const HOT_AUCTION_RATIO: u64 = 2;
 /// `hotSellersRatio`: P(auction by a hot seller) = 1 - 1/4.
@@ -395,8 +407,8 @@ impl Clock {
 pub struct NexmarkGenerator {
     seed: u64,
     seed_mix: u64,
-    rate: u64,
-    base_ms: i64,
+    pub(super) rate: u64,
+    pub(super) base_ms: i64,
     batch_rows: usize,
 }
 
@@ -649,214 +661,6 @@ fn batch(kind: NexmarkKind, columns: Vec<ArrayRef>, rows: usize) -> RecordBatch 
     }
 }
 
-/// Parsed `WITH (...)` options of a nexmark stream.
-struct Settings {
-    kind: NexmarkKind,
-    seed: u64,
-    events: Option<u64>,
-    rate: u64,
-    batch_rows: usize,
-}
-
-impl Settings {
-    fn parse(options: &Options) -> Result<Self, SourceError> {
-        options.check_keys("nexmark", KEYS)?;
-        let kind = options.parse_or("kind", NexmarkKind::Bid)?;
-        let seed = options.parse_or("seed", 0u64)?;
-        let events = options.parse_or("events", 0u64)?;
-        let rate = options.parse_or("rate", DEFAULT_RATE)?;
-        if rate == 0 {
-            return Err(options
-                .invalid("rate", "the event rate must be > 0 events/s")
-                .into());
-        }
-        let batch_rows = options.parse_or("batch_rows", DEFAULT_BATCH_ROWS)?;
-        if batch_rows == 0 {
-            return Err(options.invalid("batch_rows", "must be > 0").into());
-        }
-        Ok(Settings {
-            kind,
-            seed,
-            events: (events > 0).then_some(events),
-            rate,
-            batch_rows,
-        })
-    }
-}
-
-/// Index in `full` of the column named `name` (exact match first, then
-/// case-insensitive, since unquoted SQL identifiers are lower-cased).
-fn find_column(full: &Schema, name: &str) -> Option<usize> {
-    full.index_of(name).ok().or_else(|| {
-        full.fields()
-            .iter()
-            .position(|f| f.name().eq_ignore_ascii_case(name))
-    })
-}
-
-/// Indices in the standard schema of `kind` of the columns of `declared`.
-fn projection(kind: NexmarkKind, declared: &Schema) -> Result<Vec<usize>, SourceError> {
-    let full = schema(kind);
-    let valid = || {
-        full.fields()
-            .iter()
-            .map(|f| format!("{} {}", f.name(), f.data_type()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    declared
-        .fields()
-        .iter()
-        .map(|field| {
-            let Some(i) = find_column(&full, field.name()) else {
-                return Err(SourceError::Schema(format!(
-                    "nexmark {} streams have no column '{}'; valid columns are: {}",
-                    kind.name(),
-                    field.name(),
-                    valid()
-                )));
-            };
-            let expected = full.field(i).data_type();
-            if field.data_type() != expected {
-                return Err(SourceError::Schema(format!(
-                    "column '{}' of a nexmark {} stream has type {expected}, not {}; valid columns are: {}",
-                    field.name(),
-                    kind.name(),
-                    field.data_type(),
-                    valid()
-                )));
-            }
-            Ok(i)
-        })
-        .collect()
-}
-
-/// Declared columns, if any, must each exist in the kind's schema with the
-/// same type; the result is that projection (in the declared order, with the
-/// declared names); otherwise the full standard schema. Errors name the
-/// column and list the valid ones.
-pub fn resolve_schema(
-    declared: Option<SchemaRef>,
-    options: &Options,
-) -> Result<SchemaRef, SourceError> {
-    let settings = Settings::parse(options)?;
-    match declared {
-        Some(declared) if !declared.fields().is_empty() => {
-            projection(settings.kind, &declared)?;
-            Ok(declared)
-        }
-        _ => Ok(schema(settings.kind)),
-    }
-}
-
-/// A running `nexmark` source: emits, at every batch, the events whose time
-/// falls before the batch time, filtered to its kind.
-pub struct NexmarkSource {
-    settings: Settings,
-    schema: SchemaRef,
-    /// Standard-schema columns to emit, `None` when emitting the standard schema as is.
-    projection: Option<Vec<usize>>,
-    /// Created at the first poll, which fixes the time of event 0.
-    generator: Option<NexmarkGenerator>,
-    /// Next global event number to emit.
-    next: u64,
-}
-
-impl NexmarkSource {
-    /// Opens a generator for a stream of `schema` (as resolved by [`resolve_schema`]).
-    pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
-        let settings = Settings::parse(options)?;
-        let full = self::schema(settings.kind);
-        let projection = if schema.fields().is_empty() || schema == full {
-            None
-        } else {
-            Some(projection(settings.kind, &schema)?)
-        };
-        let schema = if schema.fields().is_empty() {
-            full
-        } else {
-            schema
-        };
-        Ok(NexmarkSource {
-            settings,
-            schema,
-            projection,
-            generator: None,
-            next: 0,
-        })
-    }
-
-    /// The generator, created on the first poll with event 0 at the start of that batch.
-    fn generator(&mut self, ctx: &PollContext) -> &NexmarkGenerator {
-        let settings = &self.settings;
-        self.generator.get_or_insert_with(|| {
-            NexmarkGenerator::new(
-                settings.seed,
-                settings.rate,
-                ctx.batch_time_ms.saturating_sub(ctx.interval_ms),
-            )
-            .with_batch_rows(settings.batch_rows)
-        })
-    }
-
-    /// First event number whose time is at or after `batch_time_ms`.
-    fn end_of(generator: &NexmarkGenerator, batch_time_ms: i64) -> u64 {
-        let elapsed = i128::from(batch_time_ms) - i128::from(generator.base_ms);
-        if elapsed <= 0 {
-            return 0;
-        }
-        // event_time(n) < T  <=>  n * 1000 / rate < elapsed  <=>  n < elapsed * rate / 1000.
-        let end = (elapsed * i128::from(generator.rate) + 999) / 1000;
-        u64::try_from(end).unwrap_or(u64::MAX)
-    }
-}
-
-impl Source for NexmarkSource {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
-        let kind = self.settings.kind;
-        let events = self.settings.events;
-        let from = self.next;
-        let generator = self.generator(ctx);
-        let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
-        if let Some(events) = events {
-            to = to.min(events).max(from);
-        }
-        let generated = generator.generate(kind, from, to);
-        let data = match &self.projection {
-            None => generated,
-            Some(indices) => generated
-                .iter()
-                .map(|b| {
-                    b.project(indices)
-                        .and_then(|p| {
-                            RecordBatch::try_new(self.schema.clone(), p.columns().to_vec())
-                        })
-                        .map_err(|e| SourceError::Schema(format!("nexmark projection failed: {e}")))
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        self.next = to;
-        Ok(SourceData {
-            data,
-            offsets: vec![SourceOffset {
-                partition: "0".to_string(),
-                position: to.to_string(),
-            }],
-            skipped: 0,
-        })
-    }
-
-    fn is_drained(&self) -> bool {
-        self.settings
-            .events
-            .is_some_and(|events| self.next >= events)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,10 +681,6 @@ mod tests {
                 .values()
                 .to_vec(),
         }
-    }
-
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        Options::new(pairs.iter().copied())
     }
 
     #[test]
@@ -1077,148 +877,6 @@ mod tests {
                 .iter()
                 .flatten()
                 .all(|s| s.split(' ').count() == 2)
-        );
-    }
-
-    #[test]
-    fn polling_emits_events_before_the_batch_time_and_drains() {
-        let options = opts(&[
-            ("kind", "bid"),
-            ("seed", "42"),
-            ("events", "2500"),
-            ("rate", "1000"),
-        ]);
-        let schema = resolve_schema(None, &options).expect("schema");
-        assert_eq!(schema, super::schema(NexmarkKind::Bid));
-        let mut source = NexmarkSource::open(schema, &options).expect("open");
-        let reference = one(
-            NexmarkKind::Bid,
-            &NexmarkGenerator::new(42, 1000, 10_000).generate(NexmarkKind::Bid, 0, 2500),
-        );
-        let mut polled = Vec::new();
-        let mut counts = Vec::new();
-        for i in 1..=4 {
-            assert_eq!(source.is_drained(), i == 4);
-            let ctx = PollContext {
-                batch_time_ms: 10_000 + i * 1000,
-                interval_ms: 1000,
-            };
-            let data = source.poll_batch(&ctx).expect("poll");
-            let rows: usize = data.data.iter().map(RecordBatch::num_rows).sum();
-            for b in &data.data {
-                assert!(ints(b, "dateTime").iter().all(|t| *t < ctx.batch_time_ms));
-            }
-            counts.push(rows);
-            let position = data.offsets[0].position.clone();
-            polled.extend(data.data);
-            counts.push(position.parse::<usize>().expect("offset"));
-        }
-        // 1000 global events per second, 920 of them bids; bounded at 2500 events.
-        assert_eq!(counts, vec![920, 1000, 920, 2000, 460, 2500, 0, 2500]);
-        assert!(source.is_drained());
-        assert_eq!(one(NexmarkKind::Bid, &polled), reference);
-    }
-
-    #[test]
-    fn unbounded_source_keeps_going() {
-        let options = opts(&[("kind", "person"), ("rate", "500")]);
-        let mut source =
-            NexmarkSource::open(resolve_schema(None, &options).expect("schema"), &options)
-                .expect("open");
-        let ctx = PollContext {
-            batch_time_ms: 2000,
-            interval_ms: 2000,
-        };
-        let data = source.poll_batch(&ctx).expect("poll");
-        // 1000 events in 2 s at 500/s: persons 0, 50, ..., 950.
-        assert_eq!(
-            data.data.iter().map(RecordBatch::num_rows).sum::<usize>(),
-            20
-        );
-        assert!(!source.is_drained());
-    }
-
-    #[test]
-    fn declared_columns_project_in_declared_order() {
-        let options = opts(&[("kind", "bid"), ("rate", "1000")]);
-        let declared = Arc::new(Schema::new(vec![
-            Field::new("price", DataType::Int64, true),
-            Field::new(
-                "datetime",
-                DataType::Timestamp(TimeUnit::Millisecond, None),
-                true,
-            ),
-            Field::new("auction", DataType::Int64, true),
-        ]));
-        let schema = resolve_schema(Some(declared.clone()), &options).expect("projection");
-        assert_eq!(schema, declared);
-        let mut source = NexmarkSource::open(schema, &options).expect("open");
-        let data = source
-            .poll_batch(&PollContext {
-                batch_time_ms: 1000,
-                interval_ms: 1000,
-            })
-            .expect("poll");
-        let batch = &data.data[0];
-        assert_eq!(batch.schema(), declared);
-        let full = one(
-            NexmarkKind::Bid,
-            &NexmarkGenerator::new(0, 1000, 0).generate(NexmarkKind::Bid, 0, 1000),
-        );
-        assert_eq!(
-            ints(batch, "price"),
-            ints(&full, "price")[..batch.num_rows()].to_vec()
-        );
-        assert_eq!(
-            ints(batch, "auction"),
-            ints(&full, "auction")[..batch.num_rows()].to_vec()
-        );
-    }
-
-    #[test]
-    fn bad_declarations_and_options_are_errors() {
-        let options = opts(&[("kind", "auction")]);
-        let unknown = Arc::new(Schema::new(vec![Field::new(
-            "bidder",
-            DataType::Int64,
-            true,
-        )]));
-        let err = resolve_schema(Some(unknown), &options)
-            .expect_err("bidder is not an auction column")
-            .to_string();
-        assert!(
-            err.contains("'bidder'") && err.contains("itemName"),
-            "{err}"
-        );
-        let wrong_type = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
-        let err = resolve_schema(Some(wrong_type), &options)
-            .expect_err("id is BIGINT")
-            .to_string();
-        assert!(err.contains("'id'"), "{err}");
-        let err = resolve_schema(None, &opts(&[("kind", "bids")]))
-            .expect_err("bad kind")
-            .to_string();
-        assert!(
-            err.contains("bids") && err.contains("person, auction, bid"),
-            "{err}"
-        );
-        let err = resolve_schema(None, &opts(&[("rows", "5")]))
-            .expect_err("unknown option")
-            .to_string();
-        assert!(
-            err.contains("'rows'") && err.contains("batch_rows"),
-            "{err}"
-        );
-        let err = resolve_schema(None, &opts(&[("rate", "0")]))
-            .expect_err("rate 0")
-            .to_string();
-        assert!(err.contains("rate"), "{err}");
-        assert!(NexmarkSource::open(schema(NexmarkKind::Bid), &opts(&[("rate", "0")])).is_err());
-        assert!(resolve_schema(None, &opts(&[("seed", "x")])).is_err());
-        assert!(
-            "Person"
-                .parse::<NexmarkKind>()
-                .is_ok_and(|k| k == NexmarkKind::Person)
         );
     }
 

@@ -1,0 +1,254 @@
+//! The built-in `nexmark` connector: the Nexmark benchmark's person, auction
+//! and bid events from a deterministic generator ([`generator`]), in one of
+//! two shapes:
+//!
+//! - **per kind** (`kind = 'person' | 'auction' | 'bid'`, default `bid`): one
+//!   kind's flat columns (`auction, bidder, price, channel, url, dateTime,
+//!   extra` for bids), optionally a declared subset in any order;
+//! - **combined**, Flink's form (`kind = 'all'`, or no `kind` and declared
+//!   columns with `event_type` or a `ROW`): every event in generation order
+//!   as `event_type INT, person ROW<...>, auction ROW<...>, bid ROW<...>`
+//!   ([`flink`]), so nexmark-flink's `ddl_gen.sql` works as written.
+//!
+//! Options ([`settings`]): `seed`; `events` or `events.num` (total events,
+//! then the stream is drained; 0 or absent = unbounded); `rate` or
+//! `first-event.rate` (events per second of simulated time: a batch of
+//! interval I covers `rate * I` events; `next-event.rate`, if given, must be
+//! equal, since the rate is constant); `person.proportion`,
+//! `auction.proportion`, `bid.proportion` (only the standard 1 / 3 / 46 is
+//! supported, other values are refused); `keep-alive` (`true`: never drained);
+//! `stop-at` and `max-emit-speed` (accepted for Flink DDL compatibility and
+//! ignored); `batch_rows` (rows per `RecordBatch`).
+//!
+//! Event `n` happens at `start + n * 1000 / rate` ms, where `start` is the
+//! start of the first polled batch; a batch emits the events before its time.
+
+pub mod flink;
+pub mod generator;
+pub mod settings;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+
+pub use flink::{CombinedLayout, combined_schema};
+pub use generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkGenerator, NexmarkKind, schema};
+pub use settings::{KEYS, Mode, Settings};
+
+use super::{Options, PollContext, Source, SourceData, SourceError};
+use crate::batch::SourceOffset;
+
+/// Index in `full` of the column named `name` (exact match first, then
+/// case-insensitive, since unquoted SQL identifiers are lower-cased).
+fn find_column(full: &Schema, name: &str) -> Option<usize> {
+    full.index_of(name).ok().or_else(|| {
+        full.fields()
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(name))
+    })
+}
+
+/// Indices in the standard schema of `kind` of the columns of `declared`.
+fn projection(kind: NexmarkKind, declared: &Schema) -> Result<Vec<usize>, SourceError> {
+    let full = schema(kind);
+    let valid = || {
+        full.fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    declared
+        .fields()
+        .iter()
+        .map(|field| {
+            let Some(i) = find_column(&full, field.name()) else {
+                return Err(SourceError::Schema(format!(
+                    "nexmark {} streams have no column '{}'; valid columns are: {}",
+                    kind.name(),
+                    field.name(),
+                    valid()
+                )));
+            };
+            let expected = full.field(i).data_type();
+            if field.data_type() != expected {
+                return Err(SourceError::Schema(format!(
+                    "column '{}' of a nexmark {} stream has type {expected}, not {}; valid columns are: {}",
+                    field.name(),
+                    kind.name(),
+                    field.data_type(),
+                    valid()
+                )));
+            }
+            Ok(i)
+        })
+        .collect()
+}
+
+/// The schema a nexmark stream will have. Per kind: declared columns, if
+/// any, must each exist in the kind's schema with the same type (the result
+/// is that projection, in the declared order, with the declared names),
+/// otherwise the kind's full schema. Combined: see [`CombinedLayout::new`].
+/// Errors name the first column that does not fit and list the valid ones.
+pub fn resolve_schema(
+    declared: Option<SchemaRef>,
+    options: &Options,
+) -> Result<SchemaRef, SourceError> {
+    let settings = Settings::parse(options, declared.as_deref())?;
+    Ok(Shape::new(&settings, declared)?.schema)
+}
+
+/// What a source emits and how it builds it from the generator.
+enum Emit {
+    /// One kind; `projection` = its columns to emit, `None` for all as is.
+    Kind {
+        kind: NexmarkKind,
+        projection: Option<Vec<usize>>,
+    },
+    /// All events in Flink's form.
+    Combined(CombinedLayout),
+}
+
+/// The checked schema of a stream and how to emit it.
+struct Shape {
+    schema: SchemaRef,
+    emit: Emit,
+}
+
+impl Shape {
+    /// Checks `declared` against the mode of `settings`.
+    fn new(settings: &Settings, declared: Option<SchemaRef>) -> Result<Self, SourceError> {
+        let declared = declared.filter(|d| !d.fields().is_empty());
+        match settings.mode {
+            Mode::Combined => {
+                let layout = CombinedLayout::new(declared)?;
+                Ok(Shape {
+                    schema: layout.schema(),
+                    emit: Emit::Combined(layout),
+                })
+            }
+            Mode::Kind(kind) => {
+                let full = schema(kind);
+                match declared {
+                    Some(declared) if declared != full => Ok(Shape {
+                        emit: Emit::Kind {
+                            kind,
+                            projection: Some(projection(kind, &declared)?),
+                        },
+                        schema: declared,
+                    }),
+                    _ => Ok(Shape {
+                        schema: full,
+                        emit: Emit::Kind {
+                            kind,
+                            projection: None,
+                        },
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// A running `nexmark` source: emits, at every batch, the events whose time
+/// falls before the batch time, in its shape (one kind or combined).
+pub struct NexmarkSource {
+    settings: Settings,
+    shape: Shape,
+    /// Created at the first poll, which fixes the time of event 0.
+    generator: Option<NexmarkGenerator>,
+    /// Next global event number to emit.
+    next: u64,
+}
+
+impl NexmarkSource {
+    /// Opens a generator for a stream of `schema` (as resolved by [`resolve_schema`]).
+    pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
+        let settings = Settings::parse(options, Some(&schema))?;
+        let shape = Shape::new(&settings, Some(schema))?;
+        Ok(NexmarkSource {
+            settings,
+            shape,
+            generator: None,
+            next: 0,
+        })
+    }
+
+    /// First event number whose time is at or after `batch_time_ms`.
+    fn end_of(generator: &NexmarkGenerator, batch_time_ms: i64) -> u64 {
+        let elapsed = i128::from(batch_time_ms) - i128::from(generator.base_ms);
+        if elapsed <= 0 {
+            return 0;
+        }
+        // event_time(n) < T  <=>  n * 1000 / rate < elapsed  <=>  n < elapsed * rate / 1000.
+        let end = (elapsed * i128::from(generator.rate) + 999) / 1000;
+        u64::try_from(end).unwrap_or(u64::MAX)
+    }
+}
+
+impl Source for NexmarkSource {
+    fn schema(&self) -> SchemaRef {
+        self.shape.schema.clone()
+    }
+
+    fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        let events = self.settings.events;
+        let batch_rows = self.settings.batch_rows;
+        let from = self.next;
+        let settings = &self.settings;
+        let shape = &self.shape;
+        // Created on the first poll, with event 0 at the start of that batch.
+        let generator = self.generator.get_or_insert_with(|| {
+            NexmarkGenerator::new(
+                settings.seed,
+                settings.rate,
+                ctx.batch_time_ms.saturating_sub(ctx.interval_ms),
+            )
+            .with_batch_rows(batch_rows)
+        });
+        let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
+        if let Some(events) = events {
+            to = to.min(events).max(from);
+        }
+        let data = match &shape.emit {
+            Emit::Combined(layout) => layout.generate(generator, from, to, batch_rows)?,
+            Emit::Kind {
+                kind,
+                projection: None,
+            } => generator.generate(*kind, from, to),
+            Emit::Kind {
+                kind,
+                projection: Some(indices),
+            } => generator
+                .generate(*kind, from, to)
+                .iter()
+                .map(|b| {
+                    b.project(indices)
+                        .and_then(|p| {
+                            RecordBatch::try_new(shape.schema.clone(), p.columns().to_vec())
+                        })
+                        .map_err(|e| SourceError::Schema(format!("nexmark projection failed: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        self.next = to;
+        Ok(SourceData {
+            data,
+            offsets: vec![SourceOffset {
+                partition: "0".to_string(),
+                position: to.to_string(),
+            }],
+            skipped: 0,
+        })
+    }
+
+    fn is_drained(&self) -> bool {
+        !self.settings.keep_alive
+            && self
+                .settings
+                .events
+                .is_some_and(|events| self.next >= events)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! The `WITH (...)` options of a `nexmark` stream, parsed and validated once:
+//! quiver's own names (`kind`, `seed`, `events`, `rate`, `batch_rows`) and
+//! nexmark-flink's (`events.num`, `first-event.rate`, `next-event.rate`,
+//! `*.proportion`, `keep-alive`, `stop-at`, `max-emit-speed`).
+
+use std::str::FromStr;
+
+use datafusion::arrow::datatypes::Schema;
+
+use super::flink::looks_combined;
+use super::generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkKind};
+use crate::options::{OptionError, Options};
+
+/// Options the `nexmark` connector understands.
+pub const KEYS: &[&str] = &[
+    "kind",
+    "seed",
+    "events",
+    "rate",
+    "batch_rows",
+    "events.num",
+    "first-event.rate",
+    "next-event.rate",
+    "person.proportion",
+    "auction.proportion",
+    "bid.proportion",
+    "keep-alive",
+    "stop-at",
+    "max-emit-speed",
+];
+
+/// The only event mix the generator produces (nexmark-flink's default).
+const PROPORTIONS: [(&str, u64); 3] = [
+    ("person.proportion", 1),
+    ("auction.proportion", 3),
+    ("bid.proportion", 46),
+];
+
+/// What a nexmark stream emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only events of one kind, with that kind's flat columns.
+    Kind(NexmarkKind),
+    /// All events, Flink's `event_type, person, auction, bid` form.
+    Combined,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(Mode::Combined),
+            "person" => Ok(Mode::Kind(NexmarkKind::Person)),
+            "auction" => Ok(Mode::Kind(NexmarkKind::Auction)),
+            "bid" => Ok(Mode::Kind(NexmarkKind::Bid)),
+            other => Err(format!(
+                "unknown nexmark kind '{other}'; valid kinds are: person, auction, bid, all \
+                 (all events as event_type, person, auction, bid)"
+            )),
+        }
+    }
+}
+
+/// Parsed `WITH (...)` options of a nexmark stream.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `kind`; without it, combined when the declared columns are in
+    /// Flink's form, otherwise bids.
+    pub mode: Mode,
+    /// `seed`: the same seed gives the same events.
+    pub seed: u64,
+    /// `events` / `events.num`: total events, `None` (0) for unbounded.
+    pub events: Option<u64>,
+    /// `rate` / `first-event.rate` / `next-event.rate`: events per second.
+    pub rate: u64,
+    /// `batch_rows`: maximum rows per `RecordBatch`.
+    pub batch_rows: usize,
+    /// `keep-alive`: never report the stream drained, even after `events`.
+    pub keep_alive: bool,
+}
+
+impl Settings {
+    /// Parses `options`; `declared` (the declared columns, if any) picks the
+    /// mode when there is no `kind` option.
+    pub fn parse(options: &Options, declared: Option<&Schema>) -> Result<Self, OptionError> {
+        options.check_keys("nexmark", KEYS)?;
+        let mode = match options.parse_opt::<Mode>("kind")? {
+            Some(mode) => mode,
+            None if declared.is_some_and(looks_combined) => Mode::Combined,
+            None => Mode::Kind(NexmarkKind::Bid),
+        };
+        let seed = options.parse_or("seed", 0u64)?;
+        let events = aliased(options, &["events", "events.num"], 0u64)?;
+        let rate = aliased(options, &["rate", "first-event.rate"], DEFAULT_RATE)?;
+        if rate == 0 {
+            let key = if options.get("rate").is_some() {
+                "rate"
+            } else {
+                "first-event.rate"
+            };
+            return Err(options.invalid(key, "the event rate must be > 0 events/s"));
+        }
+        if let Some(next) = options.parse_opt::<u64>("next-event.rate")?
+            && next != rate
+        {
+            return Err(options.invalid(
+                "next-event.rate",
+                format!(
+                    "the generator keeps one constant rate; set it equal to first-event.rate ({rate})"
+                ),
+            ));
+        }
+        for (key, standard) in PROPORTIONS {
+            if options.parse_or(key, standard)? != standard {
+                return Err(options.invalid(
+                    key,
+                    "the generator only produces the standard mix person.proportion = 1, \
+                     auction.proportion = 3, bid.proportion = 46; remove the option or use that value",
+                ));
+            }
+        }
+        let batch_rows = options.parse_or("batch_rows", DEFAULT_BATCH_ROWS)?;
+        if batch_rows == 0 {
+            return Err(options.invalid("batch_rows", "must be > 0"));
+        }
+        let keep_alive = flag(options, "keep-alive")?;
+        // Accepted for nexmark-flink DDL compatibility, without effect: the
+        // simulated clock already emits each batch's events at once.
+        flag(options, "max-emit-speed")?;
+        // Accepted for nexmark-flink DDL compatibility, without effect.
+        options.parse_opt::<i64>("stop-at")?;
+        Ok(Settings {
+            mode,
+            seed,
+            events: (events > 0).then_some(events),
+            rate,
+            batch_rows,
+            keep_alive,
+        })
+    }
+}
+
+/// The value of whichever of the equivalent `keys` are given (they must agree).
+fn aliased<T>(options: &Options, keys: &[&str], default: T) -> Result<T, OptionError>
+where
+    T: FromStr + PartialEq + Copy + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let mut found: Option<(&str, T)> = None;
+    for key in keys {
+        if let Some(value) = options.parse_opt::<T>(key)? {
+            match found {
+                Some((first, seen)) if seen != value => {
+                    return Err(options.invalid(
+                        key,
+                        format!("it conflicts with '{first}' = '{seen}'; give only one of them"),
+                    ));
+                }
+                _ => found = Some((key, value)),
+            }
+        }
+    }
+    Ok(found.map_or(default, |(_, value)| value))
+}
+
+/// A `true`/`false` option (case-insensitive), false when absent.
+fn flag(options: &Options, key: &str) -> Result<bool, OptionError> {
+    match options.get(key).map(str::trim) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(_) => Err(options.invalid(key, "expected 'true' or 'false'")),
+    }
+}

@@ -1,0 +1,474 @@
+//! Tests of the nexmark source: polling, options, declared schemas and the
+//! combined (Flink) form.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
+};
+
+use super::*;
+use crate::source::{PollContext, Source};
+
+fn one(kind: NexmarkKind, batches: &[RecordBatch]) -> RecordBatch {
+    concat_batches(&schema(kind), batches).expect("concat")
+}
+
+fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
+    let col = batch.column_by_name(name).expect("column");
+    match col.data_type() {
+        DataType::Int64 => col.as_primitive::<Int64Type>().values().to_vec(),
+        _ => col
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .to_vec(),
+    }
+}
+
+fn opts(pairs: &[(&str, &str)]) -> Options {
+    Options::new(pairs.iter().copied())
+}
+
+#[test]
+fn polling_emits_events_before_the_batch_time_and_drains() {
+    let options = opts(&[
+        ("kind", "bid"),
+        ("seed", "42"),
+        ("events", "2500"),
+        ("rate", "1000"),
+    ]);
+    let schema = resolve_schema(None, &options).expect("schema");
+    assert_eq!(schema, super::schema(NexmarkKind::Bid));
+    let mut source = NexmarkSource::open(schema, &options).expect("open");
+    let reference = one(
+        NexmarkKind::Bid,
+        &NexmarkGenerator::new(42, 1000, 10_000).generate(NexmarkKind::Bid, 0, 2500),
+    );
+    let mut polled = Vec::new();
+    let mut counts = Vec::new();
+    for i in 1..=4 {
+        assert_eq!(source.is_drained(), i == 4);
+        let ctx = PollContext {
+            batch_time_ms: 10_000 + i * 1000,
+            interval_ms: 1000,
+        };
+        let data = source.poll_batch(&ctx).expect("poll");
+        let rows: usize = data.data.iter().map(RecordBatch::num_rows).sum();
+        for b in &data.data {
+            assert!(ints(b, "dateTime").iter().all(|t| *t < ctx.batch_time_ms));
+        }
+        counts.push(rows);
+        let position = data.offsets[0].position.clone();
+        polled.extend(data.data);
+        counts.push(position.parse::<usize>().expect("offset"));
+    }
+    // 1000 global events per second, 920 of them bids; bounded at 2500 events.
+    assert_eq!(counts, vec![920, 1000, 920, 2000, 460, 2500, 0, 2500]);
+    assert!(source.is_drained());
+    assert_eq!(one(NexmarkKind::Bid, &polled), reference);
+}
+
+#[test]
+fn unbounded_source_keeps_going() {
+    let options = opts(&[("kind", "person"), ("rate", "500")]);
+    let mut source = NexmarkSource::open(resolve_schema(None, &options).expect("schema"), &options)
+        .expect("open");
+    let ctx = PollContext {
+        batch_time_ms: 2000,
+        interval_ms: 2000,
+    };
+    let data = source.poll_batch(&ctx).expect("poll");
+    // 1000 events in 2 s at 500/s: persons 0, 50, ..., 950.
+    assert_eq!(
+        data.data.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        20
+    );
+    assert!(!source.is_drained());
+}
+
+#[test]
+fn declared_columns_project_in_declared_order() {
+    let options = opts(&[("kind", "bid"), ("rate", "1000")]);
+    let declared = Arc::new(Schema::new(vec![
+        Field::new("price", DataType::Int64, true),
+        Field::new(
+            "datetime",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        ),
+        Field::new("auction", DataType::Int64, true),
+    ]));
+    let schema = resolve_schema(Some(declared.clone()), &options).expect("projection");
+    assert_eq!(schema, declared);
+    let mut source = NexmarkSource::open(schema, &options).expect("open");
+    let data = source
+        .poll_batch(&PollContext {
+            batch_time_ms: 1000,
+            interval_ms: 1000,
+        })
+        .expect("poll");
+    let batch = &data.data[0];
+    assert_eq!(batch.schema(), declared);
+    let full = one(
+        NexmarkKind::Bid,
+        &NexmarkGenerator::new(0, 1000, 0).generate(NexmarkKind::Bid, 0, 1000),
+    );
+    assert_eq!(
+        ints(batch, "price"),
+        ints(&full, "price")[..batch.num_rows()].to_vec()
+    );
+    assert_eq!(
+        ints(batch, "auction"),
+        ints(&full, "auction")[..batch.num_rows()].to_vec()
+    );
+}
+
+#[test]
+fn bad_declarations_and_options_are_errors() {
+    let options = opts(&[("kind", "auction")]);
+    let unknown = Arc::new(Schema::new(vec![Field::new(
+        "bidder",
+        DataType::Int64,
+        true,
+    )]));
+    let err = resolve_schema(Some(unknown), &options)
+        .expect_err("bidder is not an auction column")
+        .to_string();
+    assert!(
+        err.contains("'bidder'") && err.contains("itemName"),
+        "{err}"
+    );
+    let wrong_type = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
+    let err = resolve_schema(Some(wrong_type), &options)
+        .expect_err("id is BIGINT")
+        .to_string();
+    assert!(err.contains("'id'"), "{err}");
+    let err = resolve_schema(None, &opts(&[("kind", "bids")]))
+        .expect_err("bad kind")
+        .to_string();
+    assert!(
+        err.contains("bids") && err.contains("person, auction, bid"),
+        "{err}"
+    );
+    let err = resolve_schema(None, &opts(&[("rows", "5")]))
+        .expect_err("unknown option")
+        .to_string();
+    assert!(
+        err.contains("'rows'") && err.contains("batch_rows"),
+        "{err}"
+    );
+    let err = resolve_schema(None, &opts(&[("rate", "0")]))
+        .expect_err("rate 0")
+        .to_string();
+    assert!(err.contains("rate"), "{err}");
+    assert!(NexmarkSource::open(schema(NexmarkKind::Bid), &opts(&[("rate", "0")])).is_err());
+    assert!(resolve_schema(None, &opts(&[("seed", "x")])).is_err());
+    assert!(
+        "Person"
+            .parse::<NexmarkKind>()
+            .is_ok_and(|k| k == NexmarkKind::Person)
+    );
+}
+
+// ---- Combined (Flink) form.
+
+/// The columns of nexmark-flink's `ddl_gen.sql` as the DDL parser declares
+/// them: everything nullable, names as written.
+fn flink_ddl_schema() -> SchemaRef {
+    let row = |kind: NexmarkKind| {
+        let fields: Vec<Field> = schema(kind)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        Field::new(kind.name(), DataType::Struct(fields.into()), true)
+    };
+    Arc::new(Schema::new(vec![
+        Field::new("event_type", DataType::Int32, true),
+        row(NexmarkKind::Person),
+        row(NexmarkKind::Auction),
+        row(NexmarkKind::Bid),
+    ]))
+}
+
+fn flink_opts(events: u64, rate: u64) -> Options {
+    let (events, rate) = (events.to_string(), rate.to_string());
+    opts(&[
+        ("first-event.rate", rate.as_str()),
+        ("next-event.rate", rate.as_str()),
+        ("events.num", events.as_str()),
+        ("person.proportion", "1"),
+        ("auction.proportion", "3"),
+        ("bid.proportion", "46"),
+        ("max-emit-speed", "true"),
+        ("stop-at", "-1"),
+        ("seed", "5"),
+    ])
+}
+
+/// Polls `source` with 1 s batches from t = 0 until it is drained.
+fn drain(source: &mut NexmarkSource) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for i in 1..=1000 {
+        if source.is_drained() {
+            return out;
+        }
+        let ctx = PollContext {
+            batch_time_ms: i * 1000,
+            interval_ms: 1000,
+        };
+        out.extend(source.poll_batch(&ctx).expect("poll").data);
+    }
+    panic!("the source never drained");
+}
+
+fn combined(events: u64, rate: u64, batch_rows: Option<&str>) -> RecordBatch {
+    let mut options = flink_opts(events, rate);
+    if let Some(rows) = batch_rows {
+        options = options.merged(opts(&[("batch_rows", rows)]));
+    }
+    let declared = flink_ddl_schema();
+    let schema = resolve_schema(Some(declared.clone()), &options).expect("schema");
+    assert_eq!(schema, declared, "the declared schema is generated as is");
+    let mut source = NexmarkSource::open(schema.clone(), &options).expect("open");
+    let batches = drain(&mut source);
+    if let Some(rows) = batch_rows {
+        let rows: usize = rows.parse().expect("rows");
+        assert!(batches.iter().all(|b| b.num_rows() <= rows));
+    }
+    assert!(batches.iter().all(|b| b.schema() == schema));
+    concat_batches(&schema, &batches).expect("concat")
+}
+
+fn event_types(batch: &RecordBatch) -> Vec<i32> {
+    batch
+        .column_by_name("event_type")
+        .expect("event_type")
+        .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+        .values()
+        .to_vec()
+}
+
+#[test]
+fn combined_rows_follow_the_1_3_46_mix_in_generation_order() {
+    let all = combined(5000, 1000, None);
+    assert_eq!(all.num_rows(), 5000);
+    let types = event_types(&all);
+    let count = |t: i32| types.iter().filter(|x| **x == t).count();
+    assert_eq!((count(0), count(1), count(2)), (100, 300, 4600));
+    for (n, t) in types.iter().enumerate() {
+        let expected = match n % 50 {
+            0 => 0,
+            1..=3 => 1,
+            _ => 2,
+        };
+        assert_eq!(*t, expected, "event {n}");
+    }
+    // Exactly the struct of the event's kind is set; its time is event n's (rate 1000/s: n ms).
+    for (column, kind) in [("person", 0), ("auction", 1), ("bid", 2)] {
+        let structs = all.column_by_name(column).expect(column).as_struct();
+        let times = structs
+            .column_by_name("dateTime")
+            .expect("dateTime")
+            .as_primitive::<TimestampMillisecondType>();
+        for (n, t) in types.iter().enumerate() {
+            assert_eq!(structs.is_valid(n), *t == kind, "{column} at event {n}");
+            if *t == kind {
+                assert_eq!(times.value(n), n as i64);
+            }
+        }
+    }
+}
+
+#[test]
+fn combined_values_equal_the_per_kind_streams() {
+    let all = combined(3000, 1000, Some("128"));
+    assert_eq!(
+        all,
+        combined(3000, 1000, None),
+        "batch_rows changes no value"
+    );
+    let types = event_types(&all);
+    for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
+        let options = opts(&[
+            ("kind", kind.name()),
+            ("events", "3000"),
+            ("rate", "1000"),
+            ("seed", "5"),
+        ]);
+        let mut source = NexmarkSource::open(schema(kind), &options).expect("open");
+        let flat = one(kind, &drain(&mut source));
+        let keep: datafusion::arrow::array::BooleanArray = types
+            .iter()
+            .map(|t| Some(*t == kind.event_type()))
+            .collect();
+        let structs = all.column_by_name(kind.name()).expect("struct");
+        let picked = datafusion::arrow::compute::filter(structs.as_ref(), &keep).expect("filter");
+        let picked = picked.as_struct();
+        assert_eq!(picked.len(), flat.num_rows(), "{kind:?}");
+        for (i, field) in schema(kind).fields().iter().enumerate() {
+            assert_eq!(
+                picked.column(i).to_data(),
+                flat.column(i).to_data(),
+                "{kind:?}.{}",
+                field.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn combined_mode_is_picked_by_kind_all_or_flink_columns() {
+    let full = resolve_schema(None, &opts(&[("kind", "all")])).expect("kind = all");
+    assert_eq!(full, combined_schema());
+    assert_eq!(
+        resolve_schema(Some(flink_ddl_schema()), &opts(&[])).expect("ddl"),
+        flink_ddl_schema()
+    );
+    // Without columns and without kind, the stream stays bids (as before).
+    assert_eq!(
+        resolve_schema(None, &opts(&[])).expect("bids"),
+        schema(NexmarkKind::Bid)
+    );
+}
+
+#[test]
+fn combined_declared_subset_and_order_are_generated_as_declared() {
+    let declared = Arc::new(Schema::new(vec![
+        Field::new(
+            "bid",
+            DataType::Struct(
+                vec![
+                    Field::new("price", DataType::Int64, true),
+                    Field::new("AUCTION", DataType::Int64, true),
+                ]
+                .into(),
+            ),
+            true,
+        ),
+        Field::new("event_type", DataType::Int32, false),
+    ]));
+    let options = opts(&[("events", "100"), ("rate", "1000")]);
+    let schema = resolve_schema(Some(declared.clone()), &options).expect("subset");
+    assert_eq!(schema, declared);
+    let mut source = NexmarkSource::open(schema, &options).expect("open");
+    let batch = concat_batches(&declared, &drain(&mut source)).expect("concat");
+    assert_eq!(batch.schema(), declared);
+    assert_eq!(batch.num_rows(), 100);
+    let bids = batch.column(0).as_struct();
+    assert_eq!(
+        bids.null_count(),
+        8,
+        "events 0..=3 and 50..=53 are not bids"
+    );
+    let prices = bids.column(0).as_primitive::<Int64Type>();
+    assert!((4..50).all(|n| prices.is_valid(n) && prices.value(n) > 0));
+}
+
+#[test]
+fn combined_schema_mismatches_name_the_column() {
+    let with_bid = |fields: Vec<Field>| {
+        Arc::new(Schema::new(vec![
+            Field::new("event_type", DataType::Int32, true),
+            Field::new("bid", DataType::Struct(fields.into()), true),
+        ]))
+    };
+    let err = |declared: SchemaRef| {
+        resolve_schema(Some(declared), &opts(&[]))
+            .expect_err("mismatch")
+            .to_string()
+    };
+    let e = err(with_bid(vec![
+        Field::new("auction", DataType::Int64, true),
+        Field::new("price", DataType::Utf8, true),
+    ]));
+    assert!(e.contains("'bid.price'") && e.contains("Int64"), "{e}");
+    let e = err(with_bid(vec![Field::new("seller", DataType::Int64, true)]));
+    assert!(e.contains("'bid.seller'") && e.contains("bidder"), "{e}");
+    let e = err(Arc::new(Schema::new(vec![Field::new(
+        "event_type",
+        DataType::Int64,
+        true,
+    )])));
+    assert!(e.contains("'event_type'") && e.contains("Int32"), "{e}");
+    let e = err(Arc::new(Schema::new(vec![
+        Field::new("event_type", DataType::Int32, true),
+        Field::new("person", DataType::Utf8, true),
+    ])));
+    assert!(e.contains("'person'") && e.contains("ROW<"), "{e}");
+    let e = resolve_schema(
+        Some(Arc::new(Schema::new(vec![Field::new(
+            "dateTime",
+            DataType::Int64,
+            true,
+        )]))),
+        &opts(&[("kind", "all")]),
+    )
+    .expect_err("not a combined column")
+    .to_string();
+    assert!(e.contains("'dateTime'") && e.contains("event_type"), "{e}");
+}
+
+#[test]
+fn flink_option_errors_are_clear() {
+    let err = |pairs: &[(&str, &str)]| {
+        resolve_schema(Some(flink_ddl_schema()), &opts(pairs))
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = err(&[("events.nums", "5")]);
+    assert!(
+        e.contains("'events.nums'") && e.contains("events.num"),
+        "{e}"
+    );
+    let e = err(&[("bid.proportion", "50")]);
+    assert!(e.contains("bid.proportion") && e.contains("46"), "{e}");
+    let e = err(&[("first-event.rate", "100"), ("next-event.rate", "200")]);
+    assert!(e.contains("next-event.rate") && e.contains("100"), "{e}");
+    let e = err(&[("rate", "100"), ("first-event.rate", "200")]);
+    assert!(
+        e.contains("first-event.rate") && e.contains("'rate'"),
+        "{e}"
+    );
+    let e = err(&[("events", "1"), ("events.num", "2")]);
+    assert!(e.contains("events.num") && e.contains("only one"), "{e}");
+    let e = err(&[("first-event.rate", "0")]);
+    assert!(e.contains("first-event.rate") && e.contains("> 0"), "{e}");
+    let e = err(&[("keep-alive", "yes")]);
+    assert!(e.contains("keep-alive") && e.contains("'true'"), "{e}");
+    let e = err(&[("stop-at", "soon")]);
+    assert!(e.contains("stop-at"), "{e}");
+    let e = err(&[("kind", "everything")]);
+    assert!(e.contains("all"), "{e}");
+    // Equal aliases are fine.
+    assert!(
+        resolve_schema(
+            Some(flink_ddl_schema()),
+            &opts(&[
+                ("events", "7"),
+                ("events.num", "7"),
+                ("keep-alive", "FALSE")
+            ])
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn keep_alive_never_drains() {
+    let options = flink_opts(100, 1000).merged(opts(&[("keep-alive", "true")]));
+    let mut source = NexmarkSource::open(flink_ddl_schema(), &options).expect("open");
+    for i in 1..=3 {
+        let data = source
+            .poll_batch(&PollContext {
+                batch_time_ms: i * 1000,
+                interval_ms: 1000,
+            })
+            .expect("poll");
+        let rows: usize = data.data.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, if i == 1 { 100 } else { 0 });
+        assert!(!source.is_drained());
+    }
+}
