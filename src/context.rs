@@ -101,6 +101,8 @@ impl Context {
             .with_target_partitions(1)
             .with_information_schema(true);
         config.options_mut().sql_parser.enable_ident_normalization = false;
+        // Sources decode text as Utf8; declared VARCHAR columns must match.
+        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         config
     }
 
@@ -426,7 +428,11 @@ impl Context {
         }
         let view = ViewDef {
             name: name.to_string(),
-            sql: query.to_string(),
+            sql: {
+                let mut named = query.clone();
+                crate::sql::name_view_columns(&mut named);
+                named.to_string()
+            },
             reads,
             proctime_columns: crate::sql::proctime_columns(query),
         };

@@ -14,6 +14,7 @@ mod session;
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{ParsedStatement, Statement, parse_script};
 pub use plan::{CompiledQuery, KeptInput, SessionPlan, StreamingPlan, TimeDomain, WatermarkPlan};
+pub use rewrite::name_view_columns;
 
 use std::collections::BTreeSet;
 

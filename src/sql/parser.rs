@@ -163,11 +163,18 @@ fn drop_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 }
 
 fn parse_error(e: ParserError) -> SqlError {
-    SqlError::Parse(
-        e.to_string()
-            .trim_start_matches("sql parser error: ")
-            .to_string(),
-    )
+    let message = e
+        .to_string()
+        .trim_start_matches("sql parser error: ")
+        .to_string();
+    let hint = if message.contains("found: PARTITIONED") {
+        "; PARTITIONED BY is not supported: file sinks take a partition_by = 'col1,col2' option"
+    } else if message.contains("found: SYSTEM_TIME") {
+        "; temporal joins (FOR SYSTEM_TIME AS OF) are not supported yet: join with a static table, or join windows"
+    } else {
+        ""
+    };
+    SqlError::Parse(format!("{message}{hint}"))
 }
 
 /// The text between two tokenizer locations (1-based line and column).

@@ -230,6 +230,22 @@ impl StreamingPlan {
                 ));
             }
         };
+        if window.is_none() && session.is_none() && found.inputs.len() > 1 {
+            let event_time: Vec<String> = relations
+                .iter()
+                .flat_map(|r| catalog.base_streams(r))
+                .filter(|s| catalog.streams[s].watermark.is_some())
+                .collect();
+            if !event_time.is_empty() {
+                return Err(SqlError::Unsupported(format!(
+                    "joining streams without a window is not supported over event time (stream '{}' has a \
+                     WATERMARK): its state would grow forever. Join windows instead: window both sides with \
+                     TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '10' SECOND)) and join on window_start \
+                     and window_end (Nexmark q8)",
+                    event_time[0]
+                )));
+            }
+        }
         let mut windows = Vec::new();
         for call in &found.windows {
             let time_column = match &call.time {
@@ -289,6 +305,9 @@ impl StreamingPlan {
             }
         }
         let main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
+        if window.is_none() && session.is_none() {
+            refuse_unbounded_aggregates(&main, catalog, &relations)?;
+        }
         Ok(Some(Self {
             schema: main.schema.clone(),
             state,
@@ -364,6 +383,39 @@ impl StreamingPlan {
             datafusion::dataframe::DataFrame::new(self.state.clone(), self.main.logical.clone());
         df.explain(false, false)?.collect().await
     }
+}
+
+/// A query over event-time streams that aggregates without a window would,
+/// in Flink, update its result forever; quiver emits results per window, so
+/// it refuses the query rather than silently computing per-batch results.
+fn refuse_unbounded_aggregates(
+    main: &CompiledQuery,
+    catalog: Catalog<'_>,
+    relations: &BTreeSet<String>,
+) -> Result<(), SqlError> {
+    use datafusion::common::tree_node::TreeNode;
+    let Some(stream) = relations
+        .iter()
+        .flat_map(|r| catalog.base_streams(r))
+        .find(|s| catalog.streams[s].watermark.is_some())
+    else {
+        return Ok(());
+    };
+    let aggregates = main.logical.exists(|plan| {
+        Ok(matches!(
+            plan,
+            LogicalPlan::Aggregate(_) | LogicalPlan::Window(_) | LogicalPlan::Distinct(_)
+        ))
+    })?;
+    if aggregates {
+        return Err(SqlError::Unsupported(format!(
+            "aggregating event-time stream '{stream}' (GROUP BY, DISTINCT or OVER) without a window is not \
+             supported: the result would have to be updated forever. Aggregate per window instead, e.g. \
+             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) ... GROUP BY \
+             window_start, window_end, ...; or declare the stream without a WATERMARK to aggregate each batch"
+        )));
+    }
+    Ok(())
 }
 
 /// `name` as a quoted SQL identifier.

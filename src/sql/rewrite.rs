@@ -150,6 +150,7 @@ impl VisitorMut for Visitor<'_> {
         &mut self,
         select: &mut datafusion::sql::sqlparser::ast::Select,
     ) -> ControlFlow<SqlError> {
+        name_compound_columns(select);
         let index = self.out.sessions.len();
         match super::session::rewrite_session_select(select, self.is_streaming, index) {
             Ok(Some(call)) => self.out.sessions.push(call),
@@ -224,6 +225,41 @@ impl VisitorMut for Visitor<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Names `SELECT t.a` and `SELECT row.field` columns `a` and `field`, as
+/// Flink and the SQL standard do; DataFusion would name a struct field
+/// access `t.row[field]`, which Flink's views (`SELECT bid.auction FROM
+/// datagen`) cannot be read by.
+pub(crate) fn name_compound_columns(select: &mut datafusion::sql::sqlparser::ast::Select) {
+    use datafusion::sql::sqlparser::ast::SelectItem;
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
+            && let Some(last) = parts.last().cloned()
+        {
+            *item = SelectItem::ExprWithAlias {
+                expr: Expr::CompoundIdentifier(parts.clone()),
+                alias: last,
+            };
+        }
+    }
+}
+
+/// Applies [`name_compound_columns`] to every SELECT of `query` (a view's
+/// definition, which DataFusion plans as written).
+pub fn name_view_columns(query: &mut Query) {
+    struct Namer;
+    impl VisitorMut for Namer {
+        type Break = ();
+        fn pre_visit_select(
+            &mut self,
+            select: &mut datafusion::sql::sqlparser::ast::Select,
+        ) -> ControlFlow<()> {
+            name_compound_columns(select);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Namer);
 }
 
 /// The column name a window's time argument refers to.
