@@ -102,7 +102,7 @@ async fn run_quiver(
         },
         limits: RunLimits {
             until_idle: true,
-            max_batches: None,
+            ..RunLimits::default()
         },
     });
     ctx.sql(&bids_stream(events, events_per_batch)).await?;

@@ -18,7 +18,7 @@
 //! use quiver::exec::{Clock, RunLimits};
 //! let ctx = quiver::Context::new(quiver::Config {
 //!     clock: Clock::Simulated { start_ms: 0 },
-//!     limits: RunLimits { until_idle: true, max_batches: None },
+//!     limits: RunLimits { until_idle: true, ..RunLimits::default() },
 //!     ..Default::default()
 //! });
 //! ctx.sql("CREATE STREAM bids WITH (connector = 'nexmark', events = 5000, rate = 1000)").await?;

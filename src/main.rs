@@ -66,6 +66,9 @@ struct RunArgs {
     /// Also print batches whose result is empty.
     #[arg(long, global = true)]
     show_empty: bool,
+    /// Print a progress line per batch on stderr (rows in, watermark, late rows, state).
+    #[arg(long, global = true)]
+    progress: bool,
 }
 
 impl RunArgs {
@@ -90,6 +93,7 @@ impl RunArgs {
         let limits = RunLimits {
             until_idle: self.until_idle,
             max_batches: self.max_batches,
+            report_progress: self.progress,
         };
         Ok(quiver::Config {
             batch_interval: self.batch_interval,

@@ -7,7 +7,9 @@
 //! Sections of a case file, each starting with a `---` line:
 //! - `--- file PATH` then the file's content (written under a temp dir);
 //! - `--- run ARGS...` then the SQL script (the command's working dir is the temp dir);
-//! - `--- expect` then stdout; or `--- error` then text stderr must contain.
+//! - `--- expect` then stdout; or `--- error` then text stderr must contain;
+//! - optionally `--- progress` (before `--- expect`) then the `progress:`
+//!   lines stderr must have, with `--progress` among the run arguments.
 //!
 //! `QUIVER_BLESS=1 cargo test --test golden` rewrites the expectations from
 //! the actual output (review the diff before committing).
@@ -23,6 +25,7 @@ struct Case {
     sql: String,
     expect: Option<String>,
     error: Option<String>,
+    progress: Option<String>,
 }
 
 fn parse(text: &str) -> Case {
@@ -41,6 +44,7 @@ fn parse(text: &str) -> Case {
                 }
                 "expect" => case.expect = Some(content),
                 "error" => case.error = Some(content.trim().to_string()),
+                "progress" => case.progress = Some(content),
                 other => panic!("unknown section '--- {other}'"),
             },
         }
@@ -86,14 +90,40 @@ fn run_case(path: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let progress: String = stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect::<Vec<_>>()
+        .join("\n");
     if std::env::var_os("QUIVER_BLESS").is_some() && case.expect.is_some() {
-        let cut = text.find("--- expect").unwrap();
+        let cut = text
+            .find("--- progress")
+            .or_else(|| text.find("--- expect"))
+            .unwrap();
+        let progress_section = if case.progress.is_some() {
+            format!("--- progress\n{progress}\n")
+        } else {
+            String::new()
+        };
         std::fs::write(
             path,
-            format!("{}--- expect\n{}\n", &text[..cut], normalize(&stdout)),
+            format!(
+                "{}{progress_section}--- expect\n{}\n",
+                &text[..cut],
+                normalize(&stdout)
+            ),
         )
         .unwrap();
         return Ok(());
+    }
+    if let Some(expected) = &case.progress
+        && normalize(expected) != normalize(&progress)
+    {
+        return Err(format!(
+            "progress lines differ\n--- expected\n{}\n--- actual\n{}",
+            normalize(expected),
+            normalize(&progress)
+        ));
     }
     match (&case.expect, &case.error) {
         (Some(expected), _) => {

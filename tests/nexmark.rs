@@ -46,7 +46,7 @@ fn context() -> Context {
         },
         limits: RunLimits {
             until_idle: true,
-            max_batches: None,
+            ..RunLimits::default()
         },
     })
 }

@@ -32,6 +32,9 @@ pub struct RunLimits {
     pub until_idle: bool,
     /// Stop after this many batches.
     pub max_batches: Option<u64>,
+    /// Print one progress line per batch on stderr (`--progress`): rows in,
+    /// watermark, late rows, state size.
+    pub report_progress: bool,
 }
 
 /// Per-batch measurements, like Spark's `StreamingQueryProgress`.
@@ -344,6 +347,12 @@ impl Runner {
                 .iter()
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
+            if self.limits.report_progress {
+                eprintln!(
+                    "{}",
+                    progress_line(&self.name, batch_id, &progress, step.results.len())
+                );
+            }
             self.progress.send_replace(QueryProgress {
                 summary: summary.clone(),
                 batch_id: Some(batch_id),
@@ -754,6 +763,22 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// One line of `--progress` output.
+fn progress_line(query: &str, batch_id: u64, progress: &Progress, results: usize) -> String {
+    let mut line = format!(
+        "progress: {query} batch {batch_id}: {} rows in",
+        progress.input_rows
+    );
+    if let Some(watermark) = progress.watermark_ms {
+        line += &format!(", watermark {}", crate::sink::format_time(watermark));
+    }
+    if progress.late_rows > 0 {
+        line += &format!(", {} late rows dropped", progress.late_rows);
+    }
+    line += &format!(", {results} results, state {} rows", progress.state_rows);
+    line
 }
 
 /// Splits `batch` into rows on time and late rows: a row is late when its
