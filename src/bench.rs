@@ -6,6 +6,10 @@
 //!   DataFusion planning and running the same SQL on the same data.
 //! - `throughput`: Nexmark bids → per-batch `GROUP BY auction`, in events/s,
 //!   against DataFusion running the same query once over all the events.
+//! - `nexmark`: the Nexmark query files, against DataFusion computing the same
+//!   results as one batch (see [`nexmark`]).
+
+pub mod nexmark;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,16 +19,22 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
-use crate::source::nexmark::{self, NexmarkGenerator, NexmarkKind};
+use crate::source::nexmark::{NexmarkGenerator, NexmarkKind, schema as bid_schema};
 use crate::{Config, Context, Output};
 
 /// Arguments of `quiver bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: overhead, throughput or all.
-    #[arg(default_value = "all", value_parser = ["overhead", "throughput", "all"])]
+    /// Which benchmark: overhead, throughput, nexmark, or all (overhead and throughput).
+    #[arg(default_value = "all", value_parser = ["overhead", "throughput", "nexmark", "all"])]
     pub which: String,
-    /// Nexmark events for the throughput benchmark.
+    /// Nexmark queries to run, comma-separated (`quiver bench nexmark`).
+    #[arg(long, default_value = "q0,q5,q7,q8,q11", value_delimiter = ',')]
+    pub query: Vec<String>,
+    /// Nexmark events per second of event time (one batch per second).
+    #[arg(long, default_value_t = 100_000)]
+    pub rate: u64,
+    /// Nexmark events for the throughput and nexmark benchmarks.
     #[arg(long, default_value_t = 2_000_000)]
     pub events: u64,
     /// Events per batch for the throughput benchmark.
@@ -78,6 +88,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             println!("{m}");
         }
     }
+    if args.which == "nexmark" {
+        nexmark::run(&args.query, args.events, args.rate).await?;
+    }
     Ok(())
 }
 
@@ -125,7 +138,7 @@ async fn datafusion_over(
     query: &str,
 ) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-    let table = MemTable::try_new(nexmark::schema(NexmarkKind::Bid), batches)?;
+    let table = MemTable::try_new(bid_schema(NexmarkKind::Bid), batches)?;
     ctx.register_table("bids", Arc::new(table))?;
     ctx.sql(query).await?;
     Ok(ctx)

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use tokio::sync::watch;
 
-use super::{ExecError, QueryHandle, QueryProgress, QueryStopper};
+use super::{ExecError, QueryHandle, QueryProgress, QueryStopper, QuerySummary};
 use crate::sink::Sink;
 
 /// Where a background query is in its life.
@@ -62,6 +62,8 @@ pub struct QueryStatus {
     pub late_rows: u64,
     /// The error that ended the query.
     pub error: Option<String>,
+    /// Totals, peak state and batch latencies so far.
+    pub summary: QuerySummary,
 }
 
 struct Entry {
@@ -88,6 +90,7 @@ impl Entry {
         status.late_rows = progress.summary.late_rows;
         status.last_batch = progress.last.duration;
         status.watermark_ms = progress.last.watermark_ms;
+        status.summary = progress.summary.clone();
         status
     }
 }
@@ -126,6 +129,7 @@ impl Registry {
             watermark_ms: None,
             late_rows: 0,
             error: None,
+            summary: QuerySummary::default(),
         }));
         let stopper = query.stopper();
         let progress = query.progress.clone();

@@ -6,7 +6,10 @@
 
 mod background;
 mod clock;
+mod latency;
 mod query;
+
+pub use latency::LatencyHistogram;
 
 pub use background::{QueryState, QueryStatus, Registry};
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};

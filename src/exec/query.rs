@@ -98,6 +98,12 @@ pub struct QuerySummary {
     pub skipped: u64,
     /// Rows dropped because they arrived behind the watermark.
     pub late_rows: u64,
+    /// Largest window state after a batch, in rows.
+    pub peak_state_rows: usize,
+    /// Largest window state after a batch, in bytes.
+    pub peak_state_bytes: usize,
+    /// Durations of the batches.
+    pub latency: super::LatencyHistogram,
 }
 
 /// Where a query is: its totals and the last batch's measurements, updated
@@ -223,6 +229,9 @@ struct WindowState {
     kept: Vec<PaneBuffer>,
     /// Rows of open sessions (`GROUP BY ..., SESSION(...)`).
     sessions: Vec<RecordBatch>,
+    /// No open session can end before this (ms): until the watermark
+    /// reaches it, assigning sessions again would close nothing.
+    sessions_next_end: Option<i64>,
     trackers: Vec<WatermarkTracker>,
     /// The query's watermark: rows before it are late; windows ending at or
     /// before it (plus the allowed lateness) have closed.
@@ -245,6 +254,7 @@ impl WindowState {
                 .collect(),
             kept: plan.kept.iter().map(|_| PaneBuffer::new(pane_ms)).collect(),
             sessions: Vec::new(),
+            sessions_next_end: None,
             trackers: plan
                 .watermarks
                 .iter()
@@ -263,19 +273,33 @@ impl WindowState {
     }
 
     fn rows(&self) -> usize {
-        self.windows
+        let panes: usize = self
+            .windows
             .iter()
             .chain(&self.kept)
             .map(PaneBuffer::rows)
-            .sum()
+            .sum();
+        panes
+            + self
+                .sessions
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>()
     }
 
     fn bytes(&self) -> usize {
-        self.windows
+        let panes: usize = self
+            .windows
             .iter()
             .chain(&self.kept)
             .map(PaneBuffer::bytes)
-            .sum()
+            .sum();
+        panes
+            + self
+                .sessions
+                .iter()
+                .map(RecordBatch::get_array_memory_size)
+                .sum::<usize>()
     }
 }
 
@@ -324,6 +348,7 @@ impl Runner {
                 );
             }
             summary.late_rows += step.late_rows;
+            summary.latency.record(started.elapsed());
             if step.late_rows > 0 {
                 tracing::warn!(
                     "{}: batch {batch_id}: dropped {} late rows (behind the watermark)",
@@ -341,6 +366,8 @@ impl Runner {
                 watermark_ms: self.state.watermark,
                 late_rows: step.late_rows,
             };
+            summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
+            summary.peak_state_bytes = summary.peak_state_bytes.max(progress.state_bytes);
             tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, results = step.results.len(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms, watermark = ?self.state.watermark, late_rows = step.late_rows, state_rows = progress.state_rows);
             summary.output_rows += step
                 .results
@@ -612,9 +639,15 @@ impl Runner {
             .map_err(|e| self.execute_error(batch_id, e))?;
         let mut late = 0;
         for batch in batches {
-            let (rows, _, dropped) = on_time_rows(&batch, session.input.time_index, watermark)
+            let (rows, times, dropped) = on_time_rows(&batch, session.input.time_index, watermark)
                 .map_err(|e| self.arrow(e))?;
             late += dropped;
+            if let Some(first) = datafusion::arrow::compute::min(&times) {
+                // A new row can start a session ending no earlier than this.
+                let end = first.saturating_add(session.gap_ms);
+                let next = self.state.sessions_next_end.map_or(end, |n| n.min(end));
+                self.state.sessions_next_end = Some(next);
+            }
             if rows.num_rows() > 0 {
                 self.state.sessions.push(rows);
             }
@@ -631,7 +664,12 @@ impl Runner {
         let (Some(session), Some(watermark)) = (&self.plan.session, self.state.watermark) else {
             return Ok(None);
         };
-        if self.state.sessions.is_empty() {
+        if self.state.sessions.is_empty()
+            || self
+                .state
+                .sessions_next_end
+                .is_some_and(|end| watermark < end)
+        {
             return Ok(None);
         }
         session.buffer.set(std::mem::take(&mut self.state.sessions));
@@ -645,6 +683,7 @@ impl Runner {
         let columns = session.input.feeder.schema.fields().len();
         let closed_schema = session.input.table.schema_ref().clone();
         let (mut closed, mut open) = (Vec::new(), Vec::new());
+        let mut next_end: Option<i64> = None;
         for batch in assigned {
             let split = split_sessions(
                 &batch,
@@ -656,8 +695,12 @@ impl Runner {
             .map_err(|e| self.arrow(e))?;
             closed.extend(split.0);
             open.extend(split.1);
+            if let Some(end) = split.2 {
+                next_end = Some(next_end.map_or(end, |n| n.min(end)));
+            }
         }
         self.state.sessions = open;
+        self.state.sessions_next_end = next_end;
         if closed.is_empty() {
             return Ok(None);
         }
@@ -829,7 +872,7 @@ fn split_sessions(
     watermark: i64,
     closed_schema: &SchemaRef,
     open_schema: &SchemaRef,
-) -> Result<(Option<RecordBatch>, Option<RecordBatch>), ArrowError> {
+) -> Result<(Option<RecordBatch>, Option<RecordBatch>, Option<i64>), ArrowError> {
     use datafusion::arrow::compute::kernels::cmp::lt_eq;
     use datafusion::arrow::compute::not;
     let schema = batch.schema();
@@ -840,8 +883,14 @@ fn split_sessions(
         &datafusion::arrow::datatypes::DataType::Int64,
     )?;
     let is_closed = lt_eq(&ends, &Int64Array::new_scalar(watermark))?;
+    let is_open = not(&is_closed)?;
     let closed = filter_record_batch(batch, &is_closed)?;
-    let open = filter_record_batch(batch, &not(&is_closed)?)?;
+    let open = filter_record_batch(batch, &is_open)?;
+    let open_ends = datafusion::arrow::compute::filter(&ends, &is_open)?;
+    let next_end = open_ends
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .and_then(datafusion::arrow::compute::min);
     let mut closed_columns: Vec<usize> = (0..columns).collect();
     closed_columns.extend([start, end]);
     let closed = (closed.num_rows() > 0)
@@ -856,7 +905,7 @@ fn split_sessions(
     let open = open
         .map(|b| RecordBatch::try_new(open_schema.clone(), b.columns().to_vec()))
         .transpose()?;
-    Ok((closed, open))
+    Ok((closed, open, next_end))
 }
 
 /// The single timestamp value of a `SELECT max(...)` result, in ms.
