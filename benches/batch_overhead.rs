@@ -12,6 +12,8 @@ fn main() -> anyhow::Result<()> {
         events,
         events_per_batch: 100_000,
         batches: 2_000,
+        query: Vec::new(),
+        rate: 100_000,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

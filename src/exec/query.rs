@@ -863,6 +863,10 @@ fn on_time_rows(
     Ok((rows, times, late))
 }
 
+/// Rows of closed sessions, rows of open ones, and the earliest end of an
+/// open session.
+type SessionSplit = (Option<RecordBatch>, Option<RecordBatch>, Option<i64>);
+
 /// Splits rows with session bounds into closed sessions (the first
 /// `columns` columns plus `window_start`/`window_end`, as `closed_schema`)
 /// and open ones (the first `columns` columns).
@@ -872,7 +876,7 @@ fn split_sessions(
     watermark: i64,
     closed_schema: &SchemaRef,
     open_schema: &SchemaRef,
-) -> Result<(Option<RecordBatch>, Option<RecordBatch>, Option<i64>), ArrowError> {
+) -> Result<SessionSplit, ArrowError> {
     use datafusion::arrow::compute::kernels::cmp::lt_eq;
     use datafusion::arrow::compute::not;
     let schema = batch.schema();
