@@ -34,8 +34,10 @@ enum Command {
     /// Run the statements of a SQL script; continuous queries run until
     /// Ctrl-C, or until their sources are drained with --until-idle.
     Run {
-        /// The script, e.g. sql/wordcount.sql.
-        file: PathBuf,
+        /// The script, e.g. sql/wordcount.sql; several files run as one
+        /// script, in order (e.g. sql/nexmark/ddl.sql sql/nexmark/q5.sql).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Measure per-batch overhead and throughput against plain DataFusion.
     Bench(quiver::bench::BenchArgs),
@@ -137,8 +139,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.run.config()?;
     let script = match (&cli.command, &cli.sql) {
         (Some(Command::Bench(args)), _) => return quiver::bench::run(args).await,
-        (Some(Command::Run { file }), _) => std::fs::read_to_string(file)
-            .map_err(|e| anyhow::anyhow!("cannot read script '{}': {e}", file.display()))?,
+        (Some(Command::Run { files }), _) => {
+            let mut script = String::new();
+            for file in files {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("cannot read script '{}': {e}", file.display()))?;
+                // A file's last statement may lack its `;`.
+                script += text.trim_end().trim_end_matches(';');
+                script += ";\n";
+            }
+            script
+        }
         (None, Some(sql)) => sql.clone(),
         (None, None) if !std::io::stdin().is_terminal() => {
             std::io::read_to_string(std::io::stdin())?
