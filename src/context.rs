@@ -537,6 +537,9 @@ impl Context {
                 "column {BATCH_TIME_COLUMN} is reserved: quiver adds it to every stream"
             )));
         }
+        if let Some(w) = &watermark {
+            check_watermark_column(name, &schema, &time.computed, &w.column)?;
+        }
         let def = StreamDef {
             name: name.to_string(),
             connector: connector.clone(),
@@ -780,6 +783,36 @@ const TIME_OPTIONS: &[&str] = &["idle_timeout", "allowed_lateness", "late_policy
 struct StreamTime {
     computed: Vec<(String, String)>,
     watermark: Option<(String, String)>,
+}
+
+/// The WATERMARK column must be a TIMESTAMP column of the stream (physical
+/// or computed; a computed column's type is checked when a query plans it).
+fn check_watermark_column(
+    stream: &str,
+    schema: &SchemaRef,
+    computed: &[(String, String)],
+    column: &str,
+) -> Result<(), Error> {
+    if computed.iter().any(|(c, _)| c == column) {
+        return Ok(());
+    }
+    match schema.field_with_name(column) {
+        Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _)) => Ok(()),
+        Ok(field) => Err(Error::Catalog(format!(
+            "WATERMARK FOR {column}: column '{column}' of stream '{stream}' is {}, not a TIMESTAMP; \
+             declare it as TIMESTAMP(3), or add a computed column such as ts AS to_timestamp_millis({column})",
+            field.data_type()
+        ))),
+        Err(_) => Err(Error::Catalog(format!(
+            "WATERMARK FOR {column}: stream '{stream}' has no column '{column}'; its columns are: {}",
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 fn watermark_def(column: String, expr: String, options: &Options) -> Result<WatermarkDef, Error> {
