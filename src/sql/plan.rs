@@ -14,7 +14,7 @@
 //! Every plan is planned once; each run builds a physical plan from the
 //! optimized logical plan (a physical plan cannot run twice).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -36,7 +36,7 @@ use super::rewrite::{WindowCall, WindowTime, rewrite};
 use super::session::sessions_sql;
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::source::StreamDef;
-use crate::window::{WatermarkDef, WindowSpec, with_window_columns};
+use crate::window::{WINDOW_END, WINDOW_START, WatermarkDef, WindowSpec, with_window_columns};
 
 /// A query planned once and run many times.
 #[derive(Debug, Clone)]
@@ -105,6 +105,8 @@ pub struct KeptInput {
     /// The table the main query reads: a window's rows plus `window_start`
     /// and `window_end`, or the kept rows.
     pub table: Arc<BatchTable>,
+    /// The name `table` is registered under.
+    pub table_name: String,
 }
 
 /// How a stream's watermark is computed each batch.
@@ -168,6 +170,73 @@ impl StreamingPlan {
         config: SessionConfig,
         interval_ms: i64,
     ) -> Result<Option<Self>, SqlError> {
+        let Some(plan) = Self::plan_with(
+            query,
+            catalog,
+            tables,
+            config.clone(),
+            interval_ms,
+            &BTreeMap::new(),
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        // Window state keeps only the columns the query reads: plan again
+        // with each kept table narrowed to what the optimized plan scans.
+        let needed = plan.scanned_columns()?;
+        if needed.is_empty() {
+            return Ok(Some(plan));
+        }
+        Self::plan_with(query, catalog, tables, config, interval_ms, &needed).await
+    }
+
+    /// Columns the optimized main plan reads from each kept table (window,
+    /// kept and session tables), for tables where that is fewer than all.
+    fn scanned_columns(&self) -> Result<BTreeMap<String, Vec<String>>, SqlError> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        let kept: BTreeSet<String> = self
+            .windows
+            .iter()
+            .chain(&self.kept)
+            .chain(self.session.as_ref().map(|s| &s.input))
+            .map(|k| k.table_name.clone())
+            .collect();
+        let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut everything: BTreeSet<String> = BTreeSet::new();
+        self.main.logical.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let name = scan.table_name.table().to_string();
+                if kept.contains(&name) {
+                    let schema = scan.source.schema();
+                    match &scan.projection {
+                        Some(indices) => needed
+                            .entry(name)
+                            .or_default()
+                            .extend(indices.iter().map(|i| schema.field(*i).name().clone())),
+                        None => {
+                            everything.insert(name);
+                        }
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(needed
+            .into_iter()
+            .filter(|(name, _)| !everything.contains(name))
+            .map(|(name, columns)| (name, columns.into_iter().collect()))
+            .collect())
+    }
+
+    async fn plan_with(
+        query: &ast::Query,
+        catalog: Catalog<'_>,
+        tables: &SessionContext,
+        config: SessionConfig,
+        interval_ms: i64,
+        narrow: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Option<Self>, SqlError> {
         let mut query = query.clone();
         let found = rewrite(&mut query, &|name| catalog.is_streaming(name))?;
         if !found.is_streaming() {
@@ -206,7 +275,14 @@ impl StreamingPlan {
                         "SESSION gap must be positive, got {gap_ms} ms"
                     )));
                 }
-                let input = kept_input(&state, &call.relation, &call.time_column, true).await?;
+                let input = kept_input(
+                    &state,
+                    &call.relation,
+                    &call.time_column,
+                    Some(&call.table),
+                    narrow.get(&call.table),
+                )
+                .await?;
                 ctx.register_table(
                     TableReference::bare(call.table.as_str()),
                     input.table.clone(),
@@ -252,7 +328,14 @@ impl StreamingPlan {
                 WindowTime::Batch => BATCH_TIME_COLUMN.to_string(),
                 WindowTime::Column(c) => c.clone(),
             };
-            let input = kept_input(&state, &call.relation, &time_column, true).await?;
+            let input = kept_input(
+                &state,
+                &call.relation,
+                &time_column,
+                Some(&call.table),
+                narrow.get(&call.table),
+            )
+            .await?;
             ctx.register_table(
                 TableReference::bare(call.table.as_str()),
                 input.table.clone(),
@@ -263,7 +346,15 @@ impl StreamingPlan {
         for input in &found.inputs {
             let provider = if time == Some(TimeDomain::Event) {
                 let column = event_time_column(catalog, &input.relation)?;
-                let k = kept_input(&state, &input.relation, &column, false).await?;
+                let mut k = kept_input(
+                    &state,
+                    &input.relation,
+                    &column,
+                    None,
+                    narrow.get(&input.table),
+                )
+                .await?;
+                k.table_name = input.table.clone();
                 let table = k.table.clone();
                 kept.push(k);
                 table as Arc<dyn datafusion::catalog::TableProvider>
@@ -472,15 +563,31 @@ async fn register_streams(
     Ok(out)
 }
 
-/// The feeder and table of a relation whose rows are kept between batches.
+/// The feeder and table of a relation whose rows are kept between batches:
+/// a window's input when `window_table` names the window's table. Only the
+/// `columns` the query reads (plus the time column) are kept, when known.
 async fn kept_input(
     state: &SessionState,
     relation: &str,
     time_column: &str,
-    windowed: bool,
+    window_table: Option<&str>,
+    columns: Option<&Vec<String>>,
 ) -> Result<KeptInput, SqlError> {
+    let select = match columns {
+        Some(columns) => {
+            let mut list: Vec<String> = columns
+                .iter()
+                .filter(|c| *c != WINDOW_START && *c != WINDOW_END && *c != time_column)
+                .map(|c| quote(c))
+                .collect();
+            list.push(quote(time_column));
+            list.join(", ")
+        }
+        None => "*".to_string(),
+    };
     let feeder =
-        CompiledQuery::plan_sql(state, &format!("SELECT * FROM {}", quote(relation))).await?;
+        CompiledQuery::plan_sql(state, &format!("SELECT {select} FROM {}", quote(relation)))
+            .await?;
     let Ok(time_index) = feeder.schema.index_of(time_column) else {
         let columns: Vec<&str> = feeder
             .schema
@@ -499,7 +606,7 @@ async fn kept_input(
             "window time column '{time_column}' of '{relation}' must be a TIMESTAMP, got {time_type}"
         )));
     }
-    let schema = if windowed {
+    let schema = if window_table.is_some() {
         with_window_columns(&feeder.schema)
     } else {
         feeder.schema.clone()
@@ -509,6 +616,7 @@ async fn kept_input(
         feeder,
         time_index,
         table: Arc::new(BatchTable::new(schema)),
+        table_name: window_table.unwrap_or_default().to_string(),
     })
 }
 
