@@ -18,19 +18,20 @@
 //!
 //! A declared schema may list the top-level columns, and the fields of each
 //! `ROW`, in any order and may leave some out; names match exactly or
-//! case-insensitively, types must be equal (nullability is not checked), and
-//! batches carry exactly the declared schema.
+//! case-insensitively, types must be equal (nullability is not checked;
+//! `VARCHAR` may be any of `Utf8`, `LargeUtf8`, `Utf8View`), and batches
+//! carry exactly the declared schema.
 
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, Int32Array, RecordBatch, StructArray, UInt32Array,
 };
-use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
-use super::SourceError;
 use super::generator::{NexmarkGenerator, NexmarkKind, schema};
+use super::{SourceError, fits};
 
 /// Name of the column holding the event kind (0 person, 1 auction, 2 bid).
 pub const EVENT_TYPE: &str = "event_type";
@@ -176,7 +177,7 @@ impl CombinedLayout {
                     ));
                 };
                 let expected = available[j].data_type();
-                if child.data_type() != expected {
+                if !fits(child.data_type(), expected) {
                     return Err(mismatch(
                         &path,
                         format!("it has type {expected}, not {}", child.data_type()),
@@ -260,7 +261,15 @@ impl CombinedLayout {
                     let events = concat_batches(&schema(*kind), &generated).map_err(failed)?;
                     let children = indices
                         .iter()
-                        .map(|&j| take(events.column(j).as_ref(), &take_rows, None))
+                        .zip(fields.iter())
+                        .map(|(&j, field)| {
+                            let column = take(events.column(j).as_ref(), &take_rows, None)?;
+                            if column.data_type() == field.data_type() {
+                                Ok(column)
+                            } else {
+                                cast(&column, field.data_type())
+                            }
+                        })
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(failed)?;
                     let nulls = take_rows.nulls().cloned();

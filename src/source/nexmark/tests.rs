@@ -472,3 +472,73 @@ fn keep_alive_never_drains() {
         assert!(!source.is_drained());
     }
 }
+
+/// `ty` with every `Utf8` (also inside structs) turned into `Utf8View`, as
+/// DataFusion's SQL planner maps `VARCHAR`.
+fn as_view(ty: &DataType) -> DataType {
+    match ty {
+        DataType::Utf8 => DataType::Utf8View,
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| f.as_ref().clone().with_data_type(as_view(f.data_type())))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn view_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(as_view(f.data_type())))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[test]
+fn varchar_declared_as_utf8view_is_cast() {
+    // Combined form.
+    let declared = view_schema(&flink_ddl_schema());
+    let options = flink_opts(200, 1000);
+    let schema = resolve_schema(Some(declared.clone()), &options).expect("utf8view fits");
+    assert_eq!(schema, declared);
+    let mut source = NexmarkSource::open(schema, &options).expect("open");
+    let views = concat_batches(&declared, &drain(&mut source)).expect("concat");
+    let plain = combined(200, 1000, None);
+    let bids = views.column_by_name("bid").expect("bid").as_struct();
+    let url = bids.column_by_name("url").expect("url");
+    assert_eq!(url.data_type(), &DataType::Utf8View);
+    let url = datafusion::arrow::compute::cast(url, &DataType::Utf8).expect("cast");
+    let plain_url = plain
+        .column_by_name("bid")
+        .expect("bid")
+        .as_struct()
+        .column_by_name("url")
+        .expect("url")
+        .clone();
+    assert_eq!(url.to_data(), plain_url.to_data());
+    // Per kind, in a declared order.
+    let declared = view_schema(&Schema::new(vec![
+        Field::new("url", DataType::Utf8, true),
+        Field::new("price", DataType::Int64, true),
+    ]));
+    let options = opts(&[("kind", "bid"), ("events", "100"), ("rate", "1000")]);
+    let mut source = NexmarkSource::open(
+        resolve_schema(Some(declared.clone()), &options).expect("per kind"),
+        &options,
+    )
+    .expect("open");
+    let batch = concat_batches(&declared, &drain(&mut source)).expect("concat");
+    assert_eq!(batch.schema(), declared);
+    assert_eq!(batch.num_rows(), 92);
+    // A string is still not a number.
+    let wrong = Arc::new(Schema::new(vec![Field::new(
+        "price",
+        DataType::Utf8View,
+        true,
+    )]));
+    assert!(resolve_schema(Some(wrong), &options).is_err());
+}

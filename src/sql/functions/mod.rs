@@ -56,6 +56,14 @@ pub fn register(ctx: &SessionContext) {
     }
 }
 
+/// A new `SessionContext` with `config` and the Flink functions registered:
+/// a drop-in for `SessionContext::new_with_config`.
+pub fn session_context(config: datafusion::prelude::SessionConfig) -> SessionContext {
+    let ctx = SessionContext::new_with_config(config);
+    register(&ctx);
+    ctx
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Calling a UDF directly, as DataFusion's physical expression would.
