@@ -542,3 +542,48 @@ fn varchar_declared_as_utf8view_is_cast() {
     )]));
     assert!(resolve_schema(Some(wrong), &options).is_err());
 }
+
+/// `cargo test --release --lib -- --ignored --nocapture combined_generation_speed`
+#[test]
+#[ignore]
+fn combined_generation_speed() {
+    let generator = NexmarkGenerator::new(7, 1_000_000, 0).with_batch_rows(DEFAULT_BATCH_ROWS);
+    let layout = CombinedLayout::new(None).expect("layout");
+    let events: u64 = 2_000_000;
+    let time = |f: &dyn Fn(u64, u64) -> usize| {
+        let start = std::time::Instant::now();
+        let mut rows = 0;
+        for from in (0..events).step_by(100_000) {
+            rows += f(from, from + 100_000);
+        }
+        (rows, start.elapsed().as_secs_f64())
+    };
+    let (bids, per_kind) = time(&|a, b| {
+        generator
+            .generate(NexmarkKind::Bid, a, b)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    });
+    let (kinds, three) = time(&|a, b| {
+        [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid]
+            .iter()
+            .flat_map(|k| generator.generate(*k, a, b))
+            .map(|b| b.num_rows())
+            .sum()
+    });
+    println!("three kinds: {kinds} rows in {three:.3} s");
+    let (all, combined) = time(&|a, b| {
+        layout
+            .generate(&generator, a, b, DEFAULT_BATCH_ROWS)
+            .expect("generate")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    });
+    println!(
+        "per kind: {bids} bids in {per_kind:.3} s ({:.1} M events/s); combined: {all} events in {combined:.3} s ({:.1} M events/s)",
+        events as f64 / per_kind / 1e6,
+        events as f64 / combined / 1e6
+    );
+}
