@@ -235,7 +235,8 @@ impl CombinedLayout {
             SourceError::Schema(format!("building combined nexmark rows failed: {e}"))
         };
         let rows = (to - from) as usize;
-        let kinds: Vec<NexmarkKind> = (from..to).map(NexmarkKind::of_event).collect();
+        let mix = generator.proportions();
+        let kinds: Vec<NexmarkKind> = (from..to).map(|n| mix.of_event(n)).collect();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
             match column {

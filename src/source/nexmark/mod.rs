@@ -15,8 +15,8 @@
 //! `first-event.rate` (events per second of simulated time: a batch of
 //! interval I covers `rate * I` events; `next-event.rate`, if given, must be
 //! equal, since the rate is constant); `person.proportion`,
-//! `auction.proportion`, `bid.proportion` (only the standard 1 / 3 / 46 is
-//! supported, other values are refused); `keep-alive` (`true`: never drained);
+//! `auction.proportion`, `bid.proportion` (the event mix, default 1 : 3 : 46,
+//! each 1..=1000000, see [`mix`]); `keep-alive` (`true`: never drained);
 //! `stop-at` and `max-emit-speed` (accepted for Flink DDL compatibility and
 //! ignored); `batch_rows` (rows per `RecordBatch`).
 //!
@@ -25,6 +25,7 @@
 
 pub mod flink;
 pub mod generator;
+pub mod mix;
 pub mod settings;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
@@ -33,6 +34,7 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 
 pub use flink::{CombinedLayout, combined_schema};
 pub use generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkGenerator, NexmarkKind, schema};
+pub use mix::Proportions;
 pub use settings::{KEYS, Mode, Settings};
 
 use super::{Options, PollContext, Source, SourceData, SourceError};
@@ -233,6 +235,7 @@ impl Source for NexmarkSource {
                 ctx.batch_time_ms.saturating_sub(ctx.interval_ms),
             )
             .with_batch_rows(batch_rows)
+            .with_proportions(settings.mix)
         });
         let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
         if let Some(events) = events {

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::Schema;
 
 use super::flink::looks_combined;
 use super::generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkKind};
+use super::mix::{MAX_PROPORTION, Proportions};
 use crate::options::{OptionError, Options};
 
 /// Options the `nexmark` connector understands.
@@ -27,13 +28,6 @@ pub const KEYS: &[&str] = &[
     "keep-alive",
     "stop-at",
     "max-emit-speed",
-];
-
-/// The only event mix the generator produces (nexmark-flink's default).
-const PROPORTIONS: [(&str, u64); 3] = [
-    ("person.proportion", 1),
-    ("auction.proportion", 3),
-    ("bid.proportion", 46),
 ];
 
 /// What a nexmark stream emits.
@@ -78,6 +72,8 @@ pub struct Settings {
     pub batch_rows: usize,
     /// `keep-alive`: never report the stream drained, even after `events`.
     pub keep_alive: bool,
+    /// `person.proportion`, `auction.proportion`, `bid.proportion`.
+    pub mix: Proportions,
 }
 
 impl Settings {
@@ -111,15 +107,26 @@ impl Settings {
                 ),
             ));
         }
-        for (key, standard) in PROPORTIONS {
-            if options.parse_or(key, standard)? != standard {
-                return Err(options.invalid(
-                    key,
-                    "the generator only produces the standard mix person.proportion = 1, \
-                     auction.proportion = 3, bid.proportion = 46; remove the option or use that value",
-                ));
-            }
-        }
+        let standard = Proportions::default();
+        let person = options.parse_or("person.proportion", standard.person)?;
+        let auction = options.parse_or("auction.proportion", standard.auction)?;
+        let bid = options.parse_or("bid.proportion", standard.bid)?;
+        let Some(mix) = Proportions::new(person, auction, bid) else {
+            let key = [
+                ("person.proportion", person),
+                ("auction.proportion", auction),
+                ("bid.proportion", bid),
+            ]
+            .into_iter()
+            .find(|(_, p)| !(1..=MAX_PROPORTION).contains(p))
+            .map_or("bid.proportion", |(key, _)| key);
+            return Err(options.invalid(
+                key,
+                format!(
+                    "every proportion must be between 1 and {MAX_PROPORTION} (the standard mix is 1 : 3 : 46)"
+                ),
+            ));
+        };
         let batch_rows = options.parse_or("batch_rows", DEFAULT_BATCH_ROWS)?;
         if batch_rows == 0 {
             return Err(options.invalid("batch_rows", "must be > 0"));
@@ -137,6 +144,7 @@ impl Settings {
             rate,
             batch_rows,
             keep_alive,
+            mix,
         })
     }
 }

@@ -423,8 +423,13 @@ fn flink_option_errors_are_clear() {
         e.contains("'events.nums'") && e.contains("events.num"),
         "{e}"
     );
-    let e = err(&[("bid.proportion", "50")]);
-    assert!(e.contains("bid.proportion") && e.contains("46"), "{e}");
+    let e = err(&[("auction.proportion", "0")]);
+    assert!(
+        e.contains("'auction.proportion'") && e.contains("between 1 and"),
+        "{e}"
+    );
+    let e = err(&[("person.proportion", "one")]);
+    assert!(e.contains("'person.proportion'"), "{e}");
     let e = err(&[("first-event.rate", "100"), ("next-event.rate", "200")]);
     assert!(e.contains("next-event.rate") && e.contains("100"), "{e}");
     let e = err(&[("rate", "100"), ("first-event.rate", "200")]);
@@ -586,4 +591,47 @@ fn combined_generation_speed() {
         events as f64 / per_kind / 1e6,
         events as f64 / combined / 1e6
     );
+}
+
+#[test]
+fn other_proportions_change_the_mix_in_both_forms() {
+    let mix = [
+        ("person.proportion", "2"),
+        ("auction.proportion", "1"),
+        ("bid.proportion", "7"),
+        ("events", "1000"),
+        ("rate", "1000"),
+        ("seed", "11"),
+    ];
+    let options = opts(&mix);
+    let mut source = NexmarkSource::open(flink_ddl_schema(), &options).expect("open");
+    let all = concat_batches(&flink_ddl_schema(), &drain(&mut source)).expect("concat");
+    let types = event_types(&all);
+    assert_eq!(&types[..10], &[0, 0, 1, 2, 2, 2, 2, 2, 2, 2]);
+    let count = |t: i32| types.iter().filter(|x| **x == t).count();
+    assert_eq!((count(0), count(1), count(2)), (200, 100, 700));
+    let persons = all.column_by_name("person").expect("person").as_struct();
+    let keep: datafusion::arrow::array::BooleanArray =
+        types.iter().map(|t| Some(*t == 0)).collect();
+    let persons = datafusion::arrow::compute::filter(persons, &keep).expect("filter");
+    let ids = persons.as_struct().column(0).as_primitive::<Int64Type>();
+    assert_eq!(ids.values().to_vec(), (1000..1200).collect::<Vec<_>>());
+    for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
+        let options = opts(&mix).merged(opts(&[("kind", kind.name())]));
+        let mut source = NexmarkSource::open(schema(kind), &options).expect("open");
+        let flat = one(kind, &drain(&mut source));
+        let keep: datafusion::arrow::array::BooleanArray = types
+            .iter()
+            .map(|t| Some(*t == kind.event_type()))
+            .collect();
+        let structs = all.column_by_name(kind.name()).expect("struct");
+        let picked = datafusion::arrow::compute::filter(structs.as_ref(), &keep).expect("filter");
+        for i in 0..flat.num_columns() {
+            assert_eq!(
+                picked.as_struct().column(i).to_data(),
+                flat.column(i).to_data(),
+                "{kind:?} column {i}"
+            );
+        }
+    }
 }
