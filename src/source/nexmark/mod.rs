@@ -17,8 +17,9 @@
 //! equal, since the rate is constant); `person.proportion`,
 //! `auction.proportion`, `bid.proportion` (the event mix, default 1 : 3 : 46,
 //! each 1..=1000000, see [`mix`]); `keep-alive` (`true`: never drained);
-//! `stop-at` and `max-emit-speed` (accepted for Flink DDL compatibility and
-//! ignored); `batch_rows` (rows per `RecordBatch`).
+//! `stop-at` (emit events before this id, then stop; -1 = never);
+//! `max-emit-speed` (accepted and ignored: batches are never paced by the
+//! wall clock); `batch_rows` (rows per `RecordBatch`).
 //!
 //! Event `n` happens at `start + n * 1000 / rate` ms, where `start` is the
 //! start of the first polled batch; a batch emits the events before its time.

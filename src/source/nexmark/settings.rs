@@ -64,7 +64,8 @@ pub struct Settings {
     pub mode: Mode,
     /// `seed`: the same seed gives the same events.
     pub seed: u64,
-    /// `events` / `events.num`: total events, `None` (0) for unbounded.
+    /// `events` / `events.num` (or a smaller `stop-at`): total events,
+    /// `None` for unbounded.
     pub events: Option<u64>,
     /// `rate` / `first-event.rate` / `next-event.rate`: events per second.
     pub rate: u64,
@@ -132,15 +133,24 @@ impl Settings {
             return Err(options.invalid("batch_rows", "must be > 0"));
         }
         let keep_alive = flag(options, "keep-alive")?;
-        // Accepted for nexmark-flink DDL compatibility, without effect: the
-        // simulated clock already emits each batch's events at once.
+        // Accepted for nexmark-flink DDL compatibility, without effect: event
+        // times follow the rate, and a batch emits the events before its time
+        // at once, never paced by the wall clock.
         flag(options, "max-emit-speed")?;
-        // Accepted for nexmark-flink DDL compatibility, without effect.
-        options.parse_opt::<i64>("stop-at")?;
+        // nexmark-flink: stop at this event id (-1: never). Events before it
+        // are emitted, then the stream is drained like after `events`.
+        let stop_at = options.parse_or("stop-at", -1i64)?;
+        if stop_at < -1 {
+            return Err(options.invalid("stop-at", "must be an event id >= 0, or -1 for no stop"));
+        }
+        let mut events = (events > 0).then_some(events);
+        if let Ok(stop) = u64::try_from(stop_at) {
+            events = Some(events.map_or(stop, |e| e.min(stop)));
+        }
         Ok(Settings {
             mode,
             seed,
-            events: (events > 0).then_some(events),
+            events,
             rate,
             batch_rows,
             keep_alive,

@@ -635,3 +635,22 @@ fn other_proportions_change_the_mix_in_both_forms() {
         }
     }
 }
+
+#[test]
+fn stop_at_ends_the_stream_at_an_event_id() {
+    let emitted = |pairs: &[(&str, &str)]| {
+        let options = opts(pairs);
+        let mut source = NexmarkSource::open(flink_ddl_schema(), &options).expect("open");
+        drain(&mut source)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+    };
+    assert_eq!(emitted(&[("stop-at", "1234"), ("rate", "1000")]), 1234);
+    assert_eq!(emitted(&[("stop-at", "1234"), ("events.num", "100")]), 100);
+    assert_eq!(emitted(&[("stop-at", "-1"), ("events.num", "100")]), 100);
+    let err = resolve_schema(Some(flink_ddl_schema()), &opts(&[("stop-at", "-5")]))
+        .expect_err("negative")
+        .to_string();
+    assert!(err.contains("stop-at"), "{err}");
+}
