@@ -1,6 +1,7 @@
 //! Flink SQL functions that the Nexmark queries use and DataFusion lacks, as
-//! DataFusion scalar UDFs with Flink's semantics: `REGEXP_EXTRACT` (q21),
-//! `SPLIT_INDEX` (q22), `HOUR` and Nexmark's `count_char` UDF (q14).
+//! DataFusion scalar UDFs with Flink's semantics: `MOD` (q2),
+//! `REGEXP_EXTRACT` (q21), `SPLIT_INDEX` (q22), `HOUR` and Nexmark's
+//! `count_char` UDF (q14).
 //!
 //! They are evaluated by DataFusion like its built-ins (vectorized over
 //! `Utf8`, `LargeUtf8` and `Utf8View` columns, scalar or array arguments);
@@ -25,6 +26,7 @@
 mod args;
 mod count_char;
 mod hour;
+mod modulo;
 mod regexp_extract;
 mod split_index;
 
@@ -33,6 +35,7 @@ use datafusion::prelude::SessionContext;
 
 pub use count_char::CountChar;
 pub use hour::Hour;
+pub use modulo::Mod;
 pub use regexp_extract::RegexpExtract;
 pub use split_index::SplitIndex;
 
@@ -43,11 +46,12 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(SplitIndex::default()),
         ScalarUDF::from(CountChar::default()),
         ScalarUDF::from(Hour::default()),
+        ScalarUDF::from(Mod::default()),
     ]
 }
 
 /// Registers the Flink functions ([`udfs`]) on `ctx`, so that queries planned
-/// there can call `regexp_extract`, `split_index`, `count_char` and `hour`
+/// there can call `regexp_extract`, `split_index`, `count_char`, `hour` and `mod`
 /// (names are case-insensitive, as for every unquoted SQL function name).
 /// Call it on every `SessionContext` that plans or runs quiver queries.
 pub fn register(ctx: &SessionContext) {

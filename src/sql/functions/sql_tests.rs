@@ -48,7 +48,8 @@ async fn literals() {
                 SPLIT_INDEX('a/b', '/', 9), \
                 count_char('accbc', 'c'), \
                 hour(TIMESTAMP '2024-03-01 18:59:59'), \
-                regexp_extract(NULL, 'x', 1)",
+                regexp_extract(NULL, 'x', 1), \
+                MOD(1231, 123), mod(CAST(-7 AS INT), 5)",
     )
     .await;
     let values: Vec<Option<String>> = (0..row.num_columns()).flat_map(|c| text(&row, c)).collect();
@@ -60,6 +61,8 @@ async fn literals() {
         Some("3"),
         Some("18"),
         None,
+        Some("1"),
+        Some("-2"),
     ];
     assert_eq!(values, super::test_util::owned(&expected));
     assert_eq!(
@@ -80,6 +83,7 @@ async fn datafusion_lacks_them_without_register() {
         "SELECT regexp_extract('a', 'a', 0)",
         "SELECT split_index('a', '/', 0)",
         "SELECT count_char('a', 'a')",
+        "SELECT mod(7, 2)",
     ] {
         assert!(
             ctx.sql(sql).await.is_err(),
