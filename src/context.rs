@@ -88,7 +88,7 @@ impl Context {
             streams: Mutex::new(BTreeMap::new()),
             views: Mutex::new(Vec::new()),
             sinks: Mutex::new(BTreeMap::new()),
-            tables: SessionContext::new_with_config(Self::session_config()),
+            tables: crate::sql::functions::session_context(Self::session_config()),
             next_query: AtomicU64::new(1),
             background: Registry::default(),
         }

@@ -339,3 +339,49 @@ fn the_other_nexmark_queries_are_refused_with_a_reason() {
         }
     });
 }
+
+// ---- Queries that need quiver's Flink functions (`src/sql/functions`); the
+// references use DataFusion's own functions instead.
+
+#[test]
+fn q21_extracts_channel_ids() {
+    runtime().block_on(check(
+        "q21",
+        "SELECT auction, bidder, price, channel, id FROM (
+             SELECT auction, bidder, price, channel,
+                    CASE WHEN lower(channel) = 'apple' THEN '0'
+                         WHEN lower(channel) = 'google' THEN '1'
+                         WHEN lower(channel) = 'facebook' THEN '2'
+                         WHEN lower(channel) = 'baidu' THEN '3'
+                         ELSE regexp_match(url, '(&|^)channel_id=([^&]*)')[2] END AS id,
+                    regexp_match(url, '(&|^)channel_id=([^&]*)')[2] AS m
+             FROM all_bid)
+         WHERE m IS NOT NULL OR lower(channel) IN ('apple', 'google', 'facebook', 'baidu')",
+        100_000,
+    ));
+}
+
+#[test]
+fn q22_splits_urls() {
+    runtime().block_on(check(
+        "q22",
+        "SELECT auction, bidder, price, channel, split_part(url, '/', 4),
+                split_part(url, '/', 5), split_part(url, '/', 6)
+         FROM all_bid",
+        100_000,
+    ));
+}
+
+#[test]
+fn q14_classifies_bid_times_and_counts_chars() {
+    runtime().block_on(check(
+        "q14",
+        "SELECT auction, bidder, CAST(0.908 * price AS DECIMAL(23, 3)),
+                CASE WHEN date_part('hour', `dateTime`) BETWEEN 8 AND 18 THEN 'dayTime'
+                     WHEN date_part('hour', `dateTime`) <= 6 OR date_part('hour', `dateTime`) >= 20 THEN 'nightTime'
+                     ELSE 'otherTime' END,
+                `dateTime`, extra, CAST(length(extra) - length(replace(extra, 'c', '')) AS BIGINT)
+         FROM all_bid WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000",
+        10_000,
+    ));
+}

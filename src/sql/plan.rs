@@ -242,7 +242,7 @@ impl StreamingPlan {
         if !found.is_streaming() {
             return Ok(None);
         }
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = super::functions::session_context(config);
         let proctime = ProcTime::default();
         ctx.register_udf(proctime.udf());
         for name in &found.others {

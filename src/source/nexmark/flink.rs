@@ -14,23 +14,29 @@
 //! so `dateTime` never decreases within or across batches. The struct of the
 //! event's kind is set and the other two are NULL. Struct values are taken
 //! from the per-kind generator ([`NexmarkGenerator::generate`]) for the same
-//! events, so `bid.*` here equals a `kind = 'bid'` stream row for row.
+//! events, so `bid.*` here equals a `kind = 'bid'` stream row for row; they
+//! are spread over the rows of their kind without copying string bytes.
 //!
 //! A declared schema may list the top-level columns, and the fields of each
 //! `ROW`, in any order and may leave some out; names match exactly or
-//! case-insensitively, types must be equal (nullability is not checked), and
-//! batches carry exactly the declared schema.
+//! case-insensitively, types must be equal (nullability is not checked;
+//! `VARCHAR` may be any of `Utf8`, `LargeUtf8`, `Utf8View`), and batches
+//! carry exactly the declared schema.
 
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Int32Array, RecordBatch, StructArray, UInt32Array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, Int32Array, PrimitiveArray, RecordBatch,
+    StringArray, StructArray,
 };
-use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use datafusion::arrow::error::ArrowError;
 
-use super::SourceError;
 use super::generator::{NexmarkGenerator, NexmarkKind, schema};
+use super::{SourceError, fits};
 
 /// Name of the column holding the event kind (0 person, 1 auction, 2 bid).
 pub const EVENT_TYPE: &str = "event_type";
@@ -176,7 +182,7 @@ impl CombinedLayout {
                     ));
                 };
                 let expected = available[j].data_type();
-                if child.data_type() != expected {
+                if !fits(child.data_type(), expected) {
                     return Err(mismatch(
                         &path,
                         format!("it has type {expected}, not {}", child.data_type()),
@@ -229,7 +235,8 @@ impl CombinedLayout {
             SourceError::Schema(format!("building combined nexmark rows failed: {e}"))
         };
         let rows = (to - from) as usize;
-        let kinds: Vec<NexmarkKind> = (from..to).map(NexmarkKind::of_event).collect();
+        let mix = generator.proportions();
+        let kinds: Vec<NexmarkKind> = (from..to).map(|n| mix.of_event(n)).collect();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
             match column {
@@ -241,37 +248,93 @@ impl CombinedLayout {
                     fields,
                     indices,
                 } => {
-                    // Row i of the struct is row `take[i]` of the per-kind batch, or NULL.
-                    let mut next = 0u32;
-                    let take_rows: UInt32Array = kinds
-                        .iter()
-                        .map(|k| {
-                            (k == kind).then(|| {
-                                next += 1;
-                                next - 1
-                            })
-                        })
-                        .collect();
-                    if next == 0 {
+                    // Row i of the struct holds the next event of `kind`, or is NULL.
+                    let valid =
+                        NullBuffer::from(kinds.iter().map(|k| k == kind).collect::<Vec<_>>());
+                    if valid.null_count() == rows {
                         arrays.push(Arc::new(StructArray::new_null(fields.clone(), rows)));
                         continue;
                     }
-                    let generated = generator.generate(*kind, from, to);
-                    let events = concat_batches(&schema(*kind), &generated).map_err(failed)?;
+                    let mut generated = generator.generate(*kind, from, to);
+                    let events = if generated.len() == 1 {
+                        generated.remove(0)
+                    } else {
+                        concat_batches(&schema(*kind), &generated).map_err(failed)?
+                    };
                     let children = indices
                         .iter()
-                        .map(|&j| take(events.column(j).as_ref(), &take_rows, None))
+                        .zip(fields.iter())
+                        .map(|(&j, field)| {
+                            let column = spread(events.column(j), &valid)?;
+                            if column.data_type() == field.data_type() {
+                                Ok(column)
+                            } else {
+                                cast(&column, field.data_type())
+                            }
+                        })
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(failed)?;
-                    let nulls = take_rows.nulls().cloned();
-                    let array =
-                        StructArray::try_new(fields.clone(), children, nulls).map_err(failed)?;
+                    let array = StructArray::try_new(fields.clone(), children, Some(valid))
+                        .map_err(failed)?;
                     arrays.push(Arc::new(array));
                 }
             }
         }
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(failed)
     }
+}
+
+/// Spreads `values` (the events of one kind, in order) over the rows set in
+/// `valid`, NULL elsewhere, without copying string bytes.
+fn spread(values: &ArrayRef, valid: &NullBuffer) -> Result<ArrayRef, ArrowError> {
+    if values.len() != valid.len() - valid.null_count() || values.null_count() > 0 {
+        return Err(ArrowError::InvalidArgumentError(format!(
+            "{} generated values for {} rows",
+            values.len(),
+            valid.len() - valid.null_count()
+        )));
+    }
+    match values.data_type() {
+        DataType::Int64 => Ok(Arc::new(spread_primitive(
+            values.as_primitive::<Int64Type>(),
+            valid,
+        ))),
+        DataType::Timestamp(_, None) => Ok(Arc::new(spread_primitive(
+            values.as_primitive::<TimestampMillisecondType>(),
+            valid,
+        ))),
+        DataType::Utf8 => {
+            let strings = values.as_string::<i32>();
+            let source = strings.value_offsets();
+            let mut offsets = Vec::with_capacity(valid.len() + 1);
+            let mut k = 0;
+            offsets.push(source[0]);
+            for set in valid.iter() {
+                k += usize::from(set);
+                offsets.push(source[k]);
+            }
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+            Ok(Arc::new(StringArray::try_new(
+                offsets,
+                strings.values().clone(),
+                Some(valid.clone()),
+            )?))
+        }
+        other => Err(ArrowError::NotYetImplemented(format!(
+            "spreading nexmark values of type {other}"
+        ))),
+    }
+}
+
+fn spread_primitive<T: ArrowPrimitiveType>(
+    values: &PrimitiveArray<T>,
+    valid: &NullBuffer,
+) -> PrimitiveArray<T> {
+    let mut out = vec![T::Native::default(); valid.len()];
+    for (row, value) in valid.valid_indices().zip(values.values().iter()) {
+        out[row] = *value;
+    }
+    PrimitiveArray::new(ScalarBuffer::from(out), Some(valid.clone()))
 }
 
 /// The per-kind fields of `kind` as they appear inside its `ROW`.

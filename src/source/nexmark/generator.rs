@@ -3,9 +3,9 @@
 //!
 //! It follows the standard Nexmark generator (`GeneratorConfig`,
 //! `PersonGenerator`, `AuctionGenerator`, `BidGenerator` of nexmark-flink /
-//! Apache Beam): global events are numbered `n = 0, 1, 2, ...`; in every
-//! cycle of 50 events position 0 is a person, positions 1..=3 are auctions
-//! and the other 46 are bids. Ids start at 1000, auctions are sold by persons
+//! Apache Beam): global events are numbered `n = 0, 1, 2, ...`; by default
+//! in every cycle of 50 events position 0 is a person, positions 1..=3 are
+//! auctions and the other 46 are bids (other mixes: [`Proportions`]). Ids start at 1000, auctions are sold by persons
 //! already generated (or a few ids ahead, as in Java), bids mostly go to "hot"
 //! auctions and come from "hot" bidders.
 //!
@@ -17,6 +17,8 @@
 
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
+
+pub use super::mix::Proportions;
 
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
@@ -45,30 +47,12 @@ impl NexmarkKind {
         }
     }
 
-    /// The kind of global event `n`, by its place in the 50-event cycle.
-    pub fn of_event(n: u64) -> Self {
-        match n % TOTAL_PROPORTION {
-            offset if offset < PERSON_PROPORTION => NexmarkKind::Person,
-            offset if offset < PERSON_PROPORTION + AUCTION_PROPORTION => NexmarkKind::Auction,
-            _ => NexmarkKind::Bid,
-        }
-    }
-
     /// Flink's `event_type` number of this kind: 0 person, 1 auction, 2 bid.
     pub fn event_type(self) -> i32 {
         match self {
             NexmarkKind::Person => 0,
             NexmarkKind::Auction => 1,
             NexmarkKind::Bid => 2,
-        }
-    }
-
-    /// Positions `[start, end)` of this kind within the 50-event cycle.
-    fn cycle_range(self) -> (u64, u64) {
-        match self {
-            NexmarkKind::Person => (0, PERSON_PROPORTION),
-            NexmarkKind::Auction => (PERSON_PROPORTION, PERSON_PROPORTION + AUCTION_PROPORTION),
-            NexmarkKind::Bid => (PERSON_PROPORTION + AUCTION_PROPORTION, TOTAL_PROPORTION),
         }
     }
 }
@@ -100,9 +84,6 @@ const FIRST_PERSON_ID: i64 = 1000;
 const FIRST_AUCTION_ID: i64 = 1000;
 const FIRST_CATEGORY_ID: i64 = 10;
 const NUM_CATEGORIES: u64 = 5;
-pub(super) const PERSON_PROPORTION: u64 = 1;
-pub(super) const AUCTION_PROPORTION: u64 = 3;
-pub(super) const TOTAL_PROPORTION: u64 = 50;
 /// `hotAuctionRatio`: P(bid on a hot auction) = 1 - 1/2.
 const HOT_AUCTION_RATIO: u64 = 2;
 /// `hotSellersRatio`: P(auction by a hot seller) = 1 - 1/4.
@@ -189,37 +170,6 @@ pub fn schema(kind: NexmarkKind) -> SchemaRef {
         NexmarkKind::Person => all[0].clone(),
         NexmarkKind::Auction => all[1].clone(),
         NexmarkKind::Bid => all[2].clone(),
-    }
-}
-
-/// Number of events of `kind` among global events `[0, n)`.
-fn count_before(kind: NexmarkKind, n: u64) -> u64 {
-    let (start, end) = kind.cycle_range();
-    let in_cycle = (n % TOTAL_PROPORTION).clamp(start, end) - start;
-    (n / TOTAL_PROPORTION) * (end - start) + in_cycle
-}
-
-/// Last person id (base 0) generated at or before event `n` (`lastBase0PersonId`).
-#[inline]
-#[allow(clippy::unnecessary_min_or_max)] // a no-op while PERSON_PROPORTION is 1; kept for other proportions
-fn last_base0_person_id(n: u64) -> u64 {
-    let epoch = n / TOTAL_PROPORTION;
-    let offset = (n % TOTAL_PROPORTION).min(PERSON_PROPORTION - 1);
-    epoch * PERSON_PROPORTION + offset
-}
-
-/// Last auction id (base 0) generated at or before event `n`
-/// (`lastBase0AuctionId`); -1 before the first auction.
-#[inline]
-fn last_base0_auction_id(n: u64) -> i64 {
-    let epoch = (n / TOTAL_PROPORTION) as i64;
-    let offset = n % TOTAL_PROPORTION;
-    if offset < PERSON_PROPORTION {
-        (epoch - 1) * AUCTION_PROPORTION as i64 + AUCTION_PROPORTION as i64 - 1
-    } else if offset >= PERSON_PROPORTION + AUCTION_PROPORTION {
-        epoch * AUCTION_PROPORTION as i64 + AUCTION_PROPORTION as i64 - 1
-    } else {
-        epoch * AUCTION_PROPORTION as i64 + (offset - PERSON_PROPORTION) as i64
     }
 }
 
@@ -410,6 +360,7 @@ pub struct NexmarkGenerator {
     pub(super) rate: u64,
     pub(super) base_ms: i64,
     batch_rows: usize,
+    mix: Proportions,
 }
 
 impl NexmarkGenerator {
@@ -422,7 +373,19 @@ impl NexmarkGenerator {
             rate: rate.max(1),
             base_ms,
             batch_rows: DEFAULT_BATCH_ROWS,
+            mix: Proportions::default(),
         }
+    }
+
+    /// The same generator with another event mix (default 1 : 3 : 46).
+    pub fn with_proportions(mut self, mix: Proportions) -> Self {
+        self.mix = mix;
+        self
+    }
+
+    /// The event mix: which global events are persons, auctions and bids.
+    pub fn proportions(&self) -> Proportions {
+        self.mix
     }
 
     /// The same generator emitting batches of at most `rows` rows (at least 1).
@@ -449,7 +412,7 @@ impl NexmarkGenerator {
         if to <= from {
             return out;
         }
-        let total = count_before(kind, to) - count_before(kind, from);
+        let total = self.mix.count_before(kind, to) - self.mix.count_before(kind, from);
         let mut remaining = total as usize;
         let mut n = from;
         while remaining > 0 {
@@ -476,14 +439,16 @@ impl NexmarkGenerator {
         let mut channel = StringBuilder::with_capacity(rows, rows * 8);
         let mut url = StringBuilder::with_capacity(rows, rows * 72);
         let mut clock = Clock::new(self.base_ms, self.rate, n);
-        let mut epoch = n / TOTAL_PROPORTION;
-        let mut offset = n % TOTAL_PROPORTION;
-        let first_bid = PERSON_PROPORTION + AUCTION_PROPORTION;
+        let mix = self.mix;
+        let cycle = mix.total();
+        let mut epoch = n / cycle;
+        let mut offset = n % cycle;
+        let first_bid = mix.person + mix.auction;
         while auction.len() < rows {
             if offset >= first_bid {
                 let mut rng = Rng::for_event(self.seed_mix, n);
-                let last_auction = epoch * AUCTION_PROPORTION + AUCTION_PROPORTION - 1;
-                let last_person = epoch * PERSON_PROPORTION + PERSON_PROPORTION - 1;
+                let last_auction = epoch * mix.auction + mix.auction - 1;
+                let last_person = epoch * mix.person + mix.person - 1;
                 let a = if rng.below(HOT_AUCTION_RATIO) > 0 {
                     (last_auction / HOT_BLOCK) * HOT_BLOCK
                 } else {
@@ -508,7 +473,7 @@ impl NexmarkGenerator {
             }
             n += 1;
             offset += 1;
-            if offset == TOTAL_PROPORTION {
+            if offset == cycle {
                 offset = 0;
                 epoch += 1;
             }
@@ -539,19 +504,21 @@ impl NexmarkGenerator {
         let mut category = Vec::with_capacity(rows);
         let mut text = String::with_capacity(128);
         // Events it takes to generate NUM_IN_FLIGHT_AUCTIONS more auctions.
-        let events_for_auctions = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
-        let (start, end) = NexmarkKind::Auction.cycle_range();
+        let mix = self.mix;
+        let cycle = mix.total();
+        let events_for_auctions = NUM_IN_FLIGHT_AUCTIONS * cycle / mix.auction;
+        let (start, end) = mix.cycle_range(NexmarkKind::Auction);
         while id.len() < rows {
-            let offset = n % TOTAL_PROPORTION;
+            let offset = n % cycle;
             if offset < start {
                 n += start - offset;
             } else if offset >= end {
-                n += TOTAL_PROPORTION - offset + start;
+                n += cycle - offset + start;
             }
             let mut rng = Rng::for_event(self.seed_mix, n);
             let timestamp = self.event_time_ms(n);
-            let last_person = last_base0_person_id(n);
-            id.push(last_base0_auction_id(n) + FIRST_AUCTION_ID);
+            let last_person = mix.last_base0_person_id(n);
+            id.push(mix.last_base0_auction_id(n) + FIRST_AUCTION_ID);
             let s = if rng.below(HOT_SELLERS_RATIO) > 0 {
                 (last_person / HOT_BLOCK) * HOT_BLOCK
             } else {
@@ -599,13 +566,15 @@ impl NexmarkGenerator {
         let mut state = StringBuilder::with_capacity(rows, rows * 2);
         let mut date_time = Vec::with_capacity(rows);
         let mut text = String::with_capacity(32);
+        let mix = self.mix;
+        let cycle = mix.total();
         while id.len() < rows {
-            let offset = n % TOTAL_PROPORTION;
-            if offset >= PERSON_PROPORTION {
-                n += TOTAL_PROPORTION - offset;
+            let offset = n % cycle;
+            if offset >= mix.person {
+                n += cycle - offset;
             }
             let mut rng = Rng::for_event(self.seed_mix, n);
-            id.push(last_base0_person_id(n) as i64 + FIRST_PERSON_ID);
+            id.push(mix.last_base0_person_id(n) as i64 + FIRST_PERSON_ID);
             text.clear();
             text.push_str(FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize]);
             text.push(' ');
@@ -662,243 +631,5 @@ fn batch(kind: NexmarkKind, columns: Vec<ArrayRef>, rows: usize) -> RecordBatch 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::compute::concat_batches;
-    use datafusion::arrow::datatypes::{Int64Type, TimestampMillisecondType};
-
-    fn one(kind: NexmarkKind, batches: &[RecordBatch]) -> RecordBatch {
-        concat_batches(&schema(kind), batches).expect("concat")
-    }
-
-    fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
-        let col = batch.column_by_name(name).expect("column");
-        match col.data_type() {
-            DataType::Int64 => col.as_primitive::<Int64Type>().values().to_vec(),
-            _ => col
-                .as_primitive::<TimestampMillisecondType>()
-                .values()
-                .to_vec(),
-        }
-    }
-
-    #[test]
-    fn deterministic_across_runs_and_seeds_differ() {
-        for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
-            let a = one(
-                kind,
-                &NexmarkGenerator::new(42, 1000, 0).generate(kind, 0, 3000),
-            );
-            let b = one(
-                kind,
-                &NexmarkGenerator::new(42, 1000, 0).generate(kind, 0, 3000),
-            );
-            let c = one(
-                kind,
-                &NexmarkGenerator::new(43, 1000, 0).generate(kind, 0, 3000),
-            );
-            assert_eq!(a, b, "{kind:?}");
-            assert_ne!(a, c, "{kind:?}: another seed must give other values");
-            assert!(a.num_rows() > 0);
-        }
-    }
-
-    #[test]
-    fn ranges_split_anywhere() {
-        let generator = NexmarkGenerator::new(7, 10_000, 1_000).with_batch_rows(64);
-        for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
-            let whole = one(kind, &generator.generate(kind, 0, 5000));
-            for cut in [1, 3, 50, 51, 2499, 4999] {
-                let mut parts = generator.generate(kind, 0, cut);
-                parts.extend(generator.generate(kind, cut, 5000));
-                assert_eq!(whole, one(kind, &parts), "{kind:?} split at {cut}");
-            }
-            let big = NexmarkGenerator::new(7, 10_000, 1_000).generate(kind, 0, 5000);
-            assert_eq!(whole, one(kind, &big), "batch size must not change values");
-            assert!(
-                generator
-                    .generate(kind, 0, 5000)
-                    .iter()
-                    .all(|b| b.num_rows() <= 64)
-            );
-        }
-    }
-
-    #[test]
-    fn proportions_and_ids_follow_the_cycle() {
-        let generator = NexmarkGenerator::new(1, 1000, 0);
-        let persons = one(
-            NexmarkKind::Person,
-            &generator.generate(NexmarkKind::Person, 0, 5000),
-        );
-        let auctions = one(
-            NexmarkKind::Auction,
-            &generator.generate(NexmarkKind::Auction, 0, 5000),
-        );
-        let bids = one(
-            NexmarkKind::Bid,
-            &generator.generate(NexmarkKind::Bid, 0, 5000),
-        );
-        assert_eq!(
-            (persons.num_rows(), auctions.num_rows(), bids.num_rows()),
-            (100, 300, 4600)
-        );
-        assert_eq!(ints(&persons, "id"), (1000..1100).collect::<Vec<_>>());
-        assert_eq!(ints(&auctions, "id"), (1000..1300).collect::<Vec<_>>());
-        // Persons at n % 50 == 0, auctions at 1..=3 (rate 1000/s: dateTime = n ms).
-        assert!(ints(&persons, "dateTime").iter().all(|t| t % 50 == 0));
-        assert!(
-            ints(&auctions, "dateTime")
-                .iter()
-                .all(|t| (1..=3).contains(&(t % 50)))
-        );
-        assert!(ints(&bids, "dateTime").iter().all(|t| t % 50 >= 4));
-        assert_eq!(generator.event_time_ms(4999), 4999);
-        assert_eq!(NexmarkGenerator::new(0, 3, 100).event_time_ms(2), 100 + 666);
-    }
-
-    #[test]
-    fn references_point_to_generated_events() {
-        let generator = NexmarkGenerator::new(9, 1000, 0);
-        let events = 20_000u64;
-        let auctions = one(
-            NexmarkKind::Auction,
-            &generator.generate(NexmarkKind::Auction, 0, events),
-        );
-        let bids = one(
-            NexmarkKind::Bid,
-            &generator.generate(NexmarkKind::Bid, 0, events),
-        );
-        // Java allows a lead of 10 ids beyond the last generated person/auction.
-        for (n, seller) in ints(&auctions, "dateTime")
-            .iter()
-            .zip(ints(&auctions, "seller"))
-        {
-            let last_person = last_base0_person_id(*n as u64) as i64 + FIRST_PERSON_ID;
-            assert!(
-                (FIRST_PERSON_ID..=last_person + 10).contains(&seller),
-                "seller {seller} at {n}"
-            );
-        }
-        let categories = ints(&auctions, "category");
-        assert!(categories.iter().all(|c| (10..15).contains(c)));
-        assert_eq!(
-            categories
-                .iter()
-                .collect::<std::collections::HashSet<_>>()
-                .len(),
-            5
-        );
-        let (initial, reserve) = (ints(&auctions, "initialBid"), ints(&auctions, "reserve"));
-        assert!(initial.iter().zip(&reserve).all(|(i, r)| *i >= 1 && r >= i));
-        let (times, expires) = (ints(&auctions, "dateTime"), ints(&auctions, "expires"));
-        assert!(times.iter().zip(&expires).all(|(t, e)| e > t));
-        let mut hot = 0;
-        let bid_times = ints(&bids, "dateTime");
-        for ((n, auction), bidder) in bid_times
-            .iter()
-            .zip(ints(&bids, "auction"))
-            .zip(ints(&bids, "bidder"))
-        {
-            let n = *n as u64;
-            let last_auction = last_base0_auction_id(n) + FIRST_AUCTION_ID;
-            assert!(
-                (FIRST_AUCTION_ID..=last_auction + 10).contains(&auction),
-                "auction {auction} at {n}"
-            );
-            let last_person = last_base0_person_id(n) as i64 + FIRST_PERSON_ID;
-            assert!(
-                (FIRST_PERSON_ID..=last_person + 10).contains(&bidder),
-                "bidder {bidder} at {n}"
-            );
-            if (auction - FIRST_AUCTION_ID) % 100 == 0 {
-                hot += 1;
-            }
-        }
-        // About half the bids go to a hot auction.
-        assert!(
-            hot * 10 > bids.num_rows() * 4,
-            "{hot} hot bids of {}",
-            bids.num_rows()
-        );
-        let channels = bids
-            .column_by_name("channel")
-            .expect("channel")
-            .as_string::<i32>();
-        let urls = bids.column_by_name("url").expect("url").as_string::<i32>();
-        assert!(
-            urls.iter()
-                .all(|u| u.is_some_and(|u| u.starts_with("https://www.nexmark.com/")))
-        );
-        let google = channels.iter().filter(|c| *c == Some("Google")).count();
-        assert!(google > bids.num_rows() / 16, "hot channels are frequent");
-        let prices = ints(&bids, "price");
-        assert!(prices.iter().all(|p| (1..=100_000_000).contains(p)));
-        for column in bids.columns() {
-            assert_eq!(column.null_count(), 0);
-        }
-    }
-
-    #[test]
-    fn person_fields_look_right() {
-        let persons = one(
-            NexmarkKind::Person,
-            &NexmarkGenerator::new(3, 1000, 0).generate(NexmarkKind::Person, 0, 5000),
-        );
-        let col = |name: &str| {
-            persons
-                .column_by_name(name)
-                .expect(name)
-                .as_string::<i32>()
-                .clone()
-        };
-        assert!(
-            col("creditCard")
-                .iter()
-                .flatten()
-                .all(|c| c.len() == 19 && c.split(' ').all(|g| g.len() == 4))
-        );
-        assert!(
-            col("emailAddress")
-                .iter()
-                .flatten()
-                .all(|e| e.ends_with(".com") && e.contains('@'))
-        );
-        assert!(
-            col("state")
-                .iter()
-                .flatten()
-                .all(|s| US_STATES.contains(&s))
-        );
-        assert!(col("city").iter().flatten().all(|s| US_CITIES.contains(&s)));
-        assert!(
-            col("name")
-                .iter()
-                .flatten()
-                .all(|s| s.split(' ').count() == 2)
-        );
-    }
-
-    /// `cargo test --release -- --ignored --nocapture generation_speed`
-    #[test]
-    #[ignore]
-    fn generation_speed() {
-        let generator = NexmarkGenerator::new(7, 1_000_000, 0);
-        let events: u64 = 10_000_000 * 50 / 46;
-        let chunk = 100_000;
-        let _ = generator.generate(NexmarkKind::Bid, 0, chunk);
-        let start = std::time::Instant::now();
-        let mut rows = 0;
-        for from in (0..events).step_by(chunk as usize) {
-            let batches = generator.generate(NexmarkKind::Bid, from, (from + chunk).min(events));
-            rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-        }
-        let secs = start.elapsed().as_secs_f64();
-        println!(
-            "{rows} bids ({events} events) in {secs:.3} s: {:.1} M bids/s, {:.1} M events/s",
-            rows as f64 / secs / 1e6,
-            events as f64 / secs / 1e6
-        );
-    }
-}
+#[path = "generator_tests.rs"]
+mod tests;

@@ -15,27 +15,59 @@
 //! `first-event.rate` (events per second of simulated time: a batch of
 //! interval I covers `rate * I` events; `next-event.rate`, if given, must be
 //! equal, since the rate is constant); `person.proportion`,
-//! `auction.proportion`, `bid.proportion` (only the standard 1 / 3 / 46 is
-//! supported, other values are refused); `keep-alive` (`true`: never drained);
-//! `stop-at` and `max-emit-speed` (accepted for Flink DDL compatibility and
-//! ignored); `batch_rows` (rows per `RecordBatch`).
+//! `auction.proportion`, `bid.proportion` (the event mix, default 1 : 3 : 46,
+//! each 1..=1000000, see [`mix`]); `keep-alive` (`true`: never drained);
+//! `stop-at` (emit events before this id, then stop; -1 = never);
+//! `max-emit-speed` (accepted and ignored: batches are never paced by the
+//! wall clock); `batch_rows` (rows per `RecordBatch`).
 //!
 //! Event `n` happens at `start + n * 1000 / rate` ms, where `start` is the
 //! start of the first polled batch; a batch emits the events before its time.
 
 pub mod flink;
 pub mod generator;
+pub mod mix;
 pub mod settings;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 
 pub use flink::{CombinedLayout, combined_schema};
 pub use generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkGenerator, NexmarkKind, schema};
+pub use mix::Proportions;
 pub use settings::{KEYS, Mode, Settings};
 
 use super::{Options, PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;
+
+/// Whether a column declared as `declared` can carry generated `generated`
+/// values: the same type, or any string type for a string (SQL `VARCHAR`
+/// may map to `Utf8View`); values are cast to the declared type.
+pub(crate) fn fits(declared: &DataType, generated: &DataType) -> bool {
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    declared == generated || (text(declared) && text(generated))
+}
+
+/// `columns` cast, where needed, to the types of `schema`'s fields.
+pub(crate) fn cast_to(
+    schema: &SchemaRef,
+    columns: Vec<ArrayRef>,
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column)
+            } else {
+                cast(&column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
 
 /// Index in `full` of the column named `name` (exact match first, then
 /// case-insensitive, since unquoted SQL identifiers are lower-cased).
@@ -70,7 +102,7 @@ fn projection(kind: NexmarkKind, declared: &Schema) -> Result<Vec<usize>, Source
                 )));
             };
             let expected = full.field(i).data_type();
-            if field.data_type() != expected {
+            if !fits(field.data_type(), expected) {
                 return Err(SourceError::Schema(format!(
                     "column '{}' of a nexmark {} stream has type {expected}, not {}; valid columns are: {}",
                     field.name(),
@@ -204,6 +236,7 @@ impl Source for NexmarkSource {
                 ctx.batch_time_ms.saturating_sub(ctx.interval_ms),
             )
             .with_batch_rows(batch_rows)
+            .with_proportions(settings.mix)
         });
         let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
         if let Some(events) = events {
@@ -223,9 +256,7 @@ impl Source for NexmarkSource {
                 .iter()
                 .map(|b| {
                     b.project(indices)
-                        .and_then(|p| {
-                            RecordBatch::try_new(shape.schema.clone(), p.columns().to_vec())
-                        })
+                        .and_then(|p| cast_to(&shape.schema, p.columns().to_vec()))
                         .map_err(|e| SourceError::Schema(format!("nexmark projection failed: {e}")))
                 })
                 .collect::<Result<_, _>>()?,

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::Schema;
 
 use super::flink::looks_combined;
 use super::generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkKind};
+use super::mix::{MAX_PROPORTION, Proportions};
 use crate::options::{OptionError, Options};
 
 /// Options the `nexmark` connector understands.
@@ -27,13 +28,6 @@ pub const KEYS: &[&str] = &[
     "keep-alive",
     "stop-at",
     "max-emit-speed",
-];
-
-/// The only event mix the generator produces (nexmark-flink's default).
-const PROPORTIONS: [(&str, u64); 3] = [
-    ("person.proportion", 1),
-    ("auction.proportion", 3),
-    ("bid.proportion", 46),
 ];
 
 /// What a nexmark stream emits.
@@ -70,7 +64,8 @@ pub struct Settings {
     pub mode: Mode,
     /// `seed`: the same seed gives the same events.
     pub seed: u64,
-    /// `events` / `events.num`: total events, `None` (0) for unbounded.
+    /// `events` / `events.num` (or a smaller `stop-at`): total events,
+    /// `None` for unbounded.
     pub events: Option<u64>,
     /// `rate` / `first-event.rate` / `next-event.rate`: events per second.
     pub rate: u64,
@@ -78,6 +73,8 @@ pub struct Settings {
     pub batch_rows: usize,
     /// `keep-alive`: never report the stream drained, even after `events`.
     pub keep_alive: bool,
+    /// `person.proportion`, `auction.proportion`, `bid.proportion`.
+    pub mix: Proportions,
 }
 
 impl Settings {
@@ -111,32 +108,53 @@ impl Settings {
                 ),
             ));
         }
-        for (key, standard) in PROPORTIONS {
-            if options.parse_or(key, standard)? != standard {
-                return Err(options.invalid(
-                    key,
-                    "the generator only produces the standard mix person.proportion = 1, \
-                     auction.proportion = 3, bid.proportion = 46; remove the option or use that value",
-                ));
-            }
-        }
+        let standard = Proportions::default();
+        let person = options.parse_or("person.proportion", standard.person)?;
+        let auction = options.parse_or("auction.proportion", standard.auction)?;
+        let bid = options.parse_or("bid.proportion", standard.bid)?;
+        let Some(mix) = Proportions::new(person, auction, bid) else {
+            let key = [
+                ("person.proportion", person),
+                ("auction.proportion", auction),
+                ("bid.proportion", bid),
+            ]
+            .into_iter()
+            .find(|(_, p)| !(1..=MAX_PROPORTION).contains(p))
+            .map_or("bid.proportion", |(key, _)| key);
+            return Err(options.invalid(
+                key,
+                format!(
+                    "every proportion must be between 1 and {MAX_PROPORTION} (the standard mix is 1 : 3 : 46)"
+                ),
+            ));
+        };
         let batch_rows = options.parse_or("batch_rows", DEFAULT_BATCH_ROWS)?;
         if batch_rows == 0 {
             return Err(options.invalid("batch_rows", "must be > 0"));
         }
         let keep_alive = flag(options, "keep-alive")?;
-        // Accepted for nexmark-flink DDL compatibility, without effect: the
-        // simulated clock already emits each batch's events at once.
+        // Accepted for nexmark-flink DDL compatibility, without effect: event
+        // times follow the rate, and a batch emits the events before its time
+        // at once, never paced by the wall clock.
         flag(options, "max-emit-speed")?;
-        // Accepted for nexmark-flink DDL compatibility, without effect.
-        options.parse_opt::<i64>("stop-at")?;
+        // nexmark-flink: stop at this event id (-1: never). Events before it
+        // are emitted, then the stream is drained like after `events`.
+        let stop_at = options.parse_or("stop-at", -1i64)?;
+        if stop_at < -1 {
+            return Err(options.invalid("stop-at", "must be an event id >= 0, or -1 for no stop"));
+        }
+        let mut events = (events > 0).then_some(events);
+        if let Ok(stop) = u64::try_from(stop_at) {
+            events = Some(events.map_or(stop, |e| e.min(stop)));
+        }
         Ok(Settings {
             mode,
             seed,
-            events: (events > 0).then_some(events),
+            events,
             rate,
             batch_rows,
             keep_alive,
+            mix,
         })
     }
 }

@@ -423,8 +423,13 @@ fn flink_option_errors_are_clear() {
         e.contains("'events.nums'") && e.contains("events.num"),
         "{e}"
     );
-    let e = err(&[("bid.proportion", "50")]);
-    assert!(e.contains("bid.proportion") && e.contains("46"), "{e}");
+    let e = err(&[("auction.proportion", "0")]);
+    assert!(
+        e.contains("'auction.proportion'") && e.contains("between 1 and"),
+        "{e}"
+    );
+    let e = err(&[("person.proportion", "one")]);
+    assert!(e.contains("'person.proportion'"), "{e}");
     let e = err(&[("first-event.rate", "100"), ("next-event.rate", "200")]);
     assert!(e.contains("next-event.rate") && e.contains("100"), "{e}");
     let e = err(&[("rate", "100"), ("first-event.rate", "200")]);
@@ -471,4 +476,181 @@ fn keep_alive_never_drains() {
         assert_eq!(rows, if i == 1 { 100 } else { 0 });
         assert!(!source.is_drained());
     }
+}
+
+/// `ty` with every `Utf8` (also inside structs) turned into `Utf8View`, as
+/// DataFusion's SQL planner maps `VARCHAR`.
+fn as_view(ty: &DataType) -> DataType {
+    match ty {
+        DataType::Utf8 => DataType::Utf8View,
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| f.as_ref().clone().with_data_type(as_view(f.data_type())))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn view_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(as_view(f.data_type())))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[test]
+fn varchar_declared_as_utf8view_is_cast() {
+    // Combined form.
+    let declared = view_schema(&flink_ddl_schema());
+    let options = flink_opts(200, 1000);
+    let schema = resolve_schema(Some(declared.clone()), &options).expect("utf8view fits");
+    assert_eq!(schema, declared);
+    let mut source = NexmarkSource::open(schema, &options).expect("open");
+    let views = concat_batches(&declared, &drain(&mut source)).expect("concat");
+    let plain = combined(200, 1000, None);
+    let bids = views.column_by_name("bid").expect("bid").as_struct();
+    let url = bids.column_by_name("url").expect("url");
+    assert_eq!(url.data_type(), &DataType::Utf8View);
+    let url = datafusion::arrow::compute::cast(url, &DataType::Utf8).expect("cast");
+    let plain_url = plain
+        .column_by_name("bid")
+        .expect("bid")
+        .as_struct()
+        .column_by_name("url")
+        .expect("url")
+        .clone();
+    assert_eq!(url.to_data(), plain_url.to_data());
+    // Per kind, in a declared order.
+    let declared = view_schema(&Schema::new(vec![
+        Field::new("url", DataType::Utf8, true),
+        Field::new("price", DataType::Int64, true),
+    ]));
+    let options = opts(&[("kind", "bid"), ("events", "100"), ("rate", "1000")]);
+    let mut source = NexmarkSource::open(
+        resolve_schema(Some(declared.clone()), &options).expect("per kind"),
+        &options,
+    )
+    .expect("open");
+    let batch = concat_batches(&declared, &drain(&mut source)).expect("concat");
+    assert_eq!(batch.schema(), declared);
+    assert_eq!(batch.num_rows(), 92);
+    // A string is still not a number.
+    let wrong = Arc::new(Schema::new(vec![Field::new(
+        "price",
+        DataType::Utf8View,
+        true,
+    )]));
+    assert!(resolve_schema(Some(wrong), &options).is_err());
+}
+
+/// `cargo test --release --lib -- --ignored --nocapture combined_generation_speed`
+#[test]
+#[ignore]
+fn combined_generation_speed() {
+    let generator = NexmarkGenerator::new(7, 1_000_000, 0).with_batch_rows(DEFAULT_BATCH_ROWS);
+    let layout = CombinedLayout::new(None).expect("layout");
+    let events: u64 = 2_000_000;
+    let time = |f: &dyn Fn(u64, u64) -> usize| {
+        let start = std::time::Instant::now();
+        let mut rows = 0;
+        for from in (0..events).step_by(100_000) {
+            rows += f(from, from + 100_000);
+        }
+        (rows, start.elapsed().as_secs_f64())
+    };
+    let (bids, per_kind) = time(&|a, b| {
+        generator
+            .generate(NexmarkKind::Bid, a, b)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    });
+    let (kinds, three) = time(&|a, b| {
+        [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid]
+            .iter()
+            .flat_map(|k| generator.generate(*k, a, b))
+            .map(|b| b.num_rows())
+            .sum()
+    });
+    println!("three kinds: {kinds} rows in {three:.3} s");
+    let (all, combined) = time(&|a, b| {
+        layout
+            .generate(&generator, a, b, DEFAULT_BATCH_ROWS)
+            .expect("generate")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    });
+    println!(
+        "per kind: {bids} bids in {per_kind:.3} s ({:.1} M events/s); combined: {all} events in {combined:.3} s ({:.1} M events/s)",
+        events as f64 / per_kind / 1e6,
+        events as f64 / combined / 1e6
+    );
+}
+
+#[test]
+fn other_proportions_change_the_mix_in_both_forms() {
+    let mix = [
+        ("person.proportion", "2"),
+        ("auction.proportion", "1"),
+        ("bid.proportion", "7"),
+        ("events", "1000"),
+        ("rate", "1000"),
+        ("seed", "11"),
+    ];
+    let options = opts(&mix);
+    let mut source = NexmarkSource::open(flink_ddl_schema(), &options).expect("open");
+    let all = concat_batches(&flink_ddl_schema(), &drain(&mut source)).expect("concat");
+    let types = event_types(&all);
+    assert_eq!(&types[..10], &[0, 0, 1, 2, 2, 2, 2, 2, 2, 2]);
+    let count = |t: i32| types.iter().filter(|x| **x == t).count();
+    assert_eq!((count(0), count(1), count(2)), (200, 100, 700));
+    let persons = all.column_by_name("person").expect("person").as_struct();
+    let keep: datafusion::arrow::array::BooleanArray =
+        types.iter().map(|t| Some(*t == 0)).collect();
+    let persons = datafusion::arrow::compute::filter(persons, &keep).expect("filter");
+    let ids = persons.as_struct().column(0).as_primitive::<Int64Type>();
+    assert_eq!(ids.values().to_vec(), (1000..1200).collect::<Vec<_>>());
+    for kind in [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid] {
+        let options = opts(&mix).merged(opts(&[("kind", kind.name())]));
+        let mut source = NexmarkSource::open(schema(kind), &options).expect("open");
+        let flat = one(kind, &drain(&mut source));
+        let keep: datafusion::arrow::array::BooleanArray = types
+            .iter()
+            .map(|t| Some(*t == kind.event_type()))
+            .collect();
+        let structs = all.column_by_name(kind.name()).expect("struct");
+        let picked = datafusion::arrow::compute::filter(structs.as_ref(), &keep).expect("filter");
+        for i in 0..flat.num_columns() {
+            assert_eq!(
+                picked.as_struct().column(i).to_data(),
+                flat.column(i).to_data(),
+                "{kind:?} column {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stop_at_ends_the_stream_at_an_event_id() {
+    let emitted = |pairs: &[(&str, &str)]| {
+        let options = opts(pairs);
+        let mut source = NexmarkSource::open(flink_ddl_schema(), &options).expect("open");
+        drain(&mut source)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+    };
+    assert_eq!(emitted(&[("stop-at", "1234"), ("rate", "1000")]), 1234);
+    assert_eq!(emitted(&[("stop-at", "1234"), ("events.num", "100")]), 100);
+    assert_eq!(emitted(&[("stop-at", "-1"), ("events.num", "100")]), 100);
+    let err = resolve_schema(Some(flink_ddl_schema()), &opts(&[("stop-at", "-5")]))
+        .expect_err("negative")
+        .to_string();
+    assert!(err.contains("stop-at"), "{err}");
 }
