@@ -170,6 +170,7 @@ fn foreground_query_ctrl_c_background_queries_errors_and_quit() {
     expect(&mut p, "sink tables:");
     expect(&mut p, "| counts | blackhole | channel Utf8, n Int64 |");
     expect(&mut p, PROMPT);
+    run(&mut p, "\\d counts", "| n           | Int64     |");
 
     // \q stops background queries after their batch, sinks closed, and exits 0.
     send(&mut p, quit);

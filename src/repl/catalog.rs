@@ -1,6 +1,7 @@
 //! `\d`: what the session has declared — streams, views over streams, sink
 //! tables and DataFusion's static tables — as one small table per kind, read
-//! from `quiver::Context` (nothing here decides what exists).
+//! from `quiver::Context` (nothing here decides what exists); and `\d name`
+//! for sink tables, which `DESCRIBE` does not know.
 
 use std::sync::Arc;
 
@@ -63,6 +64,30 @@ pub async fn list(ctx: &Context) -> anyhow::Result<Vec<(&'static str, Vec<Record
         kinds.push(("tables", tables));
     }
     Ok(kinds)
+}
+
+/// `\d name` for a sink table: its columns (streams and static tables are
+/// described by `DESCRIBE`). `None` if `name` is not a sink table.
+pub fn describe_sink(ctx: &Context, name: &str) -> Option<anyhow::Result<RecordBatch>> {
+    let sink = ctx.sink_tables().into_iter().find(|s| s.name == name)?;
+    let fields = sink.schema.fields();
+    Some(strings(&[
+        (
+            "column_name",
+            fields.iter().map(|f| f.name().clone()).collect(),
+        ),
+        (
+            "data_type",
+            fields.iter().map(|f| f.data_type().to_string()).collect(),
+        ),
+        (
+            "is_nullable",
+            fields
+                .iter()
+                .map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string())
+                .collect(),
+        ),
+    ]))
 }
 
 /// The rows of a one-off statement.

@@ -83,7 +83,16 @@ impl Session {
             Command::Help => eprint!("{}", commands::help()),
             Command::Quit => return Flow::Quit,
             Command::Describe(Some(name)) => {
-                self.run_sql(&format!("DESCRIBE {name};")).await;
+                match super::catalog::describe_sink(&self.ctx, &name) {
+                    Some(Ok(columns)) => {
+                        eprintln!("sink table {name}:");
+                        if let Err(e) = self.sink.write_rows(&[columns]) {
+                            eprintln!("error: writing results: {e}");
+                        }
+                    }
+                    Some(Err(e)) => eprintln!("error: {e}"),
+                    None => self.run_sql(&format!("DESCRIBE {name};")).await,
+                }
             }
             Command::Describe(None) => match super::catalog::list(&self.ctx).await {
                 Ok(kinds) if kinds.is_empty() => {
