@@ -239,7 +239,7 @@ fn backslash_commands_completion_and_formats() {
 }
 
 #[test]
-fn a_failed_background_query_is_reported_at_the_next_prompt() {
+fn a_failed_background_query_is_reported_at_the_prompt() {
     let home = tempfile::tempdir().unwrap();
     let input = home.path().join("in");
     std::fs::create_dir(&input).unwrap();
@@ -261,17 +261,8 @@ fn a_failed_background_query_is_reported_at_the_next_prompt() {
     let staged = home.path().join("bad.json");
     std::fs::write(&staged, "{\"a\": 1}\nnot json\n").unwrap();
     std::fs::rename(&staged, input.join("bad.json")).unwrap();
-    let mut reported = false;
-    for _ in 0..600 {
-        send(&mut p, "SHOW QUERIES;");
-        let before = expect(&mut p, PROMPT);
-        if before.contains("error: query copy failed") {
-            reported = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(reported, "the failure of query copy was never reported");
+    // Reported while the user sits at the prompt, without typing anything.
+    expect(&mut p, "error: query copy failed");
     run(&mut p, "SHOW QUERIES;", "| copy | failed ");
     send(&mut p, "\\q");
     expect_clean_exit(&mut p);

@@ -17,8 +17,11 @@ mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use quiver::sink::OutputFormat;
+use rustyline::ExternalPrinter;
 use rustyline::error::ReadlineError;
 use tokio::runtime::Runtime;
 
@@ -46,7 +49,11 @@ pub fn run(
         let _guard = runtime.enter();
         Session::new(ctx.clone(), format, show_empty)?
     };
-    let mut editor = editor::new(ctx)?;
+    let mut editor = editor::new(ctx.clone())?;
+    let idle = Arc::new(AtomicBool::new(false));
+    if let Ok(printer) = editor.create_external_printer() {
+        watch_failures(ctx, idle.clone(), printer);
+    }
     let history = history_path();
     if let Some(path) = &history
         && path.exists()
@@ -60,7 +67,10 @@ pub fn run(
     );
     loop {
         session.report_failures();
-        let input = match editor.readline(PROMPT) {
+        idle.store(true, Ordering::SeqCst);
+        let line = editor.readline(PROMPT);
+        idle.store(false, Ordering::SeqCst);
+        let input = match line {
             Ok(input) => input,
             // Ctrl-C at the prompt discards the line being typed, as in psql.
             Err(ReadlineError::Interrupted) => continue,
@@ -84,4 +94,27 @@ pub fn run(
         }
     }
     runtime.block_on(session.shutdown())
+}
+
+/// While the user sits at the prompt, prints failures of background queries
+/// above it as they happen (the main loop reports the others before the next
+/// prompt; each failure is taken, and printed, once).
+fn watch_failures(
+    ctx: Arc<quiver::Context>,
+    idle: Arc<AtomicBool>,
+    mut printer: impl ExternalPrinter + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            if !idle.load(Ordering::SeqCst) {
+                continue;
+            }
+            for failure in ctx.background().take_failures() {
+                if printer.print(format!("error: {failure}")).is_err() {
+                    return;
+                }
+            }
+        }
+    });
 }
