@@ -110,8 +110,9 @@ impl ReplHelper {
     fn complete_word(&self, prefix: &str) -> Vec<Pair> {
         let lower = prefix.chars().all(|c| !c.is_ascii_uppercase()) && !prefix.is_empty();
         let starts = |candidate: &str| {
-            candidate.len() >= prefix.len()
-                && candidate[..prefix.len()].eq_ignore_ascii_case(prefix)
+            candidate
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
         };
         let mut pairs: Vec<Pair> = self
             .names()
@@ -151,8 +152,10 @@ impl Completer for ReplHelper {
             return self.files.complete(line, pos, ctx);
         }
         let start = before
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\\' || c == '?'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '\\' | '?')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &before[start..];
         if word.starts_with('\\') {
             let pairs = COMMANDS
@@ -217,6 +220,18 @@ mod tests {
 
     fn replacements(pairs: Vec<Pair>) -> Vec<String> {
         pairs.into_iter().map(|p| p.replacement).collect()
+    }
+
+    #[test]
+    fn completion_copes_with_non_ascii_text() {
+        let helper = helper();
+        let history = rustyline::history::DefaultHistory::new();
+        let ctx = rustyline::Context::new(&history);
+        let line = "SELECT 'café·' AS é, sel";
+        let (start, pairs) = helper.complete(line, line.len(), &ctx).unwrap();
+        assert_eq!(&line[start..], "sel");
+        assert_eq!(replacements(pairs), ["select"]);
+        assert!(helper.complete_word("é").is_empty());
     }
 
     #[test]
