@@ -301,3 +301,25 @@ fn a_script_on_stdin_that_is_not_a_terminal_runs_without_prompts() {
     );
     assert!(!home.path().join(".quiver_history").exists());
 }
+
+#[test]
+fn with_stdout_redirected_prompts_stay_on_the_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out.csv");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "exec '{}' --format csv > '{}'",
+            env!("CARGO_BIN_EXE_quiver"),
+            out.display()
+        ))
+        .env("HOME", home.path())
+        .env("TERM", "xterm");
+    let mut p = spawn_command(cmd, Some(TIMEOUT_MS)).expect("start quiver in a pty");
+    expect(&mut p, PROMPT);
+    run(&mut p, "\\timing on", "timing is on");
+    run(&mut p, "SELECT 1 AS one;", "Time: ");
+    send(&mut p, "\\q");
+    expect_clean_exit(&mut p);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "one\n1\n");
+}

@@ -13,7 +13,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Config, Editor, Helper};
+use rustyline::{Behavior, Config, Editor, Helper};
 
 use super::commands::COMMANDS;
 
@@ -43,7 +43,10 @@ pub type ReplEditor = Editor<ReplHelper, FileHistory>;
 
 /// An editor for `ctx`'s session.
 pub fn new(ctx: Arc<quiver::Context>) -> rustyline::Result<ReplEditor> {
+    // Prompts and editing go to the terminal itself, so that with stdout
+    // redirected (`quiver > results.txt`) the file holds only results.
     let config = Config::builder()
+        .behavior(Behavior::PreferTerm)
         .max_history_size(10_000)?
         .history_ignore_dups(true)?
         .build();
