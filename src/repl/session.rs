@@ -140,6 +140,7 @@ impl Session {
             let output = tokio::select! {
                 output = self.ctx.execute(statement) => output,
                 _ = self.interrupts.recv() => {
+                    self.status.erase();
                     eprintln!("cancelled: {}", statement.text);
                     return;
                 }
@@ -202,7 +203,7 @@ impl Session {
                     self.status.show(&name, &latest, interval);
                 }
                 _ = self.interrupts.recv() => {
-                    self.status.clear();
+                    self.status.erase();
                     if stopping {
                         eprintln!("{name} left to stop in the background");
                         return false;

@@ -38,6 +38,13 @@ impl StatusLine {
         self.shown = true;
     }
 
+    /// Erases the current line even if no status is shown: after Ctrl-C, the
+    /// terminal's echo `^C` is there.
+    pub fn erase(&mut self) {
+        self.shown = self.enabled;
+        self.clear();
+    }
+
     /// Erases the line, so results and messages start on a clean line.
     pub fn clear(&mut self) {
         if self.shown {
