@@ -121,6 +121,19 @@ impl Context {
             .collect()
     }
 
+    /// The sink tables (`CREATE TABLE ... WITH (connector = 'blackhole')`,
+    /// `CREATE SINK`), by name: what `INSERT INTO` can write to. For front
+    /// ends listing the catalog (the REPL's `\d` and completion).
+    pub fn sink_tables(&self) -> Vec<SinkDef> {
+        lock(&self.sinks).values().cloned().collect()
+    }
+
+    /// The views over streams (`CREATE VIEW v AS SELECT ... FROM stream`), in
+    /// creation order. For front ends listing the catalog.
+    pub fn stream_views(&self) -> Vec<ViewDef> {
+        lock(&self.views).clone()
+    }
+
     /// The background queries (`INSERT INTO`, `CREATE SINK`): their status,
     /// stopping them, waiting for them, and failures not yet reported.
     pub fn background(&self) -> &Registry {

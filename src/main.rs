@@ -1,7 +1,9 @@
 //! The `quiver` command: `quiver run FILE.sql`, `quiver -c "SQL"`, `quiver bench`,
-//! and a script on standard input. A thin front end over `quiver::Context`.
+//! a script on standard input, and the interactive REPL (`quiver` on a
+//! terminal). A thin front end over `quiver::Context`.
 
 mod cli;
+mod repl;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -106,16 +108,23 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let interactive = cli.command.is_none() && cli.sql.is_none() && std::io::stdin().is_terminal();
+    // The REPL reports each query's end itself; its log shows only warnings.
+    let default_filter = if interactive {
+        "warn"
+    } else {
+        "warn,quiver=info"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,quiver=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,7 +135,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = if interactive {
+        cli.run.config().and_then(|config| {
+            repl::run(
+                &runtime,
+                quiver::Context::new(config),
+                cli.run.format,
+                cli.run.show_empty,
+            )
+        })
+    } else {
+        runtime.block_on(run(cli))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -151,15 +172,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             script
         }
         (None, Some(sql)) => sql.clone(),
-        (None, None) if !std::io::stdin().is_terminal() => {
-            std::io::read_to_string(std::io::stdin())?
-        }
-        (None, None) => {
-            anyhow::bail!(
-                "the interactive REPL is not available yet; run a script with `quiver run FILE.sql`, \
-                 `quiver -c \"SQL\"` or `quiver < FILE.sql` (see `quiver --help`)"
-            )
-        }
+        // Standard input is not a terminal here: main() runs the REPL otherwise.
+        (None, None) => std::io::read_to_string(std::io::stdin())?,
     };
     cli::run_script(
         quiver::Context::new(config),

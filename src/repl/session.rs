@@ -1,0 +1,274 @@
+//! Running what the user typed: backslash commands, and SQL statements through
+//! `quiver::Context`. A continuous `SELECT` runs in the foreground, printing
+//! each batch's or window's result with the live status line under it, until
+//! it ends or Ctrl-C stops it after its current batch. Ctrl-C while any other
+//! statement runs cancels that statement. Errors are printed and the session
+//! goes on; failures of background queries are reported before the next prompt.
+
+use std::io::Stdout;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use quiver::exec::{QueryHandle, QueryState};
+use quiver::sink::{ConsoleSink, OutputFormat};
+use quiver::{Context, Output};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use super::commands::{self, Command};
+use super::status::StatusLine;
+
+/// What the REPL does after an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Show the next prompt.
+    Continue,
+    /// Leave the REPL.
+    Quit,
+}
+
+/// One REPL session: the context, how results print, and the Ctrl-C listener.
+pub struct Session {
+    ctx: Arc<Context>,
+    sink: ConsoleSink<Stdout>,
+    show_empty: bool,
+    timing: bool,
+    interrupts: Signal,
+    status: StatusLine,
+}
+
+impl Session {
+    /// A session on `ctx`. Must run inside the tokio runtime: it installs the
+    /// SIGINT handler, which from then on keeps Ctrl-C from killing the process.
+    pub fn new(ctx: Arc<Context>, format: OutputFormat, show_empty: bool) -> anyhow::Result<Self> {
+        let interrupts = signal(SignalKind::interrupt())
+            .map_err(|e| anyhow::anyhow!("cannot listen for Ctrl-C: {e}"))?;
+        Ok(Self {
+            ctx,
+            sink: ConsoleSink::new(std::io::stdout(), format, show_empty),
+            show_empty,
+            timing: false,
+            interrupts,
+            status: StatusLine::new(),
+        })
+    }
+
+    /// Prints failures of background queries not reported yet.
+    pub fn report_failures(&self) {
+        for failure in self.ctx.background().take_failures() {
+            eprintln!("error: {failure}");
+        }
+    }
+
+    /// Runs one complete input: a backslash command or SQL statements.
+    pub async fn handle(&mut self, input: &str) -> Flow {
+        if super::editor::is_quit_word(input) {
+            return Flow::Quit;
+        }
+        if !input.trim_start().starts_with('\\') {
+            self.run_sql(input).await;
+            return Flow::Continue;
+        }
+        match input.parse::<Command>() {
+            Ok(command) => self.command(command).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn command(&mut self, command: Command) -> Flow {
+        match command {
+            Command::Help => eprint!("{}", commands::help()),
+            Command::Quit => return Flow::Quit,
+            Command::Describe(Some(name)) => {
+                match super::catalog::describe_sink(&self.ctx, &name) {
+                    Some(Ok(columns)) => {
+                        eprintln!("sink table {name}:");
+                        if let Err(e) = self.sink.write_rows(&[columns]) {
+                            eprintln!("error: writing results: {e}");
+                        }
+                    }
+                    Some(Err(e)) => eprintln!("error: {e}"),
+                    None => self.run_sql(&format!("DESCRIBE {name};")).await,
+                }
+            }
+            Command::Describe(None) => match super::catalog::list(&self.ctx).await {
+                Ok(kinds) if kinds.is_empty() => {
+                    eprintln!("no streams or tables yet; declare one with CREATE STREAM");
+                }
+                Ok(kinds) => {
+                    for (title, rows) in kinds {
+                        eprintln!("{title}:");
+                        if let Err(e) = self.sink.write_rows(&rows) {
+                            eprintln!("error: writing results: {e}");
+                        }
+                    }
+                }
+                Err(e) => eprintln!("error: {e}"),
+            },
+            Command::Include(path) => match std::fs::read_to_string(&path) {
+                Ok(script) => self.run_sql(&script).await,
+                Err(e) => eprintln!("error: cannot read '{}': {e}", path.display()),
+            },
+            Command::Timing(on) => {
+                self.timing = on.unwrap_or(!self.timing);
+                eprintln!("timing is {}", if self.timing { "on" } else { "off" });
+            }
+            Command::Format(format) => {
+                self.sink = ConsoleSink::new(std::io::stdout(), format, self.show_empty);
+                eprintln!("output format is {}", commands::format_name(format));
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Parses `script` and runs its statements in order, stopping at the
+    /// first error or Ctrl-C.
+    pub async fn run_sql(&mut self, script: &str) {
+        let statements = match quiver::sql::parse_script(script) {
+            Ok(statements) => statements,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return;
+            }
+        };
+        for statement in &statements {
+            let started = Instant::now();
+            self.drain_interrupts();
+            let output = tokio::select! {
+                output = self.ctx.execute(statement) => output,
+                _ = self.interrupts.recv() => {
+                    self.status.erase();
+                    eprintln!("cancelled: {}", statement.text);
+                    return;
+                }
+            };
+            let ok = match output {
+                Ok(Output::Message(message)) => {
+                    eprintln!("{message}");
+                    true
+                }
+                Ok(Output::Rows(rows)) if rows.is_empty() => {
+                    eprintln!("(no rows)");
+                    true
+                }
+                Ok(Output::Rows(rows)) => match self.sink.write_rows(&rows) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!("error: writing results: {e}");
+                        false
+                    }
+                },
+                Ok(Output::Query(query)) => self.foreground(query).await,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    false
+                }
+            };
+            if self.timing {
+                eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+            }
+            if !ok {
+                return;
+            }
+        }
+    }
+
+    /// Prints `query`'s results until it ends or Ctrl-C stops it; a second
+    /// Ctrl-C returns at once, leaving the query to end after its batch.
+    /// Returns true if the query ended by itself, so that the statements
+    /// after it run; after Ctrl-C or a failure the prompt comes back.
+    async fn foreground(&mut self, mut query: QueryHandle) -> bool {
+        let name = query.name.clone();
+        let interval = self.ctx.config().batch_interval;
+        let mut progress = query.progress.clone();
+        let mut stopping = false;
+        self.sink.name_queries(false);
+        eprintln!("{name} running; Ctrl-C stops it");
+        loop {
+            tokio::select! {
+                result = query.next() => {
+                    let Some(result) = result else { break };
+                    self.status.clear();
+                    if let Err(e) = self.sink.write_result(&result) {
+                        eprintln!("error: writing results: {e}");
+                        query.stop();
+                        stopping = true;
+                    }
+                }
+                Ok(()) = progress.changed(), if !stopping => {
+                    let latest = progress.borrow_and_update().clone();
+                    self.status.show(&name, &latest, interval);
+                }
+                _ = self.interrupts.recv() => {
+                    self.status.erase();
+                    if stopping {
+                        eprintln!("{name} left to stop in the background");
+                        return false;
+                    }
+                    eprintln!("stopping {name} after the current batch (Ctrl-C again to return at once)");
+                    query.stop();
+                    stopping = true;
+                }
+            }
+        }
+        self.status.clear();
+        match query.finish().await {
+            Ok(summary) => {
+                eprintln!(
+                    "{name} {} after {} batches: {} rows in, {} rows out",
+                    if stopping { "stopped" } else { "ended" },
+                    summary.batches,
+                    summary.input_rows,
+                    summary.output_rows
+                );
+                !stopping
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                false
+            }
+        }
+    }
+
+    /// Forgets Ctrl-C presses that arrived while nothing listened for them,
+    /// so they cannot stop the next statement.
+    fn drain_interrupts(&mut self) {
+        while let Some(Some(())) = self.interrupts.recv().now_or_never() {}
+    }
+
+    /// Stops every background query after its current batch, waits until
+    /// their sinks are flushed and closed, and prints their final status.
+    /// Ctrl-C while waiting gives up (an error: sinks may not be flushed).
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        let running = self.ctx.background().list();
+        if running.iter().any(|q| q.state == QueryState::Running) {
+            eprintln!(
+                "stopping background queries after their current batch (Ctrl-C to quit without waiting)"
+            );
+        }
+        self.ctx.background().stop_all();
+        self.drain_interrupts();
+        let statuses = tokio::select! {
+            statuses = self.ctx.background().wait_all() => statuses,
+            _ = self.interrupts.recv() => anyhow::bail!(
+                "quit without waiting for background queries; their sinks may not be flushed"
+            ),
+        };
+        for status in statuses {
+            eprintln!(
+                "query {}: {}, {} batches, {} rows in, {} rows out ({})",
+                status.name,
+                status.state,
+                status.batches,
+                status.input_rows,
+                status.output_rows,
+                status.sink
+            );
+        }
+        self.report_failures();
+        Ok(())
+    }
+}
