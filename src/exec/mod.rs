@@ -8,6 +8,7 @@ mod background;
 mod clock;
 mod latency;
 mod query;
+mod window_state;
 
 pub use latency::LatencyHistogram;
 

@@ -1,0 +1,198 @@
+//! A windowed query's state between batches — rows kept per pane, open
+//! sessions, watermark trackers — and the Arrow kernels the executor uses on
+//! it: telling on-time rows from late ones, splitting sessions into closed
+//! and open, reading a watermark.
+
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch, is_not_null};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+
+use crate::batch::time_type;
+use crate::sql::StreamingPlan;
+use crate::window::{PaneBuffer, WatermarkTracker};
+
+/// The window state of a query: kept rows by pane, watermarks, and how far
+/// windows have been emitted.
+pub(super) struct WindowState {
+    /// Panes of each window input, then of each kept input.
+    pub(super) windows: Vec<PaneBuffer>,
+    pub(super) kept: Vec<PaneBuffer>,
+    /// Rows of open sessions (`GROUP BY ..., SESSION(...)`).
+    pub(super) sessions: Vec<RecordBatch>,
+    /// No open session can end before this (ms): until the watermark
+    /// reaches it, assigning sessions again would close nothing.
+    pub(super) sessions_next_end: Option<i64>,
+    pub(super) trackers: Vec<WatermarkTracker>,
+    /// The query's watermark: rows before it are late; windows ending at or
+    /// before it (plus the allowed lateness) have closed.
+    pub(super) watermark: Option<i64>,
+    /// The watermark windows were last closed at: windows ending at or
+    /// before it (plus lateness) have been emitted.
+    pub(super) closed_until: Option<i64>,
+    pub(super) allowed_lateness_ms: i64,
+    pub(super) started_ms: Option<i64>,
+}
+
+impl WindowState {
+    pub(super) fn new(plan: &StreamingPlan) -> Self {
+        let pane_ms = plan.window.map_or(1, |w| w.pane_ms());
+        Self {
+            windows: plan
+                .windows
+                .iter()
+                .map(|_| PaneBuffer::new(pane_ms))
+                .collect(),
+            kept: plan.kept.iter().map(|_| PaneBuffer::new(pane_ms)).collect(),
+            sessions: Vec::new(),
+            sessions_next_end: None,
+            trackers: plan
+                .watermarks
+                .iter()
+                .map(|w| WatermarkTracker::new(&w.def))
+                .collect(),
+            watermark: None,
+            closed_until: None,
+            allowed_lateness_ms: plan
+                .watermarks
+                .iter()
+                .map(|w| w.def.allowed_lateness.as_millis() as i64)
+                .max()
+                .unwrap_or(0),
+            started_ms: None,
+        }
+    }
+
+    pub(super) fn rows(&self) -> usize {
+        let panes: usize = self
+            .windows
+            .iter()
+            .chain(&self.kept)
+            .map(PaneBuffer::rows)
+            .sum();
+        panes
+            + self
+                .sessions
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>()
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        let panes: usize = self
+            .windows
+            .iter()
+            .chain(&self.kept)
+            .map(PaneBuffer::bytes)
+            .sum();
+        panes
+            + self
+                .sessions
+                .iter()
+                .map(RecordBatch::get_array_memory_size)
+                .sum::<usize>()
+    }
+}
+
+/// Splits `batch` into rows on time and late rows: a row is late when its
+/// time (column `time_index`) is NULL or before `watermark`. Returns the
+/// on-time rows, their times in ms, and the late count.
+pub(super) fn on_time_rows(
+    batch: &RecordBatch,
+    time_index: usize,
+    watermark: Option<i64>,
+) -> Result<(RecordBatch, Int64Array, u64), ArrowError> {
+    let times = cast(batch.column(time_index), &time_type())?;
+    let times = cast(&times, &datafusion::arrow::datatypes::DataType::Int64)?;
+    let times = times
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
+    let keep = match watermark {
+        None if times.null_count() == 0 => return Ok((batch.clone(), times, 0)),
+        None => is_not_null(&times)?,
+        Some(w) => {
+            use datafusion::arrow::compute::kernels::cmp::gt_eq;
+            let on_time = gt_eq(&times, &Int64Array::new_scalar(w))?;
+            // NULL comparisons are NULL; filter() treats them as false.
+            on_time
+        }
+    };
+    let late = (batch.num_rows() - keep.true_count()) as u64;
+    if late == 0 && keep.null_count() == 0 {
+        return Ok((batch.clone(), times, 0));
+    }
+    let rows = filter_record_batch(batch, &keep)?;
+    let times = datafusion::arrow::compute::filter(&times, &keep)?;
+    let times = times
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
+    Ok((rows, times, late))
+}
+
+/// Rows of closed sessions, rows of open ones, and the earliest end of an
+/// open session.
+pub(super) type SessionSplit = (Option<RecordBatch>, Option<RecordBatch>, Option<i64>);
+
+/// Splits rows with session bounds into closed sessions (the first
+/// `columns` columns plus `window_start`/`window_end`, as `closed_schema`)
+/// and open ones (the first `columns` columns).
+pub(super) fn split_sessions(
+    batch: &RecordBatch,
+    columns: usize,
+    watermark: i64,
+    closed_schema: &SchemaRef,
+    open_schema: &SchemaRef,
+) -> Result<SessionSplit, ArrowError> {
+    use datafusion::arrow::compute::kernels::cmp::lt_eq;
+    use datafusion::arrow::compute::not;
+    let schema = batch.schema();
+    let start = schema.index_of(crate::window::WINDOW_START)?;
+    let end = schema.index_of(crate::window::WINDOW_END)?;
+    let ends = cast(
+        batch.column(end),
+        &datafusion::arrow::datatypes::DataType::Int64,
+    )?;
+    let is_closed = lt_eq(&ends, &Int64Array::new_scalar(watermark))?;
+    let is_open = not(&is_closed)?;
+    let closed = filter_record_batch(batch, &is_closed)?;
+    let open = filter_record_batch(batch, &is_open)?;
+    let open_ends = datafusion::arrow::compute::filter(&ends, &is_open)?;
+    let next_end = open_ends
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .and_then(datafusion::arrow::compute::min);
+    let mut closed_columns: Vec<usize> = (0..columns).collect();
+    closed_columns.extend([start, end]);
+    let closed = (closed.num_rows() > 0)
+        .then(|| {
+            let projected = closed.project(&closed_columns)?;
+            RecordBatch::try_new(closed_schema.clone(), projected.columns().to_vec())
+        })
+        .transpose()?;
+    let open = (open.num_rows() > 0)
+        .then(|| open.project(&(0..columns).collect::<Vec<_>>()))
+        .transpose()?;
+    let open = open
+        .map(|b| RecordBatch::try_new(open_schema.clone(), b.columns().to_vec()))
+        .transpose()?;
+    Ok((closed, open, next_end))
+}
+
+/// The single timestamp value of a `SELECT max(...)` result, in ms.
+pub(super) fn max_time(batches: &[RecordBatch]) -> Result<Option<i64>, ArrowError> {
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let column = cast(batch.column(0), &time_type())?;
+    let column = cast(&column, &datafusion::arrow::datatypes::DataType::Int64)?;
+    let column = column
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("watermark is not a timestamp".into()))?;
+    Ok((!column.is_null(0)).then(|| column.value(0)))
+}
