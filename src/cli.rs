@@ -90,15 +90,7 @@ pub async fn run_script(
         }
     }
     for status in ctx.background().wait_all().await {
-        eprintln!(
-            "query {}: {}, {} batches, {} rows in, {} rows out ({})",
-            status.name,
-            status.state,
-            status.batches,
-            status.input_rows,
-            status.output_rows,
-            status.sink
-        );
+        eprintln!("{status}");
     }
     for failure in ctx.background().take_failures() {
         if let Some(earlier) = failed.replace(anyhow::anyhow!("{failure}")) {

@@ -66,6 +66,17 @@ pub struct QueryStatus {
     pub summary: QuerySummary,
 }
 
+/// One line: `query name: state, N batches, N rows in, N rows out (sink)`.
+impl std::fmt::Display for QueryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "query {}: {}, {} batches, {} rows in, {} rows out ({})",
+            self.name, self.state, self.batches, self.input_rows, self.output_rows, self.sink
+        )
+    }
+}
+
 struct Entry {
     status: Arc<Mutex<QueryStatus>>,
     progress: watch::Receiver<QueryProgress>,

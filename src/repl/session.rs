@@ -258,15 +258,7 @@ impl Session {
             ),
         };
         for status in statuses {
-            eprintln!(
-                "query {}: {}, {} batches, {} rows in, {} rows out ({})",
-                status.name,
-                status.state,
-                status.batches,
-                status.input_rows,
-                status.output_rows,
-                status.sink
-            );
+            eprintln!("{status}");
         }
         self.report_failures();
         Ok(())
