@@ -544,6 +544,13 @@ impl Context {
         } else {
             Some(self.declared_schema(columns).await?)
         };
+        if !source::CONNECTORS.contains(&connector.as_str()) {
+            return Err(Error::Catalog(format!(
+                "unknown connector '{connector}'; source connectors (streams) are: {}; sink connectors (tables for INSERT INTO) are: {}",
+                source::CONNECTORS.join(", "),
+                sink::CONNECTORS.join(", ")
+            )));
+        }
         let schema = source::resolve_schema(&connector, declared, &options)?;
         if schema.field_with_name(BATCH_TIME_COLUMN).is_ok() {
             return Err(Error::Catalog(format!(
