@@ -1,12 +1,14 @@
 //! Sinks: where a continuous query's results go. The console prints results
 //! of foreground queries; table sinks (`blackhole`, `print`, and file sinks)
 //! receive the results of background queries started by `INSERT INTO` or
-//! `CREATE SINK`.
+//! `CREATE SINK`. File sinks (`parquet`, `csv`, `ndjson`, `filesystem`) live
+//! in [`files`].
 //!
 //! Data flow: source → decode → `Batch` → window state → query → **sink**.
 
 mod blackhole;
 mod console;
+pub mod files;
 mod memory;
 mod print;
 
@@ -14,6 +16,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 pub use blackhole::BlackholeSink;
 pub use console::{ConsoleSink, OutputFormat, format_time};
+pub use files::FileSink;
 pub use memory::MemorySink;
 pub use print::PrintSink;
 
@@ -21,7 +24,15 @@ use crate::exec::QueryResult;
 use crate::options::{OptionError, Options};
 
 /// Connectors a sink table can use.
-pub const CONNECTORS: &[&str] = &["blackhole", "print", "memory"];
+pub const CONNECTORS: &[&str] = &[
+    "blackhole",
+    "print",
+    "memory",
+    "parquet",
+    "csv",
+    "ndjson",
+    "filesystem",
+];
 
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
 /// target of `CREATE SINK name AS SELECT ... WITH (...)`.
@@ -60,6 +71,49 @@ pub enum SinkError {
         path: String,
         source: std::io::Error,
     },
+    /// A file sink could not create, write, rename or sync a file; finished
+    /// files are intact and nothing partial is visible.
+    #[error("sink '{sink}': cannot {action} '{path}': {source}; {hint}", hint = file_hint(source))]
+    File {
+        sink: String,
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    /// A result reuses a committed batch id with another batch time: a new
+    /// run, not a replay, would be silently skipped.
+    #[error(
+        "sink '{sink}': batch {batch} was committed with batch time {recorded}, but this query's batch {batch} \
+         has time {actual}: this is a new run, not a replay of the committed one. Use another path or sink name, \
+         or delete {log} (and the files) to start the sink over"
+    )]
+    NotAReplay {
+        sink: String,
+        batch: u64,
+        recorded: String,
+        actual: String,
+        log: String,
+    },
+}
+
+/// What to do about a failed file operation.
+fn file_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        PermissionDenied | ReadOnlyFilesystem => {
+            "check that quiver may write there, or choose another path; no partial file is visible"
+        }
+        StorageFull | QuotaExceeded | FileTooLarge => {
+            "free some disk space and run the query again: finished files are intact, no partial file \
+             is visible, and committed batches are not written twice"
+        }
+        NotADirectory | AlreadyExists => {
+            "a file is in the way of the output directory; move it or choose another path"
+        }
+        _ => {
+            "finished files are intact and no partial file is visible; fix the cause and run the query again"
+        }
+    }
 }
 
 /// Where results of a background query go. Calls come from one task, in
@@ -81,6 +135,7 @@ pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
         "blackhole" => Ok(Box::new(BlackholeSink::open(def)?)),
         "print" => Ok(Box::new(PrintSink::open(def)?)),
         "memory" => Ok(Box::new(MemorySink::open(def)?)),
+        "parquet" | "csv" | "ndjson" | "filesystem" => Ok(Box::new(FileSink::open(def)?)),
         other => Err(SinkError::UnknownConnector(other.to_string())),
     }
 }

@@ -1,0 +1,379 @@
+//! File sinks (`connector = 'parquet' | 'csv' | 'ndjson' | 'filesystem'`):
+//! rolling, Hive-partitioned, exactly-once files that any reader can trust
+//! without a manifest.
+//!
+//! ```sql
+//! CREATE SINK top_channels AS
+//!   SELECT channel, count(*) AS bids, window_start FROM TUMBLE(bids, _batch_time, INTERVAL '10' SECOND)
+//!   GROUP BY channel, window_start, window_end
+//!   WITH (connector = 'parquet', path = 'out/top', partition_by = 'channel', rollover_interval = '1min');
+//! ```
+//!
+//! - **Rolling** ([`rolling`]): results of consecutive batches are appended to
+//!   one open file per partition, finished when it holds `rollover_rows` rows
+//!   or `rollover_bytes` bytes (checked after each batch: a batch's rows of a
+//!   partition never span two files), when its first batch is
+//!   `rollover_interval` old in batch time, and when the query stops.
+//! - **Partitioning** ([`partition`]): `partition_by = 'a,b'` writes
+//!   `a=<value>/b=<value>/` directories; the columns are not in the files.
+//! - **Visibility and exactly-once** ([`commit`]): files appear under their
+//!   final, deterministic name only when complete; a commit log under
+//!   `_quiver/<sink>/` lets a restarted query skip what is committed, so a
+//!   replay neither duplicates nor loses rows.
+//! - **Encoding** ([`writer`]): Parquet (zstd by default; the Arrow schema is
+//!   embedded), CSV or NDJSON.
+//!
+//! A restarted query whose batch ids restart at 0 is taken for a replay: its
+//! results up to the committed batches are skipped. The sink checks that a
+//! replayed batch has the batch time recorded for it and refuses the result
+//! otherwise (a wall-clock restart of a non-replayable query).
+
+pub mod commit;
+pub mod options;
+pub mod partition;
+pub mod rolling;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use commit::CommitLog;
+pub use options::{FileFormat, FileSinkOptions};
+use partition::Partitioner;
+use rolling::{FinishedFile, OpenFile, crash_point, file_error};
+
+use super::{Sink, SinkDef, SinkError};
+use crate::exec::QueryResult;
+
+/// Totals of what a file sink wrote since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileSinkStats {
+    /// Files finished (renamed to their final name).
+    pub files: u64,
+    /// Rows in finished files.
+    pub rows: u64,
+    /// Bytes in finished files.
+    pub bytes: u64,
+    /// Rows not written because their batch was already committed (a replay).
+    pub replayed_rows: u64,
+}
+
+/// A rolling, partitioned, exactly-once file sink.
+pub struct FileSink {
+    name: String,
+    options: FileSinkOptions,
+    partitioner: Partitioner,
+    log: CommitLog,
+    open: BTreeMap<String, OpenFile>,
+    finished: Vec<FinishedFile>,
+    /// Last batch written in this session, and its time.
+    last: Option<(u64, i64)>,
+    stats: FileSinkStats,
+    failed: bool,
+}
+
+impl FileSink {
+    /// Opens the sink `def` describes: validates options and the partition
+    /// columns, creates the output directory and recovers from a crash.
+    pub fn open(def: &SinkDef) -> Result<Self, SinkError> {
+        let options = FileSinkOptions::parse(&def.connector, &def.options).map_err(|source| {
+            SinkError::Option {
+                sink: def.name.clone(),
+                source,
+            }
+        })?;
+        let partitioner =
+            Partitioner::try_new(&def.schema, &options.partition_by).map_err(|reason| {
+                SinkError::Option {
+                    sink: def.name.clone(),
+                    source: def.options.invalid("partition_by", reason),
+                }
+            })?;
+        std::fs::create_dir_all(&options.path)
+            .map_err(|e| file_error(&def.name, "create the directory", &options.path, e))?;
+        let (log, recovery) =
+            CommitLog::recover(&options.path, &def.name, options.format.extension())
+                .map_err(|e| file_error(&def.name, e.action, &e.path, e.source))?;
+        for path in &recovery.removed_temp {
+            tracing::info!(
+                "sink {}: removed unfinished file {}",
+                def.name,
+                path.display()
+            );
+        }
+        for path in &recovery.adopted {
+            tracing::info!(
+                "sink {}: kept {}, finished before a crash but not yet recorded",
+                def.name,
+                path.display()
+            );
+        }
+        for path in &recovery.removed_broken {
+            tracing::warn!(
+                "sink {}: removed incomplete file {}",
+                def.name,
+                path.display()
+            );
+        }
+        if let Some(durable) = log.state().durable {
+            tracing::info!(
+                "sink {} resumes after batch {durable}: results of committed batches are replays and are skipped \
+                 (delete {} to start over)",
+                def.name,
+                options
+                    .path
+                    .join(commit::META_DIR)
+                    .join(&def.name)
+                    .display()
+            );
+        }
+        Ok(Self {
+            name: def.name.clone(),
+            options,
+            partitioner,
+            log,
+            open: BTreeMap::new(),
+            finished: Vec::new(),
+            last: None,
+            stats: FileSinkStats::default(),
+            failed: false,
+        })
+    }
+
+    /// What was written since the sink was opened.
+    pub fn stats(&self) -> FileSinkStats {
+        self.stats
+    }
+
+    /// The last batch whose rows are all in finished files (where a replay
+    /// after a crash must start from: this batch + 1).
+    pub fn durable_batch(&self) -> Option<u64> {
+        self.log.state().durable
+    }
+
+    /// Files finished since the sink was opened, in order.
+    pub fn finished_files(&self) -> &[FinishedFile] {
+        &self.finished
+    }
+
+    fn write_result(&mut self, result: &QueryResult) -> Result<(), SinkError> {
+        let (batch, time) = (result.batch_id, result.batch_time_ms);
+        if self.last.is_some_and(|(last, _)| batch <= last) {
+            self.stats.replayed_rows += result.num_rows() as u64;
+            return Ok(());
+        }
+        self.check_replay(batch, time)?;
+        let mut done = Vec::new();
+        let stale: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, f)| f.age(time) >= self.options.rollover_interval)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for partition in stale {
+            if let Some(file) = self.open.remove(&partition) {
+                done.push(file.finish()?);
+            }
+        }
+        let mut touched = Vec::new();
+        for rows in result.rows.iter().filter(|r| r.num_rows() > 0) {
+            let parts = self.partitioner.split(rows).map_err(|e| SinkError::Write {
+                sink: self.name.clone(),
+                message: format!("splitting rows by partition_by: {e}"),
+            })?;
+            for (partition, rows) in parts {
+                if self
+                    .log
+                    .committed(&partition)
+                    .is_some_and(|c| batch <= c.batch)
+                {
+                    self.stats.replayed_rows += rows.num_rows() as u64;
+                    continue;
+                }
+                if !self.open.contains_key(&partition) {
+                    let file = OpenFile::create(
+                        &self.name,
+                        &self.options.path,
+                        &partition,
+                        self.partitioner.file_schema().clone(),
+                        &self.options,
+                        batch,
+                        time,
+                    )?;
+                    self.open.insert(partition.clone(), file);
+                }
+                if let Some(file) = self.open.get_mut(&partition) {
+                    file.append(batch, time, &rows)?;
+                }
+                touched.push(partition);
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for partition in touched {
+            let full = self.open.get(&partition).is_some_and(|f| {
+                f.bytes() >= self.options.rollover_bytes
+                    || self
+                        .options
+                        .rollover_rows
+                        .is_some_and(|max| f.rows() >= max)
+            });
+            if full && let Some(file) = self.open.remove(&partition) {
+                done.push(file.finish()?);
+            }
+        }
+        self.last = Some((batch, time));
+        if !done.is_empty() {
+            self.commit(done)?;
+        }
+        Ok(())
+    }
+
+    /// A result for a batch the log has a time for must have that time:
+    /// otherwise it is not a replay but a new run reusing batch ids.
+    fn check_replay(&self, batch: u64, time: i64) -> Result<(), SinkError> {
+        let state = self.log.state();
+        let conflict = state
+            .partitions
+            .iter()
+            .find(|(_, c)| c.batch == batch && c.time_ms.is_some_and(|recorded| recorded != time));
+        match conflict {
+            None => Ok(()),
+            Some((_, c)) => Err(SinkError::NotAReplay {
+                sink: self.name.clone(),
+                batch,
+                recorded: super::format_time(c.time_ms.unwrap_or_default()),
+                actual: super::format_time(time),
+                log: self
+                    .options
+                    .path
+                    .join(commit::META_DIR)
+                    .join(&self.name)
+                    .display()
+                    .to_string(),
+            }),
+        }
+    }
+
+    /// Records finished files in the commit log (after their rename).
+    fn commit(&mut self, done: Vec<FinishedFile>) -> Result<(), SinkError> {
+        for file in &done {
+            self.log
+                .set(&file.partition, file.last_batch, file.last_time_ms);
+            self.stats.files += 1;
+            self.stats.rows += file.rows;
+            self.stats.bytes += file.bytes;
+        }
+        crash_point("after_rename");
+        let durable = match self.open.values().map(OpenFile::first_batch).min() {
+            Some(first) => first.checked_sub(1),
+            None => self.last.map(|(b, _)| b),
+        };
+        self.log
+            .record(durable)
+            .map_err(|e| file_error(&self.name, e.action, &e.path, e.source))?;
+        self.finished.extend(done);
+        Ok(())
+    }
+
+    fn abandon_open_files(&mut self) {
+        for (_, file) in std::mem::take(&mut self.open) {
+            file.abandon();
+        }
+    }
+
+    /// Root directory of the output.
+    pub fn path(&self) -> &PathBuf {
+        &self.options.path
+    }
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, result: &QueryResult) -> Result<(), SinkError> {
+        if self.failed {
+            return Err(SinkError::Write {
+                sink: self.name.clone(),
+                message: "an earlier write failed; restart the query to resume".into(),
+            });
+        }
+        let written = self.write_result(result);
+        if written.is_err() {
+            // Open files may hold part of the failed batch: drop them (they
+            // are hidden and uncommitted; a rerun writes their rows again).
+            self.failed = true;
+            self.abandon_open_files();
+        }
+        written
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        if self.failed {
+            self.abandon_open_files();
+            return Ok(());
+        }
+        let mut done = Vec::new();
+        for (_, file) in std::mem::take(&mut self.open) {
+            match file.finish() {
+                Ok(f) => done.push(f),
+                Err(e) => {
+                    self.failed = true;
+                    self.abandon_open_files();
+                    return Err(e);
+                }
+            }
+        }
+        let moved = self.last.map(|(b, _)| b) != self.log.state().durable;
+        if !done.is_empty() || (self.last.is_some() && moved) {
+            self.commit(done)?;
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> String {
+        let s = &self.stats;
+        let mut line = format!(
+            "{} files, {} rows, {} written",
+            s.files,
+            s.rows,
+            human_bytes(s.bytes)
+        );
+        if !self.open.is_empty() {
+            let rows: u64 = self.open.values().map(OpenFile::rows).sum();
+            let now = self.last.map_or(0, |(_, t)| t);
+            let age = self
+                .open
+                .values()
+                .map(|f| f.age(now))
+                .max()
+                .unwrap_or_default();
+            line += &format!(
+                "; {} open ({rows} rows, oldest {}s)",
+                self.open.len(),
+                age.as_secs()
+            );
+        }
+        if s.replayed_rows > 0 {
+            line += &format!("; {} replayed rows skipped", s.replayed_rows);
+        }
+        if let Some(d) = self.log.state().durable {
+            line += &format!("; committed through batch {d}");
+        }
+        line
+    }
+}
+
+/// `1.5 MiB`-style sizes for status lines.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
