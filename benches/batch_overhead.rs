@@ -1,6 +1,7 @@
 //! `cargo bench`: the same measurements as `quiver bench` (per-batch overhead
 //! and per-batch GROUP BY throughput, each next to DataFusion on the same data
-//! in the same run). Sizes can be set with QUIVER_BENCH_EVENTS.
+//! in the same run; Parquet sink throughput next to a bare `ArrowWriter`).
+//! Sizes can be set with QUIVER_BENCH_EVENTS.
 
 fn main() -> anyhow::Result<()> {
     let events = std::env::var("QUIVER_BENCH_EVENTS")

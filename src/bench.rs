@@ -8,8 +8,11 @@
 //!   against DataFusion running the same query once over all the events.
 //! - `nexmark`: the Nexmark query files, against DataFusion computing the same
 //!   results as one batch (see [`nexmark`]).
+//! - `sink`: the Parquet file sink against a bare `ArrowWriter` over the same
+//!   batches, and the files a 10-minute run leaves (see [`sink`]).
 
 pub mod nexmark;
+pub mod sink;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,8 +28,9 @@ use crate::{Config, Context, Output};
 /// Arguments of `quiver bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: overhead, throughput, nexmark, or all (overhead and throughput).
-    #[arg(default_value = "all", value_parser = ["overhead", "throughput", "nexmark", "all"])]
+    /// Which benchmark: overhead, throughput, nexmark, sink, or all (overhead,
+    /// throughput and sink).
+    #[arg(default_value = "all", value_parser = ["overhead", "throughput", "nexmark", "sink", "all"])]
     pub which: String,
     /// Nexmark queries to run, comma-separated (`quiver bench nexmark`).
     #[arg(long, default_value = "q0,q5,q7,q8,q11", value_delimiter = ',')]
@@ -37,7 +41,7 @@ pub struct BenchArgs {
     /// Nexmark events for the throughput and nexmark benchmarks.
     #[arg(long, default_value_t = 2_000_000)]
     pub events: u64,
-    /// Events per batch for the throughput benchmark.
+    /// Events per batch for the throughput and sink benchmarks.
     #[arg(long, default_value_t = 100_000)]
     pub events_per_batch: u64,
     /// Batches for the overhead benchmark.
@@ -90,6 +94,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.which == "nexmark" {
         nexmark::run(&args.query, args.events, args.rate).await?;
+    }
+    if matches!(args.which.as_str(), "sink" | "all") {
+        for m in sink::sink(args.events, args.events_per_batch)? {
+            println!("{m}");
+        }
+        println!("{}", sink::sink_file_count().await?);
     }
     Ok(())
 }

@@ -332,8 +332,9 @@ impl Sink for FileSink {
     fn status(&self) -> String {
         let s = &self.stats;
         let mut line = format!(
-            "{} files, {} rows, {} written",
+            "{} file{}, {} rows, {} written",
             s.files,
+            if s.files == 1 { "" } else { "s" },
             s.rows,
             human_bytes(s.bytes)
         );
