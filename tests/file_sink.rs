@@ -485,23 +485,154 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-#[test]
-fn the_error_for_a_full_disk_says_what_to_do() {
-    // /dev/full fails every write with ENOSPC.
-    if !Path::new("/dev/full").exists() {
-        eprintln!("skipping: no /dev/full");
-        return;
+/// Unmounts a small tmpfs when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    /// A 256 KiB tmpfs, when this user may mount one (root in a container
+    /// that allows it); `None` otherwise.
+    fn mount() -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Self(dir))
     }
-    let err = SinkError::File {
-        sink: "s".into(),
-        action: "write",
-        path: "out/x".into(),
-        source: std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"))
-            .unwrap_err(),
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_stops_the_sink_with_finished_files_intact() {
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!(
+            "skipping: cannot mount a small tmpfs here (needs root and a permissive container)"
+        );
+        return;
     };
+    let out = disk.0.path().join("out");
+    let mut sink = sink::open(&def(
+        &out,
+        "parquet",
+        &[("rollover_rows", "1"), ("compression", "none")],
+    ))
+    .unwrap();
+    // Incompressible-ish rows: ~40 KB per batch, one file per batch.
+    let keys: Vec<String> = (0..1000)
+        .map(|i| format!("{:032x}", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15_f39c))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let err = (0..100)
+        .find_map(|id| sink.write(&result(id, &keys)).err())
+        .expect("a 256 KiB disk fills up");
+    assert!(matches!(err, SinkError::File { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("free some disk space"), "{text}");
+    eprintln!("the error: {text}");
+    assert!(
+        text.contains("free some disk space") && text.contains(&out.display().to_string()),
+        "{text}"
+    );
+    sink.close().unwrap();
+    assert!(
+        all_files(&out)
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".inprogress"))
+    );
+    let files = visible_files(&out);
+    assert!(!files.is_empty());
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", url(&out), ParquetReadOptions::default())
+        .await
+        .unwrap();
+    let rows = query(&ctx, "SELECT count(*) AS c FROM t").await;
+    assert!(
+        rows.contains(&format!("| {} |", files.len() * 1000)),
+        "{rows}"
+    );
+}
+
+#[tokio::test]
+async fn timestamp_partitions_are_escaped_in_paths_and_decoded_by_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "window_start",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("n", DataType::Int64, false),
+    ]));
+    let mut d = def(dir.path(), "parquet", &[("partition_by", "window_start")]);
+    d.schema = schema.clone();
+    let mut sink = sink::open(&d).unwrap();
+    let rows = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampMillisecondArray::from(vec![T0, T0 + 10_000, T0])),
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+        ],
+    )
+    .unwrap();
+    sink.write(&QueryResult {
+        query: Arc::from("q"),
+        batch_id: 0,
+        batch_time_ms: T0,
+        window: None,
+        schema,
+        rows: vec![rows],
+        progress: Progress::default(),
+    })
+    .unwrap();
+    sink.close().unwrap();
+    assert_eq!(
+        visible_files(dir.path()),
+        vec![
+            "window_start=2026-01-01T00%3A00%3A00/out-00000000-00000000.parquet",
+            "window_start=2026-01-01T00%3A00%3A10/out-00000000-00000000.parquet",
+        ]
+    );
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "t",
+        url(dir.path()),
+        ParquetReadOptions::default()
+            .table_partition_cols(vec![("window_start".into(), DataType::Utf8)]),
+    )
+    .await
+    .unwrap();
+    let out = query(
+        &ctx,
+        "SELECT window_start, sum(n) AS s FROM t GROUP BY window_start ORDER BY window_start",
+    )
+    .await;
+    assert_eq!(
+        out,
+        "+---------------------+---+\n\
+         | window_start        | s |\n\
+         +---------------------+---+\n\
+         | 2026-01-01T00:00:00 | 4 |\n\
+         | 2026-01-01T00:00:10 | 2 |\n\
+         +---------------------+---+"
+    );
+}
+
+#[test]
+fn a_sink_name_that_would_escape_the_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = def(dir.path(), "parquet", &[]);
+    d.name = "../x".into();
+    let err = sink::open(&d)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("pick another name"), "{err}");
 }

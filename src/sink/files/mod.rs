@@ -35,7 +35,7 @@ pub mod rolling;
 pub mod writer;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use commit::CommitLog;
 pub use options::{FileFormat, FileSinkOptions};
@@ -65,7 +65,6 @@ pub struct FileSink {
     partitioner: Partitioner,
     log: CommitLog,
     open: BTreeMap<String, OpenFile>,
-    finished: Vec<FinishedFile>,
     /// Last batch written in this session, and its time.
     last: Option<(u64, i64)>,
     stats: FileSinkStats,
@@ -76,6 +75,16 @@ impl FileSink {
     /// Opens the sink `def` describes: validates options and the partition
     /// columns, creates the output directory and recovers from a crash.
     pub fn open(def: &SinkDef) -> Result<Self, SinkError> {
+        if def.name.is_empty() || def.name.starts_with(['.', '_']) || def.name.contains(['/', '\\'])
+        {
+            return Err(SinkError::Write {
+                sink: def.name.clone(),
+                message:
+                    "a file sink's name becomes part of file names: it must not be empty, start \
+                          with '.' or '_', or contain '/' or '\\'; pick another name"
+                        .into(),
+            });
+        }
         let options = FileSinkOptions::parse(&def.connector, &def.options).map_err(|source| {
             SinkError::Option {
                 sink: def.name.clone(),
@@ -133,7 +142,6 @@ impl FileSink {
             partitioner,
             log,
             open: BTreeMap::new(),
-            finished: Vec::new(),
             last: None,
             stats: FileSinkStats::default(),
             failed: false,
@@ -149,11 +157,6 @@ impl FileSink {
     /// after a crash must start from: this batch + 1).
     pub fn durable_batch(&self) -> Option<u64> {
         self.log.state().durable
-    }
-
-    /// Files finished since the sink was opened, in order.
-    pub fn finished_files(&self) -> &[FinishedFile] {
-        &self.finished
     }
 
     fn write_result(&mut self, result: &QueryResult) -> Result<(), SinkError> {
@@ -224,7 +227,7 @@ impl FileSink {
         }
         self.last = Some((batch, time));
         if !done.is_empty() {
-            self.commit(done)?;
+            self.commit(&done)?;
         }
         Ok(())
     }
@@ -256,8 +259,8 @@ impl FileSink {
     }
 
     /// Records finished files in the commit log (after their rename).
-    fn commit(&mut self, done: Vec<FinishedFile>) -> Result<(), SinkError> {
-        for file in &done {
+    fn commit(&mut self, done: &[FinishedFile]) -> Result<(), SinkError> {
+        for file in done {
             self.log
                 .set(&file.partition, file.last_batch, file.last_time_ms);
             self.stats.files += 1;
@@ -271,9 +274,7 @@ impl FileSink {
         };
         self.log
             .record(durable)
-            .map_err(|e| file_error(&self.name, e.action, &e.path, e.source))?;
-        self.finished.extend(done);
-        Ok(())
+            .map_err(|e| file_error(&self.name, e.action, &e.path, e.source))
     }
 
     fn abandon_open_files(&mut self) {
@@ -283,7 +284,7 @@ impl FileSink {
     }
 
     /// Root directory of the output.
-    pub fn path(&self) -> &PathBuf {
+    pub fn path(&self) -> &Path {
         &self.options.path
     }
 }
@@ -324,7 +325,7 @@ impl Sink for FileSink {
         }
         let moved = self.last.map(|(b, _)| b) != self.log.state().durable;
         if !done.is_empty() || (self.last.is_some() && moved) {
-            self.commit(done)?;
+            self.commit(&done)?;
         }
         Ok(())
     }
