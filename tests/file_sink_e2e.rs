@@ -246,3 +246,59 @@ async fn show_queries_reports_files_rows_and_bytes() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn flink_style_create_table_and_insert_into_write_ndjson_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "
+        CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', events = 20000, rate = 1000);
+        CREATE TABLE hot_bids (auction BIGINT, price BIGINT, channel VARCHAR) WITH (
+          'connector' = 'filesystem', 'path' = 'out', 'format' = 'ndjson',
+          'partition_by' = 'channel', 'sink.rolling-policy.rollover-interval' = '5s');
+        INSERT INTO hot_bids SELECT auction, price, channel FROM bids WHERE channel IN ('Google', 'Apple');
+    ";
+    let output = quiver(dir.path(), None, &["-c", script]);
+    assert_success(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let rows_out: usize = stderr
+        .split(" rows out")
+        .next()
+        .and_then(|s| s.rsplit(", ").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rows out in {stderr}"));
+    let (files, temp) = listing(&dir.path().join("out"));
+    assert!(temp.is_empty());
+    // 20 one-second batches, a file per partition every 5 s of batch time.
+    assert_eq!(files.len(), 8, "{files:?}");
+    assert!(
+        files[0].starts_with("channel=Apple/hot_bids-00000000-00000004.ndjson"),
+        "{files:?}"
+    );
+    let ctx = SessionContext::new();
+    ctx.register_json(
+        "t",
+        format!("{}/", dir.path().join("out").display()),
+        datafusion::prelude::JsonReadOptions::default()
+            .file_extension(".ndjson")
+            .table_partition_cols(vec![("channel".into(), DataType::Utf8)]),
+    )
+    .await
+    .unwrap();
+    let rows = ctx
+        .sql("SELECT channel, count(*) AS n FROM t GROUP BY channel ORDER BY channel")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = pretty_format_batches(&rows).unwrap().to_string();
+    let total: usize = text
+        .lines()
+        .filter_map(|l| l.split('|').nth(2)?.trim().parse::<usize>().ok())
+        .sum();
+    assert_eq!(total, rows_out, "{text}");
+    assert!(
+        text.contains("| Apple   |") && text.contains("| Google  |"),
+        "{text}"
+    );
+}
