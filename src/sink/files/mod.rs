@@ -379,3 +379,75 @@ fn human_bytes(bytes: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::exec::Progress;
+    use crate::options::Options;
+
+    fn result(batch_id: u64, keys: &[&str]) -> QueryResult {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let n: Vec<i64> = (0..keys.len() as i64).collect();
+        let rows = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(keys.to_vec())),
+                Arc::new(Int64Array::from(n)),
+            ],
+        )
+        .unwrap();
+        QueryResult {
+            query: Arc::from("q"),
+            batch_id,
+            batch_time_ms: batch_id as i64 * 1000,
+            window: None,
+            schema,
+            rows: vec![rows],
+            progress: Progress::default(),
+        }
+    }
+
+    #[test]
+    fn durable_batch_stops_before_the_oldest_open_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let def = SinkDef {
+            name: "s".into(),
+            connector: "csv".into(),
+            schema: result(0, &[]).schema,
+            options: Options::new([
+                ("path", dir.path().display().to_string()),
+                ("partition_by", "k".into()),
+                ("rollover_rows", "2".into()),
+            ]),
+            table: None,
+        };
+        let mut sink = FileSink::open(&def).unwrap();
+        // k=a fills a file every 2 batches; k=b's file stays open from batch 1.
+        sink.write(&result(0, &["a"])).unwrap();
+        sink.write(&result(1, &["a", "b"])).unwrap();
+        assert_eq!(sink.durable_batch(), Some(0));
+        sink.write(&result(2, &["a"])).unwrap();
+        sink.write(&result(3, &["a"])).unwrap();
+        assert_eq!(sink.durable_batch(), Some(0));
+        sink.close().unwrap();
+        assert_eq!(sink.durable_batch(), Some(3));
+        assert_eq!(sink.stats().files, 3);
+        assert_eq!(sink.stats().rows, 5);
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}
