@@ -402,11 +402,31 @@ impl Context {
         self.attach_memory_table(&mut def)?;
         // Open once now so that bad options fail here, not at INSERT time.
         sink::open(&def)?.close()?;
+        let readable = self.register_file_table(&def)?;
         let connector = def.connector.clone();
         lock(&self.sinks).insert(name.to_string(), def);
         Ok(Output::Message(format!(
-            "created table {name} ({connector} sink); INSERT INTO {name} SELECT ... starts a query writing to it"
+            "created table {name} ({connector} sink{readable}); INSERT INTO {name} SELECT ... starts a query writing to it"
         )))
+    }
+
+    /// A file sink table is also readable: registers DataFusion's listing
+    /// table over its path under its name. Returns a note for the message.
+    fn register_file_table(&self, def: &SinkDef) -> Result<&'static str, Error> {
+        if !sink::files::is_file_connector(&def.connector) {
+            return Ok("");
+        }
+        let options = sink::files::FileSinkOptions::parse(&def.connector, &def.options).map_err(
+            |source| sink::SinkError::Option {
+                sink: def.name.clone(),
+                source,
+            },
+        )?;
+        let table = crate::sql::file_table::listing_table(&options, &def.schema)?;
+        let name = datafusion::common::TableReference::bare(def.name.as_str());
+        self.tables.deregister_table(name.clone())?;
+        self.tables.register_table(name, table)?;
+        Ok(", readable: queries see its finished files")
     }
 
     /// `CREATE VIEW`: a view over streams is kept by quiver and planned into

@@ -4,6 +4,7 @@
 //! Data flow: source → decode → `Batch` → window state → **query** → sink.
 
 pub mod catalog;
+pub mod file_table;
 pub mod functions;
 pub mod parser;
 pub mod plan;

@@ -39,6 +39,11 @@ use std::path::Path;
 
 use commit::CommitLog;
 pub use options::{FileFormat, FileSinkOptions};
+
+/// Whether `connector` names a file sink (whose table is also readable).
+pub fn is_file_connector(connector: &str) -> bool {
+    matches!(connector, "parquet" | "csv" | "ndjson" | "filesystem")
+}
 use partition::Partitioner;
 use rolling::{FinishedFile, OpenFile, crash_point, file_error};
 
