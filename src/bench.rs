@@ -21,7 +21,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
+use crate::exec::DEFAULT_SIMULATED_START_MS;
 use crate::source::nexmark::{NexmarkGenerator, NexmarkKind, schema as bid_schema};
 use crate::{Config, Context, Output};
 
@@ -118,16 +118,7 @@ async fn run_quiver(
     events: u64,
     events_per_batch: u64,
 ) -> anyhow::Result<(u64, Duration)> {
-    let ctx = Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: DEFAULT_SIMULATED_START_MS,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-    });
+    let ctx = Context::new(Config::bounded(Duration::from_secs(1)));
     ctx.sql(&bids_stream(events, events_per_batch)).await?;
     let started = Instant::now();
     let Some(Output::Query(mut handle)) = ctx.sql(query).await?.pop() else {

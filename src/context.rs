@@ -49,6 +49,24 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Batches of `batch_interval` on the simulated clock from its default
+    /// start, back to back, until every source is drained: a bounded input
+    /// processed as fast as possible (benchmarks, backfills, tests).
+    pub fn bounded(batch_interval: Duration) -> Self {
+        Self {
+            batch_interval,
+            clock: Clock::Simulated {
+                start_ms: crate::exec::DEFAULT_SIMULATED_START_MS,
+            },
+            limits: RunLimits {
+                until_idle: true,
+                ..RunLimits::default()
+            },
+        }
+    }
+}
+
 /// Settings `SET` accepts besides `datafusion.*`.
 const SETTINGS: &[&str] = &["batch_interval"];
 
@@ -108,17 +126,12 @@ impl Context {
 
     /// Current settings.
     pub fn config(&self) -> Config {
-        *self.config.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.config)
     }
 
     /// The declared streams, by name.
     pub fn streams(&self) -> Vec<StreamDef> {
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        lock(&self.streams).values().cloned().collect()
     }
 
     /// The sink tables (`CREATE TABLE ... WITH (connector = 'blackhole')`,
@@ -519,12 +532,7 @@ impl Context {
         options: &Options,
         if_not_exists: bool,
     ) -> Result<Output, Error> {
-        if self
-            .streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(name)
-        {
+        if lock(&self.streams).contains_key(name) {
             return if if_not_exists {
                 Ok(Output::Message(format!("stream {name} already exists")))
             } else {
@@ -589,10 +597,7 @@ impl Context {
             watermark,
         };
         let columns = def.schema.fields().len();
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), def);
+        lock(&self.streams).insert(name.to_string(), def);
         let plural = if columns == 1 { "" } else { "s" };
         Ok(Output::Message(format!(
             "created stream {name} ({connector}, {columns} column{plural})"
@@ -639,12 +644,7 @@ impl Context {
     }
 
     async fn describe(&self, name: &str) -> Result<Output, Error> {
-        let def = self
-            .streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned();
+        let def = lock(&self.streams).get(name).cloned();
         let Some(def) = def else {
             return self
                 .run_sql_on_datafusion(&format!("DESCRIBE {name}"))
@@ -680,10 +680,7 @@ impl Context {
                 if interval < Duration::from_millis(1) {
                     return Err(Error::Catalog("batch_interval must be at least 1ms".into()));
                 }
-                self.config
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .batch_interval = interval;
+                lock(&self.config).batch_interval = interval;
                 Ok(Output::Message(format!(
                     "batch_interval = {}",
                     humantime::format_duration(interval)

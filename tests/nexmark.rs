@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use quiver::exec::{Clock, RunLimits};
 use quiver::{Config, Context, Output};
 
 /// Events generated: 40 s of event time at 4000 events/s, 2 s per batch.
@@ -39,16 +38,7 @@ fn ddl() -> String {
 }
 
 fn context() -> Context {
-    Context::new(Config {
-        batch_interval: Duration::from_secs(2),
-        clock: Clock::Simulated {
-            start_ms: quiver::exec::DEFAULT_SIMULATED_START_MS,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-    })
+    Context::new(Config::bounded(Duration::from_secs(2)))
 }
 
 /// Rows as strings, sorted, so results compare regardless of order.

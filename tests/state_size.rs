@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use quiver::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
 use quiver::{Config, Context, Output};
 
 #[test]
@@ -15,16 +14,7 @@ fn hop_state_stops_growing_over_ten_minutes() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let ctx = Context::new(Config {
-            batch_interval: Duration::from_secs(1),
-            clock: Clock::Simulated {
-                start_ms: DEFAULT_SIMULATED_START_MS,
-            },
-            limits: RunLimits {
-                until_idle: true,
-                ..RunLimits::default()
-            },
-        });
+        let ctx = Context::new(Config::bounded(Duration::from_secs(1)));
         // 600 s of bids at 200 bids/s (events are 46/50 bids).
         let rate = 200;
         let script = format!(

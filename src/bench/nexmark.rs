@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
 use crate::{Config, Context, Output};
 
 /// quiver's Nexmark DDL (`sql/nexmark/ddl.sql`).
@@ -98,16 +97,7 @@ pub fn reference_sql(name: &str) -> Option<&'static str> {
 }
 
 fn context() -> Context {
-    Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: DEFAULT_SIMULATED_START_MS,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-    })
+    Context::new(Config::bounded(Duration::from_secs(1)))
 }
 
 /// A context holding every generated event in table `all_events` and the

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::RecordBatch;
 
 use super::Measurement;
-use crate::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
+use crate::exec::DEFAULT_SIMULATED_START_MS;
 use crate::source::nexmark::{self, NexmarkGenerator, NexmarkKind};
 use crate::{Config, Context};
 
@@ -153,16 +153,7 @@ pub fn sink(events: u64, events_per_batch: u64) -> anyhow::Result<Vec<Measuremen
 /// against the goal: 4 partitions × 10 intervals.
 pub async fn sink_file_count() -> anyhow::Result<Measurement> {
     let dir = ScratchDir::new("files")?;
-    let ctx = Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: DEFAULT_SIMULATED_START_MS,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-    });
+    let ctx = Context::new(Config::bounded(Duration::from_secs(1)));
     ctx.sql("CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', events = 60000, rate = 100, seed = 7)")
         .await?;
     ctx.sql(&format!(

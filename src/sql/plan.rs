@@ -306,21 +306,8 @@ impl StreamingPlan {
                 ));
             }
         };
-        if window.is_none() && session.is_none() && found.inputs.len() > 1 {
-            let event_time: Vec<String> = relations
-                .iter()
-                .flat_map(|r| catalog.base_streams(r))
-                .filter(|s| catalog.streams[s].watermark.is_some())
-                .collect();
-            if !event_time.is_empty() {
-                return Err(SqlError::Unsupported(format!(
-                    "joining streams without a window is not supported over event time (stream '{}' has a \
-                     WATERMARK): its state would grow forever. Join windows instead: window both sides with \
-                     TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '10' SECOND)) and join on window_start \
-                     and window_end (Nexmark q8)",
-                    event_time[0]
-                )));
-            }
+        if window.is_none() && session.is_none() {
+            refuse_unbounded_join(found.inputs.len(), catalog, &relations)?;
         }
         let mut windows = Vec::new();
         for call in &found.windows {
@@ -476,6 +463,33 @@ impl StreamingPlan {
     }
 }
 
+/// The first stream under `relations` that has a WATERMARK (event time).
+fn event_time_stream(catalog: Catalog<'_>, relations: &BTreeSet<String>) -> Option<String> {
+    relations
+        .iter()
+        .flat_map(|r| catalog.base_streams(r))
+        .find(|s| catalog.streams[s].watermark.is_some())
+}
+
+/// Joining event-time streams without a window would, in Flink, keep state
+/// forever; quiver refuses it (checked before planning, so the reason is
+/// given even when the join itself would not plan).
+fn refuse_unbounded_join(
+    stream_references: usize,
+    catalog: Catalog<'_>,
+    relations: &BTreeSet<String>,
+) -> Result<(), SqlError> {
+    match event_time_stream(catalog, relations) {
+        Some(stream) if stream_references > 1 => Err(SqlError::Unsupported(format!(
+            "joining streams without a window is not supported over event time (stream '{stream}' has a \
+             WATERMARK): its state would grow forever. Join windows instead: window both sides with \
+             TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '10' SECOND)) and join on window_start \
+             and window_end (Nexmark q8)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A query over event-time streams that aggregates without a window would,
 /// in Flink, update its result forever; quiver emits results per window, so
 /// it refuses the query rather than silently computing per-batch results.
@@ -485,11 +499,7 @@ fn refuse_unbounded_aggregates(
     relations: &BTreeSet<String>,
 ) -> Result<(), SqlError> {
     use datafusion::common::tree_node::TreeNode;
-    let Some(stream) = relations
-        .iter()
-        .flat_map(|r| catalog.base_streams(r))
-        .find(|s| catalog.streams[s].watermark.is_some())
-    else {
+    let Some(stream) = event_time_stream(catalog, relations) else {
         return Ok(());
     };
     let aggregates = main.logical.exists(|plan| {
