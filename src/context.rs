@@ -292,6 +292,7 @@ impl Context {
         };
         self.attach_memory_table(&mut def)?;
         let output = self.start_planned(def.clone(), plan)?;
+        self.register_file_table(&def)?;
         lock(&self.sinks).insert(name.to_string(), def);
         Ok(output)
     }

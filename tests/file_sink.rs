@@ -636,3 +636,23 @@ fn a_sink_name_that_would_escape_the_directory_is_refused() {
         .unwrap_or_default();
     assert!(err.contains("pick another name"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_sink_table_is_readable_once_its_files_are_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = quiver::Context::new(quiver::Config::bounded(std::time::Duration::from_secs(1)));
+    ctx.sql(&format!(
+        "CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', rate = 1000, events = 3000);
+         CREATE SINK hot AS SELECT auction, price FROM bids WITH (connector = 'parquet', path = '{}')",
+        dir.path().join("hot").display()
+    ))
+    .await
+    .unwrap();
+    ctx.background().wait_all().await;
+    let Some(quiver::Output::Rows(rows)) = ctx.sql("SELECT count(*) FROM hot").await.unwrap().pop()
+    else {
+        panic!("expected rows");
+    };
+    let text = pretty_format_batches(&rows).unwrap().to_string();
+    assert!(text.contains("| 2760     |"), "{text}");
+}
