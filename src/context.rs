@@ -37,6 +37,9 @@ pub struct Config {
     pub clock: Clock,
     /// When queries stop by themselves.
     pub limits: RunLimits,
+    /// Compute decomposable window aggregates from per-pane partials
+    /// (`SET incremental_aggregates = false` keeps raw rows instead).
+    pub incremental_aggregates: bool,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             batch_interval: Duration::from_secs(1),
             clock: Clock::Wall,
             limits: RunLimits::default(),
+            incremental_aggregates: true,
         }
     }
 }
@@ -63,12 +67,13 @@ impl Config {
                 until_idle: true,
                 ..RunLimits::default()
             },
+            incremental_aggregates: true,
         }
     }
 }
 
 /// Settings `SET` accepts besides `datafusion.*`.
-const SETTINGS: &[&str] = &["batch_interval"];
+const SETTINGS: &[&str] = &["batch_interval", "incremental_aggregates"];
 
 /// What a statement produced.
 #[derive(Debug)]
@@ -687,6 +692,19 @@ impl Context {
                     humantime::format_duration(interval)
                 )))
             }
+            "incremental_aggregates" => {
+                let on = match value.to_ascii_lowercase().as_str() {
+                    "true" | "on" => true,
+                    "false" | "off" => false,
+                    _ => {
+                        return Err(Error::Catalog(format!(
+                            "incremental_aggregates = '{value}' is invalid; write true or false"
+                        )));
+                    }
+                };
+                lock(&self.config).incremental_aggregates = on;
+                Ok(Output::Message(format!("incremental_aggregates = {on}")))
+            }
             _ if name.starts_with("datafusion.") => {
                 self.run_sql_on_datafusion(&format!("SET {name} = '{}'", value.replace('\'', "''")))
                     .await
@@ -706,7 +724,10 @@ impl Context {
             views: &views,
         };
         let interval_ms = self.config().batch_interval.as_millis() as i64;
-        let config = self.tables.copied_config();
+        let settings = crate::sql::PlanSettings {
+            incremental_aggregates: self.config().incremental_aggregates,
+        };
+        let config = self.tables.copied_config().with_extension(Arc::new(settings));
         Ok(StreamingPlan::try_new(query, catalog, &self.tables, config, interval_ms).await?)
     }
 
@@ -741,9 +762,15 @@ impl Context {
         };
         let mut inputs: Vec<String> = Vec::new();
         if let Some(w) = plan.window {
-            for input in &plan.windows {
+            for (i, input) in plan.windows.iter().enumerate() {
+                let incremental = plan.partials.iter().any(|p| p.window == i);
+                let state = match (incremental, input.keeps_rows) {
+                    (false, _) => "",
+                    (true, true) => ", aggregated from partials per pane, rows kept too",
+                    (true, false) => ", aggregated from partials per pane",
+                };
                 inputs.push(format!(
-                    "{} window over {} (size {} ms, slide {} ms, {domain})",
+                    "{} window over {} (size {} ms, slide {} ms, {domain}{state})",
                     format!("{:?}", w.kind).to_uppercase(),
                     input.relation,
                     w.size_ms,

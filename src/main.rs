@@ -103,6 +103,7 @@ impl RunArgs {
             batch_interval: self.batch_interval,
             clock,
             limits,
+            ..quiver::Config::default()
         })
     }
 }

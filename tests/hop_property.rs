@@ -29,6 +29,7 @@ fn run_hop(batches: &[Vec<i64>], slide_s: i64, size_s: i64) -> BTreeMap<i64, (i6
             batch_interval: Duration::from_secs(1),
             clock: Clock::Simulated { start_ms: START_MS },
             limits: RunLimits { until_idle: true, ..RunLimits::default() },
+            ..Config::default()
         });
         let script = format!(
             "CREATE STREAM s (v BIGINT) WITH (connector = 'files', path = '{}', format = 'csv', max_files_per_batch = 1);

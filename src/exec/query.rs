@@ -23,7 +23,7 @@ use super::{Clock, ExecError};
 use crate::batch::{stamp_batch_time, with_batch_time};
 use crate::source::{self, PollContext, Source};
 use crate::sql::{KeptInput, StreamingPlan, TimeDomain};
-use crate::window::{WatermarkTracker, stamp_window};
+use crate::window::{PaneBuffer, WatermarkTracker, stamp_window};
 
 /// When a query stops by itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -440,7 +440,7 @@ impl Runner {
         let mut closing = BTreeSet::new();
         let closed_until = self.state.closed_until;
         if let Some(watermark) = watermark {
-            for panes in &self.state.windows {
+            for panes in self.state.windows.iter().chain(&self.state.partials) {
                 for pane in panes.pane_starts() {
                     for (start, end) in spec.windows_containing(pane) {
                         let due = end.saturating_add(lateness);
@@ -454,6 +454,9 @@ impl Runner {
         let mut results = Vec::new();
         for (end, start) in closing {
             for (input, panes) in self.plan.windows.iter().zip(&self.state.windows) {
+                if !input.keeps_rows {
+                    continue;
+                }
                 let rows = stamp_window(
                     &panes.rows_between(start, end),
                     input.table.schema_ref(),
@@ -465,6 +468,15 @@ impl Runner {
             for (input, panes) in self.plan.kept.iter().zip(&self.state.kept) {
                 input.table.set(panes.all_rows());
             }
+            for (partial, panes) in self.plan.partials.iter().zip(&self.state.partials) {
+                let rows = stamp_window(
+                    &panes.rows_between(start, end),
+                    partial.table.schema_ref(),
+                    (start, end),
+                )
+                .map_err(|e| self.arrow(e))?;
+                partial.table.set(rows);
+            }
             let rows = self
                 .plan
                 .execute()
@@ -475,6 +487,9 @@ impl Runner {
         for input in self.plan.windows.iter().chain(&self.plan.kept) {
             input.table.set(Vec::new());
         }
+        for partial in &self.plan.partials {
+            partial.table.set(Vec::new());
+        }
         if let Some(watermark) = watermark {
             self.state.closed_until = Some(watermark);
             let keep_from = if watermark == i64::MAX {
@@ -482,7 +497,9 @@ impl Runner {
             } else {
                 spec.first_open_start(watermark - lateness)
             };
-            for panes in self.state.windows.iter_mut().chain(&mut self.state.kept) {
+            let state = &mut self.state;
+            let buffers = state.windows.iter_mut().chain(&mut state.kept);
+            for panes in buffers.chain(&mut state.partials) {
                 panes.evict_before(keep_from);
             }
         }
@@ -522,22 +539,63 @@ impl Runner {
                 .run(&input.feeder)
                 .await
                 .map_err(|e| self.execute_error(batch_id, e))?;
+            let keeps_rows = input.keeps_rows;
+            let incremental = windowed && self.plan.partials.iter().any(|p| p.window == i);
+            let mut new_rows = PaneBuffer::new(self.plan.window.map_or(1, |w| w.pane_ms()));
             for batch in batches {
                 let (rows, times, dropped) =
                     on_time_rows(&batch, input.time_index, watermark).map_err(|e| self.arrow(e))?;
                 late += dropped;
-                let panes = if windowed {
+                let panes = if !keeps_rows {
+                    &mut new_rows
+                } else if windowed {
                     &mut self.state.windows[i]
                 } else {
                     &mut self.state.kept[i]
                 };
-                panes.insert(&rows, &times).map_err(|e| ExecError::Arrow {
-                    query: self.name.to_string(),
-                    source: e,
-                })?;
+                panes.insert(&rows, &times).map_err(|e| self.arrow(e))?;
+                if keeps_rows && incremental {
+                    new_rows.insert(&rows, &times).map_err(|e| self.arrow(e))?;
+                }
+            }
+            if incremental {
+                self.feed_partials(batch_id, i, &new_rows).await?;
             }
         }
         Ok(late)
+    }
+
+    /// Runs the partial aggregates over window input `window` once per pane
+    /// of the batch's new rows (each run sees one pane's rows, stamped with
+    /// the pane's bounds) and adds the partials to their panes.
+    async fn feed_partials(
+        &mut self,
+        batch_id: u64,
+        window: usize,
+        new_rows: &PaneBuffer,
+    ) -> Result<(), ExecError> {
+        let input = &self.plan.windows[window];
+        let pane_ms = new_rows.pane_ms();
+        for pane in new_rows.pane_starts() {
+            let end = pane + pane_ms;
+            let rows = stamp_window(
+                &new_rows.rows_between(pane, end),
+                input.table.schema_ref(),
+                (pane, end),
+            )
+            .map_err(|e| self.arrow(e))?;
+            input.table.set(rows);
+            for (j, partial) in self.plan.partials.iter().enumerate() {
+                if partial.window != window {
+                    continue;
+                }
+                let partials = self.plan.run(&partial.partial).await;
+                let partials = partials.map_err(|e| self.execute_error(batch_id, e))?;
+                self.state.partials[j].insert_pane(pane, partials);
+            }
+        }
+        input.table.set(Vec::new());
+        Ok(())
     }
 
     /// Adds the batch's on-time rows of the session relation to the open
@@ -698,7 +756,9 @@ impl Runner {
             None => return Ok(()),
         };
         for _ in 0..max_batches {
-            if self.state.windows.iter().all(|p| p.rows() == 0) && self.state.sessions.is_empty() {
+            let state = &self.state;
+            let mut buffers = state.windows.iter().chain(&state.partials);
+            if buffers.all(PaneBuffer::is_empty) && state.sessions.is_empty() {
                 break;
             }
             let empty = self.sources.iter().map(|_| Vec::new()).collect();

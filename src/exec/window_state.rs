@@ -18,6 +18,8 @@ pub(super) struct WindowState {
     /// Panes of each window input, then of each kept input.
     pub(super) windows: Vec<PaneBuffer>,
     pub(super) kept: Vec<PaneBuffer>,
+    /// Partial aggregates by pane, one buffer per incremental aggregate.
+    pub(super) partials: Vec<PaneBuffer>,
     /// Rows of open sessions (`GROUP BY ..., SESSION(...)`).
     pub(super) sessions: Vec<RecordBatch>,
     /// No open session can end before this (ms): until the watermark
@@ -44,6 +46,11 @@ impl WindowState {
                 .map(|_| PaneBuffer::new(pane_ms))
                 .collect(),
             kept: plan.kept.iter().map(|_| PaneBuffer::new(pane_ms)).collect(),
+            partials: plan
+                .partials
+                .iter()
+                .map(|_| PaneBuffer::new(pane_ms))
+                .collect(),
             sessions: Vec::new(),
             sessions_next_end: None,
             trackers: plan
@@ -68,6 +75,7 @@ impl WindowState {
             .windows
             .iter()
             .chain(&self.kept)
+            .chain(&self.partials)
             .map(PaneBuffer::rows)
             .sum();
         panes
@@ -83,6 +91,7 @@ impl WindowState {
             .windows
             .iter()
             .chain(&self.kept)
+            .chain(&self.partials)
             .map(PaneBuffer::bytes)
             .sum();
         panes

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod file_table;
 pub mod functions;
 pub mod parser;
+mod partial;
 pub mod plan;
 pub mod proctime;
 pub mod provider;
@@ -15,7 +16,10 @@ mod session;
 
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{ParsedStatement, Statement, parse_script};
-pub use plan::{CompiledQuery, KeptInput, SessionPlan, StreamingPlan, TimeDomain, WatermarkPlan};
+pub use plan::{
+    CompiledQuery, KeptInput, PartialAggregate, PlanSettings, SessionPlan, StreamingPlan, TimeDomain,
+    WatermarkPlan,
+};
 pub use rewrite::name_view_columns;
 
 use std::collections::BTreeSet;

@@ -62,6 +62,18 @@ impl CompiledQuery {
         Ok(Self { logical, schema })
     }
 
+    /// A plan made elsewhere (an incremental aggregate's parts), checked the
+    /// same way.
+    async fn from_logical(state: &SessionState, logical: LogicalPlan) -> Result<Self, SqlError> {
+        let logical = state.optimize(&logical)?;
+        state
+            .query_planner()
+            .create_physical_plan(&logical, state)
+            .await?;
+        let schema = Arc::new(logical.schema().as_arrow().clone());
+        Ok(Self { logical, schema })
+    }
+
     async fn plan_sql(state: &SessionState, sql: &str) -> Result<Self, SqlError> {
         let statement = super::parser::parse_script(sql)?
             .pop()
@@ -107,6 +119,39 @@ pub struct KeptInput {
     pub table: Arc<BatchTable>,
     /// The name `table` is registered under.
     pub table_name: String,
+    /// Whether the main plan reads the raw rows; false when every aggregate
+    /// over this window is computed from partials.
+    pub keeps_rows: bool,
+}
+
+/// An aggregate over a window computed incrementally (see `partial`): the
+/// executor runs `partial` over each pane's new rows of window input
+/// `window`, keeps the partials per pane, and fills `table` with a closing
+/// window's partials, which the main plan merges.
+#[derive(Debug, Clone)]
+pub struct PartialAggregate {
+    /// Index of the window input in [`StreamingPlan::windows`].
+    pub window: usize,
+    /// Aggregates the rows the window's table holds into partials.
+    pub partial: CompiledQuery,
+    /// Partials of a closing window, stamped with its bounds.
+    pub table: Arc<BatchTable>,
+}
+
+/// Planner choices a session can change (`SET incremental_aggregates`),
+/// carried to the planner as an extension of DataFusion's session config.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanSettings {
+    /// Compute decomposable window aggregates from per-pane partials.
+    pub incremental_aggregates: bool,
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        Self {
+            incremental_aggregates: true,
+        }
+    }
 }
 
 /// How a stream's watermark is computed each batch.
@@ -156,6 +201,8 @@ pub struct StreamingPlan {
     pub watermarks: Vec<WatermarkPlan>,
     /// The session window, for `GROUP BY ..., SESSION(...)` queries.
     pub session: Option<SessionPlan>,
+    /// Window aggregates computed from per-pane partials.
+    pub partials: Vec<PartialAggregate>,
     /// The batch time `PROCTIME()` returns.
     pub proctime: ProcTime,
 }
@@ -204,7 +251,9 @@ impl StreamingPlan {
             .collect();
         let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut everything: BTreeSet<String> = BTreeSet::new();
-        self.main.logical.apply(|node| {
+        let plans = std::iter::once(&self.main).chain(self.partials.iter().map(|p| &p.partial));
+        for plan in plans {
+            plan.logical.apply(|node| {
             if let LogicalPlan::TableScan(scan) = node {
                 let name = scan.table_name.table().to_string();
                 if kept.contains(&name) {
@@ -221,7 +270,8 @@ impl StreamingPlan {
                 }
             }
             Ok(TreeNodeRecursion::Continue)
-        })?;
+            })?;
+        }
         Ok(needed
             .into_iter()
             .filter(|(name, _)| !everything.contains(name))
@@ -242,6 +292,9 @@ impl StreamingPlan {
         if !found.is_streaming() {
             return Ok(None);
         }
+        let settings = config
+            .get_extension::<PlanSettings>()
+            .map_or_else(PlanSettings::default, |s| *s);
         let ctx = super::functions::session_context(config);
         let proctime = ProcTime::default();
         ctx.register_udf(proctime.udf());
@@ -382,9 +435,13 @@ impl StreamingPlan {
                 watermarks.push(WatermarkPlan { stream, def, max });
             }
         }
-        let main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
+        let mut main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
         if window.is_none() && session.is_none() {
             refuse_unbounded_aggregates(&main, catalog, &relations)?;
+        }
+        let mut partials = Vec::new();
+        if window.is_some() && settings.incremental_aggregates {
+            (main, partials) = split_partials(&state, main, &mut windows).await;
         }
         Ok(Some(Self {
             schema: main.schema.clone(),
@@ -397,6 +454,7 @@ impl StreamingPlan {
             kept,
             watermarks,
             session,
+            partials,
             proctime,
         }))
     }
@@ -461,6 +519,62 @@ impl StreamingPlan {
             datafusion::dataframe::DataFrame::new(self.state.clone(), self.main.logical.clone());
         df.explain(false, false)?.collect().await
     }
+}
+
+/// Splits the main plan's window aggregates into partials and merges where
+/// the result is the same (see `partial`); on any doubt keeps `main` as is.
+async fn split_partials(
+    state: &SessionState,
+    main: CompiledQuery,
+    windows: &mut [KeptInput],
+) -> (CompiledQuery, Vec<PartialAggregate>) {
+    use datafusion::common::tree_node::TreeNode;
+    let names: BTreeSet<String> = windows.iter().map(|w| w.table_name.clone()).collect();
+    let (logical, splits) = match super::partial::split_window_aggregates(main.logical.clone(), &names)
+    {
+        Ok((logical, splits)) if !splits.is_empty() => (logical, splits),
+        Ok(_) => return (main, Vec::new()),
+        Err(e) => {
+            tracing::debug!("window aggregates kept as raw rows: {e}");
+            return (main, Vec::new());
+        }
+    };
+    let Ok(merged) = CompiledQuery::from_logical(state, logical).await else {
+        return (main, Vec::new());
+    };
+    if merged.schema != main.schema {
+        tracing::debug!(
+            "window aggregates kept as raw rows: the merged plan's schema {:?} differs from {:?}",
+            merged.schema,
+            main.schema
+        );
+        return (main, Vec::new());
+    }
+    let mut partials = Vec::new();
+    for split in splits {
+        let Some(window) = windows.iter().position(|w| w.table_name == split.window_table) else {
+            return (main, Vec::new());
+        };
+        let Ok(partial) = CompiledQuery::from_logical(state, split.partial).await else {
+            return (main, Vec::new());
+        };
+        partials.push(PartialAggregate {
+            window,
+            partial,
+            table: split.table,
+        });
+    }
+    let mut scanned = BTreeSet::new();
+    let _ = merged.logical.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scanned.insert(scan.table_name.table().to_string());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    for window in windows.iter_mut() {
+        window.keeps_rows = scanned.contains(&window.table_name);
+    }
+    (merged, partials)
 }
 
 /// The first stream under `relations` that has a WATERMARK (event time).
@@ -627,6 +741,7 @@ async fn kept_input(
         time_index,
         table: Arc::new(BatchTable::new(schema)),
         table_name: window_table.unwrap_or_default().to_string(),
+        keeps_rows: true,
     })
 }
 

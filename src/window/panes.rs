@@ -51,6 +51,26 @@ impl PaneBuffer {
         Ok(())
     }
 
+    /// Adds `batches` to the pane starting at `pane`; the pane is held (and
+    /// its windows will close) even when `batches` is empty, like a pane
+    /// whose rows a partial aggregate filtered out.
+    pub fn insert_pane(&mut self, pane: i64, batches: Vec<RecordBatch>) {
+        self.panes
+            .entry(pane)
+            .or_default()
+            .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+    }
+
+    /// Length of a pane in ms.
+    pub fn pane_ms(&self) -> i64 {
+        self.pane_ms
+    }
+
+    /// True when no pane is held.
+    pub fn is_empty(&self) -> bool {
+        self.panes.is_empty()
+    }
+
     /// The rows whose time is in `[start, end)` (both pane-aligned).
     pub fn rows_between(&self, start: i64, end: i64) -> Vec<RecordBatch> {
         self.panes
