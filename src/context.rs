@@ -727,7 +727,10 @@ impl Context {
         let settings = crate::sql::PlanSettings {
             incremental_aggregates: self.config().incremental_aggregates,
         };
-        let config = self.tables.copied_config().with_extension(Arc::new(settings));
+        let config = self
+            .tables
+            .copied_config()
+            .with_extension(Arc::new(settings));
         Ok(StreamingPlan::try_new(query, catalog, &self.tables, config, interval_ms).await?)
     }
 

@@ -17,8 +17,8 @@ mod session;
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{ParsedStatement, Statement, parse_script};
 pub use plan::{
-    CompiledQuery, KeptInput, PartialAggregate, PlanSettings, SessionPlan, StreamingPlan, TimeDomain,
-    WatermarkPlan,
+    CompiledQuery, KeptInput, PartialAggregate, PlanSettings, SessionPlan, StreamingPlan,
+    TimeDomain, WatermarkPlan,
 };
 pub use rewrite::name_view_columns;
 

@@ -80,7 +80,9 @@ pub fn split_window_aggregates(
     let mut scans: BTreeMap<String, usize> = BTreeMap::new();
     plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            *scans.entry(scan.table_name.table().to_string()).or_default() += 1;
+            *scans
+                .entry(scan.table_name.table().to_string())
+                .or_default() += 1;
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
@@ -124,7 +126,9 @@ fn window_scan(plan: &LogicalPlan) -> Option<String> {
 /// depends on the rows being stamped with the window's bounds, not a pane's).
 fn window_columns(plan: &LogicalPlan) -> Option<BTreeMap<Key, Bound>> {
     let bounds_in = |expr: &Expr, bounds: &BTreeMap<Key, Bound>| {
-        expr.column_refs().iter().any(|c| bounds.contains_key(&key(c)))
+        expr.column_refs()
+            .iter()
+            .any(|c| bounds.contains_key(&key(c)))
     };
     match plan {
         LogicalPlan::TableScan(scan) => {
@@ -263,7 +267,8 @@ fn split(
     )?);
 
     // The table of partials: the partial's columns, then the window bounds.
-    let window_type = DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, None);
+    let window_type =
+        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, None);
     let mut fields: Vec<Field> = partial
         .schema()
         .fields()
@@ -322,7 +327,9 @@ fn split(
         let value = match merge {
             Merge::Count => coalesce(vec![col(format!("__m{i}")), lit(0i64)]),
             Merge::Same(_) => col(format!("__m{i}")),
-            Merge::Avg => col(format!("__m{i}s")) / cast(col(format!("__m{i}c")), DataType::Float64),
+            Merge::Avg => {
+                col(format!("__m{i}s")) / cast(col(format!("__m{i}c")), DataType::Float64)
+            }
         };
         outputs.push((value, aggregate.schema.qualified_field(keys.len() + i)));
     }

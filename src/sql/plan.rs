@@ -254,22 +254,22 @@ impl StreamingPlan {
         let plans = std::iter::once(&self.main).chain(self.partials.iter().map(|p| &p.partial));
         for plan in plans {
             plan.logical.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                let name = scan.table_name.table().to_string();
-                if kept.contains(&name) {
-                    let schema = scan.source.schema();
-                    match &scan.projection {
-                        Some(indices) => needed
-                            .entry(name)
-                            .or_default()
-                            .extend(indices.iter().map(|i| schema.field(*i).name().clone())),
-                        None => {
-                            everything.insert(name);
+                if let LogicalPlan::TableScan(scan) = node {
+                    let name = scan.table_name.table().to_string();
+                    if kept.contains(&name) {
+                        let schema = scan.source.schema();
+                        match &scan.projection {
+                            Some(indices) => needed
+                                .entry(name)
+                                .or_default()
+                                .extend(indices.iter().map(|i| schema.field(*i).name().clone())),
+                            None => {
+                                everything.insert(name);
+                            }
                         }
                     }
                 }
-            }
-            Ok(TreeNodeRecursion::Continue)
+                Ok(TreeNodeRecursion::Continue)
             })?;
         }
         Ok(needed
@@ -530,15 +530,15 @@ async fn split_partials(
 ) -> (CompiledQuery, Vec<PartialAggregate>) {
     use datafusion::common::tree_node::TreeNode;
     let names: BTreeSet<String> = windows.iter().map(|w| w.table_name.clone()).collect();
-    let (logical, splits) = match super::partial::split_window_aggregates(main.logical.clone(), &names)
-    {
-        Ok((logical, splits)) if !splits.is_empty() => (logical, splits),
-        Ok(_) => return (main, Vec::new()),
-        Err(e) => {
-            tracing::debug!("window aggregates kept as raw rows: {e}");
-            return (main, Vec::new());
-        }
-    };
+    let (logical, splits) =
+        match super::partial::split_window_aggregates(main.logical.clone(), &names) {
+            Ok((logical, splits)) if !splits.is_empty() => (logical, splits),
+            Ok(_) => return (main, Vec::new()),
+            Err(e) => {
+                tracing::debug!("window aggregates kept as raw rows: {e}");
+                return (main, Vec::new());
+            }
+        };
     let Ok(merged) = CompiledQuery::from_logical(state, logical).await else {
         return (main, Vec::new());
     };
@@ -552,7 +552,10 @@ async fn split_partials(
     }
     let mut partials = Vec::new();
     for split in splits {
-        let Some(window) = windows.iter().position(|w| w.table_name == split.window_table) else {
+        let Some(window) = windows
+            .iter()
+            .position(|w| w.table_name == split.window_table)
+        else {
             return (main, Vec::new());
         };
         let Ok(partial) = CompiledQuery::from_logical(state, split.partial).await else {
