@@ -365,7 +365,14 @@ impl Context {
                     .map(|q| q.last_batch.as_millis() as i64)
                     .collect::<Vec<_>>(),
             )) as ArrayRef,
-            text(&|q| q.watermark_ms.map(sink::format_time)),
+            text(&|q| {
+                let watermark = q.watermark_ms.map(sink::format_time);
+                match (watermark, &q.watermark_held_by) {
+                    (Some(w), Some(held)) => Some(format!("{w} (held by {held})")),
+                    (None, Some(held)) => Some(format!("none yet (held by {held})")),
+                    (watermark, None) => watermark,
+                }
+            }),
             count(&|q| q.late_rows),
             text(&|q| Some(q.sink.clone())),
             text(&|q| q.error.clone()),

@@ -5,7 +5,8 @@
 //! processing-time windows are deterministic.
 //!
 //! Sections of a case file, each starting with a `---` line:
-//! - `--- file PATH` then the file's content (written under a temp dir);
+//! - `--- file PATH` then the file's content (written under a temp dir; PATH
+//!   may name subdirectories, e.g. the partitions `in/p0/0.csv`, `in/p1/0.csv`);
 //! - `--- run ARGS...` then the SQL script (the command's working dir is the temp dir);
 //! - `--- expect` then stdout; or `--- error` then text stderr must contain;
 //! - optionally `--- progress` (before `--- expect`) then the `progress:`

@@ -58,6 +58,9 @@ pub struct QueryStatus {
     pub last_batch: Duration,
     /// Event-time watermark after the last batch, ms since the epoch.
     pub watermark_ms: Option<i64>,
+    /// The stream partition holding the watermark back, when its stream
+    /// has several (`bids partition 1`).
+    pub watermark_held_by: Option<String>,
     /// Rows dropped (or diverted) as late so far.
     pub late_rows: u64,
     /// The error that ended the query.
@@ -101,6 +104,7 @@ impl Entry {
         status.late_rows = progress.summary.late_rows;
         status.last_batch = progress.last.duration;
         status.watermark_ms = progress.last.watermark_ms;
+        status.watermark_held_by = progress.last.watermark_held_by.clone();
         status.summary = progress.summary.clone();
         status
     }
@@ -138,6 +142,7 @@ impl Registry {
             output_rows: 0,
             last_batch: Duration::ZERO,
             watermark_ms: None,
+            watermark_held_by: None,
             late_rows: 0,
             error: None,
             summary: QuerySummary::default(),

@@ -23,7 +23,7 @@ use super::{Clock, ExecError};
 use crate::batch::{stamp_batch_time, with_batch_time};
 use crate::source::{self, PollContext, Source};
 use crate::sql::{KeptInput, StreamingPlan, TimeDomain};
-use crate::window::{PaneBuffer, WatermarkTracker, stamp_window};
+use crate::window::{PaneBuffer, PartitionedRows, combine, stamp_window};
 
 /// When a query stops by itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,6 +55,9 @@ pub struct Progress {
     /// Event-time watermark after the batch (ms since the epoch), for
     /// queries over streams with a `WATERMARK`.
     pub watermark_ms: Option<i64>,
+    /// The partition holding the watermark back (`bids partition 1`), when
+    /// that stream has more than one partition.
+    pub watermark_held_by: Option<String>,
     /// Rows that arrived behind the watermark in this batch.
     pub late_rows: u64,
 }
@@ -199,6 +202,8 @@ pub fn start_query(
         name: Arc::from(name.as_str()),
         plan,
         sources,
+        partitioned: Vec::new(),
+        held_by: None,
         state,
         interval_ms,
         clock,
@@ -225,6 +230,12 @@ struct Runner {
     name: Arc<str>,
     plan: StreamingPlan,
     sources: Sources,
+    /// Per stream, the last polled rows by source partition, when the
+    /// stream has several (for per-partition watermarks); taken by
+    /// `advance_watermark`.
+    partitioned: Vec<Option<PartitionedRows>>,
+    /// The stream partition holding the watermark back after the last batch.
+    held_by: Option<String>,
     state: WindowState,
     interval_ms: i64,
     clock: Clock,
@@ -282,6 +293,7 @@ impl Runner {
                 state_rows: self.state.rows(),
                 state_bytes: self.state.bytes(),
                 watermark_ms: self.state.watermark,
+                watermark_held_by: self.held_by.clone(),
                 late_rows: step.late_rows,
             };
             summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
@@ -345,6 +357,8 @@ impl Runner {
             interval_ms: self.interval_ms,
         };
         let (mut polled, mut rows, mut skipped) = (Vec::new(), 0, 0);
+        let event_time = self.plan.time == Some(TimeDomain::Event);
+        self.partitioned.clear();
         for (stream, schema, source) in &mut self.sources {
             let data = source
                 .poll_batch(&ctx)
@@ -355,7 +369,13 @@ impl Runner {
                 })?;
             skipped += data.skipped;
             let mut stamped = Vec::with_capacity(data.data.len());
-            for batch in data.data.iter().filter(|b| b.num_rows() > 0) {
+            let mut partitions = Vec::new();
+            for (i, batch) in data
+                .data
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.num_rows() > 0)
+            {
                 rows += batch.num_rows() as u64;
                 stamped.push(stamp_batch_time(batch, schema, time).map_err(|source| {
                     ExecError::Arrow {
@@ -363,7 +383,20 @@ impl Runner {
                         source,
                     }
                 })?);
+                partitions.push(data.partition_of(i));
             }
+            let count = source.partition_count();
+            self.partitioned.push(
+                (event_time && (count > 1 || partitions.iter().any(|p| *p != 0))).then(|| {
+                    PartitionedRows {
+                        partitions: count,
+                        batches: partitions
+                            .into_iter()
+                            .zip(stamped.iter().cloned())
+                            .collect(),
+                    }
+                }),
+            );
             polled.push(stamped);
         }
         Ok((polled, rows, skipped))
@@ -688,7 +721,8 @@ impl Runner {
 
     /// Moves the query's watermark: to the batch's end for processing time;
     /// for event time to the minimum over its active streams' watermarks
-    /// (never backwards), or past every window at the end of the input.
+    /// (each the minimum over its active partitions; never backwards), or
+    /// past every window at the end of the input.
     async fn advance_watermark(
         &mut self,
         batch_id: u64,
@@ -696,40 +730,47 @@ impl Runner {
         end_of_input: bool,
     ) -> Result<(), ExecError> {
         let started = *self.state.started_ms.get_or_insert(time);
+        let partitioned = std::mem::take(&mut self.partitioned);
+        self.held_by = None;
         let next = match self.plan.time {
             Some(TimeDomain::Processing) | None => Some(time + self.interval_ms),
             Some(TimeDomain::Event) if end_of_input => Some(i64::MAX),
             Some(TimeDomain::Event) => {
                 for (plan, tracker) in self.plan.watermarks.iter().zip(&mut self.state.trackers) {
-                    let batches =
-                        self.plan
-                            .run(&plan.max)
-                            .await
-                            .map_err(|e| ExecError::Execute {
-                                query: self.name.to_string(),
-                                batch_id,
-                                source: e,
-                            })?;
-                    tracker.observe(
-                        time,
-                        max_time(&batches).map_err(|e| ExecError::Arrow {
-                            query: self.name.to_string(),
-                            source: e,
-                        })?,
-                    );
+                    let stream = self
+                        .plan
+                        .streams
+                        .iter()
+                        .position(|(def, _)| def.name == plan.stream);
+                    let split = stream.and_then(|i| Some((i, partitioned.get(i)?.as_ref()?)));
+                    let Some((i, split)) = split else {
+                        let max = max_of(&self.plan, &plan.max, &self.name, batch_id).await?;
+                        tracker.observe(0, time, max);
+                        continue;
+                    };
+                    // Run the stream's max once per partition, over its rows.
+                    tracker.set_partitions(split.partitions, time);
+                    let table = &self.plan.streams[i].1;
+                    for (p, rows) in split.by_partition().into_iter().enumerate() {
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        table.set(rows);
+                        let max = max_of(&self.plan, &plan.max, &self.name, batch_id).await;
+                        tracker.observe(p as u32, time, max?);
+                    }
+                    table.set(split.all());
                 }
-                let active: Vec<&WatermarkTracker> = self
-                    .state
-                    .trackers
-                    .iter()
-                    .filter(|t| !t.is_idle(time, started))
-                    .collect();
-                if active.iter().any(|t| t.watermark().is_none()) {
-                    // An active stream has not sent a row yet: it holds the watermark.
-                    None
-                } else {
-                    active.iter().filter_map(|t| t.watermark()).min()
-                }
+                let combined = combine(&self.state.trackers, time, started);
+                self.held_by = combined.held_by.and_then(|(s, p)| {
+                    let stream = &self.plan.watermarks.get(s)?.stream;
+                    if self.state.trackers[s].partitions() < 2 {
+                        return None;
+                    }
+                    let (_, _, source) = self.sources.iter().find(|(n, _, _)| n == stream)?;
+                    Some(format!("{stream} partition {}", source.partition_name(p)))
+                });
+                combined.watermark
             }
         };
         if let Some(next) = next {
@@ -786,14 +827,39 @@ impl Runner {
     }
 }
 
+/// Runs a stream's `SELECT max(<watermark expr>)` over what its table holds.
+async fn max_of(
+    plan: &StreamingPlan,
+    max: &crate::sql::CompiledQuery,
+    query: &str,
+    batch_id: u64,
+) -> Result<Option<i64>, ExecError> {
+    let batches = plan.run(max).await.map_err(|source| ExecError::Execute {
+        query: query.to_string(),
+        batch_id,
+        source,
+    })?;
+    max_time(&batches).map_err(|source| ExecError::Arrow {
+        query: query.to_string(),
+        source,
+    })
+}
+
 /// One line of `--progress` output.
 fn progress_line(query: &str, batch_id: u64, progress: &Progress, results: usize) -> String {
     let mut line = format!(
         "progress: {query} batch {batch_id}: {} rows in",
         progress.input_rows
     );
-    if let Some(watermark) = progress.watermark_ms {
-        line += &format!(", watermark {}", crate::sink::format_time(watermark));
+    match (progress.watermark_ms, &progress.watermark_held_by) {
+        (Some(watermark), held) => {
+            line += &format!(", watermark {}", crate::sink::format_time(watermark));
+            if let Some(held) = held {
+                line += &format!(" (held by {held})");
+            }
+        }
+        (None, Some(held)) => line += &format!(", no watermark yet (held by {held})"),
+        (None, None) => {}
     }
     if progress.late_rows > 0 {
         line += &format!(", {} late rows dropped", progress.late_rows);

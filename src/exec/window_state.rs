@@ -10,7 +10,7 @@ use datafusion::arrow::error::ArrowError;
 
 use crate::batch::time_type;
 use crate::sql::StreamingPlan;
-use crate::window::{PaneBuffer, WatermarkTracker};
+use crate::window::{PaneBuffer, StreamWatermark};
 
 /// The window state of a query: kept rows by pane, watermarks, and how far
 /// windows have been emitted.
@@ -25,7 +25,8 @@ pub(super) struct WindowState {
     /// No open session can end before this (ms): until the watermark
     /// reaches it, assigning sessions again would close nothing.
     pub(super) sessions_next_end: Option<i64>,
-    pub(super) trackers: Vec<WatermarkTracker>,
+    /// Per watermark stream (in `plan.watermarks` order), its partitions' watermarks.
+    pub(super) trackers: Vec<StreamWatermark>,
     /// The query's watermark: rows before it are late; windows ending at or
     /// before it (plus the allowed lateness) have closed.
     pub(super) watermark: Option<i64>,
@@ -56,7 +57,7 @@ impl WindowState {
             trackers: plan
                 .watermarks
                 .iter()
-                .map(|w| WatermarkTracker::new(&w.def))
+                .map(|w| StreamWatermark::new(&w.def))
                 .collect(),
             watermark: None,
             closed_until: None,

@@ -63,9 +63,12 @@ pub fn render(query: &str, progress: &QueryProgress, interval: Duration) -> Stri
     let last = &progress.last;
     let seconds = interval.as_secs_f64().max(1e-3);
     let rate = last.input_rows as f64 / seconds;
-    let watermark = last
+    let mut watermark = last
         .watermark_ms
         .map_or_else(|| "-".to_string(), format_time);
+    if let Some(held) = &last.watermark_held_by {
+        watermark += &format!(" (held by {held})");
+    }
     let batch = progress
         .batch_id
         .map_or_else(|| "-".to_string(), |id| id.to_string());
@@ -101,6 +104,22 @@ mod tests {
             render("query_1", &progress, Duration::from_millis(500)),
             "query_1 · batch 12 · 1000 rows/s · 3.3 ms · \
              watermark 2026-01-01 00:00:00 · 2 late · Ctrl-C stops"
+        );
+    }
+
+    #[test]
+    fn names_the_partition_holding_the_watermark() {
+        let progress = QueryProgress {
+            last: Progress {
+                watermark_ms: Some(1_767_225_600_000),
+                watermark_held_by: Some("bids partition 1".into()),
+                ..Progress::default()
+            },
+            ..QueryProgress::default()
+        };
+        assert!(
+            render("query_1", &progress, Duration::from_secs(1))
+                .contains("watermark 2026-01-01 00:00:00 (held by bids partition 1) ·")
         );
     }
 }

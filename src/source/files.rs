@@ -2,6 +2,12 @@
 //! lexicographic order, at most `max_files_per_batch` per batch. Like Spark's
 //! file stream, a file is picked up whole when it appears; write files
 //! elsewhere and rename them into the directory so no half-written file is read.
+//!
+//! With `partitions = 'subdirectories'` each immediate subdirectory of `path`
+//! is one source partition (like Kafka partitions `p0/`, `p1/`), with its own
+//! watermark: files are read in name order within each, at most
+//! `max_files_per_batch` per partition and batch; files directly in `path`
+//! are ignored. Subdirectories that appear later become new partitions.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,7 +20,16 @@ use crate::format::{Format, FormatKind};
 use crate::options::Options;
 
 const CONNECTOR: &str = "files";
-const OWN_KEYS: &[&str] = &["path", "pattern", "max_files_per_batch"];
+const OWN_KEYS: &[&str] = &["path", "pattern", "max_files_per_batch", "partitions"];
+
+/// How a files source splits into partitions (option `partitions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Partitioning {
+    /// `'none'` (default): the directory is one partition.
+    None,
+    /// `'subdirectories'`: each immediate subdirectory is one partition.
+    Subdirectories,
+}
 
 /// Typed options of the files connector.
 #[derive(Debug, Clone)]
@@ -22,6 +37,7 @@ struct FilesOptions {
     dir: PathBuf,
     pattern: glob::Pattern,
     max_files_per_batch: usize,
+    partitioning: Partitioning,
     format: Format,
 }
 
@@ -48,35 +64,103 @@ impl FilesOptions {
                 .invalid("max_files_per_batch", "must be at least 1")
                 .into());
         }
+        let partitioning = match options.get("partitions").map(str::to_ascii_lowercase) {
+            None => Partitioning::None,
+            Some(p) if p == "none" => Partitioning::None,
+            Some(p) if p == "subdirectories" => Partitioning::Subdirectories,
+            Some(_) => {
+                return Err(options
+                    .invalid(
+                        "partitions",
+                        "valid values are 'none' (default) and 'subdirectories' \
+                         (each subdirectory of path is one partition)",
+                    )
+                    .into());
+            }
+        };
         let format = Format::from_options(options, FormatKind::Text)?;
         Ok(Self {
             dir,
             pattern,
             max_files_per_batch,
+            partitioning,
             format,
         })
     }
 
-    /// Files in the directory matching the pattern, sorted by name. Names
-    /// starting with `.` or `_` are temporary or metadata files and skipped.
-    fn list(&self) -> Result<Vec<String>, SourceError> {
+    /// The directory of `partition` (`None`: `path` itself).
+    fn partition_dir(&self, partition: Option<&str>) -> PathBuf {
+        match partition {
+            Some(sub) => self.dir.join(sub),
+            None => self.dir.clone(),
+        }
+    }
+
+    /// Files in the directory of `partition` matching the pattern, sorted by
+    /// name. Names starting with `.` or `_` are temporary or metadata files
+    /// and skipped. A partition directory that vanished has no files.
+    fn list(&self, partition: Option<&str>) -> Result<Vec<String>, SourceError> {
+        let dir = self.partition_dir(partition);
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if partition.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new());
+            }
+            entries => entries,
+        };
+        self.entries(&dir, entries, |name, kind| {
+            kind.is_file() && self.pattern.matches(name)
+        })
+    }
+
+    /// The subdirectories of `path`, sorted by name (not starting with `.`
+    /// or `_`): the partitions under `partitions = 'subdirectories'`.
+    fn subdirectories(&self) -> Result<Vec<String>, SourceError> {
+        self.entries(&self.dir, std::fs::read_dir(&self.dir), |_, kind| {
+            kind.is_dir()
+        })
+    }
+
+    /// Names of `entries` (of `dir`) that `keep` accepts, sorted; hidden and
+    /// `_` names are skipped.
+    fn entries(
+        &self,
+        dir: &Path,
+        entries: std::io::Result<std::fs::ReadDir>,
+        keep: impl Fn(&str, std::fs::FileType) -> bool,
+    ) -> Result<Vec<String>, SourceError> {
         let io = |source| SourceError::Io {
-            what: format!("files source: listing '{}'", self.dir.display()),
+            what: format!("files source: listing '{}'", dir.display()),
             source,
         };
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
+        for entry in entries.map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.starts_with('_') || !self.pattern.matches(&name) {
+            if name.starts_with('.') || name.starts_with('_') {
                 continue;
             }
-            if entry.file_type().map_err(io)?.is_file() {
+            if keep(&name, entry.file_type().map_err(io)?) {
                 names.push(name);
             }
         }
         names.sort();
         Ok(names)
+    }
+
+    /// The first file to infer the schema from: the first matching file of
+    /// the directory, or of the first subdirectory that has one.
+    fn first_file(&self) -> Result<Option<PathBuf>, SourceError> {
+        match self.partitioning {
+            Partitioning::None => Ok(self.list(None)?.first().map(|f| self.dir.join(f))),
+            Partitioning::Subdirectories => {
+                for sub in self.subdirectories()? {
+                    if let Some(first) = self.list(Some(&sub))?.first() {
+                        return Ok(Some(self.dir.join(&sub).join(first)));
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -96,38 +180,71 @@ pub(super) fn resolve_schema(
     if let Some(schema) = opts.format.fixed_schema(declared) {
         return Ok(schema);
     }
-    let first = opts.list()?.into_iter().next().ok_or_else(|| {
+    let path = opts.first_file()?.ok_or_else(|| {
         SourceError::Schema(format!(
-            "cannot infer the columns of {} files: directory '{}' has no file matching '{}'; \
+            "cannot infer the columns of {} files: directory '{}' has no file matching '{}'{}; \
              declare the columns in CREATE STREAM name (col TYPE, ...)",
             opts.format.name(),
             opts.dir.display(),
-            opts.pattern
+            opts.pattern,
+            if opts.partitioning == Partitioning::Subdirectories {
+                " in any subdirectory"
+            } else {
+                ""
+            }
         ))
     })?;
-    let path = opts.dir.join(&first);
     Ok(opts
         .format
         .infer_schema(&read(&path)?, &path.display().to_string())?)
 }
 
-/// A running files source: remembers which files it has read.
+/// A running files source: remembers which files it has read, per partition.
 pub struct FilesSource {
     schema: SchemaRef,
     opts: FilesOptions,
-    seen: BTreeSet<String>,
+    /// The partitions' subdirectories in the order they were found (their
+    /// number is their index); one `None` (the directory itself) when the
+    /// source is not partitioned.
+    partitions: Vec<Option<String>>,
+    /// Files read, per partition.
+    seen: Vec<BTreeSet<String>>,
     drained: bool,
 }
 
 impl FilesSource {
     /// Opens the directory named by option `path`.
     pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
-        Ok(Self {
+        let opts = FilesOptions::parse(options)?;
+        let mut source = Self {
             schema,
-            opts: FilesOptions::parse(options)?,
-            seen: BTreeSet::new(),
+            partitions: Vec::new(),
+            seen: Vec::new(),
             drained: false,
-        })
+            opts,
+        };
+        match source.opts.partitioning {
+            Partitioning::None => {
+                source.partitions.push(None);
+                source.seen.push(BTreeSet::new());
+            }
+            Partitioning::Subdirectories => source.discover_partitions()?,
+        }
+        Ok(source)
+    }
+
+    /// Adds subdirectories not seen before as new partitions, in name order.
+    fn discover_partitions(&mut self) -> Result<(), SourceError> {
+        if self.opts.partitioning != Partitioning::Subdirectories {
+            return Ok(());
+        }
+        for sub in self.opts.subdirectories()? {
+            if !self.partitions.iter().any(|p| p.as_deref() == Some(&sub)) {
+                self.partitions.push(Some(sub));
+                self.seen.push(BTreeSet::new());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -137,37 +254,56 @@ impl Source for FilesSource {
     }
 
     fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
-        let new: Vec<String> = self
-            .opts
-            .list()?
-            .into_iter()
-            .filter(|n| !self.seen.contains(n))
-            .collect();
-        let take = new.len().min(self.opts.max_files_per_batch);
-        self.drained = take == new.len();
+        self.discover_partitions()?;
         let mut out = SourceData::default();
-        for name in &new[..take] {
-            let path = self.opts.dir.join(name);
-            let bytes = read(&path)?;
-            let decoded = self.opts.format.decode(
-                &self.schema,
-                &bytes,
-                self.opts.format.header,
-                &path.display().to_string(),
-            )?;
-            out.data.extend(decoded.batches);
-            out.skipped += decoded.skipped;
-            self.seen.insert(name.clone());
-            out.offsets = vec![SourceOffset {
-                partition: self.opts.dir.display().to_string(),
-                position: name.clone(),
-            }];
+        let mut drained = true;
+        for (partition, (sub, seen)) in self.partitions.iter().zip(&mut self.seen).enumerate() {
+            let new: Vec<String> = self
+                .opts
+                .list(sub.as_deref())?
+                .into_iter()
+                .filter(|n| !seen.contains(n))
+                .collect();
+            let take = new.len().min(self.opts.max_files_per_batch);
+            drained &= take == new.len();
+            let dir = self.opts.partition_dir(sub.as_deref());
+            for name in &new[..take] {
+                let path = dir.join(name);
+                let bytes = read(&path)?;
+                let decoded = self.opts.format.decode(
+                    &self.schema,
+                    &bytes,
+                    self.opts.format.header,
+                    &path.display().to_string(),
+                )?;
+                out.extend_partition(partition as u32, decoded.batches);
+                out.skipped += decoded.skipped;
+                seen.insert(name.clone());
+            }
+            if let Some(last) = new[..take].last() {
+                out.offsets.push(SourceOffset {
+                    partition: dir.display().to_string(),
+                    position: last.clone(),
+                });
+            }
         }
+        self.drained = drained;
         Ok(out)
     }
 
     fn is_drained(&self) -> bool {
         self.drained
+    }
+
+    fn partition_count(&self) -> u32 {
+        self.partitions.len().max(1) as u32
+    }
+
+    fn partition_name(&self, partition: u32) -> String {
+        match self.partitions.get(partition as usize) {
+            Some(Some(sub)) => sub.clone(),
+            _ => partition.to_string(),
+        }
     }
 }
 
@@ -214,6 +350,65 @@ mod tests {
         );
         assert!(source.is_drained());
         assert!(source.poll_batch(&ctx()).unwrap().data.is_empty());
+    }
+
+    #[test]
+    fn subdirectories_are_partitions_read_in_name_order_each() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in [
+            ("p0/b.csv", "x\n2\n"),
+            ("p0/a.csv", "x\n1\n"),
+            ("p1/a.csv", "x\n10\n"),
+            ("top.csv", "x\n99\n"),
+            ("_tmp/a.csv", "x\n98\n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        let options = Options::new([
+            ("path", dir.path().to_str().unwrap()),
+            ("format", "csv"),
+            ("partitions", "subdirectories"),
+            ("max_files_per_batch", "1"),
+        ]);
+        let schema = resolve_schema(None, &options).unwrap();
+        let mut source = FilesSource::open(schema, &options).unwrap();
+        assert_eq!(source.partition_count(), 2);
+        assert_eq!(source.partition_name(1), "p1");
+        let values = |data: &SourceData| -> Vec<(u32, i64)> {
+            data.data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let v = datafusion::arrow::array::AsArray::as_primitive::<
+                        datafusion::arrow::datatypes::Int64Type,
+                    >(b.column(0))
+                    .value(0);
+                    (data.partition_of(i), v)
+                })
+                .collect()
+        };
+        // One file per partition and batch, in name order within each.
+        let first = source.poll_batch(&ctx()).unwrap();
+        assert_eq!(values(&first), [(0, 1), (1, 10)]);
+        assert_eq!(first.offsets.len(), 2);
+        assert!(!source.is_drained());
+        // A subdirectory created later is a new partition.
+        std::fs::create_dir(dir.path().join("p2")).unwrap();
+        std::fs::write(dir.path().join("p2/z.csv"), "x\n20\n").unwrap();
+        let second = source.poll_batch(&ctx()).unwrap();
+        assert_eq!(values(&second), [(0, 2), (2, 20)]);
+        assert_eq!(source.partition_count(), 3);
+        assert!(source.is_drained());
+        assert!(source.poll_batch(&ctx()).unwrap().data.is_empty());
+    }
+
+    #[test]
+    fn unknown_partitioning_is_refused() {
+        let err = FilesOptions::parse(&Options::new([("path", "."), ("partitions", "dirs")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("subdirectories"), "{err}");
     }
 
     #[test]

@@ -61,10 +61,34 @@ pub struct PollContext {
 pub struct SourceData {
     /// Decoded rows, in the source's schema (without `_batch_time`).
     pub data: Vec<RecordBatch>,
+    /// The source partition each batch of `data` came from, parallel to it;
+    /// empty when everything came from partition 0 (unpartitioned sources).
+    /// Watermarks are tracked per partition.
+    pub partitions: Vec<u32>,
     /// Positions reached, one per source partition.
     pub offsets: Vec<SourceOffset>,
     /// Malformed records skipped under `on_error = 'skip'`.
     pub skipped: u64,
+}
+
+impl SourceData {
+    /// The partition batch `index` of `data` came from.
+    pub fn partition_of(&self, index: usize) -> u32 {
+        self.partitions.get(index).copied().unwrap_or(0)
+    }
+
+    /// Adds `batches` from `partition`, keeping `partitions` parallel to `data`.
+    pub fn extend_partition(&mut self, partition: u32, batches: Vec<RecordBatch>) {
+        if partition != 0 && self.partitions.len() < self.data.len() {
+            self.partitions.resize(self.data.len(), 0);
+        }
+        let tagged = partition != 0 || !self.partitions.is_empty();
+        if tagged {
+            self.partitions
+                .extend(std::iter::repeat_n(partition, batches.len()));
+        }
+        self.data.extend(batches);
+    }
 }
 
 /// A connector instance owned by one running query.
@@ -79,6 +103,20 @@ pub trait Source: Send {
     /// (files all read, generator exhausted, stdin/socket closed); used by
     /// `--until-idle`.
     fn is_drained(&self) -> bool;
+
+    /// How many partitions the source has now (Kafka partitions,
+    /// subdirectories, generator splits), numbered from 0; 1 when it is not
+    /// partitioned. A partition that has sent nothing yet still holds the
+    /// watermark back, until its idle timeout.
+    fn partition_count(&self) -> u32 {
+        1
+    }
+
+    /// A partition's name for progress messages (a subdirectory's name, a
+    /// number).
+    fn partition_name(&self, partition: u32) -> String {
+        partition.to_string()
+    }
 }
 
 /// A stream as declared by `CREATE STREAM`: enough to open a fresh `Source`

@@ -19,7 +19,10 @@ mod panes;
 mod watermark;
 
 pub use panes::PaneBuffer;
-pub use watermark::{LatePolicy, WatermarkDef, WatermarkTracker};
+pub use watermark::{
+    Combined, LatePolicy, PartitionedRows, StreamState, StreamWatermark, WatermarkDef,
+    WatermarkTracker, combine,
+};
 
 /// Column with the inclusive start of a row's window.
 pub const WINDOW_START: &str = "window_start";

@@ -19,7 +19,10 @@
 //! each 1..=1000000, see [`mix`]); `keep-alive` (`true`: never drained);
 //! `stop-at` (emit events before this id, then stop; -1 = never);
 //! `max-emit-speed` (accepted and ignored: batches are never paced by the
-//! wall clock); `batch_rows` (rows per `RecordBatch`).
+//! wall clock); `batch_rows` (rows per `RecordBatch`); `partitions` (source
+//! partitions, default 1: event `n` goes to partition `n % partitions`, each
+//! partition with its own watermark, like a parallel source whose subtasks
+//! each emit their share of the generator's events).
 //!
 //! Event `n` happens at `start + n * 1000 / rate` ms, where `start` is the
 //! start of the first polled batch; a batch emits the events before its time.
@@ -262,14 +265,37 @@ impl Source for NexmarkSource {
                 .collect::<Result<_, _>>()?,
         };
         self.next = to;
-        Ok(SourceData {
-            data,
-            offsets: vec![SourceOffset {
-                partition: "0".to_string(),
+        let partitions = self.settings.partitions;
+        let offsets = (0..partitions)
+            .map(|p| SourceOffset {
+                partition: p.to_string(),
                 position: to.to_string(),
-            }],
-            skipped: 0,
-        })
+            })
+            .collect();
+        let mut out = SourceData {
+            offsets,
+            ..SourceData::default()
+        };
+        if partitions == 1 {
+            out.data = data;
+            return Ok(out);
+        }
+        let split = match &shape.emit {
+            Emit::Combined(_) => split_by_event(data, from..to, partitions),
+            Emit::Kind { kind, .. } => {
+                let mix = self.settings.mix;
+                let events = (from..to).filter(|n| mix.of_event(*n) == *kind);
+                split_by_event(data, events, partitions)
+            }
+        }?;
+        for (p, batches) in split.into_iter().enumerate() {
+            out.extend_partition(p as u32, batches);
+        }
+        Ok(out)
+    }
+
+    fn partition_count(&self) -> u32 {
+        self.settings.partitions
     }
 
     fn is_drained(&self) -> bool {
@@ -279,6 +305,43 @@ impl Source for NexmarkSource {
                 .events
                 .is_some_and(|events| self.next >= events)
     }
+}
+
+/// Splits `batches`, whose rows are the events numbered `events` in order,
+/// over `partitions` partitions: event `n` goes to partition `n % partitions`.
+/// Returns each partition's batches, rows in the same order.
+fn split_by_event(
+    batches: Vec<RecordBatch>,
+    mut events: impl Iterator<Item = u64>,
+    partitions: u32,
+) -> Result<Vec<Vec<RecordBatch>>, SourceError> {
+    use datafusion::arrow::array::UInt32Array;
+    let failed = |e: datafusion::arrow::error::ArrowError| {
+        SourceError::Schema(format!(
+            "splitting nexmark events over partitions failed: {e}"
+        ))
+    };
+    let mut out = vec![Vec::new(); partitions as usize];
+    for batch in batches {
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions as usize];
+        for row in 0..batch.num_rows() {
+            let n = events.next().ok_or_else(|| {
+                SourceError::Schema("nexmark generated more rows than events".into())
+            })?;
+            rows[(n % u64::from(partitions)) as usize].push(row as u32);
+        }
+        for (p, rows) in rows.into_iter().enumerate() {
+            if rows.len() == batch.num_rows() {
+                out[p].push(batch.clone());
+            } else if !rows.is_empty() {
+                let taken =
+                    datafusion::arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows))
+                        .map_err(failed)?;
+                out[p].push(taken);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

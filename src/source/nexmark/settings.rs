@@ -1,5 +1,6 @@
 //! The `WITH (...)` options of a `nexmark` stream, parsed and validated once:
-//! quiver's own names (`kind`, `seed`, `events`, `rate`, `batch_rows`) and
+//! quiver's own names (`kind`, `seed`, `events`, `rate`, `batch_rows`,
+//! `partitions`) and
 //! nexmark-flink's (`events.num`, `first-event.rate`, `next-event.rate`,
 //! `*.proportion`, `keep-alive`, `stop-at`, `max-emit-speed`).
 
@@ -28,7 +29,11 @@ pub const KEYS: &[&str] = &[
     "keep-alive",
     "stop-at",
     "max-emit-speed",
+    "partitions",
 ];
+
+/// Largest `partitions` accepted.
+pub const MAX_PARTITIONS: u32 = 1024;
 
 /// What a nexmark stream emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +80,10 @@ pub struct Settings {
     pub keep_alive: bool,
     /// `person.proportion`, `auction.proportion`, `bid.proportion`.
     pub mix: Proportions,
+    /// `partitions`: source partitions the events are split over (event `n`
+    /// goes to partition `n % partitions`), each with its own watermark;
+    /// like the parallelism of Flink's nexmark source.
+    pub partitions: u32,
 }
 
 impl Settings {
@@ -133,6 +142,13 @@ impl Settings {
             return Err(options.invalid("batch_rows", "must be > 0"));
         }
         let keep_alive = flag(options, "keep-alive")?;
+        let partitions = options.parse_or("partitions", 1u32)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(options.invalid(
+                "partitions",
+                format!("must be between 1 and {MAX_PARTITIONS}"),
+            ));
+        }
         // Accepted for nexmark-flink DDL compatibility, without effect: event
         // times follow the rate, and a batch emits the events before its time
         // at once, never paced by the wall clock.
@@ -155,6 +171,7 @@ impl Settings {
             batch_rows,
             keep_alive,
             mix,
+            partitions,
         })
     }
 }

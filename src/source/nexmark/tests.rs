@@ -654,3 +654,78 @@ fn stop_at_ends_the_stream_at_an_event_id() {
         .to_string();
     assert!(err.contains("stop-at"), "{err}");
 }
+
+/// Rows of each partition of a poll, concatenated (`schema` when empty).
+fn by_partition(data: &SourceData, partitions: u32, schema: &SchemaRef) -> Vec<RecordBatch> {
+    (0..partitions)
+        .map(|p| {
+            let batches: Vec<RecordBatch> = data
+                .data
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| data.partition_of(*i) == p)
+                .map(|(_, b)| b.clone())
+                .collect();
+            concat_batches(schema, &batches).expect("concat")
+        })
+        .collect()
+}
+
+#[test]
+fn partitions_split_events_by_number_and_equal_the_unpartitioned_stream() {
+    let mut all_partitions = 0;
+    for kind in ["bid", "all"] {
+        let base = opts(&[
+            ("kind", kind),
+            ("seed", "7"),
+            ("events", "2500"),
+            ("rate", "1000"),
+            ("batch_rows", "97"),
+        ]);
+        let split = base.clone().merged(opts(&[("partitions", "3")]));
+        let schema = resolve_schema(None, &base).expect("schema");
+        let mut one = NexmarkSource::open(schema.clone(), &base).expect("open");
+        let mut three = NexmarkSource::open(schema.clone(), &split).expect("open");
+        assert_eq!((one.partition_count(), three.partition_count()), (1, 3));
+        let mix = Proportions::default();
+        let mut from = 0u64;
+        for i in 1..=4 {
+            let ctx = PollContext {
+                batch_time_ms: i * 1000,
+                interval_ms: 1000,
+            };
+            let whole = one.poll_batch(&ctx).expect("poll");
+            assert!(whole.partitions.is_empty());
+            let whole = concat_batches(&schema, &whole.data).expect("concat");
+            let parts = three.poll_batch(&ctx).expect("poll");
+            assert_eq!(parts.offsets.len(), 3);
+            let to: u64 = parts.offsets[0].position.parse().expect("offset");
+            // The event number of each row of the unpartitioned poll.
+            let events: Vec<u64> = (from..to)
+                .filter(|n| kind == "all" || mix.of_event(*n) == NexmarkKind::Bid)
+                .collect();
+            assert_eq!(events.len(), whole.num_rows());
+            for (p, rows) in by_partition(&parts, 3, &schema).into_iter().enumerate() {
+                let mine: Vec<u32> = (0..events.len() as u32)
+                    .filter(|r| events[*r as usize] % 3 == p as u64)
+                    .collect();
+                let expected = datafusion::arrow::compute::take_record_batch(
+                    &whole,
+                    &datafusion::arrow::array::UInt32Array::from(mine),
+                )
+                .expect("take");
+                assert_eq!(rows, expected, "{kind}: partition {p} of batch {i}");
+                all_partitions += rows.num_rows();
+            }
+            from = to;
+        }
+        assert!(one.is_drained() && three.is_drained());
+    }
+    assert_eq!(all_partitions, 2300 + 2500);
+}
+
+#[test]
+fn partitions_must_be_positive() {
+    let err = Settings::parse(&opts(&[("partitions", "0")]), None).unwrap_err();
+    assert!(err.to_string().contains("between 1 and"), "{err}");
+}
