@@ -45,6 +45,7 @@ pub async fn run_script(
             }
         }
     }
+    ctx.no_more_queries();
     sink.name_queries(queries.len() > 1);
     let stoppers: Vec<_> = queries
         .iter()

@@ -601,20 +601,84 @@ impl Context {
         if let Some(w) = &watermark {
             check_watermark_column(name, &schema, &time.computed, &w.column)?;
         }
-        let def = StreamDef {
+        let mut def = StreamDef {
             name: name.to_string(),
             connector: connector.clone(),
             schema,
             options,
             computed: time.computed,
             watermark,
+            late: None,
         };
+        let late = match &def.watermark {
+            Some(w) if w.late_policy == LatePolicy::Side => Some(self.late_stream(&def).await?),
+            _ => None,
+        };
+        def.late = late.as_ref().and_then(|l| l.late.clone());
         let columns = def.schema.fields().len();
-        lock(&self.streams).insert(name.to_string(), def);
         let plural = if columns == 1 { "" } else { "s" };
-        Ok(Output::Message(format!(
-            "created stream {name} ({connector}, {columns} column{plural})"
-        )))
+        let mut message = format!("created stream {name} ({connector}, {columns} column{plural})");
+        let mut streams = lock(&self.streams);
+        if let Some(late) = late {
+            if streams.contains_key(&late.name) {
+                return Err(Error::Catalog(format!(
+                    "late_policy = 'side' on stream '{name}' declares stream '{}', which already exists",
+                    late.name
+                )));
+            }
+            message += &format!("; its late rows go to stream {}", late.name);
+            streams.insert(late.name.clone(), late);
+        }
+        streams.insert(name.to_string(), def);
+        Ok(Output::Message(message))
+    }
+
+    /// The `<name>_late` stream of a stream with `late_policy = 'side'`: its
+    /// columns as queries see them (computed ones included, typed by
+    /// DataFusion) plus `query`, read through the hub they share.
+    async fn late_stream(&self, def: &StreamDef) -> Result<StreamDef, Error> {
+        let name = format!("{}{}", def.name, crate::exec::late::LATE_SUFFIX);
+        let ctx = crate::sql::functions::session_context(Self::session_config());
+        let raw = "__quiver_raw";
+        let table = crate::sql::provider::BatchTable::new(with_batch_time(&def.schema));
+        ctx.register_table(raw, Arc::new(table))?;
+        let mut select = vec!["*".to_string()];
+        for (column, expr) in &def.computed {
+            select.push(format!("{expr} AS \"{}\"", column.replace('"', "\"\"")));
+        }
+        let columns = ctx
+            .sql(&format!("SELECT {} FROM {raw}", select.join(", ")))
+            .await
+            .map_err(|e| Error::Catalog(format!("computed columns of stream '{}': {e}", def.name)))?
+            .schema()
+            .as_arrow()
+            .clone();
+        let schema = crate::exec::late::late_schema(&columns)
+            .map_err(|e| Error::Catalog(format!("stream '{}': {e}", def.name)))?;
+        let hub =
+            crate::exec::LateHub::new(&name, schema.clone(), crate::exec::late::LATE_BUFFER_ROWS);
+        Ok(StreamDef {
+            name,
+            connector: source::LATE_CONNECTOR.to_string(),
+            schema,
+            options: Options::default(),
+            computed: Vec::new(),
+            watermark: None,
+            late: Some(Arc::new(hub)),
+        })
+    }
+
+    /// Tells the session that no more queries will start (the end of a
+    /// `quiver run` script): a `<name>_late` stream that no query publishes
+    /// to is then drained, so bounded runs over it end.
+    pub fn no_more_queries(&self) {
+        for def in lock(&self.streams).values() {
+            if def.connector == source::LATE_CONNECTOR
+                && let Some(hub) = &def.late
+            {
+                hub.seal();
+            }
+        }
     }
 
     /// Arrow schema of declared columns, with DataFusion's SQL type mapping.
@@ -903,24 +967,9 @@ fn watermark_def(column: String, expr: String, options: &Options) -> Result<Wate
             })
             .transpose()
     };
-    let late_policy = match options
-        .get("late_policy")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("drop") => LatePolicy::Drop,
-        Some("side") => {
-            return Err(Error::Catalog(
-                "late_policy = 'side' (a <stream>_late side output) is not supported yet; late rows \
-                 are counted in progress (late_rows) and dropped; raise allowed_lateness to keep them"
-                    .into(),
-            ));
-        }
-        Some(other) => {
-            return Err(Error::Catalog(format!(
-                "late_policy = '{other}' is invalid; valid policies are: drop"
-            )));
-        }
+    let late_policy = match options.get("late_policy") {
+        None => LatePolicy::Drop,
+        Some(value) => LatePolicy::parse(value).map_err(Error::Catalog)?,
     };
     Ok(WatermarkDef {
         column,

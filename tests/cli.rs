@@ -424,3 +424,24 @@ fn nexmark_q5_runs_unmodified_after_quivers_ddl() {
     );
     assert!(stderr.contains("(blackhole: "), "{stderr}");
 }
+
+#[test]
+fn readme_late_data_example_is_the_golden_case_it_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("### Late data")
+        .expect("README has a Late data section")..];
+    let example = section
+        .split("```sql\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the Late data section shows SQL");
+    let case = std::fs::read_to_string(root.join("tests/sql/late_side_output.case")).unwrap();
+    let script = case
+        .split("--- run --clock simulated --until-idle\n")
+        .nth(1)
+        .and_then(|s| s.split("--- expect").next())
+        .expect("the golden case runs a script");
+    assert_eq!(example.trim(), script.trim());
+}

@@ -6,10 +6,12 @@
 
 mod background;
 mod clock;
+pub mod late;
 mod latency;
 mod query;
 mod window_state;
 
+pub use late::{LateHub, LatePublisher, LateSubscription};
 pub use latency::LatencyHistogram;
 
 pub use background::{QueryState, QueryStatus, Registry};

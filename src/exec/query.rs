@@ -18,6 +18,7 @@ use datafusion::error::DataFusionError;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::late::{LatePublisher, LateRouter};
 use super::window_state::{WindowState, max_time, on_time_rows, split_sessions};
 use super::{Clock, ExecError};
 use crate::batch::{stamp_batch_time, with_batch_time};
@@ -60,6 +61,9 @@ pub struct Progress {
     pub watermark_held_by: Option<String>,
     /// Rows that arrived behind the watermark in this batch.
     pub late_rows: u64,
+    /// Of `late_rows`, how many went to each `<stream>_late` stream
+    /// (`late_policy = 'side'`); the others were dropped.
+    pub late_routed: Vec<(String, u64)>,
 }
 
 /// The output of one run of a query: one batch, or one closed window.
@@ -99,8 +103,10 @@ pub struct QuerySummary {
     pub output_rows: u64,
     /// Malformed records skipped.
     pub skipped: u64,
-    /// Rows dropped because they arrived behind the watermark.
+    /// Rows that arrived behind the watermark (counted once per stream row).
     pub late_rows: u64,
+    /// Of `late_rows`, rows written to `<stream>_late` streams.
+    pub late_routed: u64,
     /// Largest window state after a batch, in rows.
     pub peak_state_rows: usize,
     /// Largest window state after a batch, in bytes.
@@ -133,6 +139,9 @@ pub struct QueryHandle {
     results: mpsc::Receiver<QueryResult>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<QuerySummary, ExecError>>,
+    /// Registrations as a publisher of late rows: readers of `<stream>_late`
+    /// are not drained until this handle (and so every result) is done.
+    _late: Vec<LatePublisher>,
 }
 
 /// A cloneable way to stop a query from elsewhere (a Ctrl-C handler).
@@ -194,6 +203,9 @@ pub fn start_query(
         sources.push((def.name.clone(), with_batch_time(&def.schema), source));
     }
     let state = WindowState::new(&plan);
+    let (late, publishers) =
+        LateRouter::new(&plan, clock.first_batch_time(interval_ms), interval_ms);
+    let late_inputs = LateRouter::read_hubs(&plan);
     let (tx, results) = mpsc::channel(1);
     let (stop, stop_rx) = watch::channel(false);
     let (progress_tx, progress) = watch::channel(QueryProgress::default());
@@ -205,6 +217,8 @@ pub fn start_query(
         partitioned: Vec::new(),
         held_by: None,
         state,
+        late,
+        late_inputs,
         interval_ms,
         clock,
         limits,
@@ -218,6 +232,7 @@ pub fn start_query(
         results,
         stop: Arc::new(stop),
         task,
+        _late: publishers,
     })
 }
 
@@ -237,6 +252,9 @@ struct Runner {
     /// The stream partition holding the watermark back after the last batch.
     held_by: Option<String>,
     state: WindowState,
+    late: LateRouter,
+    /// Hubs of the `<stream>_late` streams this query reads.
+    late_inputs: Vec<Arc<super::LateHub>>,
     interval_ms: i64,
     clock: Clock,
     limits: RunLimits,
@@ -263,6 +281,13 @@ impl Runner {
                 _ = self.clock.wait_for(time) => {}
                 _ = stop.changed() => break,
             }
+            // A late stream's batch holds what its publishers found before it.
+            for hub in &self.late_inputs {
+                tokio::select! {
+                    _ = hub.wait_published_before(time) => {}
+                    _ = stop.changed() => break 'batches,
+                }
+            }
             let started = Instant::now();
             let delay_ms = self.clock.delay_ms(time);
             let (polled, input_rows, skipped) = self.poll(time)?;
@@ -278,11 +303,13 @@ impl Runner {
             }
             summary.late_rows += step.late_rows;
             summary.latency.record(started.elapsed());
+            let late_routed = self.late.routed();
+            summary.late_routed += late_routed.iter().map(|(_, n)| n).sum::<u64>();
             if step.late_rows > 0 {
                 tracing::warn!(
-                    "{}: batch {batch_id}: dropped {} late rows (behind the watermark)",
+                    "{}: batch {batch_id}: {} (behind the watermark)",
                     self.name,
-                    step.late_rows
+                    late_outcome(step.late_rows, &late_routed, true)
                 );
             }
             let progress = Progress {
@@ -295,6 +322,7 @@ impl Runner {
                 watermark_ms: self.state.watermark,
                 watermark_held_by: self.held_by.clone(),
                 late_rows: step.late_rows,
+                late_routed,
             };
             summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
             summary.peak_state_bytes = summary.peak_state_bytes.max(progress.state_bytes);
@@ -339,13 +367,14 @@ impl Runner {
             }
         }
         tracing::info!(
-            "{}: stopped after {} batches; {} rows in, {} rows out, {} malformed records skipped, {} late rows dropped",
+            "{}: stopped after {} batches; {} rows in, {} rows out, {} malformed records skipped, {} late rows ({} routed to late streams)",
             self.name,
             summary.batches,
             summary.input_rows,
             summary.output_rows,
             summary.skipped,
-            summary.late_rows
+            summary.late_rows,
+            summary.late_routed
         );
         Ok(summary)
     }
@@ -431,6 +460,7 @@ impl Runner {
         for ((_, table), data) in self.plan.streams.iter().zip(polled) {
             table.set(data);
         }
+        let routed = self.route_late(batch_id, time).await?;
         let name = self.name.clone();
         let output = self.plan.schema.clone();
         let result = move |window, rows| QueryResult {
@@ -450,7 +480,10 @@ impl Runner {
                 Some(rows) => vec![result(None, rows)],
                 None => Vec::new(),
             };
-            return Ok(Step { results, late_rows });
+            return Ok(Step {
+                results,
+                late_rows: routed.unwrap_or(late_rows),
+            });
         }
         let Some(spec) = self.plan.window else {
             let rows = self
@@ -536,7 +569,23 @@ impl Runner {
                 panes.evict_before(keep_from);
             }
         }
-        Ok(Step { results, late_rows })
+        Ok(Step {
+            results,
+            late_rows: routed.unwrap_or(late_rows),
+        })
+    }
+
+    /// Finds the batch's late rows once per stream row (the per-input drop
+    /// in `feed_windows` would count a row once per window over its stream)
+    /// and routes them under `late_policy = 'side'`. `None` without event time.
+    async fn route_late(&mut self, batch_id: u64, time: i64) -> Result<Option<u64>, ExecError> {
+        let watermark = self
+            .state
+            .watermark
+            .map(|w| w.saturating_sub(self.state.allowed_lateness_ms));
+        self.late
+            .route(&self.plan, &self.name, batch_id, time, watermark)
+            .await
     }
 
     fn clear_batch_tables(&self) {
@@ -862,8 +911,32 @@ fn progress_line(query: &str, batch_id: u64, progress: &Progress, results: usize
         (None, None) => {}
     }
     if progress.late_rows > 0 {
-        line += &format!(", {} late rows dropped", progress.late_rows);
+        line += ", ";
+        line += &late_outcome(progress.late_rows, &progress.late_routed, false);
     }
     line += &format!(", {results} results, state {} rows", progress.state_rows);
     line
+}
+
+/// What became of a batch's `late` rows, `routed` of them to late streams:
+/// `dropped N late rows, routed N late rows to stream s_late` (warnings) or,
+/// not `verb_first`, `N late rows dropped, N late rows routed to stream
+/// s_late` (progress lines).
+fn late_outcome(late: u64, routed: &[(String, u64)], verb_first: bool) -> String {
+    let say = |n: u64, verb: &str, to: &str| {
+        if verb_first {
+            format!("{verb} {n} late rows{to}")
+        } else {
+            format!("{n} late rows {verb}{to}")
+        }
+    };
+    let sent: u64 = routed.iter().map(|(_, n)| n).sum();
+    let mut parts = Vec::new();
+    if late > sent {
+        parts.push(say(late - sent, "dropped", ""));
+    }
+    for (stream, n) in routed.iter().filter(|(_, n)| *n > 0) {
+        parts.push(say(*n, "routed", &format!(" to stream {stream}")));
+    }
+    parts.join(", ")
 }

@@ -5,6 +5,7 @@
 //! Data flow: **source** → decode (`format`) → `Batch` → window state → query → sink.
 
 mod files;
+mod late;
 mod lines;
 pub mod nexmark;
 mod socket;
@@ -136,7 +137,15 @@ pub struct StreamDef {
     pub computed: Vec<(String, String)>,
     /// The `WATERMARK` clause and event-time options, if any.
     pub watermark: Option<crate::window::WatermarkDef>,
+    /// The side output of late rows: on a stream with `late_policy = 'side'`
+    /// the hub its queries publish late rows to; on its `<name>_late` stream
+    /// (connector [`LATE_CONNECTOR`]) the hub that stream's sources read.
+    pub late: Option<std::sync::Arc<crate::exec::LateHub>>,
 }
+
+/// The internal connector of `<name>_late` streams, which `late_policy =
+/// 'side'` declares; not one `CREATE STREAM` accepts.
+pub const LATE_CONNECTOR: &str = "late";
 
 /// Options shared by every connector that decodes bytes.
 pub(crate) const FORMAT_KEYS: &[&str] = &["format", "header", "delimiter", "on_error"];
@@ -171,6 +180,7 @@ pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
             schema,
             &def.options,
         )?)),
+        LATE_CONNECTOR => Ok(Box::new(late::LateSource::open(def)?)),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
             valid: CONNECTORS.join(", "),

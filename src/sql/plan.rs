@@ -464,6 +464,12 @@ impl StreamingPlan {
         self.main.execute(&self.state).await
     }
 
+    /// Plans `sql`, a query over this query's tables (e.g. a stream's current
+    /// batch), to run with [`Self::run`].
+    pub async fn compile(&self, sql: &str) -> Result<CompiledQuery, SqlError> {
+        CompiledQuery::plan_sql(&self.state, sql).await
+    }
+
     /// Runs `plan` (a feeder or watermark plan of this query) over the current batch.
     pub async fn run(&self, plan: &CompiledQuery) -> Result<Vec<RecordBatch>, DataFusionError> {
         plan.execute(&self.state).await

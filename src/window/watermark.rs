@@ -25,6 +25,27 @@ pub enum LatePolicy {
     /// Count them (`late_rows` in progress) and drop them.
     #[default]
     Drop,
+    /// Count them and write them to the stream `<name>_late`, which queries
+    /// can read or sink; window results are the same as with `Drop`.
+    Side,
+}
+
+impl LatePolicy {
+    /// The names `late_policy = '...'` accepts.
+    pub const NAMES: &[&str] = &["drop", "side"];
+
+    /// Parses a `late_policy` option value (case-insensitive); the error
+    /// lists the valid policies.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "drop" => Ok(Self::Drop),
+            "side" => Ok(Self::Side),
+            other => Err(format!(
+                "late_policy = '{other}' is invalid; valid policies are: {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
 }
 
 /// A stream's `WATERMARK` clause and its event-time options.
@@ -273,6 +294,17 @@ impl PartitionedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_policy_parses_drop_and_side_and_lists_them_otherwise() {
+        assert_eq!(LatePolicy::parse("drop"), Ok(LatePolicy::Drop));
+        assert_eq!(LatePolicy::parse("SIDE"), Ok(LatePolicy::Side));
+        let error = LatePolicy::parse("keep").unwrap_err();
+        assert!(
+            error.contains("'keep'") && error.ends_with("drop, side"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn watermark_never_goes_back_and_idleness_is_timed() {
