@@ -448,7 +448,10 @@ impl Context {
                 source,
             },
         )?;
-        let table = crate::sql::file_table::listing_table(&options, &def.schema)?;
+        let table = Arc::new(crate::sql::file_table::FileTable::new(
+            &options,
+            &def.schema,
+        )?);
         let name = datafusion::common::TableReference::bare(def.name.as_str());
         self.tables.deregister_table(name.clone())?;
         self.tables.register_table(name, table)?;

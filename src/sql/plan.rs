@@ -30,6 +30,7 @@ use datafusion::sql::sqlparser::ast;
 
 use super::SqlError;
 use super::catalog::Catalog;
+use super::file_table::FileTable;
 use super::proctime::ProcTime;
 use super::provider::BatchTable;
 use super::rewrite::{WindowCall, WindowTime, rewrite};
@@ -303,6 +304,11 @@ impl StreamingPlan {
                 .table_provider(TableReference::bare(name.as_str()))
                 .await
             {
+                // A file table is read once per continuous query, not per batch.
+                let provider = match provider.downcast_ref::<FileTable>() {
+                    Some(file) => file.snapshot(proctime.clone()),
+                    None => provider,
+                };
                 ctx.register_table(TableReference::bare(name.as_str()), provider)?;
             }
         }

@@ -26,6 +26,11 @@ impl ProcTime {
         self.0.store(batch_time_ms, Ordering::Relaxed);
     }
 
+    /// The time of the batch being processed (0 before the first batch).
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
     /// The `proctime()` function reading this clock.
     pub fn udf(&self) -> ScalarUDF {
         ScalarUDF::from(ProcTimeUdf {

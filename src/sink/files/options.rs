@@ -19,6 +19,7 @@ pub const KEYS: &[&str] = &[
     "rollover_interval",
     "row_group_rows",
     "compression",
+    "refresh_interval",
 ];
 
 /// Flink-style and dashed spellings accepted for the documented names.
@@ -34,6 +35,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("rollover-bytes", "rollover_bytes"),
     ("rollover-interval", "rollover_interval"),
     ("row-group-rows", "row_group_rows"),
+    ("lookup.join.cache.ttl", "refresh_interval"),
+    ("refresh-interval", "refresh_interval"),
 ];
 
 /// Default `rollover_bytes`: 128 MiB, Flink's default part size.
@@ -97,6 +100,9 @@ pub struct FileSinkOptions {
     pub row_group_rows: Option<usize>,
     /// Parquet compression codec.
     pub compression: Compression,
+    /// When the table is read by a continuous query: how often (in batch
+    /// time) it reads the files again; `None` reads them once per query.
+    pub refresh_interval: Option<Duration>,
 }
 
 impl FileSinkOptions {
@@ -173,8 +179,21 @@ impl FileSinkOptions {
         if format != FileFormat::Parquet && row_group_rows.is_some() {
             return Err(options.invalid("row_group_rows", "only Parquet files have row groups"));
         }
+        let refresh_interval = match options.get("refresh_interval") {
+            None => None,
+            Some(v) => Some(humantime::parse_duration(&v.replace(' ', "")).map_err(|e| {
+                options.invalid(
+                    "refresh_interval",
+                    format!("{e}; write e.g. '10min' or '30s'"),
+                )
+            })?),
+        };
+        if refresh_interval.is_some_and(|r| r.is_zero()) {
+            return Err(options.invalid("refresh_interval", "must be longer than 0"));
+        }
         Ok(Self {
             path: path.into(),
+            refresh_interval,
             format,
             partition_by,
             rollover_rows,

@@ -61,9 +61,20 @@ pub fn register(ctx: &SessionContext) {
 }
 
 /// A new `SessionContext` with `config` and the Flink functions registered:
-/// a drop-in for `SessionContext::new_with_config`.
+/// a drop-in for `SessionContext::new_with_config`. DataFusion's cache of
+/// directory listings is off: file tables are written while they are read,
+/// and a query must see the files present when it runs.
 pub fn session_context(config: datafusion::prelude::SessionConfig) -> SessionContext {
-    let ctx = SessionContext::new_with_config(config);
+    use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
+    let ctx = match RuntimeEnvBuilder::new()
+        .with_cache_manager(caches)
+        .build_arc()
+    {
+        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+        Err(_) => SessionContext::new_with_config(config),
+    };
     register(&ctx);
     ctx
 }
