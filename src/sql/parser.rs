@@ -8,7 +8,9 @@ use datafusion::sql::sqlparser::ast::{self, ColumnDef, ObjectName};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{
+    Location, Token, TokenWithSpan, Tokenizer, Whitespace,
+};
 
 use super::SqlError;
 use crate::options::Options;
@@ -139,28 +141,89 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
 /// Flink's window table functions take `TABLE name` as first argument
 /// (`TUMBLE(TABLE bid, DESCRIPTOR(ts), ...)`), which sqlparser cannot parse;
 /// dropping the `TABLE` keyword there leaves `TUMBLE(bid, ...)`, the same call.
+/// Flink's `SESSION(TABLE bid PARTITION BY bidder, ...)` (or `PARTITION BY
+/// (k1, k2)`) cannot be parsed either: its `PARTITION BY` becomes a named
+/// argument, `SESSION(bid, partition_by => bidder, ...)`, which
+/// [`super::session`] reads back.
 fn drop_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        let is_table = matches!(&token.token, Token::Word(w) if w.keyword == Keyword::TABLE && w.quote_style.is_none());
-        if is_table {
-            let mut previous = out
-                .iter()
+    // Parenthesis depth, and the depth inside a SESSION( call while its
+    // first argument is being read.
+    let mut depth = 0usize;
+    let mut session_first_argument: Option<usize> = None;
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        let word = |t: &Token, value: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(value));
+        let previous = |out: &[TokenWithSpan], n: usize| {
+            out.iter()
                 .rev()
-                .filter(|t| !matches!(t.token, Token::Whitespace(_)));
-            let after_paren = previous.next().is_some_and(|t| t.token == Token::LParen);
-            let window = previous.next().is_some_and(|t| {
-                matches!(&t.token, Token::Word(w) if ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
-                    .contains(&w.value.to_ascii_uppercase().as_str()))
-            });
-            if after_paren && window {
+                .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+                .nth(n)
+                .map(|t| t.token.clone())
+        };
+        match &token.token {
+            Token::LParen => {
+                depth += 1;
+                if previous(&out, 0).is_some_and(|t| word(&t, "SESSION")) {
+                    session_first_argument = Some(depth);
+                }
+            }
+            Token::RParen => {
+                if session_first_argument == Some(depth) {
+                    session_first_argument = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Token::Comma if session_first_argument == Some(depth) => {
+                session_first_argument = None;
+            }
+            Token::Word(w) if w.keyword == Keyword::TABLE && w.quote_style.is_none() => {
+                let after_paren = previous(&out, 0).is_some_and(|t| t == Token::LParen);
+                let window = previous(&out, 1).is_some_and(|t| {
+                    ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
+                        .iter()
+                        .any(|name| word(&t, name))
+                });
+                if after_paren && window {
+                    continue;
+                }
+            }
+            t if session_first_argument == Some(depth) && word(t, "PARTITION") => {
+                let mut skipped = Vec::new();
+                while tokens
+                    .peek()
+                    .is_some_and(|t| matches!(t.token, Token::Whitespace(_)))
+                {
+                    skipped.extend(tokens.next());
+                }
+                if tokens.peek().is_some_and(|t| word(&t.token, "BY")) {
+                    tokens.next();
+                    let span = token.span;
+                    for t in [
+                        Token::Comma,
+                        Token::Whitespace(Whitespace::Space),
+                        Token::make_word(SESSION_PARTITION_ARGUMENT, None),
+                        Token::Whitespace(Whitespace::Space),
+                        Token::RArrow,
+                    ] {
+                        out.push(TokenWithSpan::new(t, span));
+                    }
+                    session_first_argument = None;
+                    continue;
+                }
+                out.push(token);
+                out.extend(skipped);
                 continue;
             }
+            _ => {}
         }
         out.push(token);
     }
     out
 }
+
+/// The named argument `SESSION(TABLE t PARTITION BY k, ...)` is parsed into.
+pub const SESSION_PARTITION_ARGUMENT: &str = "partition_by";
 
 fn parse_error(e: ParserError) -> SqlError {
     let message = e
@@ -692,6 +755,29 @@ mod tests {
         assert!(
             matches!(&q[4].statement, Statement::CreateFunction { name, class } if name == "count_char" && class.ends_with("CountChar"))
         );
+    }
+
+    #[test]
+    fn session_partition_by_becomes_a_named_argument() {
+        let query = |sql: &str| match &parse_script(sql).unwrap()[0].statement {
+            Statement::Query(q) => q.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            query(
+                "SELECT * FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(ts), INTERVAL '1' SECOND))"
+            ),
+            "SELECT * FROM TABLE(SESSION(bid, partition_by => bidder, DESCRIPTOR(ts), INTERVAL '1' SECOND))"
+        );
+        assert_eq!(
+            query("SELECT * FROM SESSION(bid partition   by (a, b), ts, x)"),
+            "SELECT * FROM SESSION(bid, partition_by => (a, b), ts, x)"
+        );
+        // PARTITION BY elsewhere is left alone.
+        let text = query(
+            "SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM s GROUP BY SESSION(ts, INTERVAL '1' SECOND)",
+        );
+        assert!(text.contains("OVER (PARTITION BY a ORDER BY b)"), "{text}");
     }
 
     #[test]

@@ -166,7 +166,8 @@ pub struct WatermarkPlan {
     pub max: CompiledQuery,
 }
 
-/// State of a `GROUP BY ..., SESSION(time, gap)` query.
+/// State of a `GROUP BY ..., SESSION(time, gap)` query, or of one reading
+/// the SESSION window table function.
 #[derive(Debug, Clone)]
 pub struct SessionPlan {
     /// The grouped relation; its table receives the rows of closed sessions
@@ -334,14 +335,33 @@ impl StreamingPlan {
                         "SESSION gap must be positive, got {gap_ms} ms"
                     )));
                 }
+                // The PARTITION BY keys are kept even when the query does not read them.
+                let columns = narrow.get(&call.table).map(|columns| {
+                    let mut columns = columns.clone();
+                    for key in &call.key_columns {
+                        if !columns.contains(key) {
+                            columns.push(key.clone());
+                        }
+                    }
+                    columns
+                });
                 let input = kept_input(
                     &state,
                     &call.relation,
                     &call.time_column,
                     Some(&call.table),
-                    narrow.get(&call.table),
+                    columns.as_ref(),
                 )
                 .await?;
+                for key in &call.key_columns {
+                    if input.feeder.schema.index_of(key).is_err() {
+                        return Err(SqlError::Window(format!(
+                            "'{}' has no column '{key}' to partition sessions by; its columns are: {}",
+                            call.relation,
+                            column_names(&input.feeder.schema)
+                        )));
+                    }
+                }
                 ctx.register_table(
                     TableReference::bare(call.table.as_str()),
                     input.table.clone(),
@@ -728,15 +748,9 @@ async fn kept_input(
         CompiledQuery::plan_sql(state, &format!("SELECT {select} FROM {}", quote(relation)))
             .await?;
     let Ok(time_index) = feeder.schema.index_of(time_column) else {
-        let columns: Vec<&str> = feeder
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         return Err(SqlError::Window(format!(
             "'{relation}' has no column '{time_column}' to window by; its columns are: {}",
-            columns.join(", ")
+            column_names(&feeder.schema)
         )));
     };
     let time_type = feeder.schema.field(time_index).data_type();
@@ -758,6 +772,16 @@ async fn kept_input(
         table_name: window_table.unwrap_or_default().to_string(),
         keeps_rows: true,
     })
+}
+
+/// The column names of `schema`, comma-separated, for messages.
+fn column_names(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The event-time column of a relation: its streams' WATERMARK column.
@@ -878,8 +902,11 @@ async fn interval_ms_of(ctx: &SessionContext, expr: &ast::Expr) -> Result<i64, S
         ScalarValue::IntervalDayTime(Some(v)) => {
             Ok(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
         }
-        _ => Err(not_interval(format!(
-            "{expr} (months have no fixed length)"
-        ))),
+        ScalarValue::IntervalMonthDayNano(Some(_)) | ScalarValue::IntervalYearMonth(Some(_)) => {
+            Err(not_interval(format!(
+                "{expr} (months have no fixed length)"
+            )))
+        }
+        _ => Err(not_interval(expr.to_string())),
     }
 }

@@ -3,8 +3,10 @@
 //! `__quiver_input_N` (aliased to the name it had, so qualified columns still
 //! resolve), and every window table function — `TUMBLE(rel, time, size)`,
 //! `HOP(rel, time, slide, size)`, Flink's `TABLE(TUMBLE(TABLE rel,
-//! DESCRIPTOR(time), size))` — becomes `__quiver_window_N`. The executor fills
-//! those tables; the rest of the query is left to DataFusion untouched.
+//! DESCRIPTOR(time), size))` — becomes `__quiver_window_N`, and a SESSION
+//! table function becomes `__quiver_session_N` (see [`super::session`]). The
+//! executor fills those tables; the rest of the query is left to DataFusion
+//! untouched.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -106,12 +108,21 @@ struct Visitor<'a> {
     out: Rewritten,
 }
 
-fn window_kind(name: &str) -> Result<Option<WindowKind>, SqlError> {
+/// A window table function.
+enum WindowFunction {
+    /// TUMBLE or HOP.
+    Window(WindowKind),
+    /// SESSION.
+    Session,
+}
+
+fn window_kind(name: &str) -> Result<Option<WindowFunction>, SqlError> {
     match name.to_ascii_lowercase().as_str() {
-        "tumble" => Ok(Some(WindowKind::Tumble)),
-        "hop" => Ok(Some(WindowKind::Hop)),
-        "session" | "cumulate" => Err(SqlError::Unsupported(format!(
-            "{} window table functions are not supported yet; use TUMBLE or HOP",
+        "tumble" => Ok(Some(WindowFunction::Window(WindowKind::Tumble))),
+        "hop" => Ok(Some(WindowFunction::Window(WindowKind::Hop))),
+        "session" => Ok(Some(WindowFunction::Session)),
+        "cumulate" => Err(SqlError::Unsupported(format!(
+            "{} window table functions are not supported yet; use TUMBLE, HOP or SESSION",
             name.to_ascii_uppercase()
         ))),
         _ => Ok(None),
@@ -190,7 +201,7 @@ impl VisitorMut for Visitor<'_> {
                     Some(call) => match window_kind(&table) {
                         Err(e) => return ControlFlow::Break(e),
                         Ok(None) => None,
-                        Ok(Some(kind)) => match self.window_call(kind, &unnamed_args(&call.args)) {
+                        Ok(Some(function)) => match self.table_function(function, &call.args) {
                             Ok(table) => Some(table_factor(&table, alias.clone())),
                             Err(e) => return ControlFlow::Break(e),
                         },
@@ -205,13 +216,13 @@ impl VisitorMut for Visitor<'_> {
                 match window_kind(&name) {
                     Err(e) => return ControlFlow::Break(e),
                     Ok(None) => None,
-                    Ok(Some(kind)) => {
+                    Ok(Some(function)) => {
                         let FunctionArguments::List(list) = &f.args else {
                             return ControlFlow::Break(SqlError::Window(format!(
                                 "{name} needs arguments"
                             )));
                         };
-                        match self.window_call(kind, &unnamed_args(&list.args)) {
+                        match self.table_function(function, &list.args) {
                             Ok(table) => Some(table_factor(&table, alias.clone())),
                             Err(e) => return ControlFlow::Break(e),
                         }
@@ -263,7 +274,7 @@ pub fn name_view_columns(query: &mut Query) {
 }
 
 /// The column name a window's time argument refers to.
-fn time_argument(expr: &Expr) -> Option<WindowTime> {
+pub(crate) fn time_argument(expr: &Expr) -> Option<WindowTime> {
     match expr {
         Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case(BATCH_TIME_COLUMN) => {
             Some(WindowTime::Batch)
@@ -286,6 +297,28 @@ fn time_argument(expr: &Expr) -> Option<WindowTime> {
 }
 
 impl Visitor<'_> {
+    /// Records a window table function call; returns the name of the table
+    /// replacing it.
+    fn table_function(
+        &mut self,
+        function: WindowFunction,
+        args: &[FunctionArg],
+    ) -> Result<String, SqlError> {
+        match function {
+            WindowFunction::Window(kind) => self.window_call(kind, &unnamed_args(args)),
+            WindowFunction::Session => {
+                let call = super::session::session_table_function(
+                    args,
+                    self.is_streaming,
+                    self.out.sessions.len(),
+                )?;
+                let table = call.table.clone();
+                self.out.sessions.push(call);
+                Ok(table)
+            }
+        }
+    }
+
     /// Records a window call; returns the name of the table replacing it.
     fn window_call(&mut self, kind: WindowKind, args: &[Expr]) -> Result<String, SqlError> {
         let usage = match kind {

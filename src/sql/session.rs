@@ -10,16 +10,23 @@
 //! when the watermark passes that end. The query is rewritten to read a
 //! table of the rows of closed sessions, each with its session's
 //! `window_start`/`window_end`, and to group by those instead of `SESSION(...)`.
+//!
+//! The same machinery serves the SESSION window table function, in quiver's
+//! `SESSION(bid, ts, gap)` and Flink's `TABLE(SESSION(TABLE bid PARTITION BY
+//! bidder, DESCRIPTOR(ts), gap))` spellings: the call is replaced by the
+//! table of closed sessions' rows, and the query groups by `window_start`,
+//! `window_end` itself. Without `PARTITION BY`, all rows of the relation form
+//! one sequence of sessions.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, Ident, Select, TableAlias, TableFactor,
-    visit_expressions_mut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName, Select,
+    TableAlias, TableFactor, visit_expressions_mut,
 };
 use std::ops::ControlFlow;
 
 use super::SqlError;
-use super::parser::normalize_name;
-use super::rewrite::table_factor;
+use super::parser::{SESSION_PARTITION_ARGUMENT, normalize_name};
+use super::rewrite::{WindowTime, table_factor, time_argument};
 use crate::window::{WINDOW_END, WINDOW_START};
 
 /// A `GROUP BY ..., SESSION(time, gap)` found in a query.
@@ -39,8 +46,13 @@ pub struct SessionCall {
     pub time_expr: Expr,
     /// The gap (an INTERVAL).
     pub gap: Expr,
-    /// The other GROUP BY expressions: a session is per value of these.
+    /// The other GROUP BY expressions (or the table function's `PARTITION
+    /// BY` columns): a session is per value of these.
     pub keys: Vec<Expr>,
+    /// Columns the session computation reads that the query itself may not
+    /// (the table function's `PARTITION BY` columns): kept in the session
+    /// state even when the query does not read them.
+    pub key_columns: Vec<String>,
 }
 
 fn function_args(expr: &Expr, name: &str) -> Option<Vec<Expr>> {
@@ -141,6 +153,7 @@ pub fn rewrite_session_select(
             .filter(|(i, _)| *i != position)
             .map(|(_, e)| e.clone())
             .collect(),
+        key_columns: Vec::new(),
     };
     exprs.splice(
         position..=position,
@@ -166,6 +179,111 @@ pub fn rewrite_session_select(
     let _ = visit_expressions_mut(&mut select.projection, &mut replace);
     let _ = visit_expressions_mut(&mut select.having, &mut replace);
     Ok(Some(call))
+}
+
+const TABLE_FUNCTION_USAGE: &str = "SESSION(stream, time, INTERVAL '10' SECOND), \
+    SESSION(stream PARTITION BY key, time, gap) or \
+    TABLE(SESSION(TABLE stream PARTITION BY (key1, key2), DESCRIPTOR(time), gap))";
+
+/// Reads a SESSION window table function's arguments — the relation, the
+/// time column, the gap, and the keys its `PARTITION BY` became (see
+/// [`super::parser`]) — into the call to replace it by `__quiver_session_{index}`.
+pub fn session_table_function(
+    args: &[FunctionArg],
+    is_streaming: &dyn Fn(&str) -> bool,
+    index: usize,
+) -> Result<SessionCall, SqlError> {
+    let usage = TABLE_FUNCTION_USAGE;
+    let mut positional = Vec::new();
+    let mut keys = Vec::new();
+    for arg in args {
+        match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => positional.push(e.clone()),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } if name.value.eq_ignore_ascii_case(SESSION_PARTITION_ARGUMENT) && keys.is_empty() => {
+                keys = partition_columns(e)?;
+            }
+            other => {
+                return Err(SqlError::Window(format!(
+                    "unexpected argument {other} of SESSION; expected {usage}"
+                )));
+            }
+        }
+    }
+    let [relation, time, gap] = positional.as_slice() else {
+        return Err(SqlError::Window(format!(
+            "expected {usage}, got {} arguments",
+            positional.len()
+        )));
+    };
+    let relation = match relation {
+        Expr::Identifier(ident) => normalize_name(&ObjectName::from(vec![ident.clone()])),
+        Expr::CompoundIdentifier(idents) => normalize_name(&ObjectName::from(idents.clone())),
+        other => {
+            return Err(SqlError::Window(format!(
+                "the first argument of {usage} must be a stream or view name, got {other}"
+            )));
+        }
+    };
+    if !is_streaming(&relation) {
+        return Err(SqlError::Window(format!(
+            "window functions apply to streams; '{relation}' is not a stream or a view over streams"
+        )));
+    }
+    let time_column = match time_argument(time) {
+        Some(WindowTime::Column(column)) => column,
+        Some(WindowTime::Batch) => {
+            return Err(SqlError::Unsupported(
+                "SESSION windows need event time (a WATERMARK column), not processing time".into(),
+            ));
+        }
+        None => {
+            return Err(SqlError::Window(format!(
+                "the time argument of {usage} must be a column or DESCRIPTOR(column), got {time}"
+            )));
+        }
+    };
+    Ok(SessionCall {
+        table: format!("__quiver_session_{index}"),
+        buffer_table: format!("__quiver_session_buffer_{index}"),
+        alias: relation.clone(),
+        relation,
+        time_expr: Expr::Identifier(Ident::with_quote('"', time_column.clone())),
+        time_column,
+        gap: gap.clone(),
+        keys: keys
+            .iter()
+            .map(|k| Expr::Identifier(Ident::with_quote('"', k.clone())))
+            .collect(),
+        key_columns: keys,
+    })
+}
+
+/// The columns of `PARTITION BY key` or `PARTITION BY (key1, key2)`.
+fn partition_columns(expr: &Expr) -> Result<Vec<String>, SqlError> {
+    let items: Vec<&Expr> = match expr {
+        Expr::Tuple(items) => items.iter().collect(),
+        Expr::Nested(inner) => vec![inner.as_ref()],
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Expr::Identifier(ident) => Ok(ident.value.clone()),
+            // A column named like a niladic function (`user`).
+            Expr::Function(f)
+                if matches!(f.args, FunctionArguments::None) && f.name.0.len() == 1 =>
+            {
+                Ok(normalize_name(&f.name))
+            }
+            other => Err(SqlError::Window(format!(
+                "SESSION ... PARTITION BY takes columns, got {other}: {TABLE_FUNCTION_USAGE}"
+            ))),
+        })
+        .collect()
 }
 
 /// SQL that assigns every row of the open-session buffer to its session:
@@ -230,5 +348,86 @@ mod tests {
             text.contains("B.window_start AS s, B.window_end AS e"),
             "{text}"
         );
+    }
+
+    fn rewritten(sql: &str) -> (Result<super::super::rewrite::Rewritten, SqlError>, String) {
+        let Statement::Query(mut q) = parse_script(sql).unwrap().remove(0).statement else {
+            panic!()
+        };
+        let out = super::super::rewrite::rewrite(&mut q, &|n| n == "bid");
+        (out, q.to_string())
+    }
+
+    #[test]
+    fn flink_session_table_function_with_partition_by() {
+        let (out, text) = rewritten(
+            "SELECT bidder, count(*), window_start, window_end \
+             FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) \
+             GROUP BY bidder, window_start, window_end",
+        );
+        let out = out.unwrap();
+        assert!(out.windows.is_empty() && out.inputs.is_empty());
+        let call = &out.sessions[0];
+        assert_eq!(call.relation, "bid");
+        assert_eq!(call.time_column, "dateTime");
+        assert_eq!(call.gap.to_string(), "INTERVAL '10' SECOND");
+        assert_eq!(call.key_columns, vec!["bidder"]);
+        assert!(
+            text.contains("FROM __quiver_session_0 GROUP BY bidder, window_start"),
+            "{text}"
+        );
+        let sql = sessions_sql(call, 10_000);
+        assert!(
+            sql.contains("PARTITION BY \"bidder\", __quiver_sid")
+                && sql.contains("CAST(\"dateTime\" AS BIGINT)"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn short_session_table_function_with_and_without_keys() {
+        let (out, text) = rewritten(
+            "SELECT count(*) FROM SESSION(bid, ts, INTERVAL '3' SECOND) AS s GROUP BY s.window_start",
+        );
+        let out = out.unwrap();
+        assert!(out.sessions[0].keys.is_empty());
+        assert!(text.contains("FROM __quiver_session_0 AS s"), "{text}");
+        assert!(!sessions_sql(&out.sessions[0], 3000).contains("PARTITION BY \""));
+        let (out, _) = rewritten(
+            "SELECT 1 FROM SESSION(bid PARTITION BY (bidder, user), ts, INTERVAL '3' SECOND)",
+        );
+        assert_eq!(out.unwrap().sessions[0].key_columns, vec!["bidder", "user"]);
+    }
+
+    #[test]
+    fn bad_session_table_functions_are_explained() {
+        let cases = [
+            ("SESSION(bid, ts)", "expected SESSION(stream, time"),
+            (
+                "SESSION(bid PARTITION BY a, b, ts, INTERVAL '1' SECOND)",
+                "got 4 arguments",
+            ),
+            (
+                "SESSION(bid PARTITION BY a + 1, ts, INTERVAL '1' SECOND)",
+                "PARTITION BY takes columns",
+            ),
+            (
+                "SESSION(other, ts, INTERVAL '1' SECOND)",
+                "'other' is not a stream",
+            ),
+            (
+                "SESSION(bid, PROCTIME(), INTERVAL '1' SECOND)",
+                "need event time",
+            ),
+            (
+                "SESSION(bid, ts + 1, INTERVAL '1' SECOND)",
+                "must be a column or DESCRIPTOR",
+            ),
+        ];
+        for (call, message) in cases {
+            let (out, _) = rewritten(&format!("SELECT * FROM {call}"));
+            let err = out.unwrap_err().to_string();
+            assert!(err.contains(message), "{call}: {err}");
+        }
     }
 }
