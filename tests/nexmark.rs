@@ -3,7 +3,9 @@
 //! and their results equal an independent computation over all the data at
 //! once — DataFusion batch SQL with explicit window arithmetic, or plain Rust
 //! for sessions. The only change to a query file is its sink connector,
-//! `blackhole` → `memory`, so that the rows can be read back.
+//! `blackhole` → `memory`, so that the rows can be read back (q11 also runs
+//! respelled with the SESSION window table function, against the same
+//! reference).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -80,6 +82,11 @@ async fn run(q: &str) -> (Vec<RecordBatch>, Context) {
 
 /// [`run`] after the DDL `ddl`.
 async fn run_after(q: &str, ddl: &str) -> (Vec<RecordBatch>, Context) {
+    run_text(q, ddl, &file(&format!("{q}.sql"))).await
+}
+
+/// [`run_after`] with `text` in place of the query file's.
+async fn run_text(q: &str, ddl: &str, text: &str) -> (Vec<RecordBatch>, Context) {
     let ctx = context();
     ctx.sql(ddl).await.unwrap();
     ctx.sql(
@@ -90,7 +97,6 @@ async fn run_after(q: &str, ddl: &str) -> (Vec<RecordBatch>, Context) {
     )
     .await
     .unwrap();
-    let text = file(&format!("{q}.sql"));
     assert!(
         text.contains("'connector' = 'blackhole'"),
         "{q} writes to a blackhole"
@@ -225,68 +231,91 @@ fn q8_new_sellers_join_two_tumbling_windows() {
 fn q11_user_sessions_match_a_direct_computation() {
     runtime().block_on(async {
         let (result, ctx) = run("q11").await;
-        let bids = one_off(
-            &ctx,
-            "SELECT bidder, CAST(`dateTime` AS BIGINT) AS t FROM all_bid ORDER BY bidder, t",
-        )
-        .await;
-        // Sessions by hand: a bidder's bids closer than 10 s apart form one
-        // session [first, last + 10 s).
-        let mut by_bidder: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for batch in &bids {
-            let bidder = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .unwrap();
-            let t = batch
-                .column(1)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .unwrap();
-            for i in 0..batch.num_rows() {
-                by_bidder
-                    .entry(bidder.value(i))
-                    .or_default()
-                    .push(t.value(i));
-            }
-        }
-        let format = |ms: i64| {
-            chrono::DateTime::from_timestamp_millis(ms)
-                .unwrap()
-                .naive_utc()
-                .format("%Y-%m-%dT%H:%M:%S%.3f")
-                .to_string()
-                .trim_end_matches(".000")
-                .to_string()
-        };
-        let mut want = Vec::new();
-        for (bidder, times) in by_bidder {
-            let (mut start, mut last, mut count) = (times[0], times[0], 0);
-            for &t in &times {
-                if t - last >= 10_000 {
-                    want.push(format!(
-                        "{bidder} | {count} | {} | {}",
-                        format(start),
-                        format(last + 10_000)
-                    ));
-                    (start, count) = (t, 0);
-                }
-                last = t;
-                count += 1;
-            }
-            want.push(format!(
-                "{bidder} | {count} | {} | {}",
-                format(start),
-                format(last + 10_000)
-            ));
-        }
-        want.sort();
+        let want = q11_reference(&ctx).await;
         let got = rows(&result);
         assert!(want.len() > 100, "{} sessions", want.len());
         assert_eq!(got.len(), want.len());
         assert_eq!(got, want);
     });
+}
+
+#[test]
+fn q11_as_a_session_table_function_gives_the_same_sessions() {
+    // Flink 1.19's window table function spelling of q11.
+    let text = file("q11.sql");
+    let group_window = &text[text.find("SELECT").expect("q11 has a SELECT")..];
+    let tvf = "SELECT bidder, count(*) AS bid_count, window_start AS starttime, window_end AS endtime \
+               FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) \
+               GROUP BY bidder, window_start, window_end;";
+    let text = text.replace(group_window, tvf);
+    assert!(text.contains("TABLE(SESSION("), "{text}");
+    runtime().block_on(async {
+        let (result, ctx) = run_text("q11", &ddl(), &text).await;
+        let want = q11_reference(&ctx).await;
+        assert!(want.len() > 100, "{} sessions", want.len());
+        assert_eq!(rows(&result), want);
+    });
+}
+
+/// q11's sessions computed by hand from every bid: a bidder's bids closer
+/// than 10 s apart form one session [first, last + 10 s).
+async fn q11_reference(ctx: &Context) -> Vec<String> {
+    let bids = one_off(
+        ctx,
+        "SELECT bidder, CAST(`dateTime` AS BIGINT) AS t FROM all_bid ORDER BY bidder, t",
+    )
+    .await;
+    let mut by_bidder: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for batch in &bids {
+        let bidder = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        let t = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            by_bidder
+                .entry(bidder.value(i))
+                .or_default()
+                .push(t.value(i));
+        }
+    }
+    let format = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .naive_utc()
+            .format("%Y-%m-%dT%H:%M:%S%.3f")
+            .to_string()
+            .trim_end_matches(".000")
+            .to_string()
+    };
+    let mut want = Vec::new();
+    for (bidder, times) in by_bidder {
+        let (mut start, mut last, mut count) = (times[0], times[0], 0);
+        for &t in &times {
+            if t - last >= 10_000 {
+                want.push(format!(
+                    "{bidder} | {count} | {} | {}",
+                    format(start),
+                    format(last + 10_000)
+                ));
+                (start, count) = (t, 0);
+            }
+            last = t;
+            count += 1;
+        }
+        want.push(format!(
+            "{bidder} | {count} | {} | {}",
+            format(start),
+            format(last + 10_000)
+        ));
+    }
+    want.sort();
+    want
 }
 
 #[test]
