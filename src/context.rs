@@ -857,16 +857,21 @@ impl Context {
             for input in &plan.kept {
                 inputs.push(format!("{} rows kept for open windows", input.relation));
             }
-            for w in &plan.watermarks {
-                inputs.push(format!(
-                    "watermark of {}: max({}) so far",
-                    w.stream, w.def.expr
-                ));
-            }
+        } else if let Some(session) = &plan.session {
+            inputs.push(format!(
+                "SESSION window over {} (gap {} ms, {domain}), rows kept until their session closes",
+                session.input.relation, session.gap_ms
+            ));
         } else {
             for (stream, _) in &plan.streams {
                 inputs.push(format!("{} per batch", stream.name));
             }
+        }
+        for w in &plan.watermarks {
+            inputs.push(format!(
+                "watermark of {}: max({}) so far",
+                w.stream, w.def.expr
+            ));
         }
         let streaming = format!(
             "continuous query, batch_interval {interval}\ninputs: {}",

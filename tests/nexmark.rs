@@ -254,6 +254,13 @@ fn q11_as_a_session_table_function_gives_the_same_sessions() {
         let want = q11_reference(&ctx).await;
         assert!(want.len() > 100, "{} sessions", want.len());
         assert_eq!(rows(&result), want);
+        let explain = rows(&one_off(&ctx, &format!("EXPLAIN {}", tvf.trim_end_matches(';'))).await);
+        assert!(
+            explain
+                .iter()
+                .any(|r| r.contains("SESSION window over bid (gap 10000 ms, event time)")),
+            "{explain:#?}"
+        );
     });
 }
 
