@@ -5,8 +5,9 @@
 //! publishes them — with the query's name in a `query` column — to the
 //! stream's [`LateHub`]. Queries reading `<name>_late` subscribe to the hub
 //! through the internal `late` connector. Window state still drops those rows
-//! per window input (that is what keeps windows correct); this module only
-//! counts them once per stream row and routes them.
+//! per window input (that is what keeps windows correct); this module
+//! counts them once per stream row and routes them (without a side output,
+//! the window inputs' own counts serve, once per relation).
 //!
 //! The hub belongs to the session (it hangs off both streams' definitions in
 //! the `Context`'s catalog), keeps at most [`LATE_BUFFER_ROWS`] rows (oldest
@@ -388,20 +389,9 @@ impl LateRouter {
                 });
             }
         }
-        // Nothing to route and each stream read by one input of its own: the
-        // inputs' drop counts are already per stream row; spare the extra run.
-        let inputs: Vec<&str> = plan
-            .windows
-            .iter()
-            .chain(&plan.kept)
-            .chain(plan.session.as_ref().map(|s| &s.input))
-            .map(|k| k.relation.as_str())
-            .collect();
-        let one_input_each = inputs.len() == checked.len()
-            && checked
-                .iter()
-                .all(|c| inputs.iter().filter(|r| **r == c.stream).count() == 1);
-        if publishers.is_empty() && one_input_each {
+        // Nothing to route: the inputs' drop counts (once per relation) are
+        // the late count; spare the extra run over every batch.
+        if publishers.is_empty() {
             checked.clear();
         }
         let publishing = publishers.iter().map(|p| (p.hub.clone(), p.id)).collect();
@@ -433,7 +423,7 @@ impl LateRouter {
     /// (the stream tables hold it) against `watermark` (minus the allowed
     /// lateness), publishes them under side policy and returns their count —
     /// or `None` when the window inputs' own counts are right (no event
-    /// time, or no side output and one input per stream).
+    /// time, or no side output).
     pub(super) async fn route(
         &mut self,
         plan: &StreamingPlan,

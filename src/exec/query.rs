@@ -7,7 +7,7 @@
 //! once per window the watermark closed. Stopping is explicit: `stop()` lets
 //! the current batch finish and its results be delivered, then the task ends.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -575,9 +575,9 @@ impl Runner {
         })
     }
 
-    /// Finds the batch's late rows once per stream row (the per-input drop
-    /// in `feed_windows` would count a row once per window over its stream)
-    /// and routes them under `late_policy = 'side'`. `None` without event time.
+    /// Under `late_policy = 'side'`: finds the batch's late rows once per
+    /// stream row and routes them. `None` otherwise (then `feed_windows`
+    /// counts late rows once per relation).
     async fn route_late(&mut self, batch_id: u64, time: i64) -> Result<Option<u64>, ExecError> {
         let watermark = self
             .state
@@ -596,7 +596,8 @@ impl Runner {
 
     /// Runs each window input's (and kept input's) feeder over the batch and
     /// adds its rows to the panes; rows behind the watermark, or without a
-    /// time, are late: counted and dropped. Returns the late count.
+    /// time, are late: counted and dropped. Returns the late count: inputs
+    /// over the same relation see the same rows, so each relation counts once.
     async fn feed_windows(&mut self, batch_id: u64) -> Result<u64, ExecError> {
         let watermark = match self.plan.time {
             Some(TimeDomain::Event) => self
@@ -605,7 +606,7 @@ impl Runner {
                 .map(|w| w.saturating_sub(self.state.allowed_lateness_ms)),
             _ => None,
         };
-        let mut late = 0;
+        let mut late_by_relation: BTreeMap<String, u64> = BTreeMap::new();
         let inputs: Vec<(bool, usize)> = (0..self.plan.windows.len())
             .map(|i| (true, i))
             .chain((0..self.plan.kept.len()).map(|i| (false, i)))
@@ -624,6 +625,8 @@ impl Runner {
             let keeps_rows = input.keeps_rows;
             let incremental = windowed && self.plan.partials.iter().any(|p| p.window == i);
             let mut new_rows = PaneBuffer::new(self.plan.window.map_or(1, |w| w.pane_ms()));
+            let mut late = 0;
+            let relation = input.relation.clone();
             for batch in batches {
                 let (rows, times, dropped) =
                     on_time_rows(&batch, input.time_index, watermark).map_err(|e| self.arrow(e))?;
@@ -643,8 +646,10 @@ impl Runner {
             if incremental {
                 self.feed_partials(batch_id, i, &new_rows).await?;
             }
+            let counted = late_by_relation.entry(relation).or_default();
+            *counted = (*counted).max(late);
         }
-        Ok(late)
+        Ok(late_by_relation.values().sum())
     }
 
     /// Runs the partial aggregates over window input `window` once per pane
