@@ -361,6 +361,7 @@ pub struct NexmarkGenerator {
     pub(super) base_ms: i64,
     batch_rows: usize,
     mix: Proportions,
+    out_of_order_group: u64,
 }
 
 impl NexmarkGenerator {
@@ -374,7 +375,18 @@ impl NexmarkGenerator {
             base_ms,
             batch_rows: DEFAULT_BATCH_ROWS,
             mix: Proportions::default(),
+            out_of_order_group: 1,
         }
+    }
+
+    /// The same generator with event times shuffled within groups of
+    /// `group` consecutive events (Beam/Flink Nexmark's
+    /// `outOfOrderGroupSize`; 1, the default, keeps them in order): event `n`
+    /// gets the time of event `n - n % group + (n * 953) % group`, so rows
+    /// arrive up to `group / rate` seconds out of order.
+    pub fn with_out_of_order_group(mut self, group: u64) -> Self {
+        self.out_of_order_group = group.max(1);
+        self
     }
 
     /// The same generator with another event mix (default 1 : 3 : 46).
@@ -399,7 +411,18 @@ impl NexmarkGenerator {
         self.seed
     }
 
-    /// Timestamp (ms) of global event n.
+    /// Timestamp (ms) of global event n as emitted: its own time, or with
+    /// out-of-order groups the time of another event of its group.
+    pub fn emitted_time_ms(&self, n: u64) -> i64 {
+        let group = self.out_of_order_group;
+        if group <= 1 {
+            return self.event_time_ms(n);
+        }
+        let adjusted = n - n % group + n.wrapping_mul(953) % group;
+        self.event_time_ms(adjusted)
+    }
+
+    /// Timestamp (ms) of global event n in arrival order.
     pub fn event_time_ms(&self, n: u64) -> i64 {
         let offset = u128::from(n) * 1000 / u128::from(self.rate);
         self.base_ms.wrapping_add(offset as i64)
@@ -439,6 +462,7 @@ impl NexmarkGenerator {
         let mut channel = StringBuilder::with_capacity(rows, rows * 8);
         let mut url = StringBuilder::with_capacity(rows, rows * 72);
         let mut clock = Clock::new(self.base_ms, self.rate, n);
+        let in_order = self.out_of_order_group <= 1;
         let mix = self.mix;
         let cycle = mix.total();
         let mut epoch = n / cycle;
@@ -469,7 +493,11 @@ impl NexmarkGenerator {
                 };
                 channel.append_value(&chans.names[c]);
                 url.append_value(&chans.urls[c]);
-                date_time.push(clock.now());
+                date_time.push(if in_order {
+                    clock.now()
+                } else {
+                    self.emitted_time_ms(n)
+                });
             }
             n += 1;
             offset += 1;
@@ -516,7 +544,7 @@ impl NexmarkGenerator {
                 n += cycle - offset + start;
             }
             let mut rng = Rng::for_event(self.seed_mix, n);
-            let timestamp = self.event_time_ms(n);
+            let timestamp = self.emitted_time_ms(n);
             let last_person = mix.last_base0_person_id(n);
             id.push(mix.last_base0_auction_id(n) + FIRST_AUCTION_ID);
             let s = if rng.below(HOT_SELLERS_RATIO) > 0 {
@@ -602,7 +630,7 @@ impl NexmarkGenerator {
             credit_card.append_value(&text);
             city.append_value(US_CITIES[rng.below(US_CITIES.len() as u64) as usize]);
             state.append_value(US_STATES[rng.below(US_STATES.len() as u64) as usize]);
-            date_time.push(self.event_time_ms(n));
+            date_time.push(self.emitted_time_ms(n));
             n += 1;
         }
         let columns: Vec<ArrayRef> = vec![

@@ -284,3 +284,34 @@ fn seed_7_values_are_pinned() {
     );
     assert_eq!(ints(&bids, "dateTime"), [4, 5]);
 }
+
+#[test]
+fn out_of_order_groups_shuffle_times_within_each_group() {
+    let in_order = NexmarkGenerator::new(5, 1000, 0);
+    let shuffled = NexmarkGenerator::new(5, 1000, 0).with_out_of_order_group(100);
+    let times =
+        |g: &NexmarkGenerator| -> Vec<i64> { (0..1000).map(|n| g.emitted_time_ms(n)).collect() };
+    let (a, b) = (times(&in_order), times(&shuffled));
+    assert_ne!(a, b, "some events are out of order");
+    assert!(
+        b.windows(2).any(|w| w[1] < w[0]),
+        "times go backwards somewhere"
+    );
+    for (group_a, group_b) in a.chunks(100).zip(b.chunks(100)) {
+        let (mut x, mut y) = (group_a.to_vec(), group_b.to_vec());
+        x.sort();
+        y.sort();
+        assert_eq!(x, y, "a group's times are the same set, reordered");
+    }
+    // The bids carry the emitted times, and a group of 1 is in order.
+    let bids = shuffled.generate(NexmarkKind::Bid, 0, 1000);
+    let column = bids[0].column_by_name("dateTime").unwrap();
+    let column = column.as_primitive::<TimestampMillisecondType>();
+    let first_bid = (0..1000).find(|n| in_order.proportions().of_event(*n) == NexmarkKind::Bid);
+    assert_eq!(
+        column.value(0),
+        shuffled.emitted_time_ms(first_bid.unwrap())
+    );
+    let one = NexmarkGenerator::new(5, 1000, 0).with_out_of_order_group(1);
+    assert_eq!(times(&one), a);
+}

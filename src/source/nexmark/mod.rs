@@ -240,6 +240,7 @@ impl Source for NexmarkSource {
             )
             .with_batch_rows(batch_rows)
             .with_proportions(settings.mix)
+            .with_out_of_order_group(settings.out_of_order_group)
         });
         let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
         if let Some(events) = events {

@@ -1,6 +1,6 @@
 //! The `WITH (...)` options of a `nexmark` stream, parsed and validated once:
 //! quiver's own names (`kind`, `seed`, `events`, `rate`, `batch_rows`,
-//! `partitions`) and
+//! `partitions`, `out_of_order_group`) and
 //! nexmark-flink's (`events.num`, `first-event.rate`, `next-event.rate`,
 //! `*.proportion`, `keep-alive`, `stop-at`, `max-emit-speed`).
 
@@ -30,6 +30,8 @@ pub const KEYS: &[&str] = &[
     "stop-at",
     "max-emit-speed",
     "partitions",
+    "out_of_order_group",
+    "out-of-order-group-size",
 ];
 
 /// Largest `partitions` accepted.
@@ -84,6 +86,9 @@ pub struct Settings {
     /// goes to partition `n % partitions`), each with its own watermark;
     /// like the parallelism of Flink's nexmark source.
     pub partitions: u32,
+    /// `out_of_order_group` / `out-of-order-group-size`: event times are
+    /// shuffled within groups of this many events (1: in order).
+    pub out_of_order_group: u64,
 }
 
 impl Settings {
@@ -149,6 +154,19 @@ impl Settings {
                 format!("must be between 1 and {MAX_PARTITIONS}"),
             ));
         }
+        let out_of_order_group = aliased(
+            options,
+            &["out_of_order_group", "out-of-order-group-size"],
+            1u64,
+        )?;
+        if out_of_order_group == 0 {
+            let key = if options.get("out_of_order_group").is_some() {
+                "out_of_order_group"
+            } else {
+                "out-of-order-group-size"
+            };
+            return Err(options.invalid(key, "must be at least 1 (1: events in order)"));
+        }
         // Accepted for nexmark-flink DDL compatibility, without effect: event
         // times follow the rate, and a batch emits the events before its time
         // at once, never paced by the wall clock.
@@ -172,6 +190,7 @@ impl Settings {
             keep_alive,
             mix,
             partitions,
+            out_of_order_group,
         })
     }
 }
