@@ -500,6 +500,7 @@ impl Runner {
         let late_rows = self.feed_windows(batch_id).await?;
         self.advance_watermark(batch_id, time, end_of_input).await?;
         self.clear_batch_tables();
+        self.compact_partials(batch_id).await?;
         let watermark = self.state.watermark;
         let lateness = self.state.allowed_lateness_ms;
         // Windows that hold rows and whose end (plus lateness) the watermark passed.
@@ -650,6 +651,35 @@ impl Runner {
             *counted = (*counted).max(late);
         }
         Ok(late_by_relation.values().sum())
+    }
+
+    /// Merges the partials of each pane no more rows can arrive for (it ends
+    /// at or before the watermark minus the allowed lateness) into one batch:
+    /// a long window's panes then hold one partial row per group, not one
+    /// per group and batch.
+    async fn compact_partials(&mut self, batch_id: u64) -> Result<(), ExecError> {
+        let Some(watermark) = self.state.watermark else {
+            return Ok(());
+        };
+        let complete_until = watermark.saturating_sub(self.state.allowed_lateness_ms);
+        for (j, partial) in self.plan.partials.iter().enumerate() {
+            let pane_ms = self.state.partials[j].pane_ms();
+            for pane in self.state.partials[j].fragmented_before(complete_until) {
+                let end = pane + pane_ms;
+                let rows = stamp_window(
+                    self.state.partials[j].pane_batches(pane),
+                    partial.table.schema_ref(),
+                    (pane, end),
+                )
+                .map_err(|e| self.arrow(e))?;
+                partial.table.set(rows);
+                let merged = self.plan.run(&partial.compact).await;
+                partial.table.set(Vec::new());
+                let merged = merged.map_err(|e| self.execute_error(batch_id, e))?;
+                self.state.partials[j].replace_pane(pane, merged);
+            }
+        }
+        Ok(())
     }
 
     /// Runs the partial aggregates over window input `window` once per pane

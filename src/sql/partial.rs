@@ -45,6 +45,10 @@ pub struct PartialSplit {
     /// Partials of a closing window's panes, stamped with its bounds in the
     /// last two columns; the main plan merges them.
     pub table: Arc<BatchTable>,
+    /// Merges the partials `table` holds into one partial row per group,
+    /// with the partial's own columns: a pane's partials from many batches
+    /// become one batch once no more rows can arrive for it.
+    pub compact: LogicalPlan,
 }
 
 /// Which bound of the window a column carries.
@@ -310,6 +314,7 @@ fn split(
             }
         }
     }
+    let compact = compact_plan(&scan, &partial, &keys, &merges, &column)?;
     let merged = LogicalPlan::Aggregate(Aggregate::try_new(
         Arc::new(scan),
         merge_groups,
@@ -349,8 +354,58 @@ fn split(
             window_table: table.to_string(),
             partial,
             table: batch_table,
+            compact,
         },
     )))
+}
+
+/// The plan that merges partials into partials (see [`PartialSplit::compact`]):
+/// the same merge functions as at window close, cast back to the partial's
+/// column types, without the final touches (count's 0, avg's division).
+fn compact_plan(
+    scan: &LogicalPlan,
+    partial: &LogicalPlan,
+    keys: &[std::result::Result<String, Bound>],
+    merges: &[Merge],
+    column: &dyn Fn(&str) -> Expr,
+) -> Result<LogicalPlan> {
+    let groups: Vec<Expr> = keys
+        .iter()
+        .filter_map(|k| k.as_ref().ok())
+        .map(|name| column(name))
+        .collect();
+    let mut aggregates = Vec::new();
+    for (i, merge) in merges.iter().enumerate() {
+        let name = format!("__a{i}");
+        match merge {
+            Merge::Count => aggregates.push(sum(column(&name)).alias(&name)),
+            Merge::Same(f) => aggregates.push(f(column(&name)).alias(&name)),
+            Merge::Avg => {
+                for part in [format!("{name}s"), format!("{name}c")] {
+                    aggregates.push(sum(column(&part)).alias(&part));
+                }
+            }
+        }
+    }
+    let merged = LogicalPlan::Aggregate(Aggregate::try_new(
+        Arc::new(scan.clone()),
+        groups,
+        aggregates,
+    )?);
+    let mut exprs = Vec::new();
+    for field in partial.schema().fields() {
+        let value = col(Column::new_unqualified(field.name()));
+        let value = if value.get_type(merged.schema())? == *field.data_type() {
+            value
+        } else {
+            cast(value, field.data_type().clone())
+        };
+        exprs.push(value.alias(field.name()));
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(merged),
+    )?))
 }
 
 #[cfg(test)]

@@ -135,8 +135,11 @@ pub struct PartialAggregate {
     pub window: usize,
     /// Aggregates the rows the window's table holds into partials.
     pub partial: CompiledQuery,
-    /// Partials of a closing window, stamped with its bounds.
+    /// Partials of a closing window (or of a pane being compacted),
+    /// stamped with its bounds.
     pub table: Arc<BatchTable>,
+    /// Merges the partials `table` holds into one partial per group.
+    pub compact: CompiledQuery,
 }
 
 /// Planner choices a session can change (`SET incremental_aggregates`),
@@ -593,10 +596,26 @@ async fn split_partials(
         let Ok(partial) = CompiledQuery::from_logical(state, split.partial).await else {
             return (main, Vec::new());
         };
+        let Ok(compact) = CompiledQuery::from_logical(state, split.compact).await else {
+            return (main, Vec::new());
+        };
+        let names_and_types = |schema: &SchemaRef| -> Vec<(String, DataType)> {
+            let fields = schema.fields().iter();
+            fields
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect()
+        };
+        // Nullability may differ (a sum of counts is nullable); the
+        // partials are stamped into the partial table's schema anyway.
+        if names_and_types(&compact.schema) != names_and_types(&partial.schema) {
+            tracing::debug!("window aggregates kept as raw rows: partials do not compact");
+            return (main, Vec::new());
+        }
         partials.push(PartialAggregate {
             window,
             partial,
             table: split.table,
+            compact,
         });
     }
     let mut scanned = BTreeSet::new();

@@ -61,6 +61,26 @@ impl PaneBuffer {
             .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
     }
 
+    /// Starts of the panes ending at or before `t` that hold more than one
+    /// batch: complete panes worth merging into one.
+    pub fn fragmented_before(&self, t: i64) -> Vec<i64> {
+        self.panes
+            .iter()
+            .filter(|(start, batches)| start.saturating_add(self.pane_ms) <= t && batches.len() > 1)
+            .map(|(start, _)| *start)
+            .collect()
+    }
+
+    /// The batches of the pane starting at `pane` (none if not held).
+    pub fn pane_batches(&self, pane: i64) -> &[RecordBatch] {
+        self.panes.get(&pane).map_or(&[], Vec::as_slice)
+    }
+
+    /// Replaces the batches of the pane starting at `pane`.
+    pub fn replace_pane(&mut self, pane: i64, batches: Vec<RecordBatch>) {
+        self.panes.insert(pane, batches);
+    }
+
     /// Length of a pane in ms.
     pub fn pane_ms(&self) -> i64 {
         self.pane_ms
