@@ -952,12 +952,7 @@ fn check_watermark_column(
         ))),
         Err(_) => Err(Error::Catalog(format!(
             "WATERMARK FOR {column}: stream '{stream}' has no column '{column}'; its columns are: {}",
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::sql::plan::column_names(schema)
         ))),
     }
 }

@@ -52,19 +52,12 @@ impl CompiledQuery {
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
             .await?;
-        let logical = state.optimize(&plan)?;
-        // Build one physical plan now, so that what DataFusion cannot execute
-        // is reported when the statement runs, not at the first batch.
-        state
-            .query_planner()
-            .create_physical_plan(&logical, state)
-            .await?;
-        let schema = Arc::new(logical.schema().as_arrow().clone());
-        Ok(Self { logical, schema })
+        Self::from_logical(state, plan).await
     }
 
-    /// A plan made elsewhere (an incremental aggregate's parts), checked the
-    /// same way.
+    /// Optimizes `logical` and builds one physical plan now, so that what
+    /// DataFusion cannot execute is reported when the statement runs, not at
+    /// the first batch.
     async fn from_logical(state: &SessionState, logical: LogicalPlan) -> Result<Self, SqlError> {
         let logical = state.optimize(&logical)?;
         state
@@ -794,7 +787,7 @@ async fn kept_input(
 }
 
 /// The column names of `schema`, comma-separated, for messages.
-fn column_names(schema: &SchemaRef) -> String {
+pub(crate) fn column_names(schema: &SchemaRef) -> String {
     schema
         .fields()
         .iter()
