@@ -15,13 +15,15 @@
 //! are copied into one batch when the retained batches hold more than twice
 //! as many rows as are open, so memory stays proportional to the open rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use datafusion::arrow::compute::{cast, interleave_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
+// hashbrown with a fast hasher: a lookup per new row.
+use datafusion::common::HashMap;
 
 /// Retained rows beyond twice the open ones that trigger copying the open
 /// rows into one batch (so small states are not copied over and over).
