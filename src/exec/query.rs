@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::late::{LatePublisher, LateRouter};
-use super::window_state::{WindowState, max_time, on_time_rows, split_sessions};
+use super::window_state::{WindowState, event_times, max_time, on_time_rows};
 use super::{Clock, ExecError};
 use crate::batch::{stamp_batch_time, with_batch_time};
 use crate::source::{self, PollContext, Source};
@@ -716,7 +716,7 @@ impl Runner {
     }
 
     /// Adds the batch's on-time rows of the session relation to the open
-    /// sessions; returns the late count.
+    /// sessions of their keys; returns the late count.
     async fn feed_session(&mut self, batch_id: u64) -> Result<u64, ExecError> {
         let Some(session) = &self.plan.session else {
             return Ok(0);
@@ -731,25 +731,45 @@ impl Runner {
             .await
             .map_err(|e| self.execute_error(batch_id, e))?;
         let mut late = 0;
+        let mut on_time = Vec::new();
         for batch in batches {
-            let (rows, times, dropped) = on_time_rows(&batch, session.input.time_index, watermark)
+            let (rows, _, dropped) = on_time_rows(&batch, session.input.time_index, watermark)
                 .map_err(|e| self.arrow(e))?;
             late += dropped;
-            if let Some(first) = datafusion::arrow::compute::min(&times) {
-                // A new row can start a session ending no earlier than this.
-                let end = first.saturating_add(session.gap_ms);
-                let next = self.state.sessions_next_end.map_or(end, |n| n.min(end));
-                self.state.sessions_next_end = Some(next);
-            }
             if rows.num_rows() > 0 {
-                self.state.sessions.push(rows);
+                on_time.push(rows);
             }
+        }
+        if on_time.is_empty() {
+            return Ok(late);
+        }
+        // With keys, each batch comes back with the key columns appended.
+        let keyed = match &session.keys {
+            Some(keys) => {
+                session.buffer.set(on_time);
+                let keyed = self.plan.run(keys).await;
+                session.buffer.set(Vec::new());
+                keyed.map_err(|e| self.execute_error(batch_id, e))?
+            }
+            None => on_time,
+        };
+        let schema = &session.input.feeder.schema;
+        let columns = schema.fields().len();
+        for batch in keyed {
+            let (row_columns, keys) = batch.columns().split_at(columns.min(batch.num_columns()));
+            let rows = RecordBatch::try_new(schema.clone(), row_columns.to_vec())
+                .map_err(|e| self.arrow(e))?;
+            let times = event_times(&rows, session.input.time_index).map_err(|e| self.arrow(e))?;
+            self.state
+                .sessions
+                .insert(rows, times.values(), keys)
+                .map_err(|e| self.arrow(e))?;
         }
         Ok(late)
     }
 
-    /// Assigns the open rows to sessions, runs the query over the rows of
-    /// sessions whose end the watermark passed, and keeps the rest.
+    /// Runs the query once over the rows of every session whose end the
+    /// watermark reached, each row stamped with its session's bounds.
     async fn close_sessions(
         &mut self,
         batch_id: u64,
@@ -757,47 +777,23 @@ impl Runner {
         let (Some(session), Some(watermark)) = (&self.plan.session, self.state.watermark) else {
             return Ok(None);
         };
-        if self.state.sessions.is_empty()
-            || self
-                .state
-                .sessions_next_end
-                .is_some_and(|end| watermark < end)
+        if self
+            .state
+            .sessions
+            .next_end()
+            .is_none_or(|end| watermark < end)
         {
             return Ok(None);
         }
-        session.buffer.set(std::mem::take(&mut self.state.sessions));
-        let assigned = self
-            .plan
-            .run(&session.assign)
-            .await
-            .map_err(|e| self.execute_error(batch_id, e));
-        session.buffer.set(Vec::new());
-        let assigned = assigned?;
-        let columns = session.input.feeder.schema.fields().len();
-        let closed_schema = session.input.table.schema_ref().clone();
-        let (mut closed, mut open) = (Vec::new(), Vec::new());
-        let mut next_end: Option<i64> = None;
-        for batch in assigned {
-            let split = split_sessions(
-                &batch,
-                columns,
-                watermark,
-                &closed_schema,
-                &session.input.feeder.schema,
-            )
+        let closed = self
+            .state
+            .sessions
+            .close(watermark, session.input.table.schema_ref())
             .map_err(|e| self.arrow(e))?;
-            closed.extend(split.0);
-            open.extend(split.1);
-            if let Some(end) = split.2 {
-                next_end = Some(next_end.map_or(end, |n| n.min(end)));
-            }
-        }
-        self.state.sessions = open;
-        self.state.sessions_next_end = next_end;
-        if closed.is_empty() {
+        let Some(closed) = closed else {
             return Ok(None);
-        }
-        session.input.table.set(closed);
+        };
+        session.input.table.set(vec![closed]);
         let rows = self.plan.execute().await;
         session.input.table.set(Vec::new());
         rows.map(Some).map_err(|e| self.execute_error(batch_id, e))

@@ -1,16 +1,15 @@
 //! A windowed query's state between batches — rows kept per pane, open
 //! sessions, watermark trackers — and the Arrow kernels the executor uses on
-//! it: telling on-time rows from late ones, splitting sessions into closed
-//! and open, reading a watermark.
+//! it: reading event times, telling on-time rows from late ones, reading a
+//! watermark.
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch, is_not_null};
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 
 use crate::batch::time_type;
 use crate::sql::StreamingPlan;
-use crate::window::{PaneBuffer, StreamWatermark};
+use crate::window::{OpenSessions, PaneBuffer, StreamWatermark};
 
 /// The window state of a query: kept rows by pane, watermarks, and how far
 /// windows have been emitted.
@@ -20,11 +19,9 @@ pub(super) struct WindowState {
     pub(super) kept: Vec<PaneBuffer>,
     /// Partial aggregates by pane, one buffer per incremental aggregate.
     pub(super) partials: Vec<PaneBuffer>,
-    /// Rows of open sessions (`GROUP BY ..., SESSION(...)`).
-    pub(super) sessions: Vec<RecordBatch>,
-    /// No open session can end before this (ms): until the watermark
-    /// reaches it, assigning sessions again would close nothing.
-    pub(super) sessions_next_end: Option<i64>,
+    /// Open sessions by key (`GROUP BY ..., SESSION(...)` and the SESSION
+    /// table function).
+    pub(super) sessions: OpenSessions,
     /// Per watermark stream (in `plan.watermarks` order), its partitions' watermarks.
     pub(super) trackers: Vec<StreamWatermark>,
     /// The query's watermark: rows before it are late; windows ending at or
@@ -52,8 +49,7 @@ impl WindowState {
                 .iter()
                 .map(|_| PaneBuffer::new(pane_ms))
                 .collect(),
-            sessions: Vec::new(),
-            sessions_next_end: None,
+            sessions: OpenSessions::new(plan.session.as_ref().map_or(1, |s| s.gap_ms)),
             trackers: plan
                 .watermarks
                 .iter()
@@ -79,12 +75,7 @@ impl WindowState {
             .chain(&self.partials)
             .map(PaneBuffer::rows)
             .sum();
-        panes
-            + self
-                .sessions
-                .iter()
-                .map(RecordBatch::num_rows)
-                .sum::<usize>()
+        panes + self.sessions.rows()
     }
 
     pub(super) fn bytes(&self) -> usize {
@@ -95,13 +86,22 @@ impl WindowState {
             .chain(&self.partials)
             .map(PaneBuffer::bytes)
             .sum();
-        panes
-            + self
-                .sessions
-                .iter()
-                .map(RecordBatch::get_array_memory_size)
-                .sum::<usize>()
+        panes + self.sessions.bytes()
     }
+}
+
+/// The times (ms) of column `time_index` of `batch`.
+pub(super) fn event_times(
+    batch: &RecordBatch,
+    time_index: usize,
+) -> Result<Int64Array, ArrowError> {
+    let times = cast(batch.column(time_index), &time_type())?;
+    let times = cast(&times, &datafusion::arrow::datatypes::DataType::Int64)?;
+    times
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))
 }
 
 /// Splits `batch` into rows on time and late rows: a row is late when its
@@ -112,13 +112,7 @@ pub(super) fn on_time_rows(
     time_index: usize,
     watermark: Option<i64>,
 ) -> Result<(RecordBatch, Int64Array, u64), ArrowError> {
-    let times = cast(batch.column(time_index), &time_type())?;
-    let times = cast(&times, &datafusion::arrow::datatypes::DataType::Int64)?;
-    let times = times
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .cloned()
-        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
+    let times = event_times(batch, time_index)?;
     let keep = match watermark {
         None if times.null_count() == 0 => return Ok((batch.clone(), times, 0)),
         None => is_not_null(&times)?,
@@ -141,55 +135,6 @@ pub(super) fn on_time_rows(
         .cloned()
         .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
     Ok((rows, times, late))
-}
-
-/// Rows of closed sessions, rows of open ones, and the earliest end of an
-/// open session.
-pub(super) type SessionSplit = (Option<RecordBatch>, Option<RecordBatch>, Option<i64>);
-
-/// Splits rows with session bounds into closed sessions (the first
-/// `columns` columns plus `window_start`/`window_end`, as `closed_schema`)
-/// and open ones (the first `columns` columns).
-pub(super) fn split_sessions(
-    batch: &RecordBatch,
-    columns: usize,
-    watermark: i64,
-    closed_schema: &SchemaRef,
-    open_schema: &SchemaRef,
-) -> Result<SessionSplit, ArrowError> {
-    use datafusion::arrow::compute::kernels::cmp::lt_eq;
-    use datafusion::arrow::compute::not;
-    let schema = batch.schema();
-    let start = schema.index_of(crate::window::WINDOW_START)?;
-    let end = schema.index_of(crate::window::WINDOW_END)?;
-    let ends = cast(
-        batch.column(end),
-        &datafusion::arrow::datatypes::DataType::Int64,
-    )?;
-    let is_closed = lt_eq(&ends, &Int64Array::new_scalar(watermark))?;
-    let is_open = not(&is_closed)?;
-    let closed = filter_record_batch(batch, &is_closed)?;
-    let open = filter_record_batch(batch, &is_open)?;
-    let open_ends = datafusion::arrow::compute::filter(&ends, &is_open)?;
-    let next_end = open_ends
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .and_then(datafusion::arrow::compute::min);
-    let mut closed_columns: Vec<usize> = (0..columns).collect();
-    closed_columns.extend([start, end]);
-    let closed = (closed.num_rows() > 0)
-        .then(|| {
-            let projected = closed.project(&closed_columns)?;
-            RecordBatch::try_new(closed_schema.clone(), projected.columns().to_vec())
-        })
-        .transpose()?;
-    let open = (open.num_rows() > 0)
-        .then(|| open.project(&(0..columns).collect::<Vec<_>>()))
-        .transpose()?;
-    let open = open
-        .map(|b| RecordBatch::try_new(open_schema.clone(), b.columns().to_vec()))
-        .transpose()?;
-    Ok((closed, open, next_end))
 }
 
 /// The single timestamp value of a `SELECT max(...)` result, in ms.

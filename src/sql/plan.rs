@@ -34,7 +34,7 @@ use super::file_table::FileTable;
 use super::proctime::ProcTime;
 use super::provider::BatchTable;
 use super::rewrite::{WindowCall, WindowTime, rewrite};
-use super::session::sessions_sql;
+use super::session::session_keys_sql;
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::source::StreamDef;
 use crate::window::{WINDOW_END, WINDOW_START, WatermarkDef, WindowSpec, with_window_columns};
@@ -169,10 +169,12 @@ pub struct SessionPlan {
     /// The grouped relation; its table receives the rows of closed sessions
     /// with `window_start`/`window_end`.
     pub input: KeptInput,
-    /// Rows of open sessions, which `assign` reads.
+    /// New on-time rows of the relation, which `keys` reads.
     pub buffer: Arc<BatchTable>,
-    /// Assigns each buffered row its session's `window_start`/`window_end`.
-    pub assign: CompiledQuery,
+    /// Evaluates the session keys over the buffered rows: every buffer
+    /// column, then one column per key. `None` when all rows form one
+    /// sequence of sessions.
+    pub keys: Option<CompiledQuery>,
     /// The session gap in ms.
     pub gap_ms: i64,
 }
@@ -367,11 +369,14 @@ impl StreamingPlan {
                     TableReference::bare(call.buffer_table.as_str()),
                     buffer.clone(),
                 )?;
-                let assign = CompiledQuery::plan_sql(&state, &sessions_sql(call, gap_ms)).await?;
+                let keys = match session_keys_sql(call) {
+                    Some(sql) => Some(CompiledQuery::plan_sql(&state, &sql).await?),
+                    None => None,
+                };
                 Some(SessionPlan {
                     input,
                     buffer,
-                    assign,
+                    keys,
                     gap_ms,
                 })
             }

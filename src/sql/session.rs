@@ -34,7 +34,7 @@ use crate::window::{WINDOW_END, WINDOW_START};
 pub struct SessionCall {
     /// Table of closed sessions' rows that replaces the relation.
     pub table: String,
-    /// Table holding the rows of open sessions, read by the session computation.
+    /// Table holding a batch's new rows, over which the session keys are evaluated.
     pub buffer_table: String,
     /// The grouped relation (a stream or a view over streams).
     pub relation: String,
@@ -42,8 +42,6 @@ pub struct SessionCall {
     pub alias: String,
     /// The time column.
     pub time_column: String,
-    /// The time expression as written (`B.dateTime`).
-    pub time_expr: Expr,
     /// The gap (an INTERVAL).
     pub gap: Expr,
     /// The other GROUP BY expressions (or the table function's `PARTITION
@@ -145,7 +143,6 @@ pub fn rewrite_session_select(
         relation,
         alias: alias.clone(),
         time_column,
-        time_expr: time_expr.clone(),
         gap: gap.clone(),
         keys: exprs
             .iter()
@@ -251,7 +248,6 @@ pub fn session_table_function(
         buffer_table: format!("__quiver_session_buffer_{index}"),
         alias: relation.clone(),
         relation,
-        time_expr: Expr::Identifier(Ident::with_quote('"', time_column.clone())),
         time_column,
         gap: gap.clone(),
         keys: keys
@@ -286,31 +282,25 @@ fn partition_columns(expr: &Expr) -> Result<Vec<String>, SqlError> {
         .collect()
 }
 
-/// SQL that assigns every row of the open-session buffer to its session:
-/// all buffer columns, then `window_start` (first row) and `window_end`
-/// (last row + gap) of its session.
-pub fn sessions_sql(call: &SessionCall, gap_ms: i64) -> String {
+/// SQL that evaluates the session keys over the buffer of new rows: all
+/// buffer columns, then key `i` as `__quiver_session_key_{i}`. `None` without
+/// keys (one sequence of sessions over all rows).
+pub fn session_keys_sql(call: &SessionCall) -> Option<String> {
+    if call.keys.is_empty() {
+        return None;
+    }
     let alias = format!("\"{}\"", call.alias.replace('"', "\"\""));
-    let t = format!("CAST({} AS BIGINT)", call.time_expr);
-    let keys: Vec<String> = call.keys.iter().map(ToString::to_string).collect();
-    let partition = if keys.is_empty() {
-        String::new()
-    } else {
-        format!("PARTITION BY {}", keys.join(", "))
-    };
-    let session_partition = if keys.is_empty() {
-        "PARTITION BY __quiver_sid".to_string()
-    } else {
-        format!("PARTITION BY {}, __quiver_sid", keys.join(", "))
-    };
-    format!(
-        "SELECT *, to_timestamp_millis(min({t}) OVER ({session_partition})) AS {WINDOW_START}, \
-                to_timestamp_millis(max({t}) OVER ({session_partition}) + {gap_ms}) AS {WINDOW_END} \
-         FROM (SELECT *, sum(__quiver_new) OVER ({partition} ORDER BY {t} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __quiver_sid \
-               FROM (SELECT *, CASE WHEN {t} - lag({t}) OVER ({partition} ORDER BY {t}) < {gap_ms} THEN 0 ELSE 1 END AS __quiver_new \
-                     FROM \"{buffer}\" AS {alias}) AS {alias}) AS {alias}",
-        buffer = call.buffer_table
-    )
+    let keys: Vec<String> = call
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} AS __quiver_session_key_{i}"))
+        .collect();
+    Some(format!(
+        "SELECT *, {} FROM \"{}\" AS {alias}",
+        keys.join(", "),
+        call.buffer_table.replace('"', "\"\"")
+    ))
 }
 
 #[cfg(test)]
@@ -376,10 +366,9 @@ mod tests {
             text.contains("FROM __quiver_session_0 GROUP BY bidder, window_start"),
             "{text}"
         );
-        let sql = sessions_sql(call, 10_000);
+        let sql = session_keys_sql(call).unwrap();
         assert!(
-            sql.contains("PARTITION BY \"bidder\", __quiver_sid")
-                && sql.contains("CAST(\"dateTime\" AS BIGINT)"),
+            sql.contains("SELECT *, \"bidder\" AS __quiver_session_key_0 FROM"),
             "{sql}"
         );
     }
@@ -392,7 +381,7 @@ mod tests {
         let out = out.unwrap();
         assert!(out.sessions[0].keys.is_empty());
         assert!(text.contains("FROM __quiver_session_0 AS s"), "{text}");
-        assert!(!sessions_sql(&out.sessions[0], 3000).contains("PARTITION BY \""));
+        assert!(session_keys_sql(&out.sessions[0]).is_none());
         let (out, _) = rewritten(
             "SELECT 1 FROM SESSION(bid PARTITION BY (bidder, user), ts, INTERVAL '3' SECOND)",
         );

@@ -16,9 +16,11 @@ use datafusion::arrow::error::ArrowError;
 use crate::batch::time_type;
 
 mod panes;
+mod sessions;
 mod watermark;
 
 pub use panes::PaneBuffer;
+pub use sessions::OpenSessions;
 pub use watermark::{
     Combined, LatePolicy, PartitionedRows, StreamState, StreamWatermark, WatermarkDef,
     WatermarkTracker, combine,
