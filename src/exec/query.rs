@@ -236,6 +236,11 @@ pub fn start_query(
     })
 }
 
+/// A complete pane's partials are merged into one batch when they came in
+/// more batches than this; below it a merge costs more than it saves (a
+/// plan run, against merging a few small batches at window close).
+const COMPACT_ABOVE_BATCHES: usize = 3;
+
 /// Each source with its stream name and stamped schema, in `plan.streams` order.
 type Sources = Vec<(String, SchemaRef, Box<dyn Source>)>;
 /// One batch's rows per stream, in `plan.streams` order.
@@ -654,9 +659,10 @@ impl Runner {
     }
 
     /// Merges the partials of each pane no more rows can arrive for (it ends
-    /// at or before the watermark minus the allowed lateness) into one batch:
-    /// a long window's panes then hold one partial row per group, not one
-    /// per group and batch.
+    /// at or before the watermark minus the allowed lateness) into one batch,
+    /// when they came in more than [`COMPACT_ABOVE_BATCHES`] batches: a long
+    /// window's panes then hold one partial row per group, not one per group
+    /// and batch.
     async fn compact_partials(&mut self, batch_id: u64) -> Result<(), ExecError> {
         let Some(watermark) = self.state.watermark else {
             return Ok(());
@@ -664,7 +670,8 @@ impl Runner {
         let complete_until = watermark.saturating_sub(self.state.allowed_lateness_ms);
         for (j, partial) in self.plan.partials.iter().enumerate() {
             let pane_ms = self.state.partials[j].pane_ms();
-            for pane in self.state.partials[j].fragmented_before(complete_until) {
+            let panes = &self.state.partials[j];
+            for pane in panes.fragmented_before(complete_until, COMPACT_ABOVE_BATCHES) {
                 let end = pane + pane_ms;
                 let rows = stamp_window(
                     self.state.partials[j].pane_batches(pane),

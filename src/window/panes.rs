@@ -61,12 +61,12 @@ impl PaneBuffer {
             .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
     }
 
-    /// Starts of the panes ending at or before `t` that hold more than one
-    /// batch: complete panes worth merging into one.
-    pub fn fragmented_before(&self, t: i64) -> Vec<i64> {
+    /// Starts of the panes ending at or before `t` that hold more than
+    /// `batches` batches: complete panes worth merging into one.
+    pub fn fragmented_before(&self, t: i64, batches: usize) -> Vec<i64> {
         self.panes
             .iter()
-            .filter(|(start, batches)| start.saturating_add(self.pane_ms) <= t && batches.len() > 1)
+            .filter(|(start, held)| start.saturating_add(self.pane_ms) <= t && held.len() > batches)
             .map(|(start, _)| *start)
             .collect()
     }
