@@ -29,7 +29,6 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
 use super::ExecError;
-use crate::batch::time_type;
 use crate::sql::StreamingPlan;
 use crate::sql::plan::CompiledQuery;
 use crate::window::LatePolicy;
@@ -319,19 +318,12 @@ pub fn late_mask(
     time_index: usize,
     watermark: Option<i64>,
 ) -> Result<BooleanArray, ArrowError> {
-    let times = cast(batch.column(time_index), &time_type())?;
-    let times = cast(&times, &DataType::Int64)?;
+    let times = super::window_state::event_times(batch, time_index)?;
     let missing = is_null(&times)?;
     match watermark {
         None => Ok(missing),
-        Some(w) => {
-            let times = times
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
-            // NULL < w is NULL, but there `missing` is true: no NULL remains.
-            or_kleene(&missing, &lt(times, &Int64Array::new_scalar(w))?)
-        }
+        // NULL < w is NULL, but there `missing` is true: no NULL remains.
+        Some(w) => or_kleene(&missing, &lt(&times, &Int64Array::new_scalar(w))?),
     }
 }
 
@@ -550,6 +542,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::time_type;
     use datafusion::arrow::array::TimestampMillisecondArray;
 
     fn schema() -> SchemaRef {

@@ -505,7 +505,6 @@ impl Runner {
         let late_rows = self.feed_windows(batch_id).await?;
         self.advance_watermark(batch_id, time, end_of_input).await?;
         self.clear_batch_tables();
-        self.compact_partials(batch_id).await?;
         let watermark = self.state.watermark;
         let lateness = self.state.allowed_lateness_ms;
         // Windows that hold rows and whose end (plus lateness) the watermark passed.
@@ -575,6 +574,8 @@ impl Runner {
                 panes.evict_before(keep_from);
             }
         }
+        // After eviction: only panes open windows still need are merged.
+        self.compact_partials(batch_id).await?;
         Ok(Step {
             results,
             late_rows: routed.unwrap_or(late_rows),
@@ -670,8 +671,9 @@ impl Runner {
         let complete_until = watermark.saturating_sub(self.state.allowed_lateness_ms);
         for (j, partial) in self.plan.partials.iter().enumerate() {
             let pane_ms = self.state.partials[j].pane_ms();
-            let panes = &self.state.partials[j];
-            for pane in panes.fragmented_before(complete_until, COMPACT_ABOVE_BATCHES) {
+            let fragmented =
+                self.state.partials[j].fragmented_before(complete_until, COMPACT_ABOVE_BATCHES);
+            for pane in fragmented {
                 let end = pane + pane_ms;
                 let rows = stamp_window(
                     self.state.partials[j].pane_batches(pane),

@@ -3,8 +3,9 @@
 //! it: reading event times, telling on-time rows from late ones, reading a
 //! watermark.
 
-use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch, is_not_null};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::error::ArrowError;
 
 use crate::batch::time_type;
@@ -96,10 +97,16 @@ pub(super) fn event_times(
     time_index: usize,
 ) -> Result<Int64Array, ArrowError> {
     let times = cast(batch.column(time_index), &time_type())?;
-    let times = cast(&times, &datafusion::arrow::datatypes::DataType::Int64)?;
-    times
-        .as_any()
-        .downcast_ref::<Int64Array>()
+    as_int64(&cast(
+        &times,
+        &datafusion::arrow::datatypes::DataType::Int64,
+    )?)
+}
+
+/// An Int64 array (what casting times to Int64 gives) as such.
+fn as_int64(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
+    array
+        .as_primitive_opt::<Int64Type>()
         .cloned()
         .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))
 }
@@ -129,12 +136,7 @@ pub(super) fn on_time_rows(
     }
     let rows = filter_record_batch(batch, &keep)?;
     let times = datafusion::arrow::compute::filter(&times, &keep)?;
-    let times = times
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .cloned()
-        .ok_or_else(|| ArrowError::CastError("time column is not a timestamp".into()))?;
-    Ok((rows, times, late))
+    Ok((rows, as_int64(&times)?, late))
 }
 
 /// The single timestamp value of a `SELECT max(...)` result, in ms.
@@ -142,12 +144,6 @@ pub(super) fn max_time(batches: &[RecordBatch]) -> Result<Option<i64>, ArrowErro
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };
-    let column = cast(batch.column(0), &time_type())?;
-    let column = cast(&column, &datafusion::arrow::datatypes::DataType::Int64)?;
-    let column = column
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .cloned()
-        .ok_or_else(|| ArrowError::CastError("watermark is not a timestamp".into()))?;
+    let column = event_times(batch, 0)?;
     Ok((!column.is_null(0)).then(|| column.value(0)))
 }

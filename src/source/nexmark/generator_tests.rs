@@ -3,23 +3,9 @@
 
 use super::*;
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use datafusion::arrow::datatypes::TimestampMillisecondType;
 
-fn one(kind: NexmarkKind, batches: &[RecordBatch]) -> RecordBatch {
-    concat_batches(&schema(kind), batches).expect("concat")
-}
-
-fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
-    let col = batch.column_by_name(name).expect("column");
-    match col.data_type() {
-        DataType::Int64 => col.as_primitive::<Int64Type>().values().to_vec(),
-        _ => col
-            .as_primitive::<TimestampMillisecondType>()
-            .values()
-            .to_vec(),
-    }
-}
+use crate::source::nexmark::tests::{ints, one};
 
 #[test]
 fn deterministic_across_runs_and_seeds_differ() {

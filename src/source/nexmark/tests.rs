@@ -12,11 +12,13 @@ use datafusion::arrow::datatypes::{
 use super::*;
 use crate::source::{PollContext, Source};
 
-fn one(kind: NexmarkKind, batches: &[RecordBatch]) -> RecordBatch {
+/// The batches of one kind as one batch.
+pub(super) fn one(kind: NexmarkKind, batches: &[RecordBatch]) -> RecordBatch {
     concat_batches(&schema(kind), batches).expect("concat")
 }
 
-fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
+/// An Int64 or timestamp column's values.
+pub(super) fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
     let col = batch.column_by_name(name).expect("column");
     match col.data_type() {
         DataType::Int64 => col.as_primitive::<Int64Type>().values().to_vec(),
