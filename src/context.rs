@@ -645,12 +645,8 @@ impl Context {
         let raw = "__quiver_raw";
         let table = crate::sql::provider::BatchTable::new(with_batch_time(&def.schema));
         ctx.register_table(raw, Arc::new(table))?;
-        let mut select = vec!["*".to_string()];
-        for (column, expr) in &def.computed {
-            select.push(format!("{expr} AS \"{}\"", column.replace('"', "\"\"")));
-        }
         let columns = ctx
-            .sql(&format!("SELECT {} FROM {raw}", select.join(", ")))
+            .sql(&crate::sql::plan::with_computed_columns(def, raw))
             .await
             .map_err(|e| Error::Catalog(format!("computed columns of stream '{}': {e}", def.name)))?
             .schema()

@@ -690,6 +690,16 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `SELECT` of a stream's rows as queries see them — its columns, then its
+/// computed columns — from `raw`, a table of its decoded rows.
+pub(crate) fn with_computed_columns(def: &StreamDef, raw: &str) -> String {
+    let mut columns = vec!["*".to_string()];
+    for (column, expr) in &def.computed {
+        columns.push(format!("{expr} AS {}", quote(column)));
+    }
+    format!("SELECT {} FROM {}", columns.join(", "), quote(raw))
+}
+
 /// Registers a per-batch table for every stream under `relations`, computed
 /// columns as a view on top, and the views over streams they need.
 async fn register_streams(
@@ -710,16 +720,10 @@ async fn register_streams(
         } else {
             let raw = format!("__quiver_raw_{name}");
             ctx.register_table(TableReference::bare(raw.as_str()), table.clone())?;
-            let columns: Vec<String> = def
-                .computed
-                .iter()
-                .map(|(column, expr)| format!("{expr} AS {}", quote(column)))
-                .collect();
             let sql = format!(
-                "CREATE VIEW {} AS SELECT *, {} FROM {}",
+                "CREATE VIEW {} AS {}",
                 quote(&name),
-                columns.join(", "),
-                quote(&raw)
+                with_computed_columns(&def, &raw)
             );
             ctx.sql(&sql).await.map_err(|e| {
                 SqlError::Unsupported(format!("computed columns of stream '{name}': {e}"))
