@@ -68,7 +68,8 @@ pub async fn run_script(
                     query.stop();
                 }
             }
-            query.finish().await
+            let name = query.name.clone();
+            (name, query.finish().await)
         }));
     }
     drop(tx);
@@ -82,12 +83,18 @@ pub async fn run_script(
         }
     }
     drop(results);
+    // Every result is printed by now: each query's closing line comes after
+    // its last table.
+    std::io::stdout().flush()?;
     let mut failed = None;
     for task in tasks {
-        if let Err(e) = task.await?
-            && let Some(earlier) = failed.replace(anyhow::Error::from(e))
-        {
-            eprintln!("error: {earlier}");
+        match task.await? {
+            (name, Ok(summary)) => eprintln!("{name}: stopped after {summary}"),
+            (_, Err(e)) => {
+                if let Some(earlier) = failed.replace(anyhow::Error::from(e)) {
+                    eprintln!("error: {earlier}");
+                }
+            }
         }
     }
     for status in ctx.background().wait_all().await {

@@ -232,8 +232,9 @@ impl Context {
             Statement::StopQuery(name) => {
                 let status = self.background.stop(name).await?;
                 Ok(Output::Message(format!(
-                    "stopped query {name} after {} batches, {} rows written",
-                    status.batches, status.output_rows
+                    "stopped query {name} after {}, {} written",
+                    crate::exec::counted(status.batches, "batch", "batches"),
+                    crate::exec::counted(status.output_rows, "row", "rows"),
                 )))
             }
             Statement::Other(statement) => self.run_on_datafusion(statement.as_ref().clone()).await,

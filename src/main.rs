@@ -3,6 +3,7 @@
 //! terminal). A thin front end over `quiver::Context`.
 
 mod cli;
+mod notices;
 mod repl;
 
 use std::io::IsTerminal;
@@ -117,15 +118,21 @@ fn main() -> ExitCode {
     } else {
         "warn,quiver=info"
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .init();
+    // RUST_LOG asks for diagnostics: tracing's own format, with times and
+    // levels. Otherwise the library's reports are messages for the user.
+    match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_env_filter(filter)
+            .init(),
+        Err(_) => tracing_subscriber::fmt()
+            .event_format(notices::Plain)
+            .with_writer(notices::ToNotices)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(default_filter))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -419,7 +419,7 @@ fn nexmark_q5_runs_unmodified_after_quivers_ddl() {
     assert_success(&output);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("query nexmark_q5: finished, 11 batches, 1000000 rows in"),
+        stderr.contains("query nexmark_q5: finished, 11 batches, 1,000,000 rows in"),
         "{stderr}"
     );
     assert!(stderr.contains("(blackhole: "), "{stderr}");

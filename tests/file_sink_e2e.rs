@@ -264,7 +264,7 @@ async fn flink_style_create_table_and_insert_into_write_ndjson_files() {
         .split(" rows out")
         .next()
         .and_then(|s| s.rsplit(", ").next())
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.replace(',', "").parse().ok())
         .unwrap_or_else(|| panic!("no rows out in {stderr}"));
     let (files, temp) = listing(&dir.path().join("out"));
     assert!(temp.is_empty());

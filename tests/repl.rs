@@ -57,6 +57,55 @@ fn expect_clean_exit(p: &mut PtySession) -> String {
     }
 }
 
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn warnings_go_above_the_prompt_and_repeats_are_summarized() {
+    let home = tempfile::tempdir().unwrap();
+    let mut p = repl(home.path(), &["--batch-interval", "100ms"]);
+    let port = closed_port();
+    run(
+        &mut p,
+        &format!("CREATE STREAM lines WITH (connector = 'socket', port = {port});"),
+        "created stream lines",
+    );
+    run(
+        &mut p,
+        "CREATE TABLE sunk (line VARCHAR) WITH (connector = 'blackhole');",
+        "created table sunk",
+    );
+    run(
+        &mut p,
+        "INSERT INTO sunk SELECT line FROM lines;",
+        "started query sunk",
+    );
+    // Half a statement on the line while the source retries (after 100, 200,
+    // 400, 800 ms: the same warning but for its delay, held back, then
+    // summarized when the delay reads "1.6s").
+    p.send("SELECT 4").unwrap();
+    p.flush().unwrap();
+    let before = expect(&mut p, "(repeated ");
+    assert!(
+        before.matches("cannot connect").count() <= 2,
+        "repeats not summarized:\n{before}"
+    );
+    assert!(
+        !before.contains("SELECT 4warning"),
+        "a warning inside the typed line:\n{before}"
+    );
+    // rustyline redraws the prompt and the typed text below the message.
+    expect(&mut p, "quiver> SELECT 4");
+    send(&mut p, "1 AS answer;");
+    expect(&mut p, "| 41 ");
+    expect(&mut p, PROMPT);
+    send(&mut p, "\\q");
+    expect_clean_exit(&mut p);
+}
+
 /// The lines typed in the README's REPL session, in order (continuation
 /// lines start with two spaces).
 const README_SESSION: &[&str] = &[

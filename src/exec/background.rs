@@ -74,8 +74,13 @@ impl std::fmt::Display for QueryStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "query {}: {}, {} batches, {} rows in, {} rows out ({})",
-            self.name, self.state, self.batches, self.input_rows, self.output_rows, self.sink
+            "query {}: {}, {}, {} in, {} out ({})",
+            self.name,
+            self.state,
+            super::counted(self.batches, "batch", "batches"),
+            super::counted(self.input_rows, "row", "rows"),
+            super::counted(self.output_rows, "row", "rows"),
+            self.sink
         )
     }
 }

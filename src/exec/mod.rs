@@ -9,6 +9,7 @@ mod clock;
 pub mod late;
 mod latency;
 mod query;
+mod summary;
 mod window_state;
 
 pub use late::{LateHub, LatePublisher, LateSubscription};
@@ -20,6 +21,7 @@ pub use query::{
     Progress, QueryHandle, QueryProgress, QueryResult, QueryStopper, QuerySummary, RunLimits,
     start_query,
 };
+pub use summary::{counted, grouped};
 
 use datafusion::error::DataFusionError;
 

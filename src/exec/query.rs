@@ -371,16 +371,6 @@ impl Runner {
                 break;
             }
         }
-        tracing::info!(
-            "{}: stopped after {} batches; {} rows in, {} rows out, {} malformed records skipped, {} late rows ({} routed to late streams)",
-            self.name,
-            summary.batches,
-            summary.input_rows,
-            summary.output_rows,
-            summary.skipped,
-            summary.late_rows,
-            summary.late_routed
-        );
         Ok(summary)
     }
 

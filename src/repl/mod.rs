@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use quiver::sink::OutputFormat;
-use rustyline::ExternalPrinter;
 use rustyline::error::ReadlineError;
 use tokio::runtime::Runtime;
 
+use crate::notices::Notices;
 use session::{Flow, Session};
 
 /// The prompt for the first line of a statement (continuation lines have none).
@@ -52,7 +52,8 @@ pub fn run(
     let mut editor = editor::new(ctx.clone())?;
     let idle = Arc::new(AtomicBool::new(false));
     if let Ok(printer) = editor.create_external_printer() {
-        watch_failures(ctx, idle.clone(), printer);
+        Notices::global().attach(printer);
+        watch_failures(ctx, idle.clone());
     }
     let history = history_path();
     if let Some(path) = &history
@@ -68,7 +69,9 @@ pub fn run(
     loop {
         session.report_failures();
         idle.store(true, Ordering::SeqCst);
+        Notices::global().set_at_prompt(true);
         let line = editor.readline(PROMPT);
+        Notices::global().set_at_prompt(false);
         idle.store(false, Ordering::SeqCst);
         let input = match line {
             Ok(input) => input,
@@ -99,11 +102,7 @@ pub fn run(
 /// While the user sits at the prompt, prints failures of background queries
 /// above it as they happen (the main loop reports the others before the next
 /// prompt; each failure is taken, and printed, once).
-fn watch_failures(
-    ctx: Arc<quiver::Context>,
-    idle: Arc<AtomicBool>,
-    mut printer: impl ExternalPrinter + Send + 'static,
-) {
+fn watch_failures(ctx: Arc<quiver::Context>, idle: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(Duration::from_millis(250));
@@ -111,9 +110,7 @@ fn watch_failures(
                 continue;
             }
             for failure in ctx.background().take_failures() {
-                if printer.print(format!("error: {failure}")).is_err() {
-                    return;
-                }
+                Notices::global().show_each(&format!("error: {failure}"));
             }
         }
     });

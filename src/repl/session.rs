@@ -218,11 +218,8 @@ impl Session {
         match query.finish().await {
             Ok(summary) => {
                 eprintln!(
-                    "{name} {} after {} batches: {} rows in, {} rows out",
+                    "{name} {} after {summary}",
                     if stopping { "stopped" } else { "ended" },
-                    summary.batches,
-                    summary.input_rows,
-                    summary.output_rows
                 );
                 !stopping
             }
