@@ -941,11 +941,25 @@ fn check_watermark_column(
     }
     match schema.field_with_name(column) {
         Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _)) => Ok(()),
-        Ok(field) => Err(Error::Catalog(format!(
-            "WATERMARK FOR {column}: column '{column}' of stream '{stream}' is {}, not a TIMESTAMP; \
-             declare it as TIMESTAMP(3), or add a computed column such as ts AS to_timestamp_millis({column})",
-            field.data_type()
-        ))),
+        Ok(field) => {
+            let fix = match field.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => format!(
+                    "declare it as TIMESTAMP(3) (ISO-8601 strings are parsed as they are read), \
+                     or add the computed column {column} AS to_timestamp({column})"
+                ),
+                t if t.is_integer() => format!(
+                    "add the computed column {column} AS to_timestamp_millis({column}) \
+                     (epoch milliseconds; to_timestamp_seconds for seconds)"
+                ),
+                _ => format!(
+                    "declare it as TIMESTAMP(3), or add the computed column {column} AS CAST({column} AS TIMESTAMP)"
+                ),
+            };
+            Err(Error::Catalog(format!(
+                "WATERMARK FOR {column}: column '{column}' of stream '{stream}' is {}, not a TIMESTAMP; {fix}",
+                field.data_type()
+            )))
+        }
         Err(_) => Err(Error::Catalog(format!(
             "WATERMARK FOR {column}: stream '{stream}' has no column '{column}'; its columns are: {}",
             crate::sql::plan::column_names(schema)
