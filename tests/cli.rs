@@ -459,7 +459,15 @@ fn invalid_utf8_text_is_a_malformed_record() {
         );
         let output = quiver()
             .current_dir(dir.path())
-            .args(["--clock", "simulated", "--until-idle", "--format", "csv", "-c", &script])
+            .args([
+                "--clock",
+                "simulated",
+                "--until-idle",
+                "--format",
+                "csv",
+                "-c",
+                &script,
+            ])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

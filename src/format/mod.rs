@@ -414,7 +414,10 @@ mod tests {
             .decode(&text_schema(), data, false, "in.txt")
             .unwrap();
         assert_eq!(d.skipped, 1);
-        let lines = d.batches[0].column(0).as_any().downcast_ref::<StringArray>();
+        let lines = d.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>();
         let lines: Vec<_> = lines.unwrap().iter().flatten().collect();
         assert_eq!(lines, ["a", "", "c"]);
     }

@@ -152,11 +152,7 @@ impl FilesOptions {
     /// another.
     fn files_in_order(&self) -> Result<Vec<PathBuf>, SourceError> {
         match self.partitioning {
-            Partitioning::None => Ok(self
-                .list(None)?
-                .iter()
-                .map(|f| self.dir.join(f))
-                .collect()),
+            Partitioning::None => Ok(self.list(None)?.iter().map(|f| self.dir.join(f)).collect()),
             Partitioning::Subdirectories => {
                 let mut files = Vec::new();
                 for sub in self.subdirectories()? {
@@ -204,8 +200,14 @@ pub(super) fn resolve_schema(
     };
     let found = match files.len() {
         0 => format!("has no file matching '{}'{within}", opts.pattern),
-        1 => format!("has one file matching '{}'{within}, and it is empty", opts.pattern),
-        n => format!("has {n} files matching '{}'{within}, all empty", opts.pattern),
+        1 => format!(
+            "has one file matching '{}'{within}, and it is empty",
+            opts.pattern
+        ),
+        n => format!(
+            "has {n} files matching '{}'{within}, all empty",
+            opts.pattern
+        ),
     };
     Err(SourceError::Schema(format!(
         "cannot infer the columns of {} files: directory '{}' {found}; \
