@@ -17,7 +17,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{self, ColumnDef};
 
-use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
+use crate::batch::{BATCH_TIME_COLUMN, SYSTEM_COLUMNS, with_batch_time};
 use crate::error::Error;
 use crate::exec::{Clock, QueryHandle, Registry, RunLimits, start_query};
 use crate::options::Options;
@@ -737,9 +737,25 @@ impl Context {
             .iter()
             .map(|f| Some(if f.is_nullable() { "YES" } else { "NO" }))
             .collect();
+        // System columns are selectable by name but left out of `SELECT *`.
+        let system: StringArray = fields
+            .iter()
+            .map(|f| {
+                Some(if SYSTEM_COLUMNS.contains(&f.name().as_str()) {
+                    "YES"
+                } else {
+                    "NO"
+                })
+            })
+            .collect();
         let batch = RecordBatch::try_new(
-            string_schema(&["column_name", "data_type", "is_nullable"]),
-            vec![Arc::new(names), Arc::new(types), Arc::new(nullable)],
+            string_schema(&["column_name", "data_type", "is_nullable", "is_system"]),
+            vec![
+                Arc::new(names),
+                Arc::new(types),
+                Arc::new(nullable),
+                Arc::new(system),
+            ],
         )
         .map_err(|e| Error::Catalog(e.to_string()))?;
         Ok(Output::Rows(vec![batch]))
