@@ -35,7 +35,7 @@ use super::proctime::ProcTime;
 use super::provider::BatchTable;
 use super::rewrite::{WindowCall, WindowTime, rewrite};
 use super::session::session_keys_sql;
-use crate::batch::{BATCH_TIME_COLUMN, SYSTEM_COLUMNS, with_batch_time};
+use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::source::StreamDef;
 use crate::window::{WINDOW_END, WINDOW_START, WatermarkDef, WindowSpec, with_window_columns};
 
@@ -462,7 +462,7 @@ impl StreamingPlan {
                 watermarks.push(WatermarkPlan { stream, def, max });
             }
         }
-        let system = system_columns(&ctx, &found).await;
+        let system = super::wildcard::system_columns(&ctx, &found).await;
         super::wildcard::hide_system_columns(&mut query, &system);
         let mut main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
         if window.is_none() && session.is_none() {
@@ -685,39 +685,6 @@ fn refuse_unbounded_aggregates(
         )));
     }
     Ok(())
-}
-
-/// The system columns (`_batch_time`, ...) of each table that replaced a
-/// streaming relation in the rewritten query, for `*` to leave out.
-async fn system_columns(
-    ctx: &SessionContext,
-    found: &super::rewrite::Rewritten,
-) -> BTreeMap<String, Vec<String>> {
-    let tables = found
-        .inputs
-        .iter()
-        .map(|i| &i.table)
-        .chain(found.windows.iter().map(|w| &w.table))
-        .chain(found.sessions.iter().map(|s| &s.table));
-    let mut out = BTreeMap::new();
-    for table in tables {
-        let Ok(provider) = ctx
-            .table_provider(TableReference::bare(table.as_str()))
-            .await
-        else {
-            continue;
-        };
-        let schema = provider.schema();
-        let columns: Vec<String> = SYSTEM_COLUMNS
-            .iter()
-            .filter(|c| schema.field_with_name(c).is_ok())
-            .map(ToString::to_string)
-            .collect();
-        if !columns.is_empty() {
-            out.insert(table.clone(), columns);
-        }
-    }
-    out
 }
 
 /// `name` as a quoted SQL identifier.

@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use datafusion::common::TableReference;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     ExcludeSelectItem, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, TableFactor, TableWithJoins, VisitMut, VisitorMut,
@@ -19,6 +21,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::parser::normalize_name;
+use super::rewrite::Rewritten;
+use crate::batch::SYSTEM_COLUMNS;
 
 /// Adds the system columns of `system`'s tables (table name → the system
 /// columns its schema has) to the `EXCLUDE` of every wildcard over them.
@@ -27,6 +31,39 @@ pub fn hide_system_columns(query: &mut Query, system: &BTreeMap<String, Vec<Stri
         return;
     }
     let _ = query.visit(&mut Hider { system });
+}
+
+/// The system columns (`_batch_time`, ...) of each table that replaced a
+/// streaming relation in the rewritten query, for `*` to leave out.
+pub async fn system_columns(
+    ctx: &SessionContext,
+    found: &Rewritten,
+) -> BTreeMap<String, Vec<String>> {
+    let tables = found
+        .inputs
+        .iter()
+        .map(|i| &i.table)
+        .chain(found.windows.iter().map(|w| &w.table))
+        .chain(found.sessions.iter().map(|s| &s.table));
+    let mut out = BTreeMap::new();
+    for table in tables {
+        let Ok(provider) = ctx
+            .table_provider(TableReference::bare(table.as_str()))
+            .await
+        else {
+            continue;
+        };
+        let schema = provider.schema();
+        let columns: Vec<String> = SYSTEM_COLUMNS
+            .iter()
+            .filter(|c| schema.field_with_name(c).is_ok())
+            .map(ToString::to_string)
+            .collect();
+        if !columns.is_empty() {
+            out.insert(table.clone(), columns);
+        }
+    }
+    out
 }
 
 struct Hider<'a> {
