@@ -17,7 +17,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{self, ColumnDef};
 
-use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
+use crate::batch::{BATCH_TIME_COLUMN, SYSTEM_COLUMNS, with_batch_time};
 use crate::error::Error;
 use crate::exec::{Clock, QueryHandle, Registry, RunLimits, start_query};
 use crate::options::Options;
@@ -738,9 +738,25 @@ impl Context {
             .iter()
             .map(|f| Some(if f.is_nullable() { "YES" } else { "NO" }))
             .collect();
+        // System columns are selectable by name but left out of `SELECT *`.
+        let system: StringArray = fields
+            .iter()
+            .map(|f| {
+                Some(if SYSTEM_COLUMNS.contains(&f.name().as_str()) {
+                    "YES"
+                } else {
+                    "NO"
+                })
+            })
+            .collect();
         let batch = RecordBatch::try_new(
-            string_schema(&["column_name", "data_type", "is_nullable"]),
-            vec![Arc::new(names), Arc::new(types), Arc::new(nullable)],
+            string_schema(&["column_name", "data_type", "is_nullable", "is_system"]),
+            vec![
+                Arc::new(names),
+                Arc::new(types),
+                Arc::new(nullable),
+                Arc::new(system),
+            ],
         )
         .map_err(|e| Error::Catalog(e.to_string()))?;
         Ok(Output::Rows(vec![batch]))
@@ -942,11 +958,25 @@ fn check_watermark_column(
     }
     match schema.field_with_name(column) {
         Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _)) => Ok(()),
-        Ok(field) => Err(Error::Catalog(format!(
-            "WATERMARK FOR {column}: column '{column}' of stream '{stream}' is {}, not a TIMESTAMP; \
-             declare it as TIMESTAMP(3), or add a computed column such as ts AS to_timestamp_millis({column})",
-            field.data_type()
-        ))),
+        Ok(field) => {
+            let fix = match field.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => format!(
+                    "declare it as TIMESTAMP(3) (ISO-8601 strings are parsed as they are read), \
+                     or add the computed column {column} AS to_timestamp({column})"
+                ),
+                t if t.is_integer() => format!(
+                    "add the computed column {column} AS to_timestamp_millis({column}) \
+                     (epoch milliseconds; to_timestamp_seconds for seconds)"
+                ),
+                _ => format!(
+                    "declare it as TIMESTAMP(3), or add the computed column {column} AS CAST({column} AS TIMESTAMP)"
+                ),
+            };
+            Err(Error::Catalog(format!(
+                "WATERMARK FOR {column}: column '{column}' of stream '{stream}' is {}, not a TIMESTAMP; {fix}",
+                field.data_type()
+            )))
+        }
         Err(_) => Err(Error::Catalog(format!(
             "WATERMARK FOR {column}: stream '{stream}' has no column '{column}'; its columns are: {}",
             crate::sql::plan::column_names(schema)

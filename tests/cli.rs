@@ -445,3 +445,43 @@ fn readme_late_data_example_is_the_golden_case_it_names() {
         .expect("the golden case runs a script");
     assert_eq!(example.trim(), script.trim());
 }
+
+#[test]
+fn invalid_utf8_text_is_a_malformed_record() {
+    // It used to become U+FFFD silently; now it stops the query naming the
+    // file and line, or with on_error = 'skip' is skipped and counted.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/a.txt"), b"good\nbad \xff byte\nlast\n").unwrap();
+    let run = |options: &str| {
+        let script = format!(
+            "CREATE STREAM s WITH (connector = 'files', path = 'in', format = 'text'{options}); SELECT line FROM s;"
+        );
+        let output = quiver()
+            .current_dir(dir.path())
+            .args([
+                "--clock",
+                "simulated",
+                "--until-idle",
+                "--format",
+                "csv",
+                "-c",
+                &script,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), stdout, stderr)
+    };
+    let (ok, stdout, stderr) = run("");
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("malformed text in in/a.txt: invalid UTF-8 on line 2"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run(", on_error = 'skip'");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "line\ngood\nlast\n");
+    assert!(stderr.contains("1 malformed records skipped"), "{stderr}");
+}

@@ -302,3 +302,56 @@ async fn flink_style_create_table_and_insert_into_write_ndjson_files() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn insert_select_star_writes_the_streams_own_columns() {
+    // `*` leaves out the system column `_batch_time`: a sink declared with
+    // the stream's 4 columns takes `SELECT *` (it used to be refused, "the
+    // query produces 5 columns but the table has 4").
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(
+        dir.path().join("in/0.csv"),
+        "id,name,price,ok\n1,a,1.5,true\n2,b,2.5,false\n3,c,3.5,true\n",
+    )
+    .unwrap();
+    let script = "
+        CREATE STREAM s (id BIGINT, name VARCHAR, price DOUBLE, ok BOOLEAN)
+          WITH (connector = 'files', path = 'in', format = 'csv');
+        CREATE TABLE t (id BIGINT, name VARCHAR, price DOUBLE, ok BOOLEAN)
+          WITH (connector = 'parquet', path = 'out');
+        INSERT INTO t SELECT * FROM s;
+    ";
+    let output = quiver(dir.path(), None, &["-c", script]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "t",
+        format!("{}/", dir.path().join("out").display()),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let rows = ctx
+        .sql("SELECT * FROM t ORDER BY id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = pretty_format_batches(&rows).unwrap().to_string();
+    assert_eq!(
+        text.lines().nth(1).unwrap(),
+        "| id | name | price | ok    |",
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("| ")).count(),
+        4,
+        "{text}"
+    );
+}

@@ -173,6 +173,7 @@ impl Format {
         match self.kind {
             FormatKind::Text => Ok(text_schema()),
             FormatKind::Json => {
+                let sample = self.json_inference_sample(sample, origin)?;
                 let (schema, _) =
                     json::reader::infer_json_schema(Cursor::new(sample), Some(INFER_RECORDS))
                         .map_err(|e| inference(e.to_string()))?;
@@ -187,6 +188,41 @@ impl Format {
                 Ok(Arc::new(schema))
             }
         }
+    }
+
+    /// The JSON records of `sample` schema inference reads: its first
+    /// [`INFER_RECORDS`] lines that are valid JSON. A malformed line fails
+    /// with its line number in the file (arrow would say "line 1", the line
+    /// within the record), or is left out with `on_error = 'skip'`.
+    fn json_inference_sample(&self, sample: &[u8], origin: &str) -> Result<Vec<u8>, FormatError> {
+        let mut good = Vec::with_capacity(sample.len().min(1 << 20));
+        let mut records = 0;
+        for (n, line) in sample.split(|b| *b == b'\n').enumerate() {
+            if records == INFER_RECORDS {
+                break;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match json::reader::infer_json_schema(Cursor::new(line), None) {
+                Ok(_) => {
+                    good.extend_from_slice(line);
+                    good.push(b'\n');
+                    records += 1;
+                }
+                Err(_) if self.on_error == OnError::Skip => {}
+                Err(e) => {
+                    return Err(FormatError::Inference {
+                        origin: format!("{origin} line {}", n + 1),
+                        message: format!(
+                            "{} (set on_error = 'skip' to skip malformed records)",
+                            e.to_string().replace(" at line 1 column ", " at column ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(good)
     }
 
     /// Decodes complete records in `data` under `schema`. `with_header` tells
@@ -221,7 +257,11 @@ impl Format {
     ) -> Result<Vec<RecordBatch>, String> {
         match self.kind {
             FormatKind::Text => {
-                let text = String::from_utf8_lossy(data);
+                let text = std::str::from_utf8(data).map_err(|e| {
+                    let before = &data[..e.valid_up_to()];
+                    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+                    format!("invalid UTF-8 on line {line}")
+                })?;
                 let lines: StringArray = text
                     .lines()
                     .map(|l| Some(l.trim_end_matches('\r')))
@@ -261,6 +301,9 @@ impl Format {
 
     /// The `on_error = 'skip'` path: decode each line alone, keep the good ones.
     fn decode_line_by_line(&self, schema: &SchemaRef, data: &[u8], with_header: bool) -> Decoded {
+        if self.kind == FormatKind::Text {
+            return Self::decode_text_lines(schema, data);
+        }
         let mut lines = data
             .split(|b| *b == b'\n')
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
@@ -280,6 +323,28 @@ impl Format {
             Ok(batch) if batch.num_rows() > 0 => vec![batch],
             Ok(_) => Vec::new(),
             Err(_) => good,
+        };
+        Decoded { batches, skipped }
+    }
+
+    /// Text with `on_error = 'skip'`: a row per line that is valid UTF-8
+    /// (blank lines included, as in `decode_all`), the others counted.
+    fn decode_text_lines(schema: &SchemaRef, data: &[u8]) -> Decoded {
+        let data = data.strip_suffix(b"\n").unwrap_or(data);
+        let mut skipped = 0;
+        let lines: StringArray = data
+            .split(|b| *b == b'\n')
+            .filter_map(|line| match std::str::from_utf8(line) {
+                Ok(line) => Some(Some(line.trim_end_matches('\r'))),
+                Err(_) => {
+                    skipped += 1;
+                    None
+                }
+            })
+            .collect();
+        let batches = match RecordBatch::try_new(schema.clone(), vec![Arc::new(lines)]) {
+            Ok(batch) if batch.num_rows() > 0 => vec![batch],
+            _ => Vec::new(),
         };
         Decoded { batches, skipped }
     }
@@ -332,6 +397,45 @@ mod tests {
             .decode(&text_schema(), b"a b\r\nc\n", false, "x")
             .unwrap();
         assert_eq!(show(&d).lines().filter(|l| l.starts_with("| ")).count(), 3);
+    }
+
+    #[test]
+    fn invalid_utf8_text_is_malformed_not_replaced() {
+        let data = b"a\nb\xff\n\nc\n";
+        let err = format(&[])
+            .decode(&text_schema(), data, false, "in.txt")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("malformed text in in.txt: invalid UTF-8 on line 2"),
+            "{err}"
+        );
+        let d = format(&[("on_error", "skip")])
+            .decode(&text_schema(), data, false, "in.txt")
+            .unwrap();
+        assert_eq!(d.skipped, 1);
+        let lines = d.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>();
+        let lines: Vec<_> = lines.unwrap().iter().flatten().collect();
+        assert_eq!(lines, ["a", "", "c"]);
+    }
+
+    #[test]
+    fn json_inference_names_the_malformed_line_or_skips_it() {
+        let data = b"{\"a\": 1}\n\n{\"a\": oops}\n{\"b\": \"x\"}\n";
+        let err = format(&[("format", "json")])
+            .infer_schema(data, "in.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("from in.json line 3: "), "{err}");
+        assert!(!err.contains("line 1"), "{err}");
+        let schema = format(&[("format", "json"), ("on_error", "skip")])
+            .infer_schema(data, "in.json")
+            .unwrap();
+        let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 
     #[test]

@@ -147,18 +147,19 @@ impl FilesOptions {
         Ok(names)
     }
 
-    /// The first file to infer the schema from: the first matching file of
-    /// the directory, or of the first subdirectory that has one.
-    fn first_file(&self) -> Result<Option<PathBuf>, SourceError> {
+    /// The files to infer the schema from, in the order they are read: the
+    /// matching files of the directory, or of its subdirectories one after
+    /// another.
+    fn files_in_order(&self) -> Result<Vec<PathBuf>, SourceError> {
         match self.partitioning {
-            Partitioning::None => Ok(self.list(None)?.first().map(|f| self.dir.join(f))),
+            Partitioning::None => Ok(self.list(None)?.iter().map(|f| self.dir.join(f)).collect()),
             Partitioning::Subdirectories => {
+                let mut files = Vec::new();
                 for sub in self.subdirectories()? {
-                    if let Some(first) = self.list(Some(&sub))?.first() {
-                        return Ok(Some(self.dir.join(&sub).join(first)));
-                    }
+                    let dir = self.dir.join(&sub);
+                    files.extend(self.list(Some(&sub))?.iter().map(|f| dir.join(f)));
                 }
-                Ok(None)
+                Ok(files)
             }
         }
     }
@@ -180,23 +181,40 @@ pub(super) fn resolve_schema(
     if let Some(schema) = opts.format.fixed_schema(declared) {
         return Ok(schema);
     }
-    let path = opts.first_file()?.ok_or_else(|| {
-        SourceError::Schema(format!(
-            "cannot infer the columns of {} files: directory '{}' has no file matching '{}'{}; \
-             declare the columns in CREATE STREAM name (col TYPE, ...)",
-            opts.format.name(),
-            opts.dir.display(),
-            opts.pattern,
-            if opts.partitioning == Partitioning::Subdirectories {
-                " in any subdirectory"
-            } else {
-                ""
-            }
-        ))
-    })?;
-    Ok(opts
-        .format
-        .infer_schema(&read(&path)?, &path.display().to_string())?)
+    let files = opts.files_in_order()?;
+    // Empty files (or only blank lines) have no columns to infer: the
+    // first file with data decides.
+    for path in &files {
+        let data = read(path)?;
+        if data.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        return Ok(opts
+            .format
+            .infer_schema(&data, &path.display().to_string())?);
+    }
+    let within = if opts.partitioning == Partitioning::Subdirectories {
+        " in any subdirectory"
+    } else {
+        ""
+    };
+    let found = match files.len() {
+        0 => format!("has no file matching '{}'{within}", opts.pattern),
+        1 => format!(
+            "has one file matching '{}'{within}, and it is empty",
+            opts.pattern
+        ),
+        n => format!(
+            "has {n} files matching '{}'{within}, all empty",
+            opts.pattern
+        ),
+    };
+    Err(SourceError::Schema(format!(
+        "cannot infer the columns of {} files: directory '{}' {found}; \
+         declare the columns in CREATE STREAM name (col TYPE, ...)",
+        opts.format.name(),
+        opts.dir.display(),
+    )))
 }
 
 /// A running files source: remembers which files it has read, per partition.

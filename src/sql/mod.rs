@@ -13,6 +13,7 @@ pub mod proctime;
 pub mod provider;
 mod rewrite;
 mod session;
+mod wildcard;
 
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{ParsedStatement, Statement, parse_script};

@@ -462,6 +462,8 @@ impl StreamingPlan {
                 watermarks.push(WatermarkPlan { stream, def, max });
             }
         }
+        let system = super::wildcard::system_columns(&ctx, &found).await;
+        super::wildcard::hide_system_columns(&mut query, &system);
         let mut main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
         if window.is_none() && session.is_none() {
             refuse_unbounded_aggregates(&main, catalog, &relations)?;
@@ -692,10 +694,22 @@ fn quote(name: &str) -> String {
 
 /// `SELECT` of a stream's rows as queries see them — its columns, then its
 /// computed columns — from `raw`, a table of its decoded rows.
+/// A computed column named like a decoded one (`ts AS to_timestamp(ts)`,
+/// what the WATERMARK error suggests for a string `ts`) replaces it in place.
 pub(crate) fn with_computed_columns(def: &StreamDef, raw: &str) -> String {
-    let mut columns = vec!["*".to_string()];
+    let computed = |name: &str| def.computed.iter().find(|(column, _)| column == name);
+    let mut columns: Vec<String> = with_batch_time(&def.schema)
+        .fields()
+        .iter()
+        .map(|f| match computed(f.name()) {
+            Some((column, expr)) => format!("{expr} AS {}", quote(column)),
+            None => quote(f.name()),
+        })
+        .collect();
     for (column, expr) in &def.computed {
-        columns.push(format!("{expr} AS {}", quote(column)));
+        if def.schema.field_with_name(column).is_err() {
+            columns.push(format!("{expr} AS {}", quote(column)));
+        }
     }
     format!("SELECT {} FROM {}", columns.join(", "), quote(raw))
 }
