@@ -12,8 +12,10 @@
 //! - optionally `--- progress` (before `--- expect`) then the `progress:`
 //!   lines stderr must have, with `--progress` among the run arguments.
 //!
-//! `QUIVER_BLESS=1 cargo test --test golden` rewrites the expectations from
-//! the actual output (review the diff before committing).
+//! `cargo test --test golden -- NAME` runs the cases whose file name contains
+//! NAME (one test per case). `QUIVER_BLESS=1 cargo test --test golden`
+//! rewrites the expectations from the actual output (review the diff before
+//! committing).
 
 use std::path::Path;
 use std::process::Command;
@@ -162,8 +164,11 @@ fn run_case(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn golden_streaming_sql_cases() {
+/// One test per case file, named after it: `cargo test --test golden --
+/// tumble` runs the cases whose name contains `tumble`, and a failure names
+/// its case. Cases run in parallel, each in its own temp dir.
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -176,19 +181,12 @@ fn golden_streaming_sql_cases() {
         "expected the golden cases in {}",
         dir.display()
     );
-    let failures: Vec<String> = paths
-        .iter()
-        .filter_map(|p| {
-            run_case(p)
-                .err()
-                .map(|e| format!("=== {}\n{e}", p.file_name().unwrap().to_string_lossy()))
+    let trials = paths
+        .into_iter()
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            libtest_mimic::Trial::test(name, move || run_case(&path).map_err(Into::into))
         })
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        paths.len(),
-        failures.join("\n")
-    );
+    libtest_mimic::run(&args, trials).exit();
 }
