@@ -29,8 +29,12 @@ pub enum Statement {
         columns: Vec<ColumnDef>,
         /// Computed columns `name AS expr`, in declaration order, after the physical ones.
         computed: Vec<(String, ast::Expr)>,
-        /// `WATERMARK FOR column AS expr`.
+        /// `WATERMARK FOR column AS expr` (`WATERMARK FOR column` alone: the
+        /// column itself, no delay).
         watermark: Option<(String, ast::Expr)>,
+        /// `PRIMARY KEY (columns) NOT ENFORCED`, as a constraint or inline on
+        /// a column: recorded (DESCRIBE shows it), not used yet.
+        primary_key: Vec<String>,
         /// All `WITH` options, including `connector`.
         options: Options,
         /// `IF NOT EXISTS` was given.
@@ -92,8 +96,34 @@ pub enum Statement {
     ShowQueries,
     /// `STOP QUERY name`: stop a background query after its current batch.
     StopQuery(String),
+    /// `DROP STREAM | VIEW | TABLE [IF EXISTS] name`: quiver's own objects
+    /// are dropped by quiver, others by DataFusion (`statement`).
+    Drop {
+        /// What the statement says it drops.
+        kind: DropKind,
+        /// The names, as written.
+        names: Vec<String>,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+        /// The statement, for DataFusion's own tables and views.
+        statement: Box<ast::Statement>,
+    },
+    /// A statement of DataFusion's own dialect (`CREATE EXTERNAL TABLE`),
+    /// parsed by DataFusion's parser.
+    DataFusion(Box<datafusion::sql::parser::Statement>),
     /// Any other statement, executed by DataFusion as is.
     Other(Box<ast::Statement>),
+}
+
+/// The object a `DROP` statement names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    /// `DROP STREAM`.
+    Stream,
+    /// `DROP VIEW`.
+    View,
+    /// `DROP TABLE`.
+    Table,
 }
 
 /// A statement with the text it was parsed from, for messages.
@@ -325,6 +355,11 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
             parser.next_token();
             parse_set(parser)
         }
+        (Some("CREATE"), Some("EXTERNAL" | "UNBOUNDED" | "OR"))
+            if (0..5).any(|n| word_at(parser, n).as_deref() == Some("EXTERNAL")) =>
+        {
+            parse_with_datafusion(parser)
+        }
         (Some("EXPLAIN"), Some("SELECT") | Some("WITH")) => {
             parser.next_token();
             Ok(Statement::Explain(parser.parse_query()?))
@@ -339,9 +374,71 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
                     or_replace: view.or_replace,
                 })
             }
+            ast::Statement::Drop {
+                object_type:
+                    object_type @ (ast::ObjectType::Stream
+                    | ast::ObjectType::View
+                    | ast::ObjectType::Table),
+                if_exists,
+                names,
+                cascade,
+                restrict,
+                purge,
+                temporary,
+                table,
+            } => Ok(Statement::Drop {
+                kind: match object_type {
+                    ast::ObjectType::Stream => DropKind::Stream,
+                    ast::ObjectType::View => DropKind::View,
+                    _ => DropKind::Table,
+                },
+                names: names.iter().map(normalize_name).collect(),
+                if_exists,
+                statement: Box::new(ast::Statement::Drop {
+                    object_type,
+                    if_exists,
+                    names,
+                    cascade,
+                    restrict,
+                    purge,
+                    temporary,
+                    table,
+                }),
+            }),
             other => Ok(Statement::Other(Box::new(other))),
         },
     }
+}
+
+/// Hands the statement's tokens to DataFusion's parser (`CREATE EXTERNAL
+/// TABLE ... STORED AS CSV LOCATION ...`, which sqlparser reads as Hive's
+/// syntax and refuses).
+fn parse_with_datafusion(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let mut tokens = Vec::new();
+    while !matches!(
+        parser.peek_nth_token(tokens.len()).token,
+        Token::SemiColon | Token::EOF
+    ) {
+        tokens.push(parser.peek_nth_token(tokens.len()));
+    }
+    let count = tokens.len();
+    tokens.push(TokenWithSpan::wrap(Token::EOF));
+    let statement = datafusion::sql::parser::DFParserBuilder::new(tokens)
+        .build()
+        .and_then(|mut p| p.parse_statement())
+        .map_err(|e| {
+            ParserError::ParserError(
+                e.to_string()
+                    .trim_start_matches("SQL error: ")
+                    .trim_start_matches("ParserError(\"")
+                    .trim_end_matches("\")")
+                    .to_string(),
+            )
+        })?;
+    for _ in 0..count {
+        parser.next_token();
+    }
+    Ok(Statement::DataFusion(Box::new(statement)))
 }
 
 fn insert_statement(insert: ast::Insert) -> Result<Statement, ParserError> {
@@ -458,6 +555,7 @@ fn parse_create_stream(parser: &mut Parser, table_syntax: bool) -> Result<Statem
     let mut columns = Vec::new();
     let mut computed = Vec::new();
     let mut watermark = None;
+    let mut primary_key: Vec<String> = Vec::new();
     if parser.consume_token(&Token::LParen) && !parser.consume_token(&Token::RParen) {
         loop {
             if word_at(parser, 0).as_deref() == Some("WATERMARK") {
@@ -466,14 +564,25 @@ fn parse_create_stream(parser: &mut Parser, table_syntax: bool) -> Result<Statem
                     return parser_err("a stream can have only one WATERMARK");
                 }
                 parser.expect_keyword_is(Keyword::FOR)?;
-                let column = parser.parse_identifier()?.value;
-                parser.expect_keyword_is(Keyword::AS)?;
-                watermark = Some((column, parser.parse_expr()?));
+                let column = parser.parse_identifier()?;
+                let expr = if parser.parse_keyword(Keyword::AS) {
+                    parser.parse_expr()?
+                } else {
+                    ast::Expr::Identifier(column.clone())
+                };
+                watermark = Some((column.value, expr));
             } else if matches!(parser.peek_token().token, Token::Word(ref w)
-                if matches!(w.keyword, Keyword::PRIMARY | Keyword::CONSTRAINT | Keyword::UNIQUE))
+                if matches!(w.keyword, Keyword::PRIMARY | Keyword::CONSTRAINT))
+            {
+                if parser.parse_keyword(Keyword::CONSTRAINT) {
+                    parser.parse_identifier()?;
+                }
+                let columns = parse_primary_key(parser)?;
+                set_primary_key(&mut primary_key, columns)?;
+            } else if matches!(parser.peek_token().token, Token::Word(ref w) if w.keyword == Keyword::UNIQUE)
             {
                 return parser_err(
-                    "table constraints (PRIMARY KEY, ...) are not supported on streams",
+                    "UNIQUE constraints are not supported on streams; PRIMARY KEY (...) NOT ENFORCED is",
                 );
             } else {
                 let column = parser.parse_identifier()?;
@@ -487,13 +596,21 @@ fn parse_create_stream(parser: &mut Parser, table_syntax: bool) -> Result<Statem
                     }
                     let data_type = parse_column_type(parser)?;
                     let mut options = Vec::new();
-                    if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
-                        options.push(ast::ColumnOptionDef {
-                            name: None,
-                            option: ast::ColumnOption::NotNull,
-                        });
-                    } else {
-                        let _ = parser.parse_keyword(Keyword::NULL);
+                    loop {
+                        if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                            options.push(ast::ColumnOptionDef {
+                                name: None,
+                                option: ast::ColumnOption::NotNull,
+                            });
+                        } else if parser.parse_keyword(Keyword::NULL) {
+                        } else if word_at(parser, 0).as_deref() == Some("PRIMARY") {
+                            parser.next_token();
+                            parser.expect_keyword_is(Keyword::KEY)?;
+                            expect_not_enforced(parser)?;
+                            set_primary_key(&mut primary_key, vec![column.value.clone()])?;
+                        } else {
+                            break;
+                        }
                     }
                     columns.push(ColumnDef {
                         name: column,
@@ -515,10 +632,45 @@ fn parse_create_stream(parser: &mut Parser, table_syntax: bool) -> Result<Statem
         columns,
         computed,
         watermark,
+        primary_key,
         options,
         if_not_exists,
         table_syntax,
     })
+}
+
+/// `PRIMARY KEY (a, b) NOT ENFORCED`, after an optional `CONSTRAINT name`.
+fn parse_primary_key(parser: &mut Parser) -> Result<Vec<String>, ParserError> {
+    parser.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY])?;
+    parser.expect_token(&Token::LParen)?;
+    let mut columns = vec![parser.parse_identifier()?.value];
+    while parser.consume_token(&Token::Comma) {
+        columns.push(parser.parse_identifier()?.value);
+    }
+    parser.expect_token(&Token::RParen)?;
+    expect_not_enforced(parser)?;
+    Ok(columns)
+}
+
+/// Flink's primary keys are declared `NOT ENFORCED`: quiver, like Flink,
+/// does not check them.
+fn expect_not_enforced(parser: &mut Parser) -> Result<(), ParserError> {
+    if parser.parse_keyword(Keyword::NOT) && parser.parse_keyword(Keyword::ENFORCED) {
+        return Ok(());
+    }
+    parser_err(&format!(
+        "a stream's PRIMARY KEY is not enforced: write PRIMARY KEY (...) NOT ENFORCED, found {}{}",
+        parser.peek_token().token,
+        parser.peek_token().span.start
+    ))
+}
+
+fn set_primary_key(key: &mut Vec<String>, columns: Vec<String>) -> Result<(), ParserError> {
+    if !key.is_empty() {
+        return parser_err("a stream can have only one PRIMARY KEY");
+    }
+    *key = columns;
+    Ok(())
 }
 
 /// A column type, with Flink's `ROW<name type, ...>` (or `ROW(...)`) read as
@@ -778,6 +930,62 @@ mod tests {
             "SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM s GROUP BY SESSION(ts, INTERVAL '1' SECOND)",
         );
         assert!(text.contains("OVER (PARTITION BY a ORDER BY b)"), "{text}");
+    }
+
+    #[test]
+    fn parses_drop_external_tables_and_flink_keys() {
+        let parsed = parse_script(
+            "DROP STREAM IF EXISTS s; DROP VIEW v; DROP TABLE t; \
+             CREATE EXTERNAL TABLE e (a BIGINT) STORED AS CSV LOCATION 'x.csv' OPTIONS ('format.has_header' 'true'); \
+             CREATE STREAM k (a BIGINT PRIMARY KEY NOT ENFORCED, ts TIMESTAMP(3), WATERMARK FOR ts) WITH (connector = 'stdin'); \
+             CREATE TABLE k2 (a BIGINT, b INT NOT NULL, CONSTRAINT pk PRIMARY KEY (a, b) NOT ENFORCED) WITH (connector = 'stdin')",
+        )
+        .unwrap();
+        assert!(
+            matches!(&parsed[0].statement, Statement::Drop { kind: DropKind::Stream, names, if_exists: true, .. } if names == &["s"])
+        );
+        assert!(matches!(
+            &parsed[1].statement,
+            Statement::Drop {
+                kind: DropKind::View,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &parsed[2].statement,
+            Statement::Drop {
+                kind: DropKind::Table,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&parsed[3].statement, Statement::DataFusion(s) if s.to_string().contains("CREATE EXTERNAL TABLE e")),
+            "{:?}",
+            parsed[3].statement
+        );
+        assert_eq!(parsed[3].text.chars().last(), Some(')'));
+        match &parsed[4].statement {
+            Statement::CreateStream {
+                primary_key,
+                watermark: Some((column, expr)),
+                ..
+            } => {
+                assert_eq!(primary_key, &["a"]);
+                assert_eq!((column.as_str(), expr.to_string().as_str()), ("ts", "ts"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&parsed[5].statement, Statement::CreateStream { primary_key, columns, .. } if primary_key == &["a", "b"] && columns.len() == 2)
+        );
+        let err =
+            parse_script("CREATE STREAM s (a BIGINT, PRIMARY KEY (a)) WITH (connector = 'stdin')")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("write PRIMARY KEY (...) NOT ENFORCED"),
+            "{err}"
+        );
     }
 
     #[test]
