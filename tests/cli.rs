@@ -487,6 +487,15 @@ fn drop_stream_waits_for_the_background_queries_that_read_it() {
         ),
         "{stderr}"
     );
+    let output = run(&format!("{setup} DROP TABLE copy;"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "cannot drop table 'copy': query copy writes to it and is running; stop it first (STOP QUERY copy)"
+        ),
+        "{stderr}"
+    );
     let output = run(&format!(
         "{setup} STOP QUERY out; STOP QUERY copy; DROP STREAM s; DROP TABLE copy; DROP TABLE out; SHOW STREAMS;"
     ));

@@ -194,9 +194,18 @@ pub fn rewrite_group_window(
             );
             (name.clone(), alias)
         }
+        Some(TableFactor::Table { args: Some(_), .. } | TableFactor::TableFunction { .. })
+            if single =>
+        {
+            return Err(SqlError::Window(format!(
+                "GROUP BY {function}(...) windows a stream, not a table function's rows: \
+                 write either FROM stream {usage}, or the window table function with \
+                 GROUP BY window_start, window_end"
+            )));
+        }
         Some(TableFactor::Table {
             name, args: None, ..
-        }) if single && !name.to_string().starts_with("__quiver_") => {
+        }) if single => {
             return Err(SqlError::Window(format!(
                 "GROUP BY {function}(...) windows a stream; '{}' is not a stream or a view over streams",
                 normalize_name(name)
@@ -415,6 +424,10 @@ mod tests {
             (
                 "SELECT 1 FROM dim GROUP BY TUMBLE(ts, INTERVAL '1' HOUR)",
                 "'dim' is not a stream",
+            ),
+            (
+                "SELECT 1 FROM TUMBLE(s, ts, INTERVAL '1' HOUR) GROUP BY TUMBLE(ts, INTERVAL '1' HOUR)",
+                "not a table function's rows",
             ),
         ];
         for (sql, expected) in cases {
