@@ -39,13 +39,16 @@ impl Reader {
     }
 }
 
-/// Whether `statement` creates or drops a named object (and so takes the
-/// DDL lock).
+/// Whether `statement` creates or drops a named object, or may start a
+/// query reading streams (and so takes the DDL lock: a stream is not dropped
+/// between a query's planning and its registration as a reader).
 pub(super) fn changes_catalog(statement: &Statement) -> bool {
     match statement {
         Statement::CreateStream { .. }
         | Statement::CreateView { .. }
         | Statement::CreateSink { .. }
+        | Statement::Insert { .. }
+        | Statement::Query(_)
         | Statement::Drop { .. }
         | Statement::DataFusion(_) => true,
         Statement::Other(other) => created_name(other).is_some(),
