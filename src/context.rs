@@ -28,6 +28,8 @@ use crate::sql::{
 };
 use crate::window::{LatePolicy, WatermarkDef};
 
+mod ddl;
+
 /// Engine settings; `SET` changes them for queries started afterwards.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -92,6 +94,11 @@ pub struct Context {
     streams: Mutex<BTreeMap<String, StreamDef>>,
     views: Mutex<Vec<ViewDef>>,
     sinks: Mutex<BTreeMap<String, SinkDef>>,
+    /// Held by a statement that creates or drops a name, from its check
+    /// that the name is free to its insert (see [`ddl`]).
+    ddl: tokio::sync::Mutex<()>,
+    /// The running queries and the streams they read.
+    readers: Mutex<Vec<ddl::Reader>>,
     tables: SessionContext,
     next_query: AtomicU64,
     background: Registry,
@@ -111,6 +118,8 @@ impl Context {
             streams: Mutex::new(BTreeMap::new()),
             views: Mutex::new(Vec::new()),
             sinks: Mutex::new(BTreeMap::new()),
+            ddl: tokio::sync::Mutex::new(()),
+            readers: Mutex::new(Vec::new()),
             tables: crate::sql::functions::session_context(Self::session_config()),
             next_query: AtomicU64::new(1),
             background: Registry::default(),
@@ -179,12 +188,18 @@ impl Context {
     }
 
     async fn execute_inner(&self, statement: &Statement) -> Result<Output, Error> {
+        let _ddl = if ddl::changes_catalog(statement) {
+            Some(self.ddl.lock().await)
+        } else {
+            None
+        };
         match statement {
             Statement::CreateStream {
                 name,
                 columns,
                 computed,
                 watermark,
+                primary_key,
                 options,
                 if_not_exists,
                 table_syntax: _,
@@ -206,6 +221,7 @@ impl Context {
                         .map(|(n, e)| (n.clone(), e.to_string()))
                         .collect(),
                     watermark: watermark.as_ref().map(|(c, e)| (c.clone(), e.to_string())),
+                    primary_key: primary_key.clone(),
                 };
                 self.create_stream(name, columns, time, options, *if_not_exists)
                     .await
@@ -237,7 +253,19 @@ impl Context {
                     crate::exec::counted(status.output_rows, "row", "rows"),
                 )))
             }
-            Statement::Other(statement) => self.run_on_datafusion(statement.as_ref().clone()).await,
+            Statement::Drop {
+                kind,
+                names,
+                if_exists,
+                statement,
+            } => self.drop_objects(*kind, names, *if_exists, statement).await,
+            Statement::DataFusion(statement) => self.run_datafusion_statement(statement).await,
+            Statement::Other(statement) => {
+                if let Some(name) = ddl::created_name(statement) {
+                    self.check_name_free(&name, "table")?;
+                }
+                self.run_on_datafusion(statement.as_ref().clone()).await
+            }
         }
     }
 
@@ -278,6 +306,7 @@ impl Context {
                 "sink '{name}' already exists; use INSERT INTO {name} SELECT ... to start another query into it"
             )));
         }
+        self.check_name_free(name, "sink table")?;
         let Some(connector) = options.get("connector") else {
             return Err(Error::Catalog(format!(
                 "CREATE SINK {name} needs WITH (connector = '...'); sink connectors are: {}",
@@ -329,6 +358,7 @@ impl Context {
 
     fn start_planned(&self, def: SinkDef, plan: StreamingPlan) -> Result<Output, Error> {
         let sink = sink::open(&def)?;
+        let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let config = self.config();
         let interval_ms = config.batch_interval.as_millis() as i64;
         let handle = start_query(
@@ -338,7 +368,9 @@ impl Context {
             config.clock,
             config.limits,
         )?;
+        let progress = handle.progress.clone();
         self.background.start(handle, sink, &def.connector)?;
+        self.add_reader(&def.name, true, streams, progress);
         Ok(Output::Message(format!(
             "started query {} writing to {} sink {} (SHOW QUERIES shows progress, STOP QUERY {} stops it)",
             def.name, def.connector, def.name, def.name
@@ -411,6 +443,7 @@ impl Context {
                 )))
             };
         }
+        self.check_name_free(name, "sink table")?;
         if columns.is_empty() {
             return Err(Error::Catalog(format!(
                 "sink table '{name}' needs its columns: CREATE TABLE {name} (a BIGINT, ...) WITH (...)"
@@ -475,6 +508,7 @@ impl Context {
         };
         let mut probe = query.clone();
         let reads = crate::sql::rewrite_relations(&mut probe, catalog)?;
+        self.check_name_free(name, if reads.is_empty() { "table" } else { "view" })?;
         if reads.is_empty() {
             return self
                 .run_sql_on_datafusion(&format!(
@@ -558,6 +592,7 @@ impl Context {
                 )))
             };
         }
+        self.check_name_free(name, "stream")?;
         let connector = options
             .get("connector")
             .ok_or_else(|| {
@@ -605,6 +640,16 @@ impl Context {
         if let Some(w) = &watermark {
             check_watermark_column(name, &schema, &time.computed, &w.column)?;
         }
+        for column in &time.primary_key {
+            if schema.field_with_name(column).is_err()
+                && !time.computed.iter().any(|(c, _)| c == column)
+            {
+                return Err(Error::Catalog(format!(
+                    "PRIMARY KEY ({column}): stream '{name}' has no column '{column}'; its columns are: {}",
+                    crate::sql::plan::column_names(&schema)
+                )));
+            }
+        }
         let mut def = StreamDef {
             name: name.to_string(),
             connector: connector.clone(),
@@ -612,6 +657,7 @@ impl Context {
             options,
             computed: time.computed,
             watermark,
+            primary_key: time.primary_key,
             late: None,
         };
         let late = match &def.watermark {
@@ -622,6 +668,9 @@ impl Context {
         let columns = def.schema.fields().len();
         let plural = if columns == 1 { "" } else { "s" };
         let mut message = format!("created stream {name} ({connector}, {columns} column{plural})");
+        if let Some(late) = &late {
+            self.check_name_free(&late.name, "stream")?;
+        }
         let mut streams = lock(&self.streams);
         if let Some(late) = late {
             if streams.contains_key(&late.name) {
@@ -664,6 +713,7 @@ impl Context {
             options: Options::default(),
             computed: Vec::new(),
             watermark: None,
+            primary_key: Vec::new(),
             late: Some(Arc::new(hub)),
         })
     }
@@ -749,16 +799,32 @@ impl Context {
                 })
             })
             .collect();
-        let batch = RecordBatch::try_new(
-            string_schema(&["column_name", "data_type", "is_nullable", "is_system"]),
-            vec![
-                Arc::new(names),
-                Arc::new(types),
-                Arc::new(nullable),
-                Arc::new(system),
-            ],
-        )
-        .map_err(|e| Error::Catalog(e.to_string()))?;
+        let mut headers = vec!["column_name", "data_type", "is_nullable", "is_system"];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(names),
+            Arc::new(types),
+            Arc::new(nullable),
+            Arc::new(system),
+        ];
+        // A `key` column (PRI, as MySQL's DESCRIBE) only on streams with a
+        // declared primary key.
+        if !def.primary_key.is_empty() {
+            headers.push("key");
+            columns.push(Arc::new(
+                fields
+                    .iter()
+                    .map(|f| {
+                        Some(if def.primary_key.contains(f.name()) {
+                            "PRI"
+                        } else {
+                            ""
+                        })
+                    })
+                    .collect::<StringArray>(),
+            ));
+        }
+        let batch = RecordBatch::try_new(string_schema(&headers), columns)
+            .map_err(|e| Error::Catalog(e.to_string()))?;
         Ok(Output::Rows(vec![batch]))
     }
 
@@ -830,13 +896,10 @@ impl Context {
         let config = self.config();
         let name = format!("query_{}", self.next_query.fetch_add(1, Ordering::Relaxed));
         let interval_ms = config.batch_interval.as_millis() as i64;
-        Ok(Output::Query(start_query(
-            name,
-            plan,
-            interval_ms,
-            config.clock,
-            config.limits,
-        )?))
+        let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
+        let handle = start_query(name, plan, interval_ms, config.clock, config.limits)?;
+        self.add_reader(&handle.name, false, streams, handle.progress.clone());
+        Ok(Output::Query(handle))
     }
 
     async fn explain(&self, query: &ast::Query) -> Result<Output, Error> {
@@ -916,9 +979,14 @@ impl Context {
     }
 
     async fn run_on_datafusion(&self, statement: ast::Statement) -> Result<Output, Error> {
+        self.run_df_statement(DFStatement::Statement(Box::new(statement)))
+            .await
+    }
+
+    async fn run_df_statement(&self, statement: DFStatement) -> Result<Output, Error> {
         let state = self.tables.state();
         let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .statement_to_plan(statement)
             .await
             .map_err(SqlError::from)?;
         let is_ddl = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
@@ -943,6 +1011,7 @@ const TIME_OPTIONS: &[&str] = &["idle_timeout", "allowed_lateness", "late_policy
 struct StreamTime {
     computed: Vec<(String, String)>,
     watermark: Option<(String, String)>,
+    primary_key: Vec<String>,
 }
 
 /// The WATERMARK column must be a TIMESTAMP column of the stream (physical

@@ -483,5 +483,94 @@ fn invalid_utf8_text_is_a_malformed_record() {
     let (ok, stdout, stderr) = run(", on_error = 'skip'");
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "line\ngood\nlast\n");
-    assert!(stderr.contains("1 malformed records skipped"), "{stderr}");
+    assert!(stderr.contains("1 malformed record skipped"), "{stderr}");
+}
+
+/// A stream a background query (`CREATE SINK`, `INSERT INTO`) reads cannot
+/// be dropped until `STOP QUERY`: the refusal names the query and the way to
+/// stop it, and after the stop the stream (and the sink table) drop.
+#[test]
+fn drop_stream_waits_for_the_background_queries_that_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/0.csv"), "v\n1\n").unwrap();
+    let setup = "CREATE STREAM s WITH (connector = 'files', path = 'in', format = 'csv'); \
+                 CREATE SINK out AS SELECT v FROM s WITH (connector = 'blackhole'); \
+                 CREATE TABLE copy (v BIGINT) WITH (connector = 'blackhole'); \
+                 INSERT INTO copy SELECT v FROM s;";
+    let run = |script: &str| {
+        wait(
+            quiver()
+                .current_dir(dir.path())
+                .args(["-c", script])
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let output = run(&format!("{setup} DROP STREAM s;"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "cannot drop stream 's': query out reads stream 's' and is running; stop it first (STOP QUERY out)"
+        ),
+        "{stderr}"
+    );
+    let output = run(&format!(
+        "{setup} STOP QUERY out; DROP STREAM s; DROP TABLE copy;"
+    ));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "query copy reads stream 's' and is running; stop it first (STOP QUERY copy)"
+        ),
+        "{stderr}"
+    );
+    let output = run(&format!("{setup} DROP TABLE copy;"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "cannot drop table 'copy': query copy writes to it and is running; stop it first (STOP QUERY copy)"
+        ),
+        "{stderr}"
+    );
+    let output = run(&format!(
+        "{setup} STOP QUERY out; STOP QUERY copy; DROP STREAM s; DROP TABLE copy; DROP TABLE out; SHOW STREAMS;"
+    ));
+    assert_success(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("dropped stream s") && stderr.contains("dropped table copy"),
+        "{stderr}"
+    );
+}
+
+/// The README's group-window and CREATE EXTERNAL TABLE examples are the
+/// statements golden cases run (whitespace aside).
+#[test]
+fn readme_group_window_and_external_table_examples_are_golden_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let case =
+        |name: &str| words(&std::fs::read_to_string(root.join("tests/sql").join(name)).unwrap());
+    let group_window = readme
+        .split("group windows\n")
+        .nth(1)
+        .and_then(|s| s.split("```sql\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README shows a group-window query");
+    assert!(
+        case("group_window_tumble_event_time.case").contains(&words(group_window)),
+        "{group_window}"
+    );
+    let start = readme.find("CREATE EXTERNAL TABLE").unwrap();
+    let end = start + readme[start..].find("'true');").unwrap() + "'true');".len();
+    let external = words(&readme[start..end]);
+    assert!(
+        case("ddl_drop_external_table_keys.case").contains(&external),
+        "{external}"
+    );
 }

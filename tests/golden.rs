@@ -187,6 +187,47 @@ fn main() {
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
             libtest_mimic::Trial::test(name, move || run_case(&path).map_err(Into::into))
         })
+        .chain([libtest_mimic::Trial::test(
+            "group_window_cases_match_their_table_function_twins",
+            || {
+                group_window_cases_match_their_table_function_twins();
+                Ok(())
+            },
+        )])
         .collect();
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// The group-window cases (`GROUP BY k, TUMBLE(ts, size)`) must give exactly
+/// what their table-function twins (`FROM TUMBLE(s, ts, size)`, in
+/// `<name>_tvf.case`) give on the same input.
+fn group_window_cases_match_their_table_function_twins() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut twins = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix("_tvf.case") else {
+            continue;
+        };
+        let twin = parse(&std::fs::read_to_string(dir.join(format!("{stem}.case"))).unwrap());
+        let tvf = parse(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(
+            twin.files, tvf.files,
+            "{stem}: the twins read different input"
+        );
+        assert_eq!(twin.args, tvf.args, "{stem}: the twins run differently");
+        assert_ne!(twin.sql, tvf.sql, "{stem}: the twins run the same SQL");
+        let (Some(a), Some(b)) = (&twin.expect, &tvf.expect) else {
+            panic!("{stem}: both twins need an expected output");
+        };
+        assert!(!normalize(a).is_empty(), "{stem}: empty expectation");
+        assert_eq!(normalize(a), normalize(b), "{stem}: outputs differ");
+        twins += 1;
+    }
+    assert!(
+        twins >= 2,
+        "expected the group-window twins in {}",
+        dir.display()
+    );
 }

@@ -137,6 +137,9 @@ pub struct StreamDef {
     pub computed: Vec<(String, String)>,
     /// The `WATERMARK` clause and event-time options, if any.
     pub watermark: Option<crate::window::WatermarkDef>,
+    /// `PRIMARY KEY (...) NOT ENFORCED` columns, as declared: recorded and
+    /// shown by DESCRIBE, not used by queries yet.
+    pub primary_key: Vec<String>,
     /// The side output of late rows: on a stream with `late_policy = 'side'`
     /// the hub its queries publish late rows to; on its `<name>_late` stream
     /// (connector [`LATE_CONNECTOR`]) the hub that stream's sources read.

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod file_table;
 pub mod functions;
+mod group_window;
 pub mod parser;
 mod partial;
 pub mod plan;
@@ -16,7 +17,7 @@ mod session;
 mod wildcard;
 
 pub use catalog::{Catalog, ViewDef};
-pub use parser::{ParsedStatement, Statement, parse_script};
+pub use parser::{DropKind, ParsedStatement, Statement, parse_script};
 pub use plan::{
     CompiledQuery, KeptInput, PartialAggregate, PlanSettings, SessionPlan, StreamingPlan,
     TimeDomain, WatermarkPlan,

@@ -15,6 +15,9 @@ use datafusion::sql::sqlparser::tokenizer::{
 use super::SqlError;
 use crate::options::Options;
 
+mod create_stream;
+use create_stream::{has_with_options, parse_create_stream};
+
 /// One parsed statement of a script.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // statements are few and short-lived
@@ -29,8 +32,12 @@ pub enum Statement {
         columns: Vec<ColumnDef>,
         /// Computed columns `name AS expr`, in declaration order, after the physical ones.
         computed: Vec<(String, ast::Expr)>,
-        /// `WATERMARK FOR column AS expr`.
+        /// `WATERMARK FOR column AS expr` (`WATERMARK FOR column` alone: the
+        /// column itself, no delay).
         watermark: Option<(String, ast::Expr)>,
+        /// `PRIMARY KEY (columns) NOT ENFORCED`, as a constraint or inline on
+        /// a column: recorded (DESCRIBE shows it), not used yet.
+        primary_key: Vec<String>,
         /// All `WITH` options, including `connector`.
         options: Options,
         /// `IF NOT EXISTS` was given.
@@ -92,8 +99,34 @@ pub enum Statement {
     ShowQueries,
     /// `STOP QUERY name`: stop a background query after its current batch.
     StopQuery(String),
+    /// `DROP STREAM | VIEW | TABLE [IF EXISTS] name`: quiver's own objects
+    /// are dropped by quiver, others by DataFusion (`statement`).
+    Drop {
+        /// What the statement says it drops.
+        kind: DropKind,
+        /// The names, as written.
+        names: Vec<String>,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+        /// The statement, for DataFusion's own tables and views.
+        statement: Box<ast::Statement>,
+    },
+    /// A statement of DataFusion's own dialect (`CREATE EXTERNAL TABLE`),
+    /// parsed by DataFusion's parser.
+    DataFusion(Box<datafusion::sql::parser::Statement>),
     /// Any other statement, executed by DataFusion as is.
     Other(Box<ast::Statement>),
+}
+
+/// The object a `DROP` statement names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    /// `DROP STREAM`.
+    Stream,
+    /// `DROP VIEW`.
+    View,
+    /// `DROP TABLE`.
+    Table,
 }
 
 /// A statement with the text it was parsed from, for messages.
@@ -325,6 +358,11 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
             parser.next_token();
             parse_set(parser)
         }
+        (Some("CREATE"), Some("EXTERNAL" | "UNBOUNDED" | "OR"))
+            if (0..5).any(|n| word_at(parser, n).as_deref() == Some("EXTERNAL")) =>
+        {
+            parse_with_datafusion(parser)
+        }
         (Some("EXPLAIN"), Some("SELECT") | Some("WITH")) => {
             parser.next_token();
             Ok(Statement::Explain(parser.parse_query()?))
@@ -339,9 +377,71 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
                     or_replace: view.or_replace,
                 })
             }
+            ast::Statement::Drop {
+                object_type:
+                    object_type @ (ast::ObjectType::Stream
+                    | ast::ObjectType::View
+                    | ast::ObjectType::Table),
+                if_exists,
+                names,
+                cascade,
+                restrict,
+                purge,
+                temporary,
+                table,
+            } => Ok(Statement::Drop {
+                kind: match object_type {
+                    ast::ObjectType::Stream => DropKind::Stream,
+                    ast::ObjectType::View => DropKind::View,
+                    _ => DropKind::Table,
+                },
+                names: names.iter().map(normalize_name).collect(),
+                if_exists,
+                statement: Box::new(ast::Statement::Drop {
+                    object_type,
+                    if_exists,
+                    names,
+                    cascade,
+                    restrict,
+                    purge,
+                    temporary,
+                    table,
+                }),
+            }),
             other => Ok(Statement::Other(Box::new(other))),
         },
     }
+}
+
+/// Hands the statement's tokens to DataFusion's parser (`CREATE EXTERNAL
+/// TABLE ... STORED AS CSV LOCATION ...`, which sqlparser reads as Hive's
+/// syntax and refuses).
+fn parse_with_datafusion(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let mut tokens = Vec::new();
+    while !matches!(
+        parser.peek_nth_token(tokens.len()).token,
+        Token::SemiColon | Token::EOF
+    ) {
+        tokens.push(parser.peek_nth_token(tokens.len()));
+    }
+    let count = tokens.len();
+    tokens.push(TokenWithSpan::wrap(Token::EOF));
+    let statement = datafusion::sql::parser::DFParserBuilder::new(tokens)
+        .build()
+        .and_then(|mut p| p.parse_statement())
+        .map_err(|e| {
+            ParserError::ParserError(
+                e.to_string()
+                    .trim_start_matches("SQL error: ")
+                    .trim_start_matches("ParserError(\"")
+                    .trim_end_matches("\")")
+                    .to_string(),
+            )
+        })?;
+    for _ in 0..count {
+        parser.next_token();
+    }
+    Ok(Statement::DataFusion(Box::new(statement)))
 }
 
 fn insert_statement(insert: ast::Insert) -> Result<Statement, ParserError> {
@@ -429,130 +529,6 @@ fn trailing_with(parser: &Parser) -> Option<usize> {
         }
     }
     None
-}
-
-/// Whether a `CREATE TABLE name (...)` is followed by `WITH (`: Flink's
-/// connector table, which quiver parses; other CREATE TABLEs go to DataFusion.
-fn has_with_options(parser: &Parser) -> bool {
-    let mut depth = 0usize;
-    let mut seen_paren = false;
-    for n in 2.. {
-        match parser.peek_nth_token(n).token {
-            Token::EOF | Token::SemiColon => return false,
-            Token::LParen => {
-                depth += 1;
-                seen_paren = true;
-            }
-            Token::RParen => depth = depth.saturating_sub(1),
-            Token::Word(w) if depth == 0 && w.keyword == Keyword::WITH => return true,
-            Token::Word(w) if depth == 0 && seen_paren && w.keyword == Keyword::AS => return false,
-            _ => {}
-        }
-    }
-    false
-}
-
-fn parse_create_stream(parser: &mut Parser, table_syntax: bool) -> Result<Statement, ParserError> {
-    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
-    let name = normalize_name(&parser.parse_object_name(false)?);
-    let mut columns = Vec::new();
-    let mut computed = Vec::new();
-    let mut watermark = None;
-    if parser.consume_token(&Token::LParen) && !parser.consume_token(&Token::RParen) {
-        loop {
-            if word_at(parser, 0).as_deref() == Some("WATERMARK") {
-                parser.next_token();
-                if watermark.is_some() {
-                    return parser_err("a stream can have only one WATERMARK");
-                }
-                parser.expect_keyword_is(Keyword::FOR)?;
-                let column = parser.parse_identifier()?.value;
-                parser.expect_keyword_is(Keyword::AS)?;
-                watermark = Some((column, parser.parse_expr()?));
-            } else if matches!(parser.peek_token().token, Token::Word(ref w)
-                if matches!(w.keyword, Keyword::PRIMARY | Keyword::CONSTRAINT | Keyword::UNIQUE))
-            {
-                return parser_err(
-                    "table constraints (PRIMARY KEY, ...) are not supported on streams",
-                );
-            } else {
-                let column = parser.parse_identifier()?;
-                if parser.parse_keyword(Keyword::AS) {
-                    computed.push((column.value, parser.parse_expr()?));
-                } else {
-                    if !computed.is_empty() {
-                        return parser_err(&format!(
-                            "column {column} comes after a computed column; declare physical columns first"
-                        ));
-                    }
-                    let data_type = parse_column_type(parser)?;
-                    let mut options = Vec::new();
-                    if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
-                        options.push(ast::ColumnOptionDef {
-                            name: None,
-                            option: ast::ColumnOption::NotNull,
-                        });
-                    } else {
-                        let _ = parser.parse_keyword(Keyword::NULL);
-                    }
-                    columns.push(ColumnDef {
-                        name: column,
-                        data_type,
-                        options,
-                    });
-                }
-            }
-            if parser.consume_token(&Token::RParen) {
-                break;
-            }
-            parser.expect_token(&Token::Comma)?;
-        }
-    }
-    parser.expect_keyword_is(Keyword::WITH)?;
-    let options = parse_with_options(parser)?;
-    Ok(Statement::CreateStream {
-        name,
-        columns,
-        computed,
-        watermark,
-        options,
-        if_not_exists,
-        table_syntax,
-    })
-}
-
-/// A column type, with Flink's `ROW<name type, ...>` (or `ROW(...)`) read as
-/// a struct.
-fn parse_column_type(parser: &mut Parser) -> Result<ast::DataType, ParserError> {
-    let is_row = matches!(parser.peek_token().token, Token::Word(ref w) if w.keyword == Keyword::ROW)
-        && matches!(parser.peek_nth_token(1).token, Token::Lt | Token::LParen);
-    if !is_row {
-        return parser.parse_data_type();
-    }
-    parser.next_token();
-    let close = if parser.next_token().token == Token::Lt {
-        Token::Gt
-    } else {
-        Token::RParen
-    };
-    let mut fields = Vec::new();
-    loop {
-        let name = parser.parse_identifier()?;
-        let field_type = parse_column_type(parser)?;
-        fields.push(ast::StructField {
-            field_name: Some(name),
-            field_type,
-            options: None,
-        });
-        if parser.consume_token(&close) {
-            break;
-        }
-        parser.expect_token(&Token::Comma)?;
-    }
-    Ok(ast::DataType::Struct(
-        fields,
-        ast::StructBracketKind::AngleBrackets,
-    ))
 }
 
 /// `( key = value, ... )` where keys are words (dotted allowed) or quoted
@@ -778,6 +754,62 @@ mod tests {
             "SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM s GROUP BY SESSION(ts, INTERVAL '1' SECOND)",
         );
         assert!(text.contains("OVER (PARTITION BY a ORDER BY b)"), "{text}");
+    }
+
+    #[test]
+    fn parses_drop_external_tables_and_flink_keys() {
+        let parsed = parse_script(
+            "DROP STREAM IF EXISTS s; DROP VIEW v; DROP TABLE t; \
+             CREATE EXTERNAL TABLE e (a BIGINT) STORED AS CSV LOCATION 'x.csv' OPTIONS ('format.has_header' 'true'); \
+             CREATE STREAM k (a BIGINT PRIMARY KEY NOT ENFORCED, ts TIMESTAMP(3), WATERMARK FOR ts) WITH (connector = 'stdin'); \
+             CREATE TABLE k2 (a BIGINT, b INT NOT NULL, CONSTRAINT pk PRIMARY KEY (a, b) NOT ENFORCED) WITH (connector = 'stdin')",
+        )
+        .unwrap();
+        assert!(
+            matches!(&parsed[0].statement, Statement::Drop { kind: DropKind::Stream, names, if_exists: true, .. } if names == &["s"])
+        );
+        assert!(matches!(
+            &parsed[1].statement,
+            Statement::Drop {
+                kind: DropKind::View,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &parsed[2].statement,
+            Statement::Drop {
+                kind: DropKind::Table,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&parsed[3].statement, Statement::DataFusion(s) if s.to_string().contains("CREATE EXTERNAL TABLE e")),
+            "{:?}",
+            parsed[3].statement
+        );
+        assert_eq!(parsed[3].text.chars().last(), Some(')'));
+        match &parsed[4].statement {
+            Statement::CreateStream {
+                primary_key,
+                watermark: Some((column, expr)),
+                ..
+            } => {
+                assert_eq!(primary_key, &["a"]);
+                assert_eq!((column.as_str(), expr.to_string().as_str()), ("ts", "ts"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&parsed[5].statement, Statement::CreateStream { primary_key, columns, .. } if primary_key == &["a", "b"] && columns.len() == 2)
+        );
+        let err =
+            parse_script("CREATE STREAM s (a BIGINT, PRIMARY KEY (a)) WITH (connector = 'stdin')")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("write PRIMARY KEY (...) NOT ENFORCED"),
+            "{err}"
+        );
     }
 
     #[test]

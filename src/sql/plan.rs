@@ -298,7 +298,20 @@ impl StreamingPlan {
         let ctx = super::functions::session_context(config);
         let proctime = ProcTime::default();
         ctx.register_udf(proctime.udf());
-        for name in &found.others {
+        // The static tables the query reads, directly or through its views.
+        let mut others = found.others.clone();
+        for view in catalog.views_needed(&found.relations()) {
+            if let Ok(mut parsed) = super::parse_script(&view.sql)
+                && let Some(super::ParsedStatement {
+                    statement: super::Statement::Query(view_query),
+                    ..
+                }) = parsed.first_mut()
+                && let Ok(read) = rewrite(view_query, &|name| catalog.is_streaming(name))
+            {
+                others.extend(read.others);
+            }
+        }
+        for name in &others {
             if let Ok(provider) = tables
                 .table_provider(TableReference::bare(name.as_str()))
                 .await

@@ -162,6 +162,9 @@ impl VisitorMut for Visitor<'_> {
         select: &mut datafusion::sql::sqlparser::ast::Select,
     ) -> ControlFlow<SqlError> {
         name_compound_columns(select);
+        if let Err(e) = super::group_window::rewrite_group_window(select, self.is_streaming) {
+            return ControlFlow::Break(e);
+        }
         let index = self.out.sessions.len();
         match super::session::rewrite_session_select(select, self.is_streaming, index) {
             Ok(Some(call)) => self.out.sessions.push(call),
