@@ -4,6 +4,7 @@
 //! Data flow: source → decode → `Batch` → window state → **query** → sink.
 
 pub mod catalog;
+pub mod depth;
 pub mod file_table;
 pub mod functions;
 pub mod parser;
@@ -36,6 +37,17 @@ pub enum SqlError {
     /// The text is not valid SQL.
     #[error("syntax error: {0}")]
     Parse(String),
+    /// The statement nests too deeply to be planned (see [`depth`]).
+    #[error(
+        "expression too deep: the statement nests more than {limit} levels (terms of one chain \
+         of +, OR, AND or UNION count one level each); write a long OR of equalities as \
+         `x IN (1, 2, ...)`, and split a long chain into parenthesized groups, e.g. \
+         `(a + b + c) + (d + e + f)`"
+    )]
+    TooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
     /// DataFusion rejected the query (unknown column, type mismatch, ...).
     #[error("{0}")]
     Plan(#[from] DataFusionError),
