@@ -183,8 +183,16 @@ impl Context {
             .map_err(|source| Error::Statement {
                 line: statement.line,
                 text: statement.text.clone(),
-                source: Box::new(source),
+                source: Box::new(source.for_user(&self.tables, self.relation_names())),
             })
+    }
+
+    /// The names of the streams, views over streams and sink tables.
+    fn relation_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.streams).keys().cloned().collect();
+        names.extend(lock(&self.views).iter().map(|v| v.name.clone()));
+        names.extend(lock(&self.sinks).keys().cloned());
+        names
     }
 
     async fn execute_inner(&self, statement: &Statement) -> Result<Output, Error> {

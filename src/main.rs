@@ -109,8 +109,37 @@ impl RunArgs {
     }
 }
 
+/// Stack size of every thread that plans or runs queries: the thread that
+/// runs the script or the REPL, and the async runtime's workers and blocking
+/// threads. Planning and evaluating an expression recurses once per level of
+/// nesting (a chain of 1,000 `+` terms is 1,000 levels); the default 2 MiB
+/// (8 MiB for the main thread) overflows after a few hundred levels in a
+/// debug build. With 256 MiB a debug build survives about 5,400 levels, far
+/// above the nesting statements may have ([`quiver::sql::depth::MAX_DEPTH`]).
+/// Only the pages a thread touches take memory.
+const STACK_SIZE: usize = 256 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The main thread's stack cannot be resized: the work runs on a thread
+    // of its own.
+    let work = std::thread::Builder::new()
+        .name("quiver".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run_cli(cli));
+    match work.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        // A panic has already printed its message.
+        Ok(Err(_)) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: cannot start a thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command `cli` asks for: a script, a benchmark or the REPL.
+fn run_cli(cli: Cli) -> ExitCode {
     let interactive = cli.command.is_none() && cli.sql.is_none() && std::io::stdin().is_terminal();
     // The REPL reports each query's end itself; its log shows only warnings.
     let default_filter = if interactive {
@@ -135,6 +164,7 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_SIZE)
         .build()
     {
         Ok(runtime) => runtime,

@@ -280,6 +280,82 @@ fn max_batches_stops_an_unbounded_query() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "n\n0\n0\n0\n");
 }
 
+/// `terms` joined by `separator`, e.g. `1 + 2 + 3`.
+fn chain(terms: impl Iterator<Item = String>, separator: &str) -> String {
+    terms.collect::<Vec<_>>().join(separator)
+}
+
+/// Runs `script` from a file (long scripts exceed a command-line argument's
+/// limit) with `args`, and fails the test if quiver was killed by a signal or
+/// reported a stack overflow or panic.
+fn run_script_file(script: &str, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("script.sql");
+    std::fs::write(&file, script).unwrap();
+    let output = wait(quiver().args(args).arg("run").arg(&file).spawn().unwrap());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.code().is_some(),
+        "quiver was killed: {}\n{stderr}",
+        output.status
+    );
+    assert!(
+        !stderr.contains("overflowed") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    output
+}
+
+#[test]
+fn a_sum_of_500_terms_returns_its_value() {
+    let sum = chain((1..=500).map(|i| i.to_string()), " + ");
+    let output = run_script_file(&format!("SELECT {sum} AS total"), &["--format", "csv"]);
+    assert_success(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "total\n125250\n");
+}
+
+#[test]
+fn a_900_term_or_chain_over_a_stream_returns_its_rows() {
+    // Planned on the enlarged stacks: the default ones overflow at a few
+    // hundred terms.
+    // The generator's auction ids start at 1000: the chain matches every bid.
+    let or = chain((1000..1900).map(|i| format!("auction = {i}")), " OR ");
+    let script = format!(
+        "CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', rate = 1000, events = 1000, seed = 1);\n\
+         SELECT count(*) FILTER (WHERE {or}) = count(*) AND count(*) > 0 AS all_match FROM bids"
+    );
+    let args = ["--clock", "simulated", "--until-idle", "--format", "csv"];
+    let output = run_script_file(&script, &args);
+    assert_success(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "all_match\ntrue\n");
+}
+
+#[test]
+fn a_5000_term_or_chain_is_refused_with_the_fix() {
+    let or = chain((1..=5_000).map(|i| format!("auction = {i}")), " OR ");
+    let script = format!(
+        "CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', events = 1000);\n\
+         SELECT count(*) FROM bids WHERE {or}"
+    );
+    let output = run_script_file(&script, &["--clock", "simulated", "--until-idle"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: expression too deep: the statement nests more than 1000 levels")
+            && stderr.contains("`x IN (1, 2, ...)`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_100000_term_chain_is_refused_with_exit_code_1() {
+    let sum = chain((1..=100_000).map(|i| i.to_string()), " + ");
+    let output = run_script_file(&format!("SELECT 1;\nSELECT {sum}"), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: expression too deep"), "{stderr}");
+}
+
 #[test]
 fn ctrl_c_stops_after_the_current_batch_and_flushes_output() {
     let mut child = quiver()

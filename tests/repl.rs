@@ -288,6 +288,43 @@ fn backslash_commands_completion_and_formats() {
 }
 
 #[test]
+fn long_expressions_give_a_result_or_an_error_and_the_session_lives_on() {
+    let home = tempfile::tempdir().unwrap();
+    let mut p = repl(home.path(), &["--batch-interval", "100ms"]);
+    run(
+        &mut p,
+        "CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', rate = '200');",
+        "created stream bids",
+    );
+    let sum = (1..=500).map(|i| i.to_string()).collect::<Vec<_>>();
+    run(
+        &mut p,
+        &format!("SELECT {} AS total;", sum.join(" + ")),
+        "| 125250 ",
+    );
+    // Too long to type comfortably: run from files with \i.
+    let deep = |name: &str, sql: String| {
+        let file = home.path().join(name);
+        std::fs::write(&file, sql).unwrap();
+        format!("\\i {}", file.display())
+    };
+    let or = (1..=5_000)
+        .map(|i| format!("auction = {i}"))
+        .collect::<Vec<_>>();
+    let or = deep(
+        "or.sql",
+        format!("SELECT count(*) FROM bids WHERE {};", or.join(" OR ")),
+    );
+    run(&mut p, &or, "error: expression too deep");
+    let sum = (1..=100_000).map(|i| i.to_string()).collect::<Vec<_>>();
+    let sum = deep("sum.sql", format!("SELECT {};", sum.join(" + ")));
+    run(&mut p, &sum, "error: expression too deep");
+    run(&mut p, "SELECT 1 AS one;", "| 1   |");
+    send(&mut p, "\\q");
+    expect_clean_exit(&mut p);
+}
+
+#[test]
 fn a_failed_background_query_is_reported_at_the_prompt() {
     let home = tempfile::tempdir().unwrap();
     let input = home.path().join("in");

@@ -4,6 +4,7 @@
 //! Data flow: source → decode → `Batch` → window state → **query** → sink.
 
 pub mod catalog;
+pub mod depth;
 pub mod file_table;
 pub mod functions;
 mod group_window;
@@ -38,12 +39,28 @@ pub enum SqlError {
     /// The text is not valid SQL.
     #[error("syntax error: {0}")]
     Parse(String),
+    /// The statement nests too deeply to be planned (see [`depth`]).
+    #[error(
+        "expression too deep: the statement nests more than {limit} levels (terms of one chain \
+         of +, OR, AND or UNION count one level each); write a long OR of equalities as \
+         `x IN (1, 2, ...)`, and split a long chain into parenthesized groups, e.g. \
+         `(a + b + c) + (d + e + f)`"
+    )]
+    TooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
     /// DataFusion rejected the query (unknown column, type mismatch, ...).
     #[error("{0}")]
     Plan(#[from] DataFusionError),
     /// A name that is neither a stream nor a table.
-    #[error("unknown stream or table '{name}'; known streams: {known}")]
-    UnknownStream { name: String, known: String },
+    #[error("stream or table '{name}' not found; {hint}")]
+    UnknownStream {
+        /// The name as the statement wrote it.
+        name: String,
+        /// The closest known name, or what exists (see [`SqlError::unknown_relation`]).
+        hint: String,
+    },
     /// A window function call that quiver cannot run.
     #[error("{0}")]
     Window(String),
@@ -56,6 +73,38 @@ pub enum SqlError {
     /// A statement or clause quiver does not support (yet), with what to do instead.
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl SqlError {
+    /// `name` is no stream, view or table: suggests the closest of `known`
+    /// (by the measure DataFusion suggests column names with), or lists them
+    /// all when none is close.
+    pub fn unknown_relation(name: &str, mut known: Vec<String>) -> Self {
+        use datafusion::common::utils::datafusion_strsim::levenshtein;
+        known.sort();
+        known.dedup();
+        let target = name.to_lowercase();
+        let closest = known
+            .iter()
+            .filter_map(|candidate| {
+                let distance = levenshtein(&target, &candidate.to_lowercase());
+                let longest = target.chars().count().max(candidate.chars().count());
+                // More than half of the longer name to edit is no match.
+                (distance * 2 <= longest).then_some((distance, candidate))
+            })
+            .min_by_key(|(distance, _)| *distance);
+        let hint = match closest {
+            Some((_, candidate)) => format!("did you mean '{candidate}'?"),
+            None if known.is_empty() => format!(
+                "none exist yet: declare it with CREATE STREAM {name} WITH (connector = ...)"
+            ),
+            None => format!("streams and tables: {}", known.join(", ")),
+        };
+        SqlError::UnknownStream {
+            name: name.to_string(),
+            hint,
+        }
+    }
 }
 
 /// The streaming relations (streams, views over streams) `query` reads;

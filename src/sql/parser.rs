@@ -146,7 +146,9 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::Parse(e.to_string()))?;
-    let mut parser = Parser::new(&dialect).with_tokens_with_locations(drop_table_keyword(tokens));
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(NESTING_LIMIT)
+        .with_tokens_with_locations(drop_table_keyword(tokens));
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -155,10 +157,12 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             return Ok(statements);
         }
         let statement = parse_statement(&mut parser).map_err(parse_error)?;
+        super::depth::check_statement(&statement)?;
         let next = parser.peek_token();
         if !matches!(next.token, Token::SemiColon | Token::EOF) {
             return Err(parse_error(ParserError::ParserError(format!(
-                "expected ';' after the statement, found {} at {}",
+                // A location displays as " at Line: l, Column: c".
+                "expected ';' after the statement, found {}{}",
                 next.token, next.span.start
             ))));
         }
@@ -255,10 +259,21 @@ fn drop_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     out
 }
 
+/// How deeply sqlparser lets parentheses, CASE, function calls and subqueries
+/// nest (its default recursion limit).
+const NESTING_LIMIT: usize = 50;
+
 /// The named argument `SESSION(TABLE t PARTITION BY k, ...)` is parsed into.
 pub const SESSION_PARTITION_ARGUMENT: &str = "partition_by";
 
 fn parse_error(e: ParserError) -> SqlError {
+    if e == ParserError::RecursionLimitExceeded {
+        return SqlError::Unsupported(format!(
+            "expression too deep: more than {} nested levels of parentheses, CASE, function \
+             calls or subqueries; flatten the nesting, or move parts into views",
+            NESTING_LIMIT
+        ));
+    }
     let message = e
         .to_string()
         .trim_start_matches("sql parser error: ")
@@ -480,6 +495,7 @@ fn parse_create_sink(parser: &mut Parser) -> Result<Statement, ParserError> {
             tokens.push(TokenWithSpan::wrap(Token::EOF));
             let dialect = GenericDialect {};
             let query = Parser::new(&dialect)
+                .with_recursion_limit(NESTING_LIMIT)
                 .with_tokens_with_locations(tokens)
                 .parse_query()?;
             for _ in 0..end {

@@ -644,12 +644,40 @@ async fn split_partials(
     (merged, partials)
 }
 
-/// The first stream under `relations` that has a WATERMARK (event time).
-fn event_time_stream(catalog: Catalog<'_>, relations: &BTreeSet<String>) -> Option<String> {
-    relations
-        .iter()
-        .flat_map(|r| catalog.base_streams(r))
-        .find(|s| catalog.streams[s].watermark.is_some())
+/// The first relation `relations` names that reads an event-time stream: the
+/// relation as written (a stream or a view), the stream, and its event-time
+/// column. For hints that show the user's own names.
+fn event_time_relation(
+    catalog: Catalog<'_>,
+    relations: &BTreeSet<String>,
+) -> Option<(String, String, String)> {
+    relations.iter().find_map(|relation| {
+        catalog
+            .base_streams(relation)
+            .into_iter()
+            .find_map(|stream| {
+                let column = catalog.streams[&stream].watermark.as_ref()?.column.clone();
+                Some((relation.clone(), stream, column))
+            })
+    })
+}
+
+/// `name` as an identifier in a hint: as is when it is a plain lower-case
+/// identifier, else quoted with backticks (as Flink SQL and the hints' own
+/// examples write `dateTime`).
+fn hint_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("`{}`", name.replace('`', "``"))
+    }
 }
 
 /// Joining event-time streams without a window would, in Flink, keep state
@@ -660,13 +688,17 @@ fn refuse_unbounded_join(
     catalog: Catalog<'_>,
     relations: &BTreeSet<String>,
 ) -> Result<(), SqlError> {
-    match event_time_stream(catalog, relations) {
-        Some(stream) if stream_references > 1 => Err(SqlError::Unsupported(format!(
-            "joining streams without a window is not supported over event time (stream '{stream}' has a \
-             WATERMARK): its state would grow forever. Join windows instead: window both sides with \
-             TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '10' SECOND)) and join on window_start \
-             and window_end (Nexmark q8)"
-        ))),
+    match event_time_relation(catalog, relations) {
+        Some((relation, stream, column)) if stream_references > 1 => {
+            Err(SqlError::Unsupported(format!(
+                "joining streams without a window is not supported over event time (stream '{stream}' has a \
+                 WATERMARK): its state would grow forever. Join windows instead: window both sides, e.g. \
+                 TABLE(TUMBLE(TABLE {}, DESCRIPTOR({}), INTERVAL '10' SECOND)), and join on window_start \
+                 and window_end (Nexmark q8)",
+                hint_ident(&relation),
+                hint_ident(&column)
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -680,7 +712,7 @@ fn refuse_unbounded_aggregates(
     relations: &BTreeSet<String>,
 ) -> Result<(), SqlError> {
     use datafusion::common::tree_node::TreeNode;
-    let Some(stream) = event_time_stream(catalog, relations) else {
+    let Some((relation, stream, column)) = event_time_relation(catalog, relations) else {
         return Ok(());
     };
     let aggregates = main.logical.exists(|plan| {
@@ -693,8 +725,10 @@ fn refuse_unbounded_aggregates(
         return Err(SqlError::Unsupported(format!(
             "aggregating event-time stream '{stream}' (GROUP BY, DISTINCT or OVER) without a window is not \
              supported: the result would have to be updated forever. Aggregate per window instead, e.g. \
-             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) ... GROUP BY \
-             window_start, window_end, ...; or declare the stream without a WATERMARK to aggregate each batch"
+             FROM TABLE(TUMBLE(TABLE {}, DESCRIPTOR({}), INTERVAL '10' SECOND)) ... GROUP BY \
+             window_start, window_end, ...; or declare the stream without a WATERMARK to aggregate each batch",
+            hint_ident(&relation),
+            hint_ident(&column)
         )));
     }
     Ok(())
