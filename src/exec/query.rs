@@ -366,7 +366,7 @@ impl Runner {
                 break;
             }
             if self.limits.until_idle && self.sources.iter().all(|(_, _, s)| s.is_drained()) {
-                self.close_open_windows(batch_id, time, &tx, &mut summary)
+                self.close_open_windows(batch_id, time, &tx, &stop, &mut summary)
                     .await?;
                 break;
             }
@@ -871,12 +871,16 @@ impl Runner {
     /// At the end of bounded input, closes the windows that still hold rows:
     /// for processing time by running empty batches as if time went on
     /// (Spark's availableNow), for event time by moving the watermark past
-    /// every window (Flink's end of input).
+    /// every window (Flink's end of input). Only batches at which something
+    /// happens run (a window closes, a pane completes): the batch time jumps
+    /// over empty intervals, so a 30-day window closes in a few batches. A
+    /// stop request is honoured between batches.
     async fn close_open_windows(
         &mut self,
         mut batch_id: u64,
         mut time: i64,
         tx: &mpsc::Sender<QueryResult>,
+        stop: &watch::Receiver<bool>,
         summary: &mut QuerySummary,
     ) -> Result<(), ExecError> {
         let event_time = self.plan.time == Some(TimeDomain::Event);
@@ -886,6 +890,9 @@ impl Runner {
             None => return Ok(()),
         };
         for _ in 0..max_batches {
+            if *stop.borrow() {
+                break;
+            }
             let state = &self.state;
             let mut buffers = state.windows.iter().chain(&state.partials);
             if buffers.all(PaneBuffer::is_empty) && state.sessions.is_empty() {
@@ -909,10 +916,55 @@ impl Runner {
                     return Ok(());
                 }
             }
-            batch_id += 1;
-            time += self.interval_ms;
+            // Skipped intervals keep their ids, as if they had run empty:
+            // ids and times stay those of a run stepping through every one.
+            let next = self.next_event_time(time);
+            batch_id += ((next - time) / self.interval_ms) as u64;
+            time = next;
+            // Let a stop request (or anything else on this worker) in.
+            tokio::task::yield_now().await;
         }
         Ok(())
+    }
+
+    /// After the empty batch at `time` at the end of input, the next batch
+    /// time at which a processing-time window closes or a pane completes (its
+    /// partials can be compacted): the batches between would change nothing.
+    fn next_event_time(&self, time: i64) -> i64 {
+        let next = time + self.interval_ms;
+        let (Some(spec), Some(watermark)) = (self.plan.window, self.state.watermark) else {
+            return next;
+        };
+        if self.plan.time == Some(TimeDomain::Event) {
+            return next;
+        }
+        let lateness = self.state.allowed_lateness_ms;
+        let after = watermark.saturating_sub(lateness);
+        let state = &self.state;
+        let event = state
+            .windows
+            .iter()
+            .chain(&state.partials)
+            .flat_map(|panes| {
+                let pane_ms = panes.pane_ms();
+                panes.pane_starts().flat_map(move |pane| {
+                    let pane_end = Some(pane + pane_ms).filter(|end| *end > after);
+                    pane_end.into_iter().chain(spec.next_end_after(pane, after))
+                })
+            })
+            .min();
+        let Some(event) = event else {
+            return next;
+        };
+        // The batch at `t` moves the watermark to `t + interval`.
+        let due = event.saturating_add(lateness) - self.interval_ms;
+        let aligned = due.div_euclid(self.interval_ms) * self.interval_ms;
+        let aligned = if aligned < due {
+            aligned + self.interval_ms
+        } else {
+            aligned
+        };
+        next.max(aligned)
     }
 }
 
