@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::late::{LatePublisher, LateRouter};
 use super::window_state::{WindowState, event_times, max_time, on_time_rows};
 use super::{Clock, ExecError};
-use crate::batch::{stamp_batch_time, with_batch_time};
+use crate::batch::{InputMark, stamp_batch_time, with_batch_time};
 use crate::source::{self, PollContext, Source};
 use crate::sql::{KeptInput, StreamingPlan, TimeDomain};
 use crate::window::{PaneBuffer, PartitionedRows, combine, stamp_window};
@@ -83,6 +83,9 @@ pub struct QueryResult {
     pub rows: Vec<RecordBatch>,
     /// Measurements of the batch.
     pub progress: Progress,
+    /// What the results up to this batch were computed from (batch times and
+    /// source positions), for sinks that must tell a replay from a new run.
+    pub input: InputMark,
 }
 
 impl QueryResult {
@@ -223,6 +226,7 @@ pub fn start_query(
         clock,
         limits,
         progress: progress_tx,
+        input: InputMark::default(),
     };
     let task = tokio::spawn(runner.run(tx, stop_rx));
     Ok(QueryHandle {
@@ -264,6 +268,8 @@ struct Runner {
     clock: Clock,
     limits: RunLimits,
     progress: watch::Sender<QueryProgress>,
+    /// Batch times and source positions so far (see [`InputMark`]).
+    input: InputMark,
 }
 
 /// What one batch produced.
@@ -391,6 +397,7 @@ impl Runner {
             interval_ms: self.interval_ms,
         };
         let (mut polled, mut rows, mut skipped) = (Vec::new(), 0, 0);
+        let mut offsets = Vec::new();
         let event_time = self.plan.time == Some(TimeDomain::Event);
         self.partitioned.clear();
         for (stream, schema, source) in &mut self.sources {
@@ -402,6 +409,7 @@ impl Runner {
                     source,
                 })?;
             skipped += data.skipped;
+            offsets.extend(data.offsets.iter().map(|o| (stream.clone(), o.clone())));
             let mut stamped = Vec::with_capacity(data.data.len());
             let mut partitions = Vec::new();
             for (i, batch) in data
@@ -433,6 +441,8 @@ impl Runner {
             );
             polled.push(stamped);
         }
+        let offsets: Vec<(&str, &_)> = offsets.iter().map(|(s, o)| (s.as_str(), o)).collect();
+        self.input = self.input.next(time, &offsets);
         Ok((polled, rows, skipped))
     }
 
@@ -468,6 +478,7 @@ impl Runner {
         let routed = self.route_late(batch_id, time).await?;
         let name = self.name.clone();
         let output = self.plan.schema.clone();
+        let input = self.input.clone();
         let result = move |window, rows| QueryResult {
             query: name.clone(),
             batch_id,
@@ -476,6 +487,7 @@ impl Runner {
             schema: output.clone(),
             rows,
             progress: Progress::default(),
+            input: input.clone(),
         };
         if self.plan.session.is_some() {
             let late_rows = self.feed_session(batch_id).await?;
@@ -899,6 +911,7 @@ impl Runner {
                 break;
             }
             let empty = self.sources.iter().map(|_| Vec::new()).collect();
+            self.input = self.input.next(time, &[]);
             summary.batches += 1;
             let step = self.step(batch_id, time, empty, event_time).await?;
             summary.output_rows += step
