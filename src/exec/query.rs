@@ -524,12 +524,14 @@ impl Runner {
         let closed_until = self.state.closed_until;
         if let Some(watermark) = watermark {
             for panes in self.state.windows.iter().chain(&self.state.partials) {
+                // Only the windows due now, not every window holding the
+                // pane (a 30-day window sliding by 1 s has 2.6M).
+                let after = closed_until.map_or(i64::MIN, |c| c.saturating_sub(lateness));
                 for pane in panes.pane_starts() {
-                    for (start, end) in spec.windows_containing(pane) {
-                        let due = end.saturating_add(lateness);
-                        if due <= watermark && closed_until.is_none_or(|c| due > c) {
-                            closing.insert((end, start));
-                        }
+                    let mut next = spec.next_end_after(pane, after);
+                    while let Some(end) = next.filter(|e| e.saturating_add(lateness) <= watermark) {
+                        closing.insert((end, end - spec.size_ms));
+                        next = spec.next_end_after(pane, end);
                     }
                 }
             }
