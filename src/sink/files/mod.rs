@@ -187,24 +187,29 @@ impl FileSink {
 
     fn write_result(&mut self, result: &QueryResult) -> Result<(), SinkError> {
         let (batch, time) = (result.batch_id, result.batch_time_ms);
-        if self.last.is_some_and(|(last, _)| batch <= last) {
+        let last = self.last.map(|(b, _)| b);
+        if last.is_some_and(|last| batch < last) {
             self.stats.replayed_rows += result.num_rows() as u64;
             return Ok(());
         }
-        self.check_replay(result)?;
         let mut done = Vec::new();
-        let stale: Vec<String> = self
-            .open
-            .iter()
-            .filter(|(_, f)| f.age(time) >= self.options.rollover_interval)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for partition in stale {
-            if let Some(file) = self.open.remove(&partition) {
-                done.push(self.finish(file)?);
+        // Files finish when a new batch begins, never between two results
+        // of one batch (several windows closing at once): a batch's rows of
+        // a partition are in one file, which makes replays exact.
+        if last != Some(batch) {
+            self.check_replay(result)?;
+            let due: Vec<String> = self
+                .open
+                .iter()
+                .filter(|(_, f)| f.age(time) >= self.options.rollover_interval || self.full(f))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for partition in due {
+                if let Some(file) = self.open.remove(&partition) {
+                    done.push(self.finish(file)?);
+                }
             }
         }
-        let mut touched = Vec::new();
         for rows in result.rows.iter().filter(|r| r.num_rows() > 0) {
             let parts = self.partitioner.split(rows).map_err(|e| SinkError::Write {
                 sink: self.name.clone(),
@@ -234,21 +239,6 @@ impl FileSink {
                 if let Some(file) = self.open.get_mut(&partition) {
                     file.append(batch, time, &rows)?;
                 }
-                touched.push(partition);
-            }
-        }
-        touched.sort();
-        touched.dedup();
-        for partition in touched {
-            let full = self.open.get(&partition).is_some_and(|f| {
-                f.bytes() >= self.options.rollover_bytes
-                    || self
-                        .options
-                        .rollover_rows
-                        .is_some_and(|max| f.rows() >= max)
-            });
-            if full && let Some(file) = self.open.remove(&partition) {
-                done.push(self.finish(file)?);
             }
         }
         self.last = Some((batch, time));
@@ -306,6 +296,15 @@ impl FileSink {
             mismatch,
             path: self.options.path.display().to_string(),
         })
+    }
+
+    /// Whether `file` reached `rollover_bytes` or `rollover_rows`.
+    fn full(&self, file: &OpenFile) -> bool {
+        file.bytes() >= self.options.rollover_bytes
+            || self
+                .options
+                .rollover_rows
+                .is_some_and(|max| file.rows() >= max)
     }
 
     /// Finishes `file` once the journal holds every batch it has rows of.
@@ -494,7 +493,8 @@ mod tests {
         // k=a fills a file every 2 batches; k=b's file stays open from batch 1.
         sink.write(&result(0, &["a"])).unwrap();
         sink.write(&result(1, &["a", "b"])).unwrap();
-        assert_eq!(sink.durable_batch(), Some(0));
+        // k=a is full; it finishes when the next batch begins.
+        assert_eq!(sink.durable_batch(), None);
         sink.write(&result(2, &["a"])).unwrap();
         sink.write(&result(3, &["a"])).unwrap();
         assert_eq!(sink.durable_batch(), Some(0));
