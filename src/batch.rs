@@ -34,6 +34,48 @@ pub struct SourceOffset {
     pub position: String,
 }
 
+/// What a query's results up to a batch were computed from: a digest of the
+/// batch times and source positions of every batch so far, and the
+/// positions reached in the last one. A file sink records it per batch to
+/// tell a true replay (same batches, same input) from a new run reusing
+/// batch ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputMark {
+    /// FNV-1a digest chained over each batch's time and source positions.
+    pub digest: u64,
+    /// The positions the last batch reached, as `stream partition=position`
+    /// joined by `, ` (empty when it read nothing).
+    pub offsets: String,
+}
+
+impl InputMark {
+    /// The mark after the batch at `time_ms` whose sources reached `offsets`
+    /// (`(stream, offset)`, in the query's stream order).
+    pub fn next(&self, time_ms: i64, offsets: &[(&str, &SourceOffset)]) -> Self {
+        let mut digest = self.digest ^ FNV_OFFSET;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes.iter().chain([&0xff]) {
+                digest = (digest ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+            }
+        };
+        feed(&time_ms.to_le_bytes());
+        let mut text = Vec::new();
+        for (stream, offset) in offsets {
+            feed(stream.as_bytes());
+            feed(offset.partition.as_bytes());
+            feed(offset.position.as_bytes());
+            text.push(format!("{stream} {}={}", offset.partition, offset.position));
+        }
+        Self {
+            digest,
+            offsets: text.join(", "),
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// One source's data for one batch interval, with the `_batch_time` column added.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -98,5 +140,27 @@ mod tests {
             .downcast_ref::<TimestampMillisecondArray>()
             .unwrap();
         assert_eq!(t.values().to_vec(), vec![5_000, 5_000]);
+    }
+
+    #[test]
+    fn input_marks_differ_by_time_offsets_and_history() {
+        let a = SourceOffset {
+            partition: "in".into(),
+            position: "a.csv".into(),
+        };
+        let b = SourceOffset {
+            position: "b.csv".into(),
+            ..a.clone()
+        };
+        let start = InputMark::default();
+        let first = start.next(1000, &[("s", &a)]);
+        assert_eq!(first, start.next(1000, &[("s", &a)]));
+        assert_eq!(first.offsets, "s in=a.csv");
+        assert_ne!(first.digest, start.next(2000, &[("s", &a)]).digest);
+        assert_ne!(first.digest, start.next(1000, &[("s", &b)]).digest);
+        assert_ne!(first.digest, start.next(1000, &[]).digest);
+        // The same last batch after another history is another mark.
+        let other = start.next(0, &[]).next(1000, &[("s", &a)]);
+        assert_ne!(first.next(2000, &[]).digest, other.next(2000, &[]).digest);
     }
 }

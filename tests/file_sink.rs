@@ -49,6 +49,7 @@ fn result(id: u64, keys: &[&str]) -> QueryResult {
         schema,
         rows: vec![rows],
         progress: Progress::default(),
+        input: Default::default(),
     }
 }
 
@@ -265,8 +266,6 @@ async fn replaying_committed_batches_writes_each_row_once() {
     for id in 0..5 {
         sink.write(&result(id, &["a", "b"])).unwrap();
     }
-    // The same batch again in one session is a replay too.
-    sink.write(&result(4, &["a", "b"])).unwrap();
     sink.close().unwrap();
     // A restarted query replays batches 0..=4 and goes on to 7.
     let mut sink = sink::open(&d).unwrap();
@@ -297,6 +296,49 @@ async fn replaying_committed_batches_writes_each_row_once() {
 }
 
 #[tokio::test]
+async fn every_window_closing_in_one_batch_is_written_once_also_on_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    // One file per row, were files finished between results of a batch.
+    let d = def(
+        dir.path(),
+        "csv",
+        &[("partition_by", "k"), ("rollover_rows", "1")],
+    );
+    let windows = |id| {
+        let mut second = result(id, &["a", "b"]);
+        second.rows = result(id + 50, &["a"]).rows;
+        [result(id, &["a", "b"]), second]
+    };
+    for _run in 0..2 {
+        let mut sink = sink::open(&d).unwrap();
+        for id in 0..3 {
+            for r in windows(id) {
+                sink.write(&r).unwrap();
+            }
+        }
+        sink.close().unwrap();
+    }
+    let ctx = SessionContext::new();
+    ctx.register_csv(
+        "t",
+        url(dir.path()),
+        CsvReadOptions::new().table_partition_cols(vec![("k".into(), DataType::Utf8)]),
+    )
+    .await
+    .unwrap();
+    let out = query(
+        &ctx,
+        "SELECT k, count(*) AS c, sum(n) AS s FROM t GROUP BY k ORDER BY k",
+    )
+    .await;
+    // Per batch id: a gets id*100 and (id+50)*100, b gets id*100 + 1.
+    assert!(
+        out.contains("| a | 6 | 15600 |") && out.contains("| b | 3 | 303   |"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn a_new_run_reusing_batch_ids_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = def(dir.path(), "parquet", &[]);
@@ -308,7 +350,78 @@ async fn a_new_run_reusing_batch_ids_is_refused() {
     later.batch_time_ms += 3_600_000;
     let err = sink.write(&later).unwrap_err().to_string();
     assert!(
-        err.contains("not a replay") && err.contains("_quiver"),
+        err.contains("batch 0 was committed with batch time 2026-01-01 00:00:00, but this run's batch 0 has time 2026-01-01 01:00:00")
+            && err.contains("not a replay")
+            && err.contains(&format!("Delete {}", dir.path().display())),
+        "{err}"
+    );
+}
+
+/// Writes batches 0..3 (one result each) and closes the sink.
+fn committed_run(d: &SinkDef) {
+    let mut sink = sink::open(d).unwrap();
+    for id in 0..3 {
+        let mut r = result(id, &["a"]);
+        r.input.digest = id;
+        r.input.offsets = format!("s in={id}.csv");
+        sink.write(&r).unwrap();
+    }
+    sink.close().unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_with_the_same_batch_times_but_other_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = def(dir.path(), "csv", &[]);
+    committed_run(&d);
+    let files = visible_files(dir.path());
+    // Batch 0 replays; batch 1 read another file.
+    let mut sink = sink::open(&d).unwrap();
+    let mut r = result(0, &["a"]);
+    r.input.offsets = "s in=0.csv".into();
+    sink.write(&r).unwrap();
+    let mut other = result(1, &["a"]);
+    other.input.digest = 7;
+    other.input.offsets = "s in=9.csv".into();
+    let err = sink.write(&other).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "batch 1 has the committed batch time 2026-01-01 00:00:01 but this run read other input"
+        ) && err.contains("committed [s in=1.csv], now [s in=9.csv]")
+            && err.contains("not a replay"),
+        "{err}"
+    );
+    sink.close().unwrap();
+    assert_eq!(visible_files(dir.path()), files);
+}
+
+#[tokio::test]
+async fn a_restart_with_results_in_other_batches_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = def(dir.path(), "csv", &[]);
+    committed_run(&d);
+    // The committed run had a result in batch 0; this one starts at batch 1.
+    let mut sink = sink::open(&d).unwrap();
+    let mut r = result(1, &["a"]);
+    r.input.digest = 1;
+    let err = sink.write(&r).unwrap_err().to_string();
+    assert!(
+        err.contains("batch 0 (time 2026-01-01 00:00:00) produced results in the committed run but not in this run"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn output_without_a_batch_journal_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = def(dir.path(), "csv", &[]);
+    committed_run(&d);
+    // What an older quiver left: the commit log, no journal.
+    std::fs::remove_file(dir.path().join("_quiver/out/batches")).unwrap();
+    let err = sink::open(&d).err().expect("refused").to_string();
+    assert!(
+        err.contains("did not record each batch's input")
+            && err.contains("delete the output directory"),
         "{err}"
     );
 }
@@ -361,6 +474,7 @@ async fn timestamps_with_time_zone_and_nested_types_survive() {
         schema: schema.clone(),
         rows: vec![rows.clone()],
         progress: Progress::default(),
+        input: Default::default(),
     })
     .unwrap();
     sink.close().unwrap();
@@ -590,6 +704,7 @@ async fn timestamp_partitions_are_escaped_in_paths_and_decoded_by_readers() {
         schema,
         rows: vec![rows],
         progress: Progress::default(),
+        input: Default::default(),
     })
     .unwrap();
     sink.close().unwrap();

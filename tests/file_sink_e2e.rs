@@ -355,3 +355,87 @@ async fn insert_select_star_writes_the_streams_own_columns() {
         "{text}"
     );
 }
+
+/// The visible files under `out` after a refused restart: those of the first
+/// run, and the error names the mismatch and the fix.
+fn assert_refused(dir: &Path, rerun: &Output, files: &[String], mismatch: &str) {
+    assert!(!rerun.status.success(), "the restart was not refused");
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(
+        stderr.contains(mismatch)
+            && stderr.contains("not a replay")
+            && stderr.contains("Delete out"),
+        "{stderr}"
+    );
+    let (after, temp) = listing(&dir.join("out"));
+    assert_eq!(after, files);
+    assert!(temp.is_empty(), "{temp:?}");
+}
+
+#[test]
+fn a_restart_with_another_start_time_is_refused_and_adds_no_files() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_success(&run_script(dir.path(), None));
+    let (files, _) = listing(&dir.path().join("out"));
+    let rerun = quiver(
+        dir.path(),
+        None,
+        &["--start-time", "2026-02-01T00:00:00Z", "-c", SCRIPT],
+    );
+    assert_refused(
+        dir.path(),
+        &rerun,
+        &files,
+        "batch 0 was committed with batch time 2026-01-01 00:00:00, but this run's batch 0 has time 2026-02-01 00:00:00",
+    );
+}
+
+#[test]
+fn a_wall_clock_restart_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_success(&run_script(dir.path(), None));
+    let (files, _) = listing(&dir.path().join("out"));
+    let rerun = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .env_remove("QUIVER_SINK_CRASH")
+        .args([
+            "--batch-interval",
+            "100ms",
+            "--max-batches",
+            "3",
+            "-c",
+            SCRIPT,
+        ])
+        .output()
+        .unwrap();
+    assert_refused(
+        dir.path(),
+        &rerun,
+        &files,
+        "batch 0 was committed with batch time 2026-01-01 00:00:00, but this run's batch 0 has time",
+    );
+}
+
+#[test]
+fn a_restart_with_the_same_batch_times_but_other_files_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (name, v) in [("1.csv", 1), ("2.csv", 2)] {
+        std::fs::write(input.join(name), format!("v\n{v}\n")).unwrap();
+    }
+    let script = "CREATE STREAM s WITH (connector = 'files', path = 'in', format = 'csv', max_files_per_batch = 1);
+        CREATE SINK vs AS SELECT v FROM s WITH (connector = 'csv', path = 'out');";
+    assert_success(&quiver(dir.path(), None, &["-c", script]));
+    let (files, _) = listing(&dir.path().join("out"));
+    assert_eq!(files, vec!["vs-00000000-00000001.csv"]);
+    // A file that sorts first: batch 0 now reads it instead of 1.csv.
+    std::fs::write(input.join("0.csv"), "v\n1\n").unwrap();
+    let rerun = quiver(dir.path(), None, &["-c", script]);
+    assert_refused(
+        dir.path(),
+        &rerun,
+        &files,
+        "batch 0 has the committed batch time 2026-01-01 00:00:00 but this run read other input",
+    );
+}

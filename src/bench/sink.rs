@@ -59,6 +59,7 @@ fn write_with_sink(
             schema: schema.clone(),
             rows: rows.clone(),
             progress: Progress::default(),
+            input: Default::default(),
         })?;
     }
     sink.close()?;

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::late::{LatePublisher, LateRouter};
 use super::window_state::{WindowState, event_times, max_time, on_time_rows};
 use super::{Clock, ExecError};
-use crate::batch::{stamp_batch_time, with_batch_time};
+use crate::batch::{InputMark, stamp_batch_time, with_batch_time};
 use crate::source::{self, PollContext, Source};
 use crate::sql::{KeptInput, StreamingPlan, TimeDomain};
 use crate::window::{PaneBuffer, PartitionedRows, combine, stamp_window};
@@ -83,6 +83,9 @@ pub struct QueryResult {
     pub rows: Vec<RecordBatch>,
     /// Measurements of the batch.
     pub progress: Progress,
+    /// What the results up to this batch were computed from (batch times and
+    /// source positions), for sinks that must tell a replay from a new run.
+    pub input: InputMark,
 }
 
 impl QueryResult {
@@ -223,6 +226,7 @@ pub fn start_query(
         clock,
         limits,
         progress: progress_tx,
+        input: InputMark::default(),
     };
     let task = tokio::spawn(runner.run(tx, stop_rx));
     Ok(QueryHandle {
@@ -264,6 +268,8 @@ struct Runner {
     clock: Clock,
     limits: RunLimits,
     progress: watch::Sender<QueryProgress>,
+    /// Batch times and source positions so far (see [`InputMark`]).
+    input: InputMark,
 }
 
 /// What one batch produced.
@@ -366,7 +372,7 @@ impl Runner {
                 break;
             }
             if self.limits.until_idle && self.sources.iter().all(|(_, _, s)| s.is_drained()) {
-                self.close_open_windows(batch_id, time, &tx, &mut summary)
+                self.close_open_windows(batch_id, time, &tx, &stop, &mut summary)
                     .await?;
                 break;
             }
@@ -381,6 +387,7 @@ impl Runner {
             interval_ms: self.interval_ms,
         };
         let (mut polled, mut rows, mut skipped) = (Vec::new(), 0, 0);
+        let mut offsets = Vec::new();
         let event_time = self.plan.time == Some(TimeDomain::Event);
         self.partitioned.clear();
         for (stream, schema, source) in &mut self.sources {
@@ -392,6 +399,7 @@ impl Runner {
                     source,
                 })?;
             skipped += data.skipped;
+            offsets.extend(data.offsets.iter().map(|o| (stream.clone(), o.clone())));
             let mut stamped = Vec::with_capacity(data.data.len());
             let mut partitions = Vec::new();
             for (i, batch) in data
@@ -423,6 +431,8 @@ impl Runner {
             );
             polled.push(stamped);
         }
+        let offsets: Vec<(&str, &_)> = offsets.iter().map(|(s, o)| (s.as_str(), o)).collect();
+        self.input = self.input.next(time, &offsets);
         Ok((polled, rows, skipped))
     }
 
@@ -458,6 +468,7 @@ impl Runner {
         let routed = self.route_late(batch_id, time).await?;
         let name = self.name.clone();
         let output = self.plan.schema.clone();
+        let input = self.input.clone();
         let result = move |window, rows| QueryResult {
             query: name.clone(),
             batch_id,
@@ -466,6 +477,7 @@ impl Runner {
             schema: output.clone(),
             rows,
             progress: Progress::default(),
+            input: input.clone(),
         };
         if self.plan.session.is_some() {
             let late_rows = self.feed_session(batch_id).await?;
@@ -502,12 +514,14 @@ impl Runner {
         let closed_until = self.state.closed_until;
         if let Some(watermark) = watermark {
             for panes in self.state.windows.iter().chain(&self.state.partials) {
+                // Only the windows due now, not every window holding the
+                // pane (a 30-day window sliding by 1 s has 2.6M).
+                let after = closed_until.map_or(i64::MIN, |c| c.saturating_sub(lateness));
                 for pane in panes.pane_starts() {
-                    for (start, end) in spec.windows_containing(pane) {
-                        let due = end.saturating_add(lateness);
-                        if due <= watermark && closed_until.is_none_or(|c| due > c) {
-                            closing.insert((end, start));
-                        }
+                    let mut next = spec.next_end_after(pane, after);
+                    while let Some(end) = next.filter(|e| e.saturating_add(lateness) <= watermark) {
+                        closing.insert((end, end - spec.size_ms));
+                        next = spec.next_end_after(pane, end);
                     }
                 }
             }
@@ -861,12 +875,16 @@ impl Runner {
     /// At the end of bounded input, closes the windows that still hold rows:
     /// for processing time by running empty batches as if time went on
     /// (Spark's availableNow), for event time by moving the watermark past
-    /// every window (Flink's end of input).
+    /// every window (Flink's end of input). Only batches at which something
+    /// happens run (a window closes, a pane completes): the batch time jumps
+    /// over empty intervals, so a 30-day window closes in a few batches. A
+    /// stop request is honoured between batches.
     async fn close_open_windows(
         &mut self,
         mut batch_id: u64,
         mut time: i64,
         tx: &mpsc::Sender<QueryResult>,
+        stop: &watch::Receiver<bool>,
         summary: &mut QuerySummary,
     ) -> Result<(), ExecError> {
         let event_time = self.plan.time == Some(TimeDomain::Event);
@@ -876,12 +894,16 @@ impl Runner {
             None => return Ok(()),
         };
         for _ in 0..max_batches {
+            if *stop.borrow() {
+                break;
+            }
             let state = &self.state;
             let mut buffers = state.windows.iter().chain(&state.partials);
             if buffers.all(PaneBuffer::is_empty) && state.sessions.is_empty() {
                 break;
             }
             let empty = self.sources.iter().map(|_| Vec::new()).collect();
+            self.input = self.input.next(time, &[]);
             summary.batches += 1;
             let step = self.step(batch_id, time, empty, event_time).await?;
             summary.output_rows += step
@@ -899,10 +921,55 @@ impl Runner {
                     return Ok(());
                 }
             }
-            batch_id += 1;
-            time += self.interval_ms;
+            // Skipped intervals keep their ids, as if they had run empty:
+            // ids and times stay those of a run stepping through every one.
+            let next = self.next_event_time(time);
+            batch_id += ((next - time) / self.interval_ms) as u64;
+            time = next;
+            // Let a stop request (or anything else on this worker) in.
+            tokio::task::yield_now().await;
         }
         Ok(())
+    }
+
+    /// After the empty batch at `time` at the end of input, the next batch
+    /// time at which a processing-time window closes or a pane completes (its
+    /// partials can be compacted): the batches between would change nothing.
+    fn next_event_time(&self, time: i64) -> i64 {
+        let next = time + self.interval_ms;
+        let (Some(spec), Some(watermark)) = (self.plan.window, self.state.watermark) else {
+            return next;
+        };
+        if self.plan.time == Some(TimeDomain::Event) {
+            return next;
+        }
+        let lateness = self.state.allowed_lateness_ms;
+        let after = watermark.saturating_sub(lateness);
+        let state = &self.state;
+        let event = state
+            .windows
+            .iter()
+            .chain(&state.partials)
+            .flat_map(|panes| {
+                let pane_ms = panes.pane_ms();
+                panes.pane_starts().flat_map(move |pane| {
+                    let pane_end = Some(pane + pane_ms).filter(|end| *end > after);
+                    pane_end.into_iter().chain(spec.next_end_after(pane, after))
+                })
+            })
+            .min();
+        let Some(event) = event else {
+            return next;
+        };
+        // The batch at `t` moves the watermark to `t + interval`.
+        let due = event.saturating_add(lateness) - self.interval_ms;
+        let aligned = due.div_euclid(self.interval_ms) * self.interval_ms;
+        let aligned = if aligned < due {
+            aligned + self.interval_ms
+        } else {
+            aligned
+        };
+        next.max(aligned)
     }
 }
 

@@ -169,6 +169,7 @@ mod tests {
             schema,
             rows,
             progress: Progress::default(),
+            input: Default::default(),
         }
     }
 

@@ -80,19 +80,19 @@ pub enum SinkError {
         path: String,
         source: std::io::Error,
     },
-    /// A result reuses a committed batch id with another batch time: a new
-    /// run, not a replay, would be silently skipped.
+    /// A restarted run differs from the one whose output the directory
+    /// holds (other batch times or input): skipping its committed batches
+    /// would leave a gap, writing them would mix two runs.
     #[error(
-        "sink '{sink}': batch {batch} was committed with batch time {recorded}, but this query's batch {batch} \
-         has time {actual}: this is a new run, not a replay of the committed one. Use another path or sink name, \
-         or delete {log} (and the files) to start the sink over"
+        "sink '{sink}': {mismatch}: this is a new run, not a replay of the one whose output is in {path}, \
+         and writing there would skip or mix rows, so the sink stopped before this batch. Delete {path} (or choose another \
+         path or sink name) to start over; resuming a restarted wall-clock query needs checkpoints, which \
+         quiver does not have yet"
     )]
     NotAReplay {
         sink: String,
-        batch: u64,
-        recorded: String,
-        actual: String,
-        log: String,
+        mismatch: String,
+        path: String,
     },
 }
 

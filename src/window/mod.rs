@@ -137,6 +137,16 @@ impl WindowSpec {
             .map(move |start| (start, start + size))
     }
 
+    /// The earliest end after `after` of a window that contains time `t`, if
+    /// any: when the window state holding `t` next has a window to close
+    /// (computed, not iterated: a 30-day window sliding by 1 s has 2.6M).
+    pub fn next_end_after(&self, t: i64, after: i64) -> Option<i64> {
+        let last_start = t.div_euclid(self.slide_ms) * self.slide_ms;
+        let next = (after.div_euclid(self.slide_ms) + 1) * self.slide_ms;
+        let end = next.max(last_start + self.slide_ms);
+        (end <= last_start + self.size_ms).then_some(end)
+    }
+
     /// The earliest start among windows not closed when every window ending at
     /// or before `closed_until` has been emitted: panes ending at or before it
     /// are no longer needed.
@@ -223,5 +233,26 @@ mod tests {
         // After the window ending at 14 s closed, the earliest open one is [6 s, 16 s).
         assert_eq!(hop.first_open_start(14_000), 6_000);
         assert_eq!(hop.first_open_start(14_500), 6_000);
+    }
+
+    #[test]
+    fn next_end_after_agrees_with_the_windows_containing_a_time() {
+        let hop = WindowSpec::event_time(WindowKind::Hop, 10_000, 2_000).unwrap();
+        let tumble = WindowSpec::event_time(WindowKind::Tumble, 10_000, 10_000).unwrap();
+        for spec in [hop, tumble] {
+            for t in [-1, 0, 13_500, 14_000] {
+                for after in [-20_000, 0, 13_999, 14_000, 15_000, 21_999, 22_000, 40_000] {
+                    let expected = spec
+                        .windows_containing(t)
+                        .map(|(_, end)| end)
+                        .find(|end| *end > after);
+                    assert_eq!(
+                        spec.next_end_after(t, after),
+                        expected,
+                        "{spec:?} {t} {after}"
+                    );
+                }
+            }
+        }
     }
 }

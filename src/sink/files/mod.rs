@@ -24,11 +24,13 @@
 //!   embedded), CSV or NDJSON.
 //!
 //! A restarted query whose batch ids restart at 0 is taken for a replay: its
-//! results up to the committed batches are skipped. The sink checks that a
-//! replayed batch has the batch time recorded for it and refuses the result
-//! otherwise (a wall-clock restart of a non-replayable query).
+//! results up to the committed batches are skipped. Before that, the sink
+//! checks every result against its batch journal ([`journal`]: each batch's
+//! time and input) and refuses a run that is not a true replay (a wall-clock
+//! restart, another `--start-time`, other input) before writing anything.
 
 pub mod commit;
+pub mod journal;
 pub mod options;
 pub mod partition;
 pub mod rolling;
@@ -38,6 +40,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use commit::CommitLog;
+use journal::{Journal, Mismatch};
 pub use options::{FileFormat, FileSinkOptions};
 
 /// Whether `connector` names a file sink (whose table is also readable).
@@ -69,6 +72,7 @@ pub struct FileSink {
     options: FileSinkOptions,
     partitioner: Partitioner,
     log: CommitLog,
+    journal: Journal,
     open: BTreeMap<String, OpenFile>,
     /// Last batch written in this session, and its time.
     last: Option<(u64, i64)>,
@@ -129,6 +133,22 @@ impl FileSink {
                 path.display()
             );
         }
+        let meta = options.path.join(commit::META_DIR).join(&def.name);
+        let journal =
+            Journal::open(&meta).map_err(|e| file_error(&def.name, e.action, &e.path, e.source))?;
+        let state = log.state();
+        if !journal.existed() && (state.durable.is_some() || !state.partitions.is_empty()) {
+            return Err(SinkError::Write {
+                sink: def.name.clone(),
+                message: format!(
+                    "{} holds output of a quiver that did not record each batch's input ({} is \
+                     missing), so a restart cannot be checked to be a replay of it; delete the \
+                     output directory (or choose another path) to start over",
+                    options.path.display(),
+                    meta.join(journal::FILE).display()
+                ),
+            });
+        }
         if let Some(durable) = log.state().durable {
             tracing::info!(
                 "sink {} resumes after batch {durable}: results of committed batches are replays and are skipped \
@@ -146,6 +166,7 @@ impl FileSink {
             options,
             partitioner,
             log,
+            journal,
             open: BTreeMap::new(),
             last: None,
             stats: FileSinkStats::default(),
@@ -166,24 +187,29 @@ impl FileSink {
 
     fn write_result(&mut self, result: &QueryResult) -> Result<(), SinkError> {
         let (batch, time) = (result.batch_id, result.batch_time_ms);
-        if self.last.is_some_and(|(last, _)| batch <= last) {
+        let last = self.last.map(|(b, _)| b);
+        if last.is_some_and(|last| batch < last) {
             self.stats.replayed_rows += result.num_rows() as u64;
             return Ok(());
         }
-        self.check_replay(batch, time)?;
         let mut done = Vec::new();
-        let stale: Vec<String> = self
-            .open
-            .iter()
-            .filter(|(_, f)| f.age(time) >= self.options.rollover_interval)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for partition in stale {
-            if let Some(file) = self.open.remove(&partition) {
-                done.push(file.finish()?);
+        // Files finish when a new batch begins, never between two results
+        // of one batch (several windows closing at once): a batch's rows of
+        // a partition are in one file, which makes replays exact.
+        if last != Some(batch) {
+            self.check_replay(result)?;
+            let due: Vec<String> = self
+                .open
+                .iter()
+                .filter(|(_, f)| f.age(time) >= self.options.rollover_interval || self.full(f))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for partition in due {
+                if let Some(file) = self.open.remove(&partition) {
+                    done.push(self.finish(file)?);
+                }
             }
         }
-        let mut touched = Vec::new();
         for rows in result.rows.iter().filter(|r| r.num_rows() > 0) {
             let parts = self.partitioner.split(rows).map_err(|e| SinkError::Write {
                 sink: self.name.clone(),
@@ -213,21 +239,6 @@ impl FileSink {
                 if let Some(file) = self.open.get_mut(&partition) {
                     file.append(batch, time, &rows)?;
                 }
-                touched.push(partition);
-            }
-        }
-        touched.sort();
-        touched.dedup();
-        for partition in touched {
-            let full = self.open.get(&partition).is_some_and(|f| {
-                f.bytes() >= self.options.rollover_bytes
-                    || self
-                        .options
-                        .rollover_rows
-                        .is_some_and(|max| f.rows() >= max)
-            });
-            if full && let Some(file) = self.open.remove(&partition) {
-                done.push(file.finish()?);
             }
         }
         self.last = Some((batch, time));
@@ -237,30 +248,72 @@ impl FileSink {
         Ok(())
     }
 
-    /// A result for a batch the log has a time for must have that time:
-    /// otherwise it is not a replay but a new run reusing batch ids.
-    fn check_replay(&self, batch: u64, time: i64) -> Result<(), SinkError> {
-        let state = self.log.state();
-        let conflict = state
-            .partitions
-            .iter()
-            .find(|(_, c)| c.batch == batch && c.time_ms.is_some_and(|recorded| recorded != time));
-        match conflict {
-            None => Ok(()),
-            Some((_, c)) => Err(SinkError::NotAReplay {
-                sink: self.name.clone(),
+    /// A restart replays from batch 0: each result must be the journaled
+    /// run's (same batch, time and input) until the journal's end, or the
+    /// run is refused before anything of it is written or skipped.
+    fn check_replay(&mut self, result: &QueryResult) -> Result<(), SinkError> {
+        let (batch, time) = (result.batch_id, result.batch_time_ms);
+        let checked = self
+            .journal
+            .check(batch, time, &result.input)
+            .map_err(|e| file_error(&self.name, e.action, &e.path, e.source))?;
+        let Err(mismatch) = checked else {
+            return Ok(());
+        };
+        let t = super::format_time;
+        let mismatch = match mismatch {
+            Mismatch::Time {
                 batch,
-                recorded: super::format_time(c.time_ms.unwrap_or_default()),
-                actual: super::format_time(time),
-                log: self
-                    .options
-                    .path
-                    .join(commit::META_DIR)
-                    .join(&self.name)
-                    .display()
-                    .to_string(),
-            }),
+                recorded,
+                now,
+            } => format!(
+                "batch {batch} was committed with batch time {}, but this run's batch {batch} has time {}",
+                t(recorded),
+                t(now)
+            ),
+            Mismatch::Input {
+                batch,
+                recorded,
+                now,
+            } => format!(
+                "batch {batch} has the committed batch time {} but this run read other input up to it \
+                 (source positions after batch {batch}: committed [{}], now [{}])",
+                t(time),
+                recorded.offsets,
+                now.offsets
+            ),
+            Mismatch::Missing { batch, time_ms } => format!(
+                "batch {batch} (time {}) produced results in the committed run but not in this run",
+                t(time_ms)
+            ),
+            Mismatch::Extra { batch, time_ms } => format!(
+                "this run's batch {batch} (time {}) produced results where the committed run's did not",
+                t(time_ms)
+            ),
+        };
+        Err(SinkError::NotAReplay {
+            sink: self.name.clone(),
+            mismatch,
+            path: self.options.path.display().to_string(),
+        })
+    }
+
+    /// Whether `file` reached `rollover_bytes` or `rollover_rows`.
+    fn full(&self, file: &OpenFile) -> bool {
+        file.bytes() >= self.options.rollover_bytes
+            || self
+                .options
+                .rollover_rows
+                .is_some_and(|max| file.rows() >= max)
+    }
+
+    /// Finishes `file` once the journal holds every batch it has rows of.
+    fn finish(&mut self, file: OpenFile) -> Result<rolling::FinishedFile, SinkError> {
+        if let Err(e) = self.journal.sync() {
+            file.abandon();
+            return Err(file_error(&self.name, e.action, &e.path, e.source));
         }
+        file.finish()
     }
 
     /// Records finished files in the commit log (after their rename).
@@ -319,7 +372,7 @@ impl Sink for FileSink {
         }
         let mut done = Vec::new();
         for (_, file) in std::mem::take(&mut self.open) {
-            match file.finish() {
+            match self.finish(file) {
                 Ok(f) => done.push(f),
                 Err(e) => {
                     self.failed = true;
@@ -418,6 +471,7 @@ mod tests {
             schema,
             rows: vec![rows],
             progress: Progress::default(),
+            input: Default::default(),
         }
     }
 
@@ -439,7 +493,8 @@ mod tests {
         // k=a fills a file every 2 batches; k=b's file stays open from batch 1.
         sink.write(&result(0, &["a"])).unwrap();
         sink.write(&result(1, &["a", "b"])).unwrap();
-        assert_eq!(sink.durable_batch(), Some(0));
+        // k=a is full; it finishes when the next batch begins.
+        assert_eq!(sink.durable_batch(), None);
         sink.write(&result(2, &["a"])).unwrap();
         sink.write(&result(3, &["a"])).unwrap();
         assert_eq!(sink.durable_batch(), Some(0));
