@@ -89,7 +89,8 @@ pub struct LogError {
     pub source: std::io::Error,
 }
 
-fn at(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
+/// Wraps an I/O error with what was being done and to which file.
+pub(super) fn at(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
     move |source| LogError {
         action,

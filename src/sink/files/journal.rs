@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::commit::LogError;
+use super::commit::{LogError, at};
 use crate::batch::InputMark;
 
 const HEADER: &str = "quiver file sink batch journal v1";
@@ -60,15 +60,6 @@ pub struct Journal {
     existed: bool,
     file: Option<File>,
     dirty: bool,
-}
-
-fn at(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
-    let path = path.to_path_buf();
-    move |source| LogError {
-        action,
-        path,
-        source,
-    }
 }
 
 impl Journal {
