@@ -18,7 +18,7 @@ mod session;
 mod wildcard;
 
 pub use catalog::{Catalog, ViewDef};
-pub use parser::{DropKind, ParsedStatement, Statement, parse_script};
+pub use parser::{DropKind, ParsedStatement, Statement};
 pub use plan::{
     CompiledQuery, KeptInput, PartialAggregate, PlanSettings, SessionPlan, StreamingPlan,
     TimeDomain, WatermarkPlan,
@@ -138,4 +138,15 @@ pub fn proctime_columns(query: &ast::Query) -> BTreeSet<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Splits a script into statements and parses each one, refusing a
+/// statement that nests deeper than [`depth::MAX_DEPTH`] (planning it would
+/// exhaust the stack).
+pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
+    let statements = parser::parse_script(sql)?;
+    for parsed in &statements {
+        depth::check_statement(&parsed.statement)?;
+    }
+    Ok(statements)
 }

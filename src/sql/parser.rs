@@ -140,7 +140,8 @@ pub struct ParsedStatement {
     pub line: u64,
 }
 
-/// Splits a script into statements and parses each one.
+/// Splits a script into statements and parses each one (without bounding
+/// their depth: [`crate::sql::parse_script`] does that).
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
@@ -157,7 +158,6 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             return Ok(statements);
         }
         let statement = parse_statement(&mut parser).map_err(parse_error)?;
-        super::depth::check_statement(&statement)?;
         let next = parser.peek_token();
         if !matches!(next.token, Token::SemiColon | Token::EOF) {
             return Err(parse_error(ParserError::ParserError(format!(
