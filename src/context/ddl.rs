@@ -253,6 +253,18 @@ impl Context {
         Ok(Output::Message(format!("dropped table {name}")))
     }
 
+    /// A statement quiver leaves to DataFusion (`CREATE TABLE x AS VALUES`,
+    /// `SELECT 1`), after checking that a name it creates is free.
+    pub(super) async fn run_other_statement(
+        &self,
+        statement: &ast::Statement,
+    ) -> Result<Output, Error> {
+        if let Some(name) = created_name(statement) {
+            self.check_name_free(&name, "table")?;
+        }
+        self.run_on_datafusion(statement.clone()).await
+    }
+
     /// `CREATE EXTERNAL TABLE` and other statements of DataFusion's dialect.
     pub(super) async fn run_datafusion_statement(
         &self,

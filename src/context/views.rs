@@ -1,0 +1,75 @@
+//! `CREATE VIEW`: a view over streams is kept by quiver and planned into
+//! each query that reads it; any other view goes to DataFusion.
+
+use datafusion::sql::sqlparser::ast;
+
+use super::{Context, Output, lock};
+use crate::error::Error;
+use crate::sql::{Catalog, Statement, StreamingPlan, ViewDef};
+
+impl Context {
+    /// `CREATE VIEW`: a view over streams is kept by quiver and planned into
+    /// each query that reads it; any other view goes to DataFusion.
+    pub(super) async fn create_view(
+        &self,
+        name: &str,
+        query: &ast::Query,
+        or_replace: bool,
+    ) -> Result<Output, Error> {
+        let streams = lock(&self.streams).clone();
+        let views = lock(&self.views).clone();
+        let catalog = Catalog {
+            streams: &streams,
+            views: &views,
+        };
+        let mut probe = query.clone();
+        let reads = crate::sql::rewrite_relations(&mut probe, catalog)?;
+        self.check_name_free(name, if reads.is_empty() { "table" } else { "view" })?;
+        if reads.is_empty() {
+            return self
+                .run_sql_on_datafusion(&format!(
+                    "CREATE {}VIEW {name} AS {query}",
+                    if or_replace { "OR REPLACE " } else { "" }
+                ))
+                .await
+                .map(|_| Output::Message(format!("created view {name}")));
+        }
+        if catalog.is_streaming(name) && !or_replace {
+            return Err(Error::Catalog(format!(
+                "'{name}' already exists; use CREATE OR REPLACE VIEW"
+            )));
+        }
+        let view = ViewDef {
+            name: name.to_string(),
+            sql: {
+                let mut named = query.clone();
+                crate::sql::name_view_columns(&mut named);
+                named.to_string()
+            },
+            reads,
+            proctime_columns: crate::sql::proctime_columns(query),
+        };
+        // Plan a query over the view now, so that a broken view fails here.
+        let probe_sql = format!("SELECT * FROM {}", view.name);
+        let mut with_view = views.clone();
+        with_view.retain(|v| v.name != name);
+        with_view.push(view.clone());
+        let probe_query = match crate::sql::parse_script(&probe_sql)?.remove(0).statement {
+            Statement::Query(q) => q,
+            _ => return Err(Error::Catalog("cannot check the view".into())),
+        };
+        StreamingPlan::try_new(
+            &probe_query,
+            Catalog {
+                streams: &streams,
+                views: &with_view,
+            },
+            &self.tables,
+            self.tables.copied_config(),
+            self.config().batch_interval.as_millis() as i64,
+        )
+        .await?;
+        *lock(&self.views) = with_view;
+        Ok(Output::Message(format!("created view {name} over streams")))
+    }
+}
