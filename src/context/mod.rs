@@ -2,15 +2,15 @@
 //! dispatches each to the one function for its kind; the statement groups
 //! live in their own files:
 //!
-//! - [`streams`]: `CREATE STREAM` (and a stream's `<name>_late` stream),
-//! - [`views`]: `CREATE VIEW`,
-//! - [`sinks`]: sink tables (`CREATE TABLE ... WITH (connector = ...)`),
-//! - [`queries`]: continuous queries, foreground (`SELECT`) and background
+//! - [`streams`] — `CREATE STREAM` (and a stream's `<name>_late` stream),
+//! - [`views`] — `CREATE VIEW`,
+//! - [`sinks`] — sink tables (`CREATE TABLE ... WITH (connector = ...)`),
+//! - [`queries`] — continuous queries, foreground (`SELECT`) and background
 //!   (`INSERT INTO`, `CREATE SINK`, `STOP QUERY`),
-//! - [`show`]: `SHOW STREAMS`, `SHOW QUERIES`, `DESCRIBE`,
-//! - [`explain`]: `EXPLAIN`,
-//! - [`settings`]: `SET`, `CREATE FUNCTION`,
-//! - [`ddl`]: one name per object, `DROP`, DataFusion's own statements.
+//! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `DESCRIBE`,
+//! - [`explain`] — `EXPLAIN`,
+//! - [`settings`] — `SET`, `CREATE FUNCTION`,
+//! - [`ddl`] — one name per object, `DROP`, DataFusion's own statements.
 //!
 //! Front ends (CLI, REPL) are thin users of this API.
 
