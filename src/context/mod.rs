@@ -14,7 +14,6 @@
 //!
 //! Front ends (CLI, REPL) are thin users of this API.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
@@ -26,13 +25,12 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 
+use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::exec::{Clock, QueryHandle, Registry, RunLimits};
 use crate::sink::SinkDef;
 use crate::source::StreamDef;
-use crate::sql::{
-    Catalog, ParsedStatement, SqlError, Statement, StreamingPlan, ViewDef, parse_script,
-};
+use crate::sql::{ParsedStatement, SqlError, Statement, StreamingPlan, ViewDef, parse_script};
 
 mod ddl;
 mod explain;
@@ -101,11 +99,16 @@ pub enum Output {
 /// A quiver session: streams, static tables, settings and running queries.
 pub struct Context {
     config: Mutex<Config>,
-    streams: Mutex<BTreeMap<String, StreamDef>>,
-    views: Mutex<Vec<ViewDef>>,
-    sinks: Mutex<BTreeMap<String, SinkDef>>,
-    /// Held by a statement that creates or drops a name, from its check
-    /// that the name is free to its insert (see [`ddl`]).
+    /// Streams, views over streams and sink tables, behind one lock.
+    catalog: Catalog,
+    /// Held by a statement that changes the catalog or starts a query, for
+    /// its whole run. The catalog's own lock makes each check-and-insert
+    /// atomic, but two things still need this one: a statement that starts
+    /// a query plans against a snapshot, awaits, and only then registers as
+    /// a reader of its streams (a DROP STREAM in between would drop a
+    /// stream under it); and DataFusion's `CREATE TABLE`/`CREATE VIEW`
+    /// check that the name is free in quiver's catalog, then create it in
+    /// DataFusion's after awaits (see [`ddl`]).
     ddl: tokio::sync::Mutex<()>,
     /// The running queries and the streams they read.
     readers: Mutex<Vec<ddl::Reader>>,
@@ -125,9 +128,7 @@ impl Context {
     pub fn new(config: Config) -> Self {
         Self {
             config: Mutex::new(config),
-            streams: Mutex::new(BTreeMap::new()),
-            views: Mutex::new(Vec::new()),
-            sinks: Mutex::new(BTreeMap::new()),
+            catalog: Catalog::default(),
             ddl: tokio::sync::Mutex::new(()),
             readers: Mutex::new(Vec::new()),
             tables: crate::sql::functions::session_context(Self::session_config()),
@@ -155,20 +156,20 @@ impl Context {
 
     /// The declared streams, by name.
     pub fn streams(&self) -> Vec<StreamDef> {
-        lock(&self.streams).values().cloned().collect()
+        self.catalog.read(|c| c.streams.values().cloned().collect())
     }
 
     /// The sink tables (`CREATE TABLE ... WITH (connector = 'blackhole')`,
     /// `CREATE SINK`), by name: what `INSERT INTO` can write to. For front
     /// ends listing the catalog (the REPL's `\d` and completion).
     pub fn sink_tables(&self) -> Vec<SinkDef> {
-        lock(&self.sinks).values().cloned().collect()
+        self.catalog.read(|c| c.sinks.values().cloned().collect())
     }
 
     /// The views over streams (`CREATE VIEW v AS SELECT ... FROM stream`), in
     /// creation order. For front ends listing the catalog.
     pub fn stream_views(&self) -> Vec<ViewDef> {
-        lock(&self.views).clone()
+        self.catalog.read(|c| c.views.clone())
     }
 
     /// The background queries (`INSERT INTO`, `CREATE SINK`): their status,
@@ -199,10 +200,7 @@ impl Context {
 
     /// The names of the streams, views over streams and sink tables.
     fn relation_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = lock(&self.streams).keys().cloned().collect();
-        names.extend(lock(&self.views).iter().map(|v| v.name.clone()));
-        names.extend(lock(&self.sinks).keys().cloned());
-        names
+        self.catalog.read(|c| c.names())
     }
 
     async fn execute_inner(&self, statement: &Statement) -> Result<Output, Error> {
@@ -245,12 +243,7 @@ impl Context {
     }
 
     async fn plan(&self, query: &ast::Query) -> Result<Option<StreamingPlan>, Error> {
-        let streams = lock(&self.streams).clone();
-        let views = lock(&self.views).clone();
-        let catalog = Catalog {
-            streams: &streams,
-            views: &views,
-        };
+        let defs = self.catalog.snapshot();
         let interval_ms = self.config().batch_interval.as_millis() as i64;
         let settings = crate::sql::PlanSettings {
             incremental_aggregates: self.config().incremental_aggregates,
@@ -259,7 +252,10 @@ impl Context {
             .tables
             .copied_config()
             .with_extension(Arc::new(settings));
-        Ok(StreamingPlan::try_new(query, catalog, &self.tables, config, interval_ms).await?)
+        Ok(
+            StreamingPlan::try_new(query, defs.streaming(), &self.tables, config, interval_ms)
+                .await?,
+        )
     }
 
     async fn run_sql_on_datafusion(&self, sql: &str) -> Result<Output, Error> {

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use datafusion::sql::sqlparser::ast;
 
-use super::{Context, Output, lock};
+use super::{Context, Output};
+use crate::catalog::Kind;
 use crate::error::Error;
 use crate::exec::start_query;
 use crate::options::Options;
@@ -42,9 +43,11 @@ impl Context {
     /// `INSERT INTO sink_table SELECT ...`: starts a background query named
     /// after the table, its rows cast by position to the table's columns.
     pub(super) async fn insert(&self, table: &str, query: &ast::Query) -> Result<Output, Error> {
-        let def = lock(&self.sinks).get(table).cloned();
+        let (def, known) = self.catalog.read(|c| {
+            let known: Vec<String> = c.sinks.keys().cloned().collect();
+            (c.sinks.get(table).cloned(), known)
+        });
         let Some(def) = def else {
-            let known: Vec<String> = lock(&self.sinks).keys().cloned().collect();
             return Err(Error::Catalog(format!(
                 "INSERT INTO {table}: '{table}' is not a sink table; declare it with CREATE TABLE \
                  {table} (...) WITH (connector = ...) (sink connectors: {}); sink tables: {}",
@@ -68,7 +71,7 @@ impl Context {
         options: &Options,
         if_not_exists: bool,
     ) -> Result<Output, Error> {
-        if lock(&self.sinks).contains_key(name) {
+        if self.catalog.read(|c| c.sinks.contains_key(name)) {
             if if_not_exists {
                 return Ok(Output::Message(format!("sink {name} already exists")));
             }
@@ -76,7 +79,7 @@ impl Context {
                 "sink '{name}' already exists; use INSERT INTO {name} SELECT ... to start another query into it"
             )));
         }
-        self.check_name_free(name, "sink table")?;
+        self.check_name_free(name, Kind::SinkTable)?;
         let Some(connector) = options.get("connector") else {
             return Err(Error::Catalog(format!(
                 "CREATE SINK {name} needs WITH (connector = '...'); sink connectors are: {}",
@@ -88,18 +91,25 @@ impl Context {
                 "CREATE SINK {name}: the query reads no stream, so it would never produce rows"
             )));
         };
-        let mut def = SinkDef {
+        let def = SinkDef {
             name: name.to_string(),
             connector: connector.to_ascii_lowercase(),
             schema: plan.schema.clone(),
             options: options.without("connector"),
             table: None,
         };
-        self.attach_memory_table(&mut def)?;
-        let output = self.start_planned(def.clone(), plan)?;
-        self.register_file_table(&def)?;
-        lock(&self.sinks).insert(name.to_string(), def);
-        Ok(output)
+        self.with_new_sink(
+            def,
+            |name| format!(
+                "sink '{name}' already exists; use INSERT INTO {name} SELECT ... to start another query into it"
+            ),
+            |def| {
+                self.attach_memory_table(def)?;
+                let output = self.start_planned(def.clone(), plan)?;
+                self.register_file_table(def)?;
+                Ok(output)
+            },
+        )
     }
 
     pub(super) async fn start_background(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::{Context, Output, lock};
+use super::{Context, Output};
 use crate::batch::{SYSTEM_COLUMNS, with_batch_time};
 use crate::error::Error;
 use crate::sink;
@@ -39,7 +39,7 @@ impl Context {
     }
 
     pub(super) async fn describe(&self, name: &str) -> Result<Output, Error> {
-        let def = lock(&self.streams).get(name).cloned();
+        let def = self.catalog.read(|c| c.streams.get(name).cloned());
         let Some(def) = def else {
             return self
                 .run_sql_on_datafusion(&format!("DESCRIBE {name}"))

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::ColumnDef;
 
-use super::{Context, Output, lock};
+use super::{Context, Output};
+use crate::catalog::{Def, Kind};
 use crate::error::Error;
 use crate::options::Options;
 use crate::sink::{self, SinkDef};
@@ -21,7 +22,7 @@ impl Context {
         options: &Options,
         if_not_exists: bool,
     ) -> Result<Output, Error> {
-        if lock(&self.sinks).contains_key(name) {
+        if self.catalog.read(|c| c.sinks.contains_key(name)) {
             return if if_not_exists {
                 Ok(Output::Message(format!("table {name} already exists")))
             } else {
@@ -30,13 +31,13 @@ impl Context {
                 )))
             };
         }
-        self.check_name_free(name, "sink table")?;
+        self.check_name_free(name, Kind::SinkTable)?;
         if columns.is_empty() {
             return Err(Error::Catalog(format!(
                 "sink table '{name}' needs its columns: CREATE TABLE {name} (a BIGINT, ...) WITH (...)"
             )));
         }
-        let mut def = SinkDef {
+        let def = SinkDef {
             name: name.to_string(),
             connector: options
                 .get("connector")
@@ -46,15 +47,44 @@ impl Context {
             options: options.without("connector"),
             table: None,
         };
-        self.attach_memory_table(&mut def)?;
-        // Open once now so that bad options fail here, not at INSERT time.
-        sink::open(&def)?.close()?;
-        let readable = self.register_file_table(&def)?;
         let connector = def.connector.clone();
-        lock(&self.sinks).insert(name.to_string(), def);
+        let readable = self.with_new_sink(
+            def,
+            |name| format!("table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"),
+            |def| {
+                self.attach_memory_table(def)?;
+                // Open once now so that bad options fail here, not at INSERT time.
+                sink::open(def)?.close()?;
+                self.register_file_table(def)
+            },
+        )?;
         Ok(Output::Message(format!(
             "created table {name} ({connector} sink{readable}); INSERT INTO {name} SELECT ... starts a query writing to it"
         )))
+    }
+
+    /// Adds sink table `def` to the catalog — its name checked free and
+    /// taken in one step, `same_kind` the error if a sink table has it —
+    /// then runs `make`, which registers the table's session tables (and
+    /// may start the query writing to it), and keeps the definition as
+    /// `make` leaves it. If `make` fails, the name is free again.
+    pub(super) fn with_new_sink<R>(
+        &self,
+        mut def: SinkDef,
+        same_kind: impl FnOnce(&str) -> String,
+        make: impl FnOnce(&mut SinkDef) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.insert_new(vec![Def::Sink(def.clone())], Kind::SinkTable, same_kind)?;
+        let made = make(&mut def);
+        self.catalog.update(|c| match made {
+            Ok(_) => {
+                c.sinks.insert(def.name.clone(), def);
+            }
+            Err(_) => {
+                c.sinks.remove(&def.name);
+            }
+        });
+        made
     }
 
     /// A `memory` sink writes to a session table of its name, created here.

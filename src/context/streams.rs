@@ -9,8 +9,9 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::sqlparser::ast::ColumnDef;
 
-use super::{Context, Output, lock};
+use super::{Context, Output};
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
+use crate::catalog::{Def, Kind};
 use crate::error::Error;
 use crate::options::Options;
 use crate::sink;
@@ -69,7 +70,7 @@ impl Context {
         options: &Options,
         if_not_exists: bool,
     ) -> Result<Output, Error> {
-        if lock(&self.streams).contains_key(name) {
+        if self.catalog.read(|c| c.streams.contains_key(name)) {
             return if if_not_exists {
                 Ok(Output::Message(format!("stream {name} already exists")))
             } else {
@@ -78,7 +79,7 @@ impl Context {
                 )))
             };
         }
-        self.check_name_free(name, "stream")?;
+        self.check_name_free(name, Kind::Stream)?;
         let connector = options
             .get("connector")
             .ok_or_else(|| {
@@ -154,21 +155,22 @@ impl Context {
         let columns = def.schema.fields().len();
         let plural = if columns == 1 { "" } else { "s" };
         let mut message = format!("created stream {name} ({connector}, {columns} column{plural})");
-        if let Some(late) = &late {
-            self.check_name_free(&late.name, "stream")?;
-        }
-        let mut streams = lock(&self.streams);
+        let mut defs = Vec::new();
         if let Some(late) = late {
-            if streams.contains_key(&late.name) {
-                return Err(Error::Catalog(format!(
-                    "late_policy = 'side' on stream '{name}' declares stream '{}', which already exists",
-                    late.name
-                )));
-            }
+            self.check_name_free(&late.name, Kind::Stream)?;
             message += &format!("; its late rows go to stream {}", late.name);
-            streams.insert(late.name.clone(), late);
+            defs.push(Def::Stream(late));
         }
-        streams.insert(name.to_string(), def);
+        defs.push(Def::Stream(def));
+        self.insert_new(defs, Kind::Stream, |taken| {
+            if taken == name {
+                format!("stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS")
+            } else {
+                format!(
+                    "late_policy = 'side' on stream '{name}' declares stream '{taken}', which already exists"
+                )
+            }
+        })?;
         Ok(Output::Message(message))
     }
 
@@ -208,13 +210,15 @@ impl Context {
     /// `quiver run` script): a `<name>_late` stream that no query publishes
     /// to is then drained, so bounded runs over it end.
     pub fn no_more_queries(&self) {
-        for def in lock(&self.streams).values() {
-            if def.connector == source::LATE_CONNECTOR
-                && let Some(hub) = &def.late
-            {
-                hub.seal();
+        self.catalog.read(|c| {
+            for def in c.streams.values() {
+                if def.connector == source::LATE_CONNECTOR
+                    && let Some(hub) = &def.late
+                {
+                    hub.seal();
+                }
             }
-        }
+        });
     }
 
     /// Arrow schema of declared columns, with DataFusion's SQL type mapping.

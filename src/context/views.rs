@@ -3,7 +3,9 @@
 
 use datafusion::sql::sqlparser::ast;
 
-use super::{Context, Output, lock};
+use super::ddl::name_taken;
+use super::{Context, Output};
+use crate::catalog::{Def, Kind};
 use crate::error::Error;
 use crate::sql::{Catalog, Statement, StreamingPlan, ViewDef};
 
@@ -16,15 +18,18 @@ impl Context {
         query: &ast::Query,
         or_replace: bool,
     ) -> Result<Output, Error> {
-        let streams = lock(&self.streams).clone();
-        let views = lock(&self.views).clone();
-        let catalog = Catalog {
-            streams: &streams,
-            views: &views,
-        };
+        let defs = self.catalog.snapshot();
+        let catalog = defs.streaming();
         let mut probe = query.clone();
         let reads = crate::sql::rewrite_relations(&mut probe, catalog)?;
-        self.check_name_free(name, if reads.is_empty() { "table" } else { "view" })?;
+        self.check_name_free(
+            name,
+            if reads.is_empty() {
+                Kind::Table
+            } else {
+                Kind::View
+            },
+        )?;
         if reads.is_empty() {
             return self
                 .run_sql_on_datafusion(&format!(
@@ -51,7 +56,7 @@ impl Context {
         };
         // Plan a query over the view now, so that a broken view fails here.
         let probe_sql = format!("SELECT * FROM {}", view.name);
-        let mut with_view = views.clone();
+        let mut with_view = defs.views.clone();
         with_view.retain(|v| v.name != name);
         with_view.push(view.clone());
         let probe_query = match crate::sql::parse_script(&probe_sql)?.remove(0).statement {
@@ -61,7 +66,7 @@ impl Context {
         StreamingPlan::try_new(
             &probe_query,
             Catalog {
-                streams: &streams,
+                streams: &defs.streams,
                 views: &with_view,
             },
             &self.tables,
@@ -69,7 +74,15 @@ impl Context {
             self.config().batch_interval.as_millis() as i64,
         )
         .await?;
-        *lock(&self.views) = with_view;
+        if or_replace {
+            self.catalog
+                .replace_view(view, |name| self.is_datafusion_table(name))
+                .map_err(|taken| name_taken(&taken.name, Kind::View, taken.kind))?;
+        } else {
+            self.insert_new(vec![Def::View(view)], Kind::View, |name| {
+                format!("'{name}' already exists; use CREATE OR REPLACE VIEW")
+            })?;
+        }
         Ok(Output::Message(format!("created view {name} over streams")))
     }
 }
