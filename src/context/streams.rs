@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::sql::sqlparser::ast::ColumnDef;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
+use datafusion::sql::sqlparser::ast::{self, ColumnDef};
 
 use super::{Context, Output};
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
@@ -221,11 +223,16 @@ impl Context {
         });
     }
 
-    /// Arrow schema of declared columns, with DataFusion's SQL type mapping.
+    /// Arrow schema of declared columns, with DataFusion's SQL type mapping:
+    /// DataFusion plans a `CREATE TABLE` of these columns (built as a
+    /// statement, not as text), and its schema is theirs.
     pub(super) async fn declared_schema(&self, columns: &[ColumnDef]) -> Result<SchemaRef, Error> {
-        let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
-        let sql = format!("CREATE TABLE __quiver_columns ({})", list.join(", "));
-        match self.tables.state().create_logical_plan(&sql).await? {
+        let name = ast::ObjectName::from(vec![ast::Ident::new("__quiver_columns")]);
+        let create = CreateTableBuilder::new(name)
+            .columns(columns.to_vec())
+            .build();
+        let statement = DFStatement::Statement(Box::new(ast::Statement::CreateTable(create)));
+        match self.tables.state().statement_to_plan(statement).await? {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
                 Ok(Arc::new(create.input.schema().as_arrow().clone()))
             }

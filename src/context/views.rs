@@ -32,10 +32,7 @@ impl Context {
         )?;
         if reads.is_empty() {
             return self
-                .run_sql_on_datafusion(&format!(
-                    "CREATE {}VIEW {name} AS {query}",
-                    if or_replace { "OR REPLACE " } else { "" }
-                ))
+                .run_on_datafusion(datafusion_view(name, query, or_replace))
                 .await
                 .map(|_| Output::Message(format!("created view {name}")));
         }
@@ -85,4 +82,27 @@ impl Context {
         }
         Ok(Output::Message(format!("created view {name} over streams")))
     }
+}
+
+/// `CREATE [OR REPLACE] VIEW name AS query` as a statement for DataFusion.
+fn datafusion_view(name: &str, query: &ast::Query, or_replace: bool) -> ast::Statement {
+    ast::Statement::CreateView(ast::CreateView {
+        or_alter: false,
+        or_replace,
+        materialized: false,
+        secure: false,
+        name: ast::ObjectName::from(vec![ast::Ident::new(name)]),
+        name_before_not_exists: false,
+        columns: Vec::new(),
+        query: Box::new(query.clone()),
+        options: ast::CreateTableOptions::None,
+        cluster_by: Vec::new(),
+        comment: None,
+        with_no_schema_binding: false,
+        if_not_exists: false,
+        temporary: false,
+        copy_grants: false,
+        to: None,
+        params: None,
+    })
 }
