@@ -15,7 +15,16 @@ impl Context {
     pub(super) async fn explain(&self, query: &ast::Query) -> Result<Output, Error> {
         let Some(plan) = self.plan(query).await? else {
             return self
-                .run_sql_on_datafusion(&format!("EXPLAIN {query}"))
+                .rows_on_datafusion(ast::Statement::Explain {
+                    describe_alias: ast::DescribeAlias::Explain,
+                    analyze: false,
+                    verbose: false,
+                    query_plan: false,
+                    estimate: false,
+                    statement: Box::new(ast::Statement::Query(Box::new(query.clone()))),
+                    format: None,
+                    options: None,
+                })
                 .await;
         };
         let interval = humantime::format_duration(self.config().batch_interval);

@@ -258,10 +258,17 @@ impl Context {
         )
     }
 
-    async fn run_sql_on_datafusion(&self, sql: &str) -> Result<Output, Error> {
+    /// Runs `statement` on DataFusion and returns its rows (none for `SET`).
+    async fn rows_on_datafusion(&self, statement: ast::Statement) -> Result<Output, Error> {
+        let plan = self
+            .tables
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(SqlError::from)?;
         let rows = self
             .tables
-            .sql(sql)
+            .execute_logical_plan(plan)
             .await
             .map_err(SqlError::from)?
             .collect()
@@ -297,4 +304,10 @@ impl Context {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The object name `name` was written as: the inverse of
+/// [`crate::sql::parser::normalize_name`], which joins its parts with dots.
+fn object_name(name: &str) -> ast::ObjectName {
+    ast::ObjectName::from(name.split('.').map(ast::Ident::new).collect::<Vec<_>>())
 }

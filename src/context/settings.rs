@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use datafusion::sql::sqlparser::ast;
+
 use super::{Context, Output, lock};
 use crate::error::Error;
 
@@ -37,8 +39,16 @@ impl Context {
                 Ok(Output::Message(format!("incremental_aggregates = {on}")))
             }
             _ if name.starts_with("datafusion.") => {
-                self.run_sql_on_datafusion(&format!("SET {name} = '{}'", value.replace('\'', "''")))
-                    .await
+                // One identifier: DataFusion joins a name's parts with dots.
+                self.rows_on_datafusion(ast::Statement::Set(ast::Set::SingleAssignment {
+                    scope: None,
+                    hivevar: false,
+                    variable: ast::ObjectName::from(vec![ast::Ident::new(name)]),
+                    values: vec![ast::Expr::Value(
+                        ast::Value::SingleQuotedString(value.to_string()).into(),
+                    )],
+                }))
+                .await
             }
             _ => Err(Error::Catalog(format!(
                 "unknown setting '{name}'; valid settings are: {}, datafusion.*",

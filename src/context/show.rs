@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast;
 
 use super::{Context, Output};
 use crate::batch::{SYSTEM_COLUMNS, with_batch_time};
@@ -42,7 +43,12 @@ impl Context {
         let def = self.catalog.read(|c| c.streams.get(name).cloned());
         let Some(def) = def else {
             return self
-                .run_sql_on_datafusion(&format!("DESCRIBE {name}"))
+                .rows_on_datafusion(ast::Statement::ExplainTable {
+                    describe_alias: ast::DescribeAlias::Describe,
+                    hive_format: None,
+                    has_table_keyword: false,
+                    table_name: super::object_name(name),
+                })
                 .await;
         };
         let schema = with_batch_time(&def.schema);
