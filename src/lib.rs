@@ -39,6 +39,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod batch;
+mod catalog;
 mod context;
 mod error;
 pub mod exec;

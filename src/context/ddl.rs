@@ -3,9 +3,10 @@
 //! refuses a stream's name, and the reverse), and `DROP STREAM | VIEW |
 //! TABLE`, refused while a running query reads the stream.
 //!
-//! Statements that change the catalog hold [`Context`]'s DDL lock from
-//! their name check to their insert, so two of them cannot both find a name
-//! free.
+//! The catalog checks a name and takes it in one step
+//! ([`crate::catalog::Catalog::insert_new`]); statements that change the
+//! catalog or start queries also hold [`Context`]'s DDL lock for their whole
+//! run (why: see the field's doc).
 
 use std::collections::BTreeSet;
 
@@ -14,6 +15,7 @@ use datafusion::sql::sqlparser::ast;
 use tokio::sync::watch;
 
 use super::{Context, Output, lock};
+use crate::catalog::{Def, Defs, Kind};
 use crate::error::Error;
 use crate::exec::QueryProgress;
 use crate::source;
@@ -84,33 +86,45 @@ impl Context {
         });
     }
 
-    /// What `name` already names, if anything: "stream", "view", "sink
-    /// table" or "table" (DataFusion's tables and views).
-    pub(super) fn name_owner(&self, name: &str) -> Option<&'static str> {
-        if lock(&self.streams).contains_key(name) {
-            Some("stream")
-        } else if lock(&self.views).iter().any(|v| v.name == name) {
-            Some("view")
-        } else if lock(&self.sinks).contains_key(name) {
-            Some("sink table")
-        } else if self.tables.table_exist(name).unwrap_or(false) {
-            Some("table")
-        } else {
-            None
-        }
+    /// What `name` already names, if anything, DataFusion's tables and
+    /// views included.
+    pub(super) fn name_owner(&self, name: &str) -> Option<Kind> {
+        self.catalog
+            .read(|c| c.owner(name))
+            .or_else(|| self.is_datafusion_table(name).then_some(Kind::Table))
+    }
+
+    /// Whether DataFusion has a table or view called `name`.
+    pub(super) fn is_datafusion_table(&self, name: &str) -> bool {
+        self.tables.table_exist(name).unwrap_or(false)
     }
 
     /// Refuses to create `kind` `name` when another kind of object has that
     /// name (the same kind reports its own "already exists").
-    pub(super) fn check_name_free(&self, name: &str, kind: &str) -> Result<(), Error> {
+    pub(super) fn check_name_free(&self, name: &str, kind: Kind) -> Result<(), Error> {
         match self.name_owner(name) {
-            Some(owner) if owner != kind => Err(Error::Catalog(format!(
-                "cannot create {kind} '{name}': a {owner} named '{name}' exists; \
-                 pick another name, or DROP {} {name} first",
-                drop_keyword(owner)
-            ))),
+            Some(owner) if owner != kind => Err(name_taken(name, kind, owner)),
             _ => Ok(()),
         }
+    }
+
+    /// Adds `defs` to the catalog, atomically checking that their names are
+    /// free; a name the same kind of object has gives `same_kind`'s error.
+    pub(super) fn insert_new(
+        &self,
+        defs: Vec<Def>,
+        kind: Kind,
+        same_kind: impl FnOnce(&str) -> String,
+    ) -> Result<(), Error> {
+        self.catalog
+            .insert_new(defs, |name| self.is_datafusion_table(name))
+            .map_err(|taken| {
+                if taken.kind == kind {
+                    Error::Catalog(same_kind(&taken.name))
+                } else {
+                    name_taken(&taken.name, kind, taken.kind)
+                }
+            })
     }
 
     /// `DROP STREAM | VIEW | TABLE`.
@@ -128,10 +142,10 @@ impl Context {
         };
         let owner = self.name_owner(name);
         match (kind, owner) {
-            (DropKind::Stream | DropKind::Table, Some("stream")) => self.drop_stream(name),
-            (DropKind::View, Some("view")) => self.drop_view(name),
-            (DropKind::Table, Some("sink table")) => self.drop_sink_table(name),
-            (DropKind::View | DropKind::Table, Some("table")) => self
+            (DropKind::Stream | DropKind::Table, Some(Kind::Stream)) => self.drop_stream(name),
+            (DropKind::View, Some(Kind::View)) => self.drop_view(name),
+            (DropKind::Table, Some(Kind::SinkTable)) => self.drop_sink_table(name),
+            (DropKind::View | DropKind::Table, Some(Kind::Table)) => self
                 .run_df_statement(DFStatement::Statement(Box::new(statement.clone())))
                 .await
                 .map(|_| {
@@ -146,7 +160,8 @@ impl Context {
                 "{name} does not exist; nothing dropped"
             ))),
             (_, None) => {
-                let streams: Vec<String> = lock(&self.streams).keys().cloned().collect();
+                let streams: Vec<String> =
+                    self.catalog.read(|c| c.streams.keys().cloned().collect());
                 Err(Error::Catalog(format!(
                     "cannot drop '{name}': no stream, view or table has that name; streams: {}",
                     if streams.is_empty() {
@@ -158,13 +173,20 @@ impl Context {
             }
             (_, Some(owner)) => Err(Error::Catalog(format!(
                 "'{name}' is a {owner}: DROP {} {name}",
-                drop_keyword(owner)
+                owner.drop_keyword()
             ))),
         }
     }
 
     fn drop_stream(&self, name: &str) -> Result<Output, Error> {
-        let mut streams = lock(&self.streams);
+        self.catalog
+            .update(|defs| self.drop_stream_from(defs, name))
+    }
+
+    /// Removes stream `name` (and its `<name>_late` stream) from `defs`
+    /// unless a view or a running query reads it.
+    fn drop_stream_from(&self, defs: &mut Defs, name: &str) -> Result<Output, Error> {
+        let streams = &mut defs.streams;
         let Some(def) = streams.get(name) else {
             return Err(Error::Catalog(format!("stream '{name}' does not exist")));
         };
@@ -181,7 +203,7 @@ impl Context {
         if def.late.is_some() && streams.contains_key(&late) {
             dropped.push(late);
         }
-        for view in lock(&self.views).iter() {
+        for view in &defs.views {
             if let Some(stream) = dropped.iter().find(|s| view.reads.contains(*s)) {
                 return Err(Error::Catalog(format!(
                     "cannot drop stream '{name}': view '{}' reads stream '{stream}'; DROP VIEW {} first",
@@ -218,15 +240,16 @@ impl Context {
     }
 
     fn drop_view(&self, name: &str) -> Result<Output, Error> {
-        let mut views = lock(&self.views);
-        if let Some(other) = views.iter().find(|v| v.reads.contains(name)) {
-            return Err(Error::Catalog(format!(
-                "cannot drop view '{name}': view '{}' reads it; DROP VIEW {} first",
-                other.name, other.name
-            )));
-        }
-        views.retain(|v| v.name != name);
-        Ok(Output::Message(format!("dropped view {name}")))
+        self.catalog.update(|defs| {
+            if let Some(other) = defs.views.iter().find(|v| v.reads.contains(name)) {
+                return Err(Error::Catalog(format!(
+                    "cannot drop view '{name}': view '{}' reads it; DROP VIEW {} first",
+                    other.name, other.name
+                )));
+            }
+            defs.views.retain(|v| v.name != name);
+            Ok(Output::Message(format!("dropped view {name}")))
+        })
     }
 
     fn drop_sink_table(&self, name: &str) -> Result<Output, Error> {
@@ -243,14 +266,26 @@ impl Context {
                  stop it first (STOP QUERY {name})"
             )));
         }
-        let mut sinks = lock(&self.sinks);
-        if let Some(def) = sinks.remove(name)
+        let removed = self.catalog.update(|defs| defs.sinks.remove(name));
+        if let Some(def) = removed
             && (def.table.is_some() || crate::sink::files::is_file_connector(&def.connector))
         {
             self.tables
                 .deregister_table(datafusion::common::TableReference::bare(name))?;
         }
         Ok(Output::Message(format!("dropped table {name}")))
+    }
+
+    /// A statement quiver leaves to DataFusion (`CREATE TABLE x AS VALUES`,
+    /// `SELECT 1`), after checking that a name it creates is free.
+    pub(super) async fn run_other_statement(
+        &self,
+        statement: &ast::Statement,
+    ) -> Result<Output, Error> {
+        if let Some(name) = created_name(statement) {
+            self.check_name_free(&name, Kind::Table)?;
+        }
+        self.run_on_datafusion(statement.clone()).await
     }
 
     /// `CREATE EXTERNAL TABLE` and other statements of DataFusion's dialect.
@@ -267,17 +302,17 @@ impl Context {
                     create.locations.join(",")
                 )));
             }
-            self.check_name_free(&create.name.to_string(), "table")?;
+            self.check_name_free(&create.name.to_string(), Kind::Table)?;
         }
         self.run_df_statement(statement.clone()).await
     }
 }
 
-/// The DROP keyword for an object kind.
-fn drop_keyword(owner: &str) -> &'static str {
-    match owner {
-        "stream" => "STREAM",
-        "view" => "VIEW",
-        _ => "TABLE",
-    }
+/// Creating `kind` `name` refused: `owner` (another kind) has the name.
+pub(super) fn name_taken(name: &str, kind: Kind, owner: Kind) -> Error {
+    Error::Catalog(format!(
+        "cannot create {kind} '{name}': a {owner} named '{name}' exists; \
+         pick another name, or DROP {} {name} first",
+        owner.drop_keyword()
+    ))
 }

@@ -1,0 +1,150 @@
+//! Statements that start continuous queries: a foreground `SELECT` over
+//! streams (the caller consumes its results), and the background queries
+//! `INSERT INTO` and `CREATE SINK` start (`STOP QUERY` stops them).
+
+use std::sync::atomic::Ordering;
+
+use datafusion::sql::sqlparser::ast;
+
+use super::{Context, Output};
+use crate::catalog::Kind;
+use crate::error::Error;
+use crate::exec::start_query;
+use crate::options::Options;
+use crate::sink::{self, SinkDef};
+use crate::sql::StreamingPlan;
+
+impl Context {
+    /// `STOP QUERY name`: stops a background query and reports what it did.
+    pub(super) async fn stop_query(&self, name: &str) -> Result<Output, Error> {
+        let status = self.background.stop(name).await?;
+        Ok(Output::Message(format!(
+            "stopped query {name} after {}, {} written",
+            crate::exec::counted(status.batches, "batch", "batches"),
+            crate::exec::counted(status.output_rows, "row", "rows"),
+        )))
+    }
+
+    pub(super) async fn query(&self, query: &ast::Query) -> Result<Output, Error> {
+        let Some(plan) = self.plan(query).await? else {
+            return self
+                .run_on_datafusion(ast::Statement::Query(Box::new(query.clone())))
+                .await;
+        };
+        let config = self.config();
+        let name = format!("query_{}", self.next_query.fetch_add(1, Ordering::Relaxed));
+        let interval_ms = config.batch_interval.as_millis() as i64;
+        let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
+        let handle = start_query(name, plan, interval_ms, config.clock, config.limits)?;
+        self.add_reader(&handle.name, false, streams, handle.progress.clone());
+        Ok(Output::Query(handle))
+    }
+
+    /// `INSERT INTO sink_table SELECT ...`: starts a background query named
+    /// after the table, its rows cast by position to the table's columns.
+    pub(super) async fn insert(&self, table: &str, query: &ast::Query) -> Result<Output, Error> {
+        let (def, known) = self.catalog.read(|c| {
+            let known: Vec<String> = c.sinks.keys().cloned().collect();
+            (c.sinks.get(table).cloned(), known)
+        });
+        let Some(def) = def else {
+            return Err(Error::Catalog(format!(
+                "INSERT INTO {table}: '{table}' is not a sink table; declare it with CREATE TABLE \
+                 {table} (...) WITH (connector = ...) (sink connectors: {}); sink tables: {}",
+                sink::CONNECTORS.join(", "),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        self.start_background(def, query).await
+    }
+
+    /// `CREATE SINK name AS SELECT ... WITH (connector = ...)`: a sink table
+    /// with the query's schema, and the background query that fills it.
+    pub(super) async fn create_sink(
+        &self,
+        name: &str,
+        query: &ast::Query,
+        options: &Options,
+        if_not_exists: bool,
+    ) -> Result<Output, Error> {
+        if self.catalog.read(|c| c.sinks.contains_key(name)) {
+            if if_not_exists {
+                return Ok(Output::Message(format!("sink {name} already exists")));
+            }
+            return Err(Error::Catalog(format!(
+                "sink '{name}' already exists; use INSERT INTO {name} SELECT ... to start another query into it"
+            )));
+        }
+        self.check_name_free(name, Kind::SinkTable)?;
+        let Some(connector) = options.get("connector") else {
+            return Err(Error::Catalog(format!(
+                "CREATE SINK {name} needs WITH (connector = '...'); sink connectors are: {}",
+                sink::CONNECTORS.join(", ")
+            )));
+        };
+        let Some(plan) = self.plan(query).await? else {
+            return Err(Error::Catalog(format!(
+                "CREATE SINK {name}: the query reads no stream, so it would never produce rows"
+            )));
+        };
+        let def = SinkDef {
+            name: name.to_string(),
+            connector: connector.to_ascii_lowercase(),
+            schema: plan.schema.clone(),
+            options: options.without("connector"),
+            table: None,
+        };
+        self.with_new_sink(
+            def,
+            |name| format!(
+                "sink '{name}' already exists; use INSERT INTO {name} SELECT ... to start another query into it"
+            ),
+            |def| {
+                self.attach_memory_table(def)?;
+                let output = self.start_planned(def.clone(), plan)?;
+                self.register_file_table(def)?;
+                Ok(output)
+            },
+        )
+    }
+
+    pub(super) async fn start_background(
+        &self,
+        def: SinkDef,
+        query: &ast::Query,
+    ) -> Result<Output, Error> {
+        let Some(mut plan) = self.plan(query).await? else {
+            return Err(Error::Catalog(format!(
+                "INSERT INTO {}: the query reads no stream; quiver's INSERT starts a continuous query",
+                def.name
+            )));
+        };
+        plan.cast_to(&def.schema)?;
+        self.start_planned(def, plan)
+    }
+
+    pub(super) fn start_planned(&self, def: SinkDef, plan: StreamingPlan) -> Result<Output, Error> {
+        let sink = sink::open(&def)?;
+        let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
+        let config = self.config();
+        let interval_ms = config.batch_interval.as_millis() as i64;
+        let handle = start_query(
+            def.name.clone(),
+            plan,
+            interval_ms,
+            config.clock,
+            config.limits,
+        )?;
+        let progress = handle.progress.clone();
+        self.background.start(handle, sink, &def.connector)?;
+        self.add_reader(&def.name, true, streams, progress);
+        Ok(Output::Message(format!(
+            "started query {} writing to {} sink {} (SHOW QUERIES shows progress, STOP QUERY {} stops it)",
+            def.name, def.connector, def.name, def.name
+        )))
+    }
+}

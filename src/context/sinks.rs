@@ -1,0 +1,124 @@
+//! Sink tables: `CREATE TABLE t (...) WITH (connector = ...)` declares what
+//! `INSERT INTO` writes to; a `memory` sink is a session table, and a file
+//! sink is also readable as DataFusion's table over its finished files.
+
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::ColumnDef;
+
+use super::{Context, Output};
+use crate::catalog::{Def, Kind};
+use crate::error::Error;
+use crate::options::Options;
+use crate::sink::{self, SinkDef};
+
+impl Context {
+    /// `CREATE TABLE t (...) WITH (connector = 'blackhole' | 'print' | ...)`:
+    /// a table that `INSERT INTO` writes to.
+    pub(super) async fn create_sink_table(
+        &self,
+        name: &str,
+        columns: &[ColumnDef],
+        options: &Options,
+        if_not_exists: bool,
+    ) -> Result<Output, Error> {
+        if self.catalog.read(|c| c.sinks.contains_key(name)) {
+            return if if_not_exists {
+                Ok(Output::Message(format!("table {name} already exists")))
+            } else {
+                Err(Error::Catalog(format!(
+                    "table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"
+                )))
+            };
+        }
+        self.check_name_free(name, Kind::SinkTable)?;
+        if columns.is_empty() {
+            return Err(Error::Catalog(format!(
+                "sink table '{name}' needs its columns: CREATE TABLE {name} (a BIGINT, ...) WITH (...)"
+            )));
+        }
+        let def = SinkDef {
+            name: name.to_string(),
+            connector: options
+                .get("connector")
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            schema: self.declared_schema(columns).await?,
+            options: options.without("connector"),
+            table: None,
+        };
+        let connector = def.connector.clone();
+        let readable = self.with_new_sink(
+            def,
+            |name| format!("table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"),
+            |def| {
+                self.attach_memory_table(def)?;
+                // Open once now so that bad options fail here, not at INSERT time.
+                sink::open(def)?.close()?;
+                self.register_file_table(def)
+            },
+        )?;
+        Ok(Output::Message(format!(
+            "created table {name} ({connector} sink{readable}); INSERT INTO {name} SELECT ... starts a query writing to it"
+        )))
+    }
+
+    /// Adds sink table `def` to the catalog — its name checked free and
+    /// taken in one step, `same_kind` the error if a sink table has it —
+    /// then runs `make`, which registers the table's session tables (and
+    /// may start the query writing to it), and keeps the definition as
+    /// `make` leaves it. If `make` fails, the name is free again.
+    pub(super) fn with_new_sink<R>(
+        &self,
+        mut def: SinkDef,
+        same_kind: impl FnOnce(&str) -> String,
+        make: impl FnOnce(&mut SinkDef) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.insert_new(vec![Def::Sink(def.clone())], Kind::SinkTable, same_kind)?;
+        let made = make(&mut def);
+        self.catalog.update(|c| match made {
+            Ok(_) => {
+                c.sinks.insert(def.name.clone(), def);
+            }
+            Err(_) => {
+                c.sinks.remove(&def.name);
+            }
+        });
+        made
+    }
+
+    /// A `memory` sink writes to a session table of its name, created here.
+    pub(super) fn attach_memory_table(&self, def: &mut SinkDef) -> Result<(), Error> {
+        if def.connector != "memory" {
+            return Ok(());
+        }
+        let table = Arc::new(crate::sql::provider::BatchTable::new(def.schema.clone()));
+        let name = datafusion::common::TableReference::bare(def.name.as_str());
+        self.tables.deregister_table(name.clone())?;
+        self.tables.register_table(name, table.clone())?;
+        def.table = Some(table);
+        Ok(())
+    }
+
+    /// A file sink table is also readable: registers DataFusion's listing
+    /// table over its path under its name. Returns a note for the message.
+    pub(super) fn register_file_table(&self, def: &SinkDef) -> Result<&'static str, Error> {
+        if !sink::files::is_file_connector(&def.connector) {
+            return Ok("");
+        }
+        let options = sink::files::FileSinkOptions::parse(&def.connector, &def.options).map_err(
+            |source| sink::SinkError::Option {
+                sink: def.name.clone(),
+                source,
+            },
+        )?;
+        let table = Arc::new(crate::sql::file_table::FileTable::new(
+            &options,
+            &def.schema,
+        )?);
+        let name = datafusion::common::TableReference::bare(def.name.as_str());
+        self.tables.deregister_table(name.clone())?;
+        self.tables.register_table(name, table)?;
+        Ok(", readable: queries see its finished files")
+    }
+}
