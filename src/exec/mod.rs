@@ -2,12 +2,16 @@
 //! tick every batch interval, pull each source, feed windows, run the plan,
 //! hand the result on — plus the query's lifecycle (stop, drain, progress).
 //!
-//! Data flow: source → decode → `Batch` → window state → **query** → sink.
+//! Data flow: source → decode → `Batch` → driver (`driver.rs`: clock,
+//! polling, watermarks, progress) → operator (`operator/`: per batch,
+//! windowed, session; holds the query's state) → DataFusion → sink.
 
 mod background;
 mod clock;
+mod driver;
 pub mod late;
 mod latency;
+mod operator;
 mod query;
 mod summary;
 mod window_state;

@@ -1,6 +1,5 @@
-//! A windowed query's state between batches — rows kept per pane, open
-//! sessions, watermark trackers — and the Arrow kernels the executor uses on
-//! it: reading event times, telling on-time rows from late ones, reading a
+//! The Arrow kernels the operators and the driver use on window input:
+//! reading event times, telling on-time rows from late ones, reading a
 //! watermark.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -9,87 +8,6 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::error::ArrowError;
 
 use crate::batch::time_type;
-use crate::sql::StreamingPlan;
-use crate::window::{OpenSessions, PaneBuffer, StreamWatermark};
-
-/// The window state of a query: kept rows by pane, watermarks, and how far
-/// windows have been emitted.
-pub(super) struct WindowState {
-    /// Panes of each window input, then of each kept input.
-    pub(super) windows: Vec<PaneBuffer>,
-    pub(super) kept: Vec<PaneBuffer>,
-    /// Partial aggregates by pane, one buffer per incremental aggregate.
-    pub(super) partials: Vec<PaneBuffer>,
-    /// Open sessions by key (`GROUP BY ..., SESSION(...)` and the SESSION
-    /// table function).
-    pub(super) sessions: OpenSessions,
-    /// Per watermark stream (in `plan.watermarks` order), its partitions' watermarks.
-    pub(super) trackers: Vec<StreamWatermark>,
-    /// The query's watermark: rows before it are late; windows ending at or
-    /// before it (plus the allowed lateness) have closed.
-    pub(super) watermark: Option<i64>,
-    /// The watermark windows were last closed at: windows ending at or
-    /// before it (plus lateness) have been emitted.
-    pub(super) closed_until: Option<i64>,
-    pub(super) allowed_lateness_ms: i64,
-    pub(super) started_ms: Option<i64>,
-}
-
-impl WindowState {
-    pub(super) fn new(plan: &StreamingPlan) -> Self {
-        let pane_ms = plan.window.map_or(1, |w| w.pane_ms());
-        Self {
-            windows: plan
-                .windows
-                .iter()
-                .map(|_| PaneBuffer::new(pane_ms))
-                .collect(),
-            kept: plan.kept.iter().map(|_| PaneBuffer::new(pane_ms)).collect(),
-            partials: plan
-                .partials
-                .iter()
-                .map(|_| PaneBuffer::new(pane_ms))
-                .collect(),
-            sessions: OpenSessions::new(plan.session.as_ref().map_or(1, |s| s.gap_ms)),
-            trackers: plan
-                .watermarks
-                .iter()
-                .map(|w| StreamWatermark::new(&w.def))
-                .collect(),
-            watermark: None,
-            closed_until: None,
-            allowed_lateness_ms: plan
-                .watermarks
-                .iter()
-                .map(|w| w.def.allowed_lateness.as_millis() as i64)
-                .max()
-                .unwrap_or(0),
-            started_ms: None,
-        }
-    }
-
-    pub(super) fn rows(&self) -> usize {
-        let panes: usize = self
-            .windows
-            .iter()
-            .chain(&self.kept)
-            .chain(&self.partials)
-            .map(PaneBuffer::rows)
-            .sum();
-        panes + self.sessions.rows()
-    }
-
-    pub(super) fn bytes(&self) -> usize {
-        let panes: usize = self
-            .windows
-            .iter()
-            .chain(&self.kept)
-            .chain(&self.partials)
-            .map(PaneBuffer::bytes)
-            .sum();
-        panes + self.sessions.bytes()
-    }
-}
 
 /// The times (ms) of column `time_index` of `batch`.
 pub(super) fn event_times(
