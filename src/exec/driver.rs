@@ -410,7 +410,7 @@ impl<O: Operator> Driver<O> {
         summary: &mut QuerySummary,
     ) -> Result<(), ExecError> {
         let event_time = self.plan.time == Some(TimeDomain::Event);
-        let max_batches = match self.plan.window {
+        let max_batches = match self.plan.window() {
             _ if event_time => 1,
             Some(spec) => spec.size_ms / self.interval_ms + 1,
             None => return Ok(()),

@@ -17,7 +17,7 @@ use super::operator::{PerBatch, Session, Windowed};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, with_batch_time};
 use crate::source;
-use crate::sql::StreamingPlan;
+use crate::sql::{PlanKind, StreamingPlan};
 
 /// When a query stops by itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -228,14 +228,16 @@ pub fn start_query(
         };
     }
     // One operator per kind of query.
-    let task = if plan.session.is_some() {
-        let operator = Session::new(&plan);
-        tokio::spawn(driver!(operator))
-    } else if let Some(spec) = plan.window {
-        let operator = Windowed::new(&plan, spec);
-        tokio::spawn(driver!(operator))
-    } else {
-        tokio::spawn(driver!(PerBatch))
+    let task = match &plan.kind {
+        PlanKind::PerBatch => tokio::spawn(driver!(PerBatch)),
+        PlanKind::Windowed(windowed) => {
+            let operator = Windowed::new(windowed);
+            tokio::spawn(driver!(operator))
+        }
+        PlanKind::Session { session, .. } => {
+            let operator = Session::new(session);
+            tokio::spawn(driver!(operator))
+        }
     };
     Ok(QueryHandle {
         name,

@@ -8,7 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use super::{Cx, Emitted, Operator, Watermark, fill};
 use crate::exec::ExecError;
 use crate::exec::window_state::{event_times, on_time_rows};
-use crate::sql::{SessionPlan, StreamingPlan};
+use crate::sql::SessionPlan;
 use crate::window::OpenSessions;
 
 /// Open sessions by key.
@@ -18,16 +18,16 @@ pub(in crate::exec) struct Session {
 
 impl Session {
     /// An operator with no open session, for `plan`.
-    pub(in crate::exec) fn new(plan: &StreamingPlan) -> Self {
+    pub(in crate::exec) fn new(plan: &SessionPlan) -> Self {
         Self {
-            sessions: OpenSessions::new(plan.session.as_ref().map_or(1, |s| s.gap_ms)),
+            sessions: OpenSessions::new(plan.gap_ms),
         }
     }
 }
 
 /// The session part of the plan (always there for a session operator).
 fn session_plan<'a>(cx: &Cx<'a>) -> Option<&'a SessionPlan> {
-    cx.plan.session.as_ref()
+    cx.plan.session()
 }
 
 impl Operator for Session {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Cx, Emitted, Filled, Operator, Watermark, fill};
 use crate::exec::ExecError;
 use crate::exec::window_state::on_time_rows;
-use crate::sql::{KeptInput, StreamingPlan, TimeDomain};
+use crate::sql::{KeptInput, StreamingPlan, TimeDomain, WindowedPlan};
 use crate::window::{PaneBuffer, WindowSpec, stamp_window};
 
 /// A complete pane's partials are merged into one batch when they came in
@@ -21,9 +21,9 @@ const COMPACT_ABOVE_BATCHES: usize = 3;
 /// been emitted.
 pub(in crate::exec) struct Windowed {
     spec: WindowSpec,
-    /// Panes of each window input (in `plan.windows` order).
+    /// Panes of each window input (in `plan.windows()` order).
     windows: Vec<PaneBuffer>,
-    /// Panes of each kept input (in `plan.kept` order).
+    /// Panes of each kept input (in `plan.kept()` order).
     kept: Vec<PaneBuffer>,
     /// Partial aggregates by pane, one buffer per incremental aggregate.
     partials: Vec<PaneBuffer>,
@@ -34,7 +34,8 @@ pub(in crate::exec) struct Windowed {
 
 impl Windowed {
     /// An operator with empty state for `plan`'s window `spec`.
-    pub(in crate::exec) fn new(plan: &StreamingPlan, spec: WindowSpec) -> Self {
+    pub(in crate::exec) fn new(plan: &WindowedPlan) -> Self {
+        let spec = plan.spec;
         let pane_ms = spec.pane_ms();
         let panes = |n: usize| (0..n).map(|_| PaneBuffer::new(pane_ms)).collect();
         Self {
@@ -59,7 +60,7 @@ impl Windowed {
         window: usize,
         new_rows: &PaneBuffer,
     ) -> Result<(), ExecError> {
-        let input = &cx.plan.windows[window];
+        let input = &cx.plan.windows()[window];
         let pane_ms = new_rows.pane_ms();
         for pane in new_rows.pane_starts() {
             let end = pane + pane_ms;
@@ -70,7 +71,7 @@ impl Windowed {
             )
             .map_err(|e| cx.arrow(e))?;
             let _filled = fill(&input.table, rows);
-            for (j, partial) in cx.plan.partials.iter().enumerate() {
+            for (j, partial) in cx.plan.partials().iter().enumerate() {
                 if partial.window != window {
                     continue;
                 }
@@ -93,7 +94,7 @@ impl Windowed {
         let Some(complete_until) = watermark.cutoff() else {
             return Ok(());
         };
-        for (j, partial) in cx.plan.partials.iter().enumerate() {
+        for (j, partial) in cx.plan.partials().iter().enumerate() {
             let pane_ms = self.partials[j].pane_ms();
             let fragmented =
                 self.partials[j].fragmented_before(complete_until, COMPACT_ABOVE_BATCHES);
@@ -142,7 +143,7 @@ impl Windowed {
     async fn close_window(&self, cx: &Cx<'_>, start: i64, end: i64) -> Result<Emitted, ExecError> {
         let plan = cx.plan;
         let mut filled: Vec<Filled<'_>> = Vec::new();
-        for (input, panes) in plan.windows.iter().zip(&self.windows) {
+        for (input, panes) in plan.windows().iter().zip(&self.windows) {
             if !input.keeps_rows {
                 continue;
             }
@@ -154,10 +155,10 @@ impl Windowed {
             .map_err(|e| cx.arrow(e))?;
             filled.push(fill(&input.table, rows));
         }
-        for (input, panes) in plan.kept.iter().zip(&self.kept) {
+        for (input, panes) in plan.kept().iter().zip(&self.kept) {
             filled.push(fill(&input.table, panes.all_rows()));
         }
-        for (partial, panes) in plan.partials.iter().zip(&self.partials) {
+        for (partial, panes) in plan.partials().iter().zip(&self.partials) {
             let rows = stamp_window(
                 &panes.rows_between(start, end),
                 partial.table.schema_ref(),
@@ -191,13 +192,13 @@ impl Operator for Windowed {
             _ => None,
         };
         let mut late_by_relation: BTreeMap<&str, u64> = BTreeMap::new();
-        let inputs = (plan.windows.iter().enumerate().map(|(i, w)| (true, i, w)))
-            .chain(plan.kept.iter().enumerate().map(|(i, k)| (false, i, k)));
+        let inputs = (plan.windows().iter().enumerate().map(|(i, w)| (true, i, w)))
+            .chain(plan.kept().iter().enumerate().map(|(i, k)| (false, i, k)));
         for (windowed, i, input) in inputs {
             let input: &KeptInput = input;
             let batches = cx.run(&input.feeder).await?;
             let keeps_rows = input.keeps_rows;
-            let incremental = windowed && plan.partials.iter().any(|p| p.window == i);
+            let incremental = windowed && plan.partials().iter().any(|p| p.window == i);
             let mut new_rows = PaneBuffer::new(self.spec.pane_ms());
             let mut late = 0;
             for batch in batches {
