@@ -16,10 +16,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 
+use super::event_time::max_time;
 use super::late::LateRouter;
 use super::operator::{Cx, Operator, Watermark};
 use super::query::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
-use super::window_state::max_time;
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, stamp_batch_time};
 use crate::source::{PollContext, Source};

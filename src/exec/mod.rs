@@ -9,12 +9,12 @@
 mod background;
 mod clock;
 mod driver;
+mod event_time;
 pub mod late;
 mod latency;
 mod operator;
 mod query;
 mod summary;
-mod window_state;
 
 pub use late::{LateHub, LatePublisher, LateSubscription};
 pub use latency::LatencyHistogram;

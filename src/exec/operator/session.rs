@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 
 use super::{Cx, Emitted, Operator, Watermark, fill};
 use crate::exec::ExecError;
-use crate::exec::window_state::{event_times, on_time_rows};
+use crate::exec::event_time::{event_times, on_time_rows};
 use crate::sql::SessionPlan;
 use crate::window::OpenSessions;
 

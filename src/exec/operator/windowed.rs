@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Cx, Emitted, Filled, Operator, Watermark, fill};
 use crate::exec::ExecError;
-use crate::exec::window_state::on_time_rows;
+use crate::exec::event_time::on_time_rows;
 use crate::sql::{KeptInput, StreamingPlan, TimeDomain, WindowedPlan};
 use crate::window::{PaneBuffer, WindowSpec, stamp_window};
 
