@@ -33,9 +33,9 @@ impl Context {
             _ => "processing time",
         };
         let mut inputs: Vec<String> = Vec::new();
-        if let Some(w) = plan.window {
-            for (i, input) in plan.windows.iter().enumerate() {
-                let incremental = plan.partials.iter().any(|p| p.window == i);
+        if let Some(w) = plan.window() {
+            for (i, input) in plan.windows().iter().enumerate() {
+                let incremental = plan.partials().iter().any(|p| p.window == i);
                 let state = match (incremental, input.keeps_rows) {
                     (false, _) => "",
                     (true, true) => ", aggregated from partials per pane, rows kept too",
@@ -49,10 +49,10 @@ impl Context {
                     w.slide_ms
                 ));
             }
-            for input in &plan.kept {
+            for input in plan.kept() {
                 inputs.push(format!("{} rows kept for open windows", input.relation));
             }
-        } else if let Some(session) = &plan.session {
+        } else if let Some(session) = plan.session() {
             inputs.push(format!(
                 "SESSION window over {} (gap {} ms, {domain}), rows kept until their session closes",
                 session.input.relation, session.gap_ms

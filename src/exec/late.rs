@@ -318,7 +318,7 @@ pub fn late_mask(
     time_index: usize,
     watermark: Option<i64>,
 ) -> Result<BooleanArray, ArrowError> {
-    let times = super::window_state::event_times(batch, time_index)?;
+    let times = super::event_time::event_times(batch, time_index)?;
     let missing = is_null(&times)?;
     match watermark {
         None => Ok(missing),

@@ -2,15 +2,19 @@
 //! tick every batch interval, pull each source, feed windows, run the plan,
 //! hand the result on — plus the query's lifecycle (stop, drain, progress).
 //!
-//! Data flow: source → decode → `Batch` → window state → **query** → sink.
+//! Data flow: source → decode → `Batch` → driver (`driver.rs`: clock,
+//! polling, watermarks, progress) → operator (`operator/`: per batch,
+//! windowed, session; holds the query's state) → DataFusion → sink.
 
 mod background;
 mod clock;
+mod driver;
+mod event_time;
 pub mod late;
 mod latency;
+mod operator;
 mod query;
 mod summary;
-mod window_state;
 
 pub use late::{LateHub, LatePublisher, LateSubscription};
 pub use latency::LatencyHistogram;

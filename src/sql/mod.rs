@@ -20,8 +20,8 @@ mod wildcard;
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{DropKind, ParsedStatement, Statement};
 pub use plan::{
-    CompiledQuery, KeptInput, PartialAggregate, PlanSettings, SessionPlan, StreamingPlan,
-    TimeDomain, WatermarkPlan,
+    CompiledQuery, KeptInput, PartialAggregate, PlanKind, PlanSettings, SessionPlan, StreamingPlan,
+    TimeDomain, WatermarkPlan, WindowedPlan,
 };
 pub use rewrite::name_view_columns;
 

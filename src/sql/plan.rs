@@ -124,7 +124,7 @@ pub struct KeptInput {
 /// window's partials, which the main plan merges.
 #[derive(Debug, Clone)]
 pub struct PartialAggregate {
-    /// Index of the window input in [`StreamingPlan::windows`].
+    /// Index of the window input in [`WindowedPlan::windows`].
     pub window: usize,
     /// Aggregates the rows the window's table holds into partials.
     pub partial: CompiledQuery,
@@ -179,6 +179,36 @@ pub struct SessionPlan {
     pub gap_ms: i64,
 }
 
+/// The state a windowed query (TUMBLE, HOP) keeps between batches.
+#[derive(Debug, Clone)]
+pub struct WindowedPlan {
+    /// The query's window.
+    pub spec: WindowSpec,
+    /// Window inputs, one per window call.
+    pub windows: Vec<KeptInput>,
+    /// Streams referenced outside windows in an event-time query.
+    pub kept: Vec<KeptInput>,
+    /// Window aggregates computed from per-pane partials.
+    pub partials: Vec<PartialAggregate>,
+}
+
+/// The kinds of continuous query, each run by its own operator.
+#[derive(Debug, Clone)]
+pub enum PlanKind {
+    /// No window: the query runs once per batch over the batch's rows.
+    PerBatch,
+    /// TUMBLE or HOP windows: rows (or partials) kept by pane.
+    Windowed(WindowedPlan),
+    /// A SESSION window: rows kept by key until their session closes.
+    Session {
+        /// The session window (boxed: it is much larger than the others).
+        session: Box<SessionPlan>,
+        /// Streams referenced outside the session (their tables are
+        /// registered but not fed).
+        kept: Vec<KeptInput>,
+    },
+}
+
 /// A continuous query, planned once.
 #[derive(Debug)]
 pub struct StreamingPlan {
@@ -189,20 +219,12 @@ pub struct StreamingPlan {
     /// The streams to open a source for, with the table that holds their
     /// current batch.
     pub streams: Vec<(StreamDef, Arc<BatchTable>)>,
-    /// The query's window, when it reads windows.
-    pub window: Option<WindowSpec>,
+    /// What kind of query it is, with what each kind keeps between batches.
+    pub kind: PlanKind,
     /// Processing or event time, when it reads windows.
     pub time: Option<TimeDomain>,
-    /// Window inputs, one per window call.
-    pub windows: Vec<KeptInput>,
-    /// Streams referenced outside windows in an event-time query.
-    pub kept: Vec<KeptInput>,
     /// Watermarks of the streams under the windows (event time).
     pub watermarks: Vec<WatermarkPlan>,
-    /// The session window, for `GROUP BY ..., SESSION(...)` queries.
-    pub session: Option<SessionPlan>,
-    /// Window aggregates computed from per-pane partials.
-    pub partials: Vec<PartialAggregate>,
     /// The batch time `PROCTIME()` returns.
     pub proctime: ProcTime,
 }
@@ -243,15 +265,15 @@ impl StreamingPlan {
     fn scanned_columns(&self) -> Result<BTreeMap<String, Vec<String>>, SqlError> {
         use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
         let kept: BTreeSet<String> = self
-            .windows
+            .windows()
             .iter()
-            .chain(&self.kept)
-            .chain(self.session.as_ref().map(|s| &s.input))
+            .chain(self.kept())
+            .chain(self.session().map(|s| &s.input))
             .map(|k| k.table_name.clone())
             .collect();
         let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut everything: BTreeSet<String> = BTreeSet::new();
-        let plans = std::iter::once(&self.main).chain(self.partials.iter().map(|p| &p.partial));
+        let plans = std::iter::once(&self.main).chain(self.partials().iter().map(|p| &p.partial));
         for plan in plans {
             plan.logical.apply(|node| {
                 if let LogicalPlan::TableScan(scan) = node {
@@ -490,15 +512,64 @@ impl StreamingPlan {
             state,
             main,
             streams,
-            window,
+            kind: match (window, session) {
+                (Some(spec), _) => PlanKind::Windowed(WindowedPlan {
+                    spec,
+                    windows,
+                    kept,
+                    partials,
+                }),
+                (None, Some(session)) => PlanKind::Session {
+                    session: Box::new(session),
+                    kept,
+                },
+                (None, None) => PlanKind::PerBatch,
+            },
             time,
-            windows,
-            kept,
             watermarks,
-            session,
-            partials,
             proctime,
         }))
+    }
+
+    /// The query's window, for windowed queries.
+    pub fn window(&self) -> Option<WindowSpec> {
+        match &self.kind {
+            PlanKind::Windowed(w) => Some(w.spec),
+            _ => None,
+        }
+    }
+
+    /// Window inputs, one per window call (none unless windowed).
+    pub fn windows(&self) -> &[KeptInput] {
+        match &self.kind {
+            PlanKind::Windowed(w) => &w.windows,
+            _ => &[],
+        }
+    }
+
+    /// Streams referenced outside windows in an event-time query.
+    pub fn kept(&self) -> &[KeptInput] {
+        match &self.kind {
+            PlanKind::Windowed(w) => &w.kept,
+            PlanKind::Session { kept, .. } => kept,
+            PlanKind::PerBatch => &[],
+        }
+    }
+
+    /// Window aggregates computed from per-pane partials.
+    pub fn partials(&self) -> &[PartialAggregate] {
+        match &self.kind {
+            PlanKind::Windowed(w) => &w.partials,
+            _ => &[],
+        }
+    }
+
+    /// The session window, for `GROUP BY ..., SESSION(...)` queries.
+    pub fn session(&self) -> Option<&SessionPlan> {
+        match &self.kind {
+            PlanKind::Session { session, .. } => Some(session),
+            _ => None,
+        }
     }
 
     /// Runs the query over what the tables hold now.

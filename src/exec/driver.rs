@@ -1,0 +1,524 @@
+//! The batch loop of one continuous query: a tokio task that ticks once per
+//! batch interval, pulls every source of the query, puts the batch's rows in
+//! the plan's stream tables, hands the batch to the query's operator, moves
+//! the watermark — the batch's end for processing time, the streams'
+//! `WATERMARK` for event time — hands the watermark to the operator, and
+//! sends the results and progress to whoever consumes the query. At the end
+//! of bounded input it closes the windows still open. Stopping is explicit:
+//! `stop()` lets the current batch finish and its results be delivered.
+//!
+//! source → `Batch` → **driver** → operator → DataFusion → results → sink.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use tokio::sync::{mpsc, watch};
+
+use super::event_time::max_time;
+use super::late::LateRouter;
+use super::operator::{Cx, Operator, Watermark};
+use super::query::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
+use super::{Clock, ExecError};
+use crate::batch::{InputMark, stamp_batch_time};
+use crate::source::{PollContext, Source};
+use crate::sql::{StreamingPlan, TimeDomain};
+use crate::window::{PartitionedRows, StreamWatermark, combine};
+
+/// Each source with its stream name and stamped schema, in `plan.streams` order.
+pub(super) type Sources = Vec<(String, SchemaRef, Box<dyn Source>)>;
+/// One batch's rows per stream, in `plan.streams` order.
+type Polled = Vec<Vec<RecordBatch>>;
+
+/// The query's watermark and what it is computed from.
+pub(super) struct Watermarks {
+    /// Per watermark stream (in `plan.watermarks` order), its partitions' watermarks.
+    trackers: Vec<StreamWatermark>,
+    /// The query's watermark and allowed lateness.
+    current: Watermark,
+    /// Time of the first batch.
+    started_ms: Option<i64>,
+    /// The stream partition holding the watermark back after the last batch.
+    held_by: Option<String>,
+}
+
+impl Watermarks {
+    /// No watermark yet, for `plan`'s watermark streams.
+    pub(super) fn new(plan: &StreamingPlan) -> Self {
+        Self {
+            trackers: plan
+                .watermarks
+                .iter()
+                .map(|w| StreamWatermark::new(&w.def))
+                .collect(),
+            current: Watermark {
+                at: None,
+                allowed_lateness_ms: plan
+                    .watermarks
+                    .iter()
+                    .map(|w| w.def.allowed_lateness.as_millis() as i64)
+                    .max()
+                    .unwrap_or(0),
+            },
+            started_ms: None,
+            held_by: None,
+        }
+    }
+}
+
+/// The running query: its plan, sources, operator and watermark.
+pub(super) struct Driver<O> {
+    pub(super) name: Arc<str>,
+    pub(super) plan: StreamingPlan,
+    pub(super) sources: Sources,
+    /// Per stream, the last polled rows by source partition, when the
+    /// stream has several (for per-partition watermarks); taken by
+    /// `advance_watermark`.
+    pub(super) partitioned: Vec<Option<PartitionedRows>>,
+    pub(super) operator: O,
+    pub(super) watermarks: Watermarks,
+    pub(super) late: LateRouter,
+    /// Hubs of the `<stream>_late` streams this query reads.
+    pub(super) late_inputs: Vec<Arc<super::LateHub>>,
+    pub(super) interval_ms: i64,
+    pub(super) clock: Clock,
+    pub(super) limits: RunLimits,
+    pub(super) progress: watch::Sender<QueryProgress>,
+    /// Batch times and source positions so far (see [`InputMark`]).
+    pub(super) input: InputMark,
+}
+
+/// What one batch produced.
+struct Step {
+    results: Vec<QueryResult>,
+    late_rows: u64,
+}
+
+impl<O: Operator> Driver<O> {
+    pub(super) async fn run(
+        mut self,
+        tx: mpsc::Sender<QueryResult>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<QuerySummary, ExecError> {
+        let mut summary = QuerySummary::default();
+        let mut time = self.clock.first_batch_time(self.interval_ms);
+        let mut batch_id = 0;
+        'batches: while !*stop.borrow() {
+            tokio::select! {
+                _ = self.clock.wait_for(time) => {}
+                _ = stop.changed() => break,
+            }
+            // A late stream's batch holds what its publishers found before it.
+            for hub in &self.late_inputs {
+                tokio::select! {
+                    _ = hub.wait_published_before(time) => {}
+                    _ = stop.changed() => break 'batches,
+                }
+            }
+            let started = Instant::now();
+            let delay_ms = self.clock.delay_ms(time);
+            let (polled, input_rows, skipped) = self.poll(time)?;
+            let step = self.step(batch_id, time, polled, false).await?;
+            summary.batches += 1;
+            summary.input_rows += input_rows;
+            summary.skipped += skipped;
+            if skipped > 0 {
+                tracing::warn!(
+                    "{}: batch {batch_id}: skipped {skipped} malformed records (on_error = 'skip')",
+                    self.name
+                );
+            }
+            summary.late_rows += step.late_rows;
+            summary.latency.record(started.elapsed());
+            let late_routed = self.late.routed();
+            summary.late_routed += late_routed.iter().map(|(_, n)| n).sum::<u64>();
+            if step.late_rows > 0 {
+                tracing::warn!(
+                    "{}: batch {batch_id}: {} (behind the watermark)",
+                    self.name,
+                    late_outcome(step.late_rows, &late_routed, true)
+                );
+            }
+            let watermark = self.watermarks.current.at;
+            let progress = Progress {
+                input_rows,
+                skipped,
+                duration: started.elapsed(),
+                delay_ms,
+                state_rows: self.operator.state_rows(),
+                state_bytes: self.operator.state_bytes(),
+                watermark_ms: watermark,
+                watermark_held_by: self.watermarks.held_by.clone(),
+                late_rows: step.late_rows,
+                late_routed,
+            };
+            summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
+            summary.peak_state_bytes = summary.peak_state_bytes.max(progress.state_bytes);
+            tracing::debug!(target: "quiver::progress", query = %self.name, batch = batch_id, input_rows, results = step.results.len(), duration_ms = started.elapsed().as_secs_f64() * 1e3, delay_ms, watermark = ?watermark, late_rows = step.late_rows, state_rows = progress.state_rows);
+            summary.output_rows += step
+                .results
+                .iter()
+                .map(|r| r.num_rows() as u64)
+                .sum::<u64>();
+            if self.limits.report_progress {
+                eprintln!(
+                    "{}",
+                    progress_line(&self.name, batch_id, &progress, step.results.len())
+                );
+            }
+            self.progress.send_replace(QueryProgress {
+                summary: summary.clone(),
+                batch_id: Some(batch_id),
+                last: progress.clone(),
+            });
+            // Progress is attached to the batch's first result; the others
+            // carry none so that totals add up.
+            for (i, mut result) in step.results.into_iter().enumerate() {
+                if i == 0 {
+                    result.progress = progress.clone();
+                } else {
+                    result.progress.watermark_ms = progress.watermark_ms;
+                }
+                if tx.send(result).await.is_err() {
+                    break 'batches;
+                }
+            }
+            batch_id += 1;
+            time += self.interval_ms;
+            if self.limits.max_batches.is_some_and(|max| batch_id >= max) {
+                break;
+            }
+            if self.limits.until_idle && self.sources.iter().all(|(_, _, s)| s.is_drained()) {
+                self.close_open_windows(batch_id, time, &tx, &stop, &mut summary)
+                    .await?;
+                break;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Pulls every source for the batch at `time`; stamps `_batch_time`.
+    fn poll(&mut self, time: i64) -> Result<(Polled, u64, u64), ExecError> {
+        let ctx = PollContext {
+            batch_time_ms: time,
+            interval_ms: self.interval_ms,
+        };
+        let (mut polled, mut rows, mut skipped) = (Vec::new(), 0, 0);
+        let mut offsets = Vec::new();
+        let event_time = self.plan.time == Some(TimeDomain::Event);
+        self.partitioned.clear();
+        for (stream, schema, source) in &mut self.sources {
+            let data = source
+                .poll_batch(&ctx)
+                .map_err(|source| ExecError::Source {
+                    query: self.name.to_string(),
+                    stream: stream.clone(),
+                    source,
+                })?;
+            skipped += data.skipped;
+            offsets.extend(data.offsets.iter().map(|o| (stream.clone(), o.clone())));
+            let mut stamped = Vec::with_capacity(data.data.len());
+            let mut partitions = Vec::new();
+            for (i, batch) in data
+                .data
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.num_rows() > 0)
+            {
+                rows += batch.num_rows() as u64;
+                stamped.push(stamp_batch_time(batch, schema, time).map_err(|source| {
+                    ExecError::Arrow {
+                        query: self.name.to_string(),
+                        source,
+                    }
+                })?);
+                partitions.push(data.partition_of(i));
+            }
+            let count = source.partition_count();
+            self.partitioned.push(
+                (event_time && (count > 1 || partitions.iter().any(|p| *p != 0))).then(|| {
+                    PartitionedRows {
+                        partitions: count,
+                        batches: partitions
+                            .into_iter()
+                            .zip(stamped.iter().cloned())
+                            .collect(),
+                    }
+                }),
+            );
+            polled.push(stamped);
+        }
+        let offsets: Vec<(&str, &_)> = offsets.iter().map(|(s, o)| (s.as_str(), o)).collect();
+        self.input = self.input.next(time, &offsets);
+        Ok((polled, rows, skipped))
+    }
+
+    /// Runs batch `time`: fills the stream tables, routes late rows, hands
+    /// the batch to the operator, moves the watermark, empties the stream
+    /// tables and hands the watermark to the operator. `end_of_input`
+    /// closes every event-time window.
+    async fn step(
+        &mut self,
+        batch_id: u64,
+        time: i64,
+        polled: Polled,
+        end_of_input: bool,
+    ) -> Result<Step, ExecError> {
+        self.plan.proctime.set(time);
+        for ((_, table), data) in self.plan.streams.iter().zip(polled) {
+            table.set(data);
+        }
+        let cutoff = self.watermarks.current.cutoff();
+        let routed = self
+            .late
+            .route(&self.plan, &self.name, batch_id, time, cutoff)
+            .await?;
+        let cx = Cx {
+            plan: &self.plan,
+            query: &self.name,
+            batch_id,
+        };
+        let fed = self
+            .operator
+            .process_batch(&cx, self.watermarks.current)
+            .await;
+        let watermarked = self.operator.watermarked();
+        let advanced = match fed {
+            Ok(_) if watermarked => self.advance_watermark(batch_id, time, end_of_input).await,
+            _ => Ok(()),
+        };
+        for (_, table) in &self.plan.streams {
+            table.set(Vec::new());
+        }
+        let (mut emitted, late_rows) = fed?;
+        advanced?;
+        let cx = Cx {
+            plan: &self.plan,
+            query: &self.name,
+            batch_id,
+        };
+        let closed = self
+            .operator
+            .handle_watermark(&cx, self.watermarks.current)
+            .await?;
+        emitted.extend(closed);
+        let results = emitted
+            .into_iter()
+            .map(|e| QueryResult {
+                query: self.name.clone(),
+                batch_id,
+                batch_time_ms: time,
+                window: e.window,
+                schema: self.plan.schema.clone(),
+                rows: e.rows,
+                progress: Progress::default(),
+                input: self.input.clone(),
+            })
+            .collect();
+        Ok(Step {
+            results,
+            late_rows: if watermarked {
+                routed.unwrap_or(late_rows)
+            } else {
+                0
+            },
+        })
+    }
+
+    /// Moves the query's watermark: to the batch's end for processing time;
+    /// for event time to the minimum over its active streams' watermarks
+    /// (each the minimum over its active partitions; never backwards), or
+    /// past every window at the end of the input.
+    async fn advance_watermark(
+        &mut self,
+        batch_id: u64,
+        time: i64,
+        end_of_input: bool,
+    ) -> Result<(), ExecError> {
+        let started = *self.watermarks.started_ms.get_or_insert(time);
+        let partitioned = std::mem::take(&mut self.partitioned);
+        self.watermarks.held_by = None;
+        let next = match self.plan.time {
+            Some(TimeDomain::Processing) | None => Some(time + self.interval_ms),
+            Some(TimeDomain::Event) if end_of_input => Some(i64::MAX),
+            Some(TimeDomain::Event) => {
+                for (plan, tracker) in self
+                    .plan
+                    .watermarks
+                    .iter()
+                    .zip(&mut self.watermarks.trackers)
+                {
+                    let stream = self
+                        .plan
+                        .streams
+                        .iter()
+                        .position(|(def, _)| def.name == plan.stream);
+                    let split = stream.and_then(|i| Some((i, partitioned.get(i)?.as_ref()?)));
+                    let Some((i, split)) = split else {
+                        let max = max_of(&self.plan, &plan.max, &self.name, batch_id).await?;
+                        tracker.observe(0, time, max);
+                        continue;
+                    };
+                    // Run the stream's max once per partition, over its rows.
+                    tracker.set_partitions(split.partitions, time);
+                    let table = &self.plan.streams[i].1;
+                    for (p, rows) in split.by_partition().into_iter().enumerate() {
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        table.set(rows);
+                        let max = max_of(&self.plan, &plan.max, &self.name, batch_id).await;
+                        tracker.observe(p as u32, time, max?);
+                    }
+                    table.set(split.all());
+                }
+                let combined = combine(&self.watermarks.trackers, time, started);
+                let trackers = &self.watermarks.trackers;
+                let held_by = combined.held_by.and_then(|(s, p)| {
+                    let stream = &self.plan.watermarks.get(s)?.stream;
+                    if trackers[s].partitions() < 2 {
+                        return None;
+                    }
+                    let (_, _, source) = self.sources.iter().find(|(n, _, _)| n == stream)?;
+                    Some(format!("{stream} partition {}", source.partition_name(p)))
+                });
+                self.watermarks.held_by = held_by;
+                combined.watermark
+            }
+        };
+        if let Some(next) = next {
+            let at = &mut self.watermarks.current.at;
+            *at = Some(at.map_or(next, |w| w.max(next)));
+        }
+        Ok(())
+    }
+
+    /// At the end of bounded input, closes the windows that still hold rows:
+    /// for processing time by running empty batches as if time went on
+    /// (Spark's availableNow), for event time by moving the watermark past
+    /// every window (Flink's end of input). Only batches at which something
+    /// happens run (a window closes, a pane completes): the batch time jumps
+    /// over empty intervals, so a 30-day window closes in a few batches. A
+    /// stop request is honoured between batches.
+    async fn close_open_windows(
+        &mut self,
+        mut batch_id: u64,
+        mut time: i64,
+        tx: &mpsc::Sender<QueryResult>,
+        stop: &watch::Receiver<bool>,
+        summary: &mut QuerySummary,
+    ) -> Result<(), ExecError> {
+        let event_time = self.plan.time == Some(TimeDomain::Event);
+        let max_batches = match self.plan.window() {
+            _ if event_time => 1,
+            Some(spec) => spec.size_ms / self.interval_ms + 1,
+            None => return Ok(()),
+        };
+        for _ in 0..max_batches {
+            if *stop.borrow() {
+                break;
+            }
+            if self.operator.is_empty() {
+                break;
+            }
+            let empty = self.sources.iter().map(|_| Vec::new()).collect();
+            self.input = self.input.next(time, &[]);
+            summary.batches += 1;
+            let step = self.step(batch_id, time, empty, event_time).await?;
+            summary.output_rows += step
+                .results
+                .iter()
+                .map(|r| r.num_rows() as u64)
+                .sum::<u64>();
+            self.progress.send_modify(|p| {
+                p.summary = summary.clone();
+                p.last.watermark_ms = self.watermarks.current.at;
+            });
+            for mut result in step.results {
+                result.progress.watermark_ms = self.watermarks.current.at;
+                if tx.send(result).await.is_err() {
+                    return Ok(());
+                }
+            }
+            // Skipped intervals keep their ids, as if they had run empty:
+            // ids and times stay those of a run stepping through every one.
+            let next = self.operator.next_event_time(
+                &self.plan,
+                time,
+                self.interval_ms,
+                self.watermarks.current,
+            );
+            batch_id += ((next - time) / self.interval_ms) as u64;
+            time = next;
+            // Let a stop request (or anything else on this worker) in.
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a stream's `SELECT max(<watermark expr>)` over what its table holds.
+async fn max_of(
+    plan: &StreamingPlan,
+    max: &crate::sql::CompiledQuery,
+    query: &str,
+    batch_id: u64,
+) -> Result<Option<i64>, ExecError> {
+    let batches = plan.run(max).await.map_err(|source| ExecError::Execute {
+        query: query.to_string(),
+        batch_id,
+        source,
+    })?;
+    max_time(&batches).map_err(|source| ExecError::Arrow {
+        query: query.to_string(),
+        source,
+    })
+}
+
+/// One line of `--progress` output.
+fn progress_line(query: &str, batch_id: u64, progress: &Progress, results: usize) -> String {
+    let mut line = format!(
+        "progress: {query} batch {batch_id}: {} rows in",
+        progress.input_rows
+    );
+    match (progress.watermark_ms, &progress.watermark_held_by) {
+        (Some(watermark), held) => {
+            line += &format!(", watermark {}", crate::sink::format_time(watermark));
+            if let Some(held) = held {
+                line += &format!(" (held by {held})");
+            }
+        }
+        (None, Some(held)) => line += &format!(", no watermark yet (held by {held})"),
+        (None, None) => {}
+    }
+    if progress.late_rows > 0 {
+        line += ", ";
+        line += &late_outcome(progress.late_rows, &progress.late_routed, false);
+    }
+    line += &format!(", {results} results, state {} rows", progress.state_rows);
+    line
+}
+
+/// What became of a batch's `late` rows, `routed` of them to late streams:
+/// `dropped N late rows, routed N late rows to stream s_late` (warnings) or,
+/// not `verb_first`, `N late rows dropped, N late rows routed to stream
+/// s_late` (progress lines).
+fn late_outcome(late: u64, routed: &[(String, u64)], verb_first: bool) -> String {
+    let say = |n: u64, verb: &str, to: &str| {
+        if verb_first {
+            format!("{verb} {n} late rows{to}")
+        } else {
+            format!("{n} late rows {verb}{to}")
+        }
+    };
+    let sent: u64 = routed.iter().map(|(_, n)| n).sum();
+    let mut parts = Vec::new();
+    if late > sent {
+        parts.push(say(late - sent, "dropped", ""));
+    }
+    for (stream, n) in routed.iter().filter(|(_, n)| *n > 0) {
+        parts.push(say(*n, "routed", &format!(" to stream {stream}")));
+    }
+    parts.join(", ")
+}

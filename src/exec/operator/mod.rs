@@ -1,0 +1,178 @@
+//! One operator per kind of continuous query, between the driver (which
+//! polls sources, fills the plan's stream tables and moves the watermark)
+//! and DataFusion (which runs the compiled plan):
+//!
+//! source → `Batch` → driver → **operator** → DataFusion → results → sink.
+//!
+//! - [`PerBatch`] runs the query once per batch over the batch's rows.
+//! - [`Windowed`] keeps window input rows (and partial aggregates) by pane
+//!   and runs the query once per window the watermark closes.
+//! - [`Session`] keeps open sessions by key and runs the query over the
+//!   sessions the watermark closes.
+//!
+//! Each operator owns its state; the plan's tables are filled only for the
+//! length of one run, through [`fill`].
+
+mod per_batch;
+mod session;
+mod windowed;
+
+use std::future::Future;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+
+use super::ExecError;
+use crate::sql::{CompiledQuery, StreamingPlan, provider::BatchTable};
+
+pub(super) use per_batch::PerBatch;
+pub(super) use session::Session;
+pub(super) use windowed::Windowed;
+
+/// What an operator works with during one batch: the query's plan (its
+/// tables hold the batch's stream rows while the batch is fed), the query's
+/// name and the batch id for errors.
+pub(super) struct Cx<'a> {
+    pub(super) plan: &'a StreamingPlan,
+    pub(super) query: &'a str,
+    pub(super) batch_id: u64,
+}
+
+impl Cx<'_> {
+    /// Runs `compiled` (a plan of this query) over what its tables hold.
+    pub(super) async fn run(
+        &self,
+        compiled: &CompiledQuery,
+    ) -> Result<Vec<RecordBatch>, ExecError> {
+        self.plan
+            .run(compiled)
+            .await
+            .map_err(|e| self.execute_error(e))
+    }
+
+    /// Runs the query's main plan over what its tables hold.
+    pub(super) async fn execute(&self) -> Result<Vec<RecordBatch>, ExecError> {
+        self.plan.execute().await.map_err(|e| self.execute_error(e))
+    }
+
+    /// Runs `compiled` over `rows` put in `table` for the length of the run.
+    pub(super) async fn run_over(
+        &self,
+        table: &BatchTable,
+        rows: Vec<RecordBatch>,
+        compiled: &CompiledQuery,
+    ) -> Result<Vec<RecordBatch>, ExecError> {
+        let _filled = fill(table, rows);
+        self.run(compiled).await
+    }
+
+    pub(super) fn arrow(&self, source: ArrowError) -> ExecError {
+        ExecError::Arrow {
+            query: self.query.to_string(),
+            source,
+        }
+    }
+
+    pub(super) fn execute_error(&self, source: DataFusionError) -> ExecError {
+        ExecError::Execute {
+            query: self.query.to_string(),
+            batch_id: self.batch_id,
+            source,
+        }
+    }
+}
+
+/// A table filled with rows until the guard drops (then it is empty again):
+/// window and session rows are in the plan's tables only while a run needs them.
+pub(super) struct Filled<'a>(&'a BatchTable);
+
+impl Drop for Filled<'_> {
+    fn drop(&mut self) {
+        self.0.set(Vec::new());
+    }
+}
+
+/// Puts `rows` in `table` until the returned guard drops.
+pub(super) fn fill(table: &BatchTable, rows: Vec<RecordBatch>) -> Filled<'_> {
+    table.set(rows);
+    Filled(table)
+}
+
+/// Rows an operator produced: one batch's result, or one closed window's.
+pub(super) struct Emitted {
+    /// `[start, end)` of the window that closed, for windowed queries.
+    pub(super) window: Option<(i64, i64)>,
+    /// The result rows.
+    pub(super) rows: Vec<RecordBatch>,
+}
+
+/// The query's event-time position, as the driver computed it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Watermark {
+    /// The query's watermark, once it has one.
+    pub(super) at: Option<i64>,
+    /// How long after the watermark passed them windows still take rows.
+    pub(super) allowed_lateness_ms: i64,
+}
+
+impl Watermark {
+    /// Rows before this time are late: the watermark minus the allowed lateness.
+    pub(super) fn cutoff(&self) -> Option<i64> {
+        self.at.map(|w| w.saturating_sub(self.allowed_lateness_ms))
+    }
+}
+
+/// The kind-specific half of a continuous query (after Arroyo's aggregating
+/// window operators): the driver hands it each batch, then the watermark.
+///
+/// Per batch the driver calls, in order: [`Operator::process_batch`] while
+/// the plan's stream tables hold the batch's rows; moves the watermark (when
+/// [`Operator::watermarked`]); empties the stream tables; then
+/// [`Operator::handle_watermark`]. At the end of bounded input it keeps
+/// calling both with empty batches while [`Operator::is_empty`] is false.
+pub(super) trait Operator: Send {
+    /// Feeds the batch's rows (in the plan's stream tables) into the
+    /// operator; returns what it emits at once and how many rows were late
+    /// (behind `watermark`'s cut-off).
+    fn process_batch(
+        &mut self,
+        cx: &Cx<'_>,
+        watermark: Watermark,
+    ) -> impl Future<Output = Result<(Vec<Emitted>, u64), ExecError>> + Send;
+
+    /// After the watermark moved: emits what it closed and drops the state
+    /// no open window needs.
+    fn handle_watermark(
+        &mut self,
+        cx: &Cx<'_>,
+        watermark: Watermark,
+    ) -> impl Future<Output = Result<Vec<Emitted>, ExecError>> + Send;
+
+    /// Whether the query has a watermark (windows and sessions do).
+    fn watermarked(&self) -> bool {
+        true
+    }
+
+    /// Rows held in state.
+    fn state_rows(&self) -> usize;
+
+    /// Memory held by state, in bytes.
+    fn state_bytes(&self) -> usize;
+
+    /// Whether no state is held (nothing is left to close).
+    fn is_empty(&self) -> bool;
+
+    /// After the empty batch at `time` at the end of input, the next batch
+    /// time at which something closes or completes: the batches between
+    /// would change nothing.
+    fn next_event_time(
+        &self,
+        _plan: &StreamingPlan,
+        time: i64,
+        interval_ms: i64,
+        _watermark: Watermark,
+    ) -> i64 {
+        time + interval_ms
+    }
+}

@@ -1,0 +1,44 @@
+//! The operator of a query without windows: runs the plan once per batch
+//! over the batch's rows and keeps nothing between batches.
+
+use super::{Cx, Emitted, Operator, Watermark};
+use crate::exec::ExecError;
+
+/// Runs the query once per batch; stateless.
+#[derive(Debug, Default)]
+pub(in crate::exec) struct PerBatch;
+
+impl Operator for PerBatch {
+    async fn process_batch(
+        &mut self,
+        cx: &Cx<'_>,
+        _watermark: Watermark,
+    ) -> Result<(Vec<Emitted>, u64), ExecError> {
+        let rows = cx.execute().await?;
+        Ok((vec![Emitted { window: None, rows }], 0))
+    }
+
+    async fn handle_watermark(
+        &mut self,
+        _cx: &Cx<'_>,
+        _watermark: Watermark,
+    ) -> Result<Vec<Emitted>, ExecError> {
+        Ok(Vec::new())
+    }
+
+    fn watermarked(&self) -> bool {
+        false
+    }
+
+    fn state_rows(&self) -> usize {
+        0
+    }
+
+    fn state_bytes(&self) -> usize {
+        0
+    }
+
+    fn is_empty(&self) -> bool {
+        true
+    }
+}
