@@ -125,6 +125,23 @@ impl PaneBuffer {
             .sum()
     }
 
+    /// Every held pane's start and batches, in pane order (a pane held
+    /// without rows has no batches), for a snapshot.
+    pub fn panes(&self) -> impl Iterator<Item = (i64, &[RecordBatch])> + '_ {
+        self.panes
+            .iter()
+            .map(|(start, held)| (*start, held.as_slice()))
+    }
+
+    /// A buffer holding exactly `panes` (as [`PaneBuffer::panes`] listed
+    /// them), batch for batch: restores a snapshot.
+    pub fn from_panes(pane_ms: i64, panes: Vec<(i64, Vec<RecordBatch>)>) -> Self {
+        Self {
+            pane_ms,
+            panes: panes.into_iter().collect(),
+        }
+    }
+
     /// Memory held by the rows, in bytes.
     pub fn bytes(&self) -> usize {
         self.panes

@@ -163,6 +163,17 @@ pub(super) trait Operator: Send {
     /// Whether no state is held (nothing is left to close).
     fn is_empty(&self) -> bool;
 
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// The operator's state, for a checkpoint; `None` while the operator
+    /// cannot snapshot yet (sessions: their open rows and row-encoded keys
+    /// are not exported yet).
+    fn snapshot(&self) -> Option<OperatorSnapshot>;
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Replaces the state with `snapshot`'s (taken by an operator of the
+    /// same plan).
+    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotMismatch>;
+
     /// After the empty batch at `time` at the end of input, the next batch
     /// time at which something closes or completes: the batches between
     /// would change nothing.
@@ -174,5 +185,67 @@ pub(super) trait Operator: Send {
         _watermark: Watermark,
     ) -> i64 {
         time + interval_ms
+    }
+}
+
+/// An operator's state as Arrow rows plus a few numbers, for a checkpoint
+/// to persist and a fresh operator of the same plan to [`Operator::restore`].
+///
+/// Rows stay in the batches they were held in (a pane's batch count decides
+/// when its partials are compacted), so a restored operator behaves exactly
+/// like the one snapshotted.
+// Read by the checkpoint issue; until then only the round-trip tests use them.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OperatorSnapshot {
+    /// Which operator took it (`"per_batch"`, `"windowed"`, `"session"`).
+    pub(crate) kind: &'static str,
+    /// For windowed queries, the watermark windows were last closed at.
+    pub(crate) closed_until: Option<i64>,
+    /// The state's rows, one entry per buffer in the operator's order.
+    pub(crate) buffers: Vec<PaneSnapshot>,
+}
+
+/// One buffer of rows by pane: each held pane's start and its batches (an
+/// empty list for a pane held without rows).
+// Read by the checkpoint issue; until then only the round-trip tests use them.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PaneSnapshot {
+    /// Length of a pane in ms.
+    pub(crate) pane_ms: i64,
+    /// `(pane start, batches)` in pane order.
+    pub(crate) panes: Vec<(i64, Vec<RecordBatch>)>,
+}
+
+/// A snapshot that does not fit the operator it is restored into.
+// Read by the checkpoint issue; until then only the round-trip tests use them.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot restore a {found} snapshot ({found_buffers} buffers) into a {expected} operator \
+     ({expected_buffers} buffers): restore a snapshot of the same query"
+)]
+pub(crate) struct SnapshotMismatch {
+    expected: &'static str,
+    expected_buffers: usize,
+    found: &'static str,
+    found_buffers: usize,
+}
+
+// Read by the checkpoint issue; until then only the round-trip tests use them.
+#[cfg_attr(not(test), allow(dead_code))]
+impl OperatorSnapshot {
+    /// Checks the snapshot was taken by a `kind` operator with `buffers` buffers.
+    pub(crate) fn check(&self, kind: &'static str, buffers: usize) -> Result<(), SnapshotMismatch> {
+        if self.kind == kind && self.buffers.len() == buffers {
+            return Ok(());
+        }
+        Err(SnapshotMismatch {
+            expected: kind,
+            expected_buffers: buffers,
+            found: self.kind,
+            found_buffers: self.buffers.len(),
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! The operator of a query without windows: runs the plan once per batch
 //! over the batch's rows and keeps nothing between batches.
 
-use super::{Cx, Emitted, Operator, Watermark};
+use super::{Cx, Emitted, Operator, OperatorSnapshot, SnapshotMismatch, Watermark};
 use crate::exec::ExecError;
 
 /// Runs the query once per batch; stateless.
@@ -40,5 +40,17 @@ impl Operator for PerBatch {
 
     fn is_empty(&self) -> bool {
         true
+    }
+
+    /// Nothing is kept between batches: the snapshot holds no rows.
+    fn snapshot(&self) -> Option<OperatorSnapshot> {
+        Some(OperatorSnapshot {
+            kind: "per_batch",
+            ..OperatorSnapshot::default()
+        })
+    }
+
+    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotMismatch> {
+        snapshot.check("per_batch", 0)
     }
 }
