@@ -54,3 +54,21 @@ impl Operator for PerBatch {
         snapshot.check("per_batch", 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_holds_nothing_and_fits_only_a_per_batch_operator() {
+        let snapshot = PerBatch.snapshot().unwrap();
+        assert_eq!(snapshot.kind, "per_batch");
+        assert!(snapshot.buffers.is_empty());
+        assert!(PerBatch.restore(snapshot).is_ok());
+        let windowed = OperatorSnapshot {
+            kind: "windowed",
+            ..OperatorSnapshot::default()
+        };
+        assert!(PerBatch.restore(windowed).is_err());
+    }
+}
