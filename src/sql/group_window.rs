@@ -33,7 +33,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use super::SqlError;
 use super::parser::normalize_name;
-use super::rewrite::table_factor;
+use super::window_args::table_factor;
 use crate::window::{WINDOW_END, WINDOW_START};
 
 /// A group window of a GROUP BY: its function and its arguments after the

@@ -16,6 +16,7 @@ pub mod provider;
 mod rewrite;
 mod session;
 mod wildcard;
+mod window_args;
 
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{DropKind, ParsedStatement, Statement};

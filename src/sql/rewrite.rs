@@ -12,24 +12,14 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, TableAlias,
-    TableFactor, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArguments, Ident, ObjectName, Query, TableAlias, TableFactor,
+    VisitMut, VisitorMut,
 };
 
 use super::SqlError;
 use super::parser::normalize_name;
-use crate::batch::BATCH_TIME_COLUMN;
+use super::window_args::{WindowTime, table_factor, time_argument, unnamed_args};
 use crate::window::WindowKind;
-
-/// The time a window call assigns rows by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WindowTime {
-    /// `_batch_time` or `PROCTIME()`: processing time.
-    Batch,
-    /// A column of the windowed relation (event time, or a view's
-    /// `PROCTIME()` column).
-    Column(String),
-}
 
 /// A window function call found in a query, before its intervals are evaluated.
 #[derive(Debug, Clone)]
@@ -127,31 +117,6 @@ fn window_kind(name: &str) -> Result<Option<WindowFunction>, SqlError> {
         ))),
         _ => Ok(None),
     }
-}
-
-/// A table factor naming `table`, with `alias`.
-pub(crate) fn table_factor(table: &str, alias: Option<TableAlias>) -> TableFactor {
-    TableFactor::Table {
-        name: ObjectName::from(vec![Ident::new(table)]),
-        alias,
-        args: None,
-        with_hints: vec![],
-        version: None,
-        with_ordinality: false,
-        partitions: vec![],
-        json_path: None,
-        sample: None,
-        index_hints: vec![],
-    }
-}
-
-fn unnamed_args(args: &[FunctionArg]) -> Vec<Expr> {
-    args.iter()
-        .filter_map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 impl VisitorMut for Visitor<'_> {
@@ -274,29 +239,6 @@ pub fn name_view_columns(query: &mut Query) {
         }
     }
     let _ = query.visit(&mut Namer);
-}
-
-/// The column name a window's time argument refers to.
-pub(crate) fn time_argument(expr: &Expr) -> Option<WindowTime> {
-    match expr {
-        Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case(BATCH_TIME_COLUMN) => {
-            Some(WindowTime::Batch)
-        }
-        Expr::Identifier(ident) => Some(WindowTime::Column(ident.value.clone())),
-        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("proctime") => {
-            Some(WindowTime::Batch)
-        }
-        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("descriptor") => {
-            match &f.args {
-                FunctionArguments::List(list) => match unnamed_args(&list.args).as_slice() {
-                    [inner] => time_argument(inner),
-                    _ => None,
-                },
-                _ => None,
-            }
-        }
-        _ => None,
-    }
 }
 
 impl Visitor<'_> {

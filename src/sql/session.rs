@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 
 use super::SqlError;
 use super::parser::{SESSION_PARTITION_ARGUMENT, normalize_name};
-use super::rewrite::{WindowTime, table_factor, time_argument};
+use super::window_args::{WindowTime, table_factor, time_argument};
 use crate::window::{WINDOW_END, WINDOW_START};
 
 /// A `GROUP BY ..., SESSION(time, gap)` found in a query.
