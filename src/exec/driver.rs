@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use super::event_time::max_time;
 use super::late::LateRouter;
 use super::operator::{Cx, Operator, Watermark};
-use super::query::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
+use super::report::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, stamp_batch_time};
 use crate::source::{PollContext, Source};

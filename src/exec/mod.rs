@@ -14,6 +14,7 @@ pub mod late;
 mod latency;
 mod operator;
 mod query;
+mod report;
 mod summary;
 
 pub use late::{LateHub, LatePublisher, LateSubscription};
@@ -21,10 +22,8 @@ pub use latency::LatencyHistogram;
 
 pub use background::{QueryState, QueryStatus, Registry};
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
-pub use query::{
-    Progress, QueryHandle, QueryProgress, QueryResult, QueryStopper, QuerySummary, RunLimits,
-    start_query,
-};
+pub use query::{QueryHandle, QueryStopper, start_query};
+pub use report::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
 pub use summary::{counted, grouped};
 
 use datafusion::error::DataFusionError;

@@ -4,9 +4,7 @@
 //! its [`QueryResult`]s and [`Progress`], and stops it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -14,114 +12,11 @@ use tokio::task::JoinHandle;
 use super::driver::{Driver, Watermarks};
 use super::late::{LatePublisher, LateRouter};
 use super::operator::{PerBatch, Session, Windowed};
+use super::report::{QueryProgress, QueryResult, QuerySummary, RunLimits};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, with_batch_time};
 use crate::source;
 use crate::sql::{PlanKind, StreamingPlan};
-
-/// When a query stops by itself.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunLimits {
-    /// Stop once every source is drained (after closing open windows).
-    pub until_idle: bool,
-    /// Stop after this many batches.
-    pub max_batches: Option<u64>,
-    /// Print one progress line per batch on stderr (`--progress`): rows in,
-    /// watermark, late rows, state size.
-    pub report_progress: bool,
-}
-
-/// Per-batch measurements, like Spark's `StreamingQueryProgress`.
-#[derive(Debug, Clone, Default)]
-pub struct Progress {
-    /// Rows read from all sources in this batch.
-    pub input_rows: u64,
-    /// Malformed records skipped in this batch (`on_error = 'skip'`).
-    pub skipped: u64,
-    /// Time from the start of polling to the end of the query run.
-    pub duration: Duration,
-    /// How late the batch started compared to its scheduled time, in ms.
-    pub delay_ms: i64,
-    /// Rows held in window state after the batch.
-    pub state_rows: usize,
-    /// Memory held by window state after the batch, in bytes.
-    pub state_bytes: usize,
-    /// Event-time watermark after the batch (ms since the epoch), for
-    /// queries over streams with a `WATERMARK`.
-    pub watermark_ms: Option<i64>,
-    /// The partition holding the watermark back (`bids partition 1`), when
-    /// that stream has more than one partition.
-    pub watermark_held_by: Option<String>,
-    /// Rows that arrived behind the watermark in this batch.
-    pub late_rows: u64,
-    /// Of `late_rows`, how many went to each `<stream>_late` stream
-    /// (`late_policy = 'side'`); the others were dropped.
-    pub late_routed: Vec<(String, u64)>,
-}
-
-/// The output of one run of a query: one batch, or one closed window.
-#[derive(Debug, Clone)]
-pub struct QueryResult {
-    /// Name of the query.
-    pub query: Arc<str>,
-    /// Id of the batch that produced the result.
-    pub batch_id: u64,
-    /// Scheduled time of that batch, ms since the epoch.
-    pub batch_time_ms: i64,
-    /// `[start, end)` of the window that closed, for windowed queries.
-    pub window: Option<(i64, i64)>,
-    /// Schema of `rows`.
-    pub schema: SchemaRef,
-    /// The result rows (possibly none).
-    pub rows: Vec<RecordBatch>,
-    /// Measurements of the batch.
-    pub progress: Progress,
-    /// What the results up to this batch were computed from (batch times and
-    /// source positions), for sinks that must tell a replay from a new run.
-    pub input: InputMark,
-}
-
-impl QueryResult {
-    /// Number of result rows.
-    pub fn num_rows(&self) -> usize {
-        self.rows.iter().map(RecordBatch::num_rows).sum()
-    }
-}
-
-/// Totals over a query's life.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QuerySummary {
-    /// Batches run.
-    pub batches: u64,
-    /// Rows read from sources.
-    pub input_rows: u64,
-    /// Rows produced.
-    pub output_rows: u64,
-    /// Malformed records skipped.
-    pub skipped: u64,
-    /// Rows that arrived behind the watermark (counted once per stream row).
-    pub late_rows: u64,
-    /// Of `late_rows`, rows written to `<stream>_late` streams.
-    pub late_routed: u64,
-    /// Largest window state after a batch, in rows.
-    pub peak_state_rows: usize,
-    /// Largest window state after a batch, in bytes.
-    pub peak_state_bytes: usize,
-    /// Durations of the batches.
-    pub latency: super::LatencyHistogram,
-}
-
-/// Where a query is: its totals and the last batch's measurements, updated
-/// after every batch (whether or not the batch produced a result).
-#[derive(Debug, Clone, Default)]
-pub struct QueryProgress {
-    /// Totals so far.
-    pub summary: QuerySummary,
-    /// Id of the last batch run.
-    pub batch_id: Option<u64>,
-    /// Measurements of the last batch.
-    pub last: Progress,
-}
 
 /// A running query: its results, and the means to stop it.
 #[derive(Debug)]
