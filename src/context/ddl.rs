@@ -316,3 +316,27 @@ pub(super) fn name_taken(name: &str, kind: Kind, owner: Kind) -> Error {
         owner.drop_keyword()
     ))
 }
+
+/// What `CREATE STREAM` / `CREATE TABLE` says of a name its own kind already
+/// has: the error, naming the `IF NOT EXISTS` fix.
+pub(super) fn already_exists(kind: Kind, name: &str) -> String {
+    match kind {
+        Kind::Stream => format!("stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS"),
+        _ => format!("table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"),
+    }
+}
+
+/// The answer to creating `name` again as the `kind` it already is: a note
+/// with `IF NOT EXISTS`, else [`already_exists`]'s error.
+pub(super) fn exists_reply(kind: Kind, name: &str, if_not_exists: bool) -> Result<Output, Error> {
+    if if_not_exists {
+        let word = if kind == Kind::Stream {
+            "stream"
+        } else {
+            "table"
+        };
+        Ok(Output::Message(format!("{word} {name} already exists")))
+    } else {
+        Err(Error::Catalog(already_exists(kind, name)))
+    }
+}

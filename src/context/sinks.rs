@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::ColumnDef;
 
+use super::ddl::{already_exists, exists_reply};
 use super::{Context, Output};
 use crate::catalog::{Def, Kind};
 use crate::error::Error;
@@ -23,13 +24,7 @@ impl Context {
         if_not_exists: bool,
     ) -> Result<Output, Error> {
         if self.catalog.read(|c| c.sinks.contains_key(name)) {
-            return if if_not_exists {
-                Ok(Output::Message(format!("table {name} already exists")))
-            } else {
-                Err(Error::Catalog(format!(
-                    "table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"
-                )))
-            };
+            return exists_reply(Kind::SinkTable, name, if_not_exists);
         }
         self.check_name_free(name, Kind::SinkTable)?;
         if columns.is_empty() {
@@ -50,7 +45,7 @@ impl Context {
         let connector = def.connector.clone();
         let readable = self.with_new_sink(
             def,
-            |name| format!("table '{name}' already exists; use CREATE TABLE IF NOT EXISTS"),
+            |name| already_exists(Kind::SinkTable, name),
             |def| {
                 self.attach_memory_table(def)?;
                 // Open once now so that bad options fail here, not at INSERT time.

@@ -11,6 +11,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use datafusion::sql::sqlparser::ast::{self, ColumnDef};
 
+use super::ddl::{already_exists, exists_reply};
 use super::{Context, Output};
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::catalog::{Def, Kind};
@@ -73,13 +74,7 @@ impl Context {
         if_not_exists: bool,
     ) -> Result<Output, Error> {
         if self.catalog.read(|c| c.streams.contains_key(name)) {
-            return if if_not_exists {
-                Ok(Output::Message(format!("stream {name} already exists")))
-            } else {
-                Err(Error::Catalog(format!(
-                    "stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS"
-                )))
-            };
+            return exists_reply(Kind::Stream, name, if_not_exists);
         }
         self.check_name_free(name, Kind::Stream)?;
         let connector = options
@@ -166,7 +161,7 @@ impl Context {
         defs.push(Def::Stream(def));
         self.insert_new(defs, Kind::Stream, |taken| {
             if taken == name {
-                format!("stream '{name}' already exists; use CREATE STREAM IF NOT EXISTS")
+                already_exists(Kind::Stream, name)
             } else {
                 format!(
                     "late_policy = 'side' on stream '{name}' declares stream '{taken}', which already exists"
