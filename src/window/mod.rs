@@ -20,7 +20,7 @@ mod sessions;
 mod watermark;
 
 pub use panes::PaneBuffer;
-pub use sessions::OpenSessions;
+pub use sessions::{OpenSessions, SessionsSnapshot};
 pub use watermark::{
     Combined, LatePolicy, PartitionedRows, StreamState, StreamWatermark, WatermarkDef,
     WatermarkTracker, combine,
