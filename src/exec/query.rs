@@ -129,8 +129,8 @@ pub fn start_query(
             let operator = Windowed::new(windowed);
             tokio::spawn(driver!(operator))
         }
-        PlanKind::Session { session, .. } => {
-            let operator = Session::new(session);
+        PlanKind::Session { session, kept } => {
+            let operator = Session::new(session, kept.len());
             tokio::spawn(driver!(operator))
         }
     };

@@ -127,6 +127,18 @@ impl OpenSessions {
         self.ends.first().map(|(end, _)| *end)
     }
 
+    /// The earliest start of an open session: rows read beside the sessions
+    /// (a stream joined to them) are needed from there on. Linear in the
+    /// open sessions.
+    pub fn earliest_start(&self) -> Option<i64> {
+        self.sessions.values().map(|s| s.start).min()
+    }
+
+    /// Session gap in ms.
+    pub fn gap_ms(&self) -> i64 {
+        self.gap_ms
+    }
+
     /// Adds the rows of `batch`, with times `times` (ms, one per row) and
     /// session keys `keys` (one array per key expression, none for one
     /// sequence of sessions over all rows), to the open sessions.

@@ -17,6 +17,9 @@ mod per_batch;
 mod session;
 mod windowed;
 
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 
 use datafusion::arrow::array::RecordBatch;
@@ -25,6 +28,7 @@ use datafusion::error::DataFusionError;
 
 use super::ExecError;
 use crate::sql::{CompiledQuery, StreamingPlan, provider::BatchTable};
+use crate::window::{PaneBuffer, SessionsSnapshot};
 
 pub(super) use per_batch::PerBatch;
 pub(super) use session::Session;
@@ -164,15 +168,13 @@ pub(super) trait Operator: Send {
     fn is_empty(&self) -> bool;
 
     #[cfg_attr(not(test), allow(dead_code))]
-    /// The operator's state, for a checkpoint; `None` while the operator
-    /// cannot snapshot yet (sessions: their open rows and row-encoded keys
-    /// are not exported yet).
-    fn snapshot(&self) -> Option<OperatorSnapshot>;
+    /// The operator's state, for a checkpoint (taken between batches).
+    fn snapshot(&self) -> Result<OperatorSnapshot, SnapshotError>;
 
     #[cfg_attr(not(test), allow(dead_code))]
     /// Replaces the state with `snapshot`'s (taken by an operator of the
     /// same plan).
-    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotMismatch>;
+    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotError>;
 
     /// After the empty batch at `time` at the end of input, the next batch
     /// time at which something closes or completes: the batches between
@@ -202,8 +204,12 @@ pub(crate) struct OperatorSnapshot {
     pub(crate) kind: &'static str,
     /// For windowed queries, the watermark windows were last closed at.
     pub(crate) closed_until: Option<i64>,
-    /// The state's rows, one entry per buffer in the operator's order.
+    /// The state's rows, one entry per buffer in the operator's order
+    /// (windowed: window inputs, kept inputs, partials; session: the
+    /// streams read outside the session).
     pub(crate) buffers: Vec<PaneSnapshot>,
+    /// For session queries, the open sessions.
+    pub(crate) sessions: Option<SessionsSnapshot>,
 }
 
 /// One buffer of rows by pane: each held pane's start and its batches (an
@@ -218,30 +224,55 @@ pub(crate) struct PaneSnapshot {
     pub(crate) panes: Vec<(i64, Vec<RecordBatch>)>,
 }
 
-/// A snapshot that does not fit the operator it is restored into.
+impl PaneSnapshot {
+    /// The panes `buffer` holds.
+    fn of(buffer: &PaneBuffer) -> Self {
+        Self {
+            pane_ms: buffer.pane_ms(),
+            panes: buffer
+                .panes()
+                .map(|(start, held)| (start, held.to_vec()))
+                .collect(),
+        }
+    }
+
+    /// A buffer holding these panes, batch for batch.
+    fn into_buffer(self) -> PaneBuffer {
+        PaneBuffer::from_panes(self.pane_ms, self.panes)
+    }
+}
+
+/// Why a snapshot could not be taken or restored.
 // Read by the checkpoint issue; until then only the round-trip tests use them.
 #[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot restore a {found} snapshot ({found_buffers} buffers) into a {expected} operator \
-     ({expected_buffers} buffers): restore a snapshot of the same query"
-)]
-pub(crate) struct SnapshotMismatch {
-    expected: &'static str,
-    expected_buffers: usize,
-    found: &'static str,
-    found_buffers: usize,
+pub(crate) enum SnapshotError {
+    /// The snapshot was taken by another kind of operator or query.
+    #[error(
+        "cannot restore a {found} snapshot ({found_buffers} buffers) into a {expected} operator \
+         ({expected_buffers} buffers): restore a snapshot of the same query"
+    )]
+    Mismatch {
+        expected: &'static str,
+        expected_buffers: usize,
+        found: &'static str,
+        found_buffers: usize,
+    },
+    /// The state could not be exported, or the snapshot's rows are not
+    /// what the operator holds.
+    #[error("cannot snapshot or restore the operator's state: {0}")]
+    State(#[from] ArrowError),
 }
 
 // Read by the checkpoint issue; until then only the round-trip tests use them.
 #[cfg_attr(not(test), allow(dead_code))]
 impl OperatorSnapshot {
     /// Checks the snapshot was taken by a `kind` operator with `buffers` buffers.
-    pub(crate) fn check(&self, kind: &'static str, buffers: usize) -> Result<(), SnapshotMismatch> {
+    pub(crate) fn check(&self, kind: &'static str, buffers: usize) -> Result<(), SnapshotError> {
         if self.kind == kind && self.buffers.len() == buffers {
             return Ok(());
         }
-        Err(SnapshotMismatch {
+        Err(SnapshotError::Mismatch {
             expected: kind,
             expected_buffers: buffers,
             found: self.kind,

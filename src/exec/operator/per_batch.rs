@@ -1,7 +1,7 @@
 //! The operator of a query without windows: runs the plan once per batch
 //! over the batch's rows and keeps nothing between batches.
 
-use super::{Cx, Emitted, Operator, OperatorSnapshot, SnapshotMismatch, Watermark};
+use super::{Cx, Emitted, Operator, OperatorSnapshot, SnapshotError, Watermark};
 use crate::exec::ExecError;
 
 /// Runs the query once per batch; stateless.
@@ -43,14 +43,14 @@ impl Operator for PerBatch {
     }
 
     /// Nothing is kept between batches: the snapshot holds no rows.
-    fn snapshot(&self) -> Option<OperatorSnapshot> {
-        Some(OperatorSnapshot {
+    fn snapshot(&self) -> Result<OperatorSnapshot, SnapshotError> {
+        Ok(OperatorSnapshot {
             kind: "per_batch",
             ..OperatorSnapshot::default()
         })
     }
 
-    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotMismatch> {
+    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotError> {
         snapshot.check("per_batch", 0)
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Cx, Emitted, Filled, Operator, OperatorSnapshot, PaneSnapshot, SnapshotMismatch, Watermark,
+    Cx, Emitted, Filled, Operator, OperatorSnapshot, PaneSnapshot, SnapshotError, Watermark,
     fill,
 };
 use crate::exec::ExecError;
@@ -258,30 +258,19 @@ impl Operator for Windowed {
 
     /// Every buffer's panes (window inputs, kept inputs, partials, in that
     /// order) and how far windows were emitted.
-    fn snapshot(&self) -> Option<OperatorSnapshot> {
-        Some(OperatorSnapshot {
+    fn snapshot(&self) -> Result<OperatorSnapshot, SnapshotError> {
+        Ok(OperatorSnapshot {
             kind: "windowed",
             closed_until: self.closed_until,
-            buffers: self
-                .buffers()
-                .map(|panes| PaneSnapshot {
-                    pane_ms: panes.pane_ms(),
-                    panes: panes
-                        .panes()
-                        .map(|(start, held)| (start, held.to_vec()))
-                        .collect(),
-                })
-                .collect(),
+            buffers: self.buffers().map(PaneSnapshot::of).collect(),
+            sessions: None,
         })
     }
 
-    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotMismatch> {
+    fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotError> {
         let (windows, kept) = (self.windows.len(), self.kept.len());
         snapshot.check("windowed", windows + kept + self.partials.len())?;
-        let mut buffers = snapshot
-            .buffers
-            .into_iter()
-            .map(|b| PaneBuffer::from_panes(b.pane_ms, b.panes));
+        let mut buffers = snapshot.buffers.into_iter().map(PaneSnapshot::into_buffer);
         self.windows = buffers.by_ref().take(windows).collect();
         self.kept = buffers.by_ref().take(kept).collect();
         self.partials = buffers.collect();

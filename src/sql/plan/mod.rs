@@ -201,8 +201,8 @@ pub enum PlanKind {
     Session {
         /// The session window (boxed: it is much larger than the others).
         session: Box<SessionPlan>,
-        /// Streams referenced outside the session (their tables are
-        /// registered but not fed).
+        /// Streams referenced outside the session: their rows are kept
+        /// from the earliest open session on.
         kept: Vec<KeptInput>,
     },
 }
