@@ -40,6 +40,18 @@ impl Context {
         Ok(Output::Query(handle))
     }
 
+    /// Plans `sql`, one continuous query over this session's streams,
+    /// without starting it (`None` when it reads no stream): unit tests run
+    /// a real plan's operator batch by batch.
+    #[cfg(test)]
+    pub(crate) async fn plan_query(&self, sql: &str) -> Result<Option<StreamingPlan>, Error> {
+        let statement = crate::sql::parse_script(sql)?.pop().map(|p| p.statement);
+        let Some(crate::sql::Statement::Query(query)) = statement else {
+            return Err(crate::sql::SqlError::Parse(format!("expected one query: {sql}")).into());
+        };
+        self.plan(&query).await
+    }
+
     /// `INSERT INTO sink_table SELECT ...`: starts a background query named
     /// after the table, its rows cast by position to the table's columns.
     pub(super) async fn insert(&self, table: &str, query: &ast::Query) -> Result<Output, Error> {
