@@ -26,6 +26,8 @@ use crate::source::{PollContext, Source};
 use crate::sql::{StreamingPlan, TimeDomain};
 use crate::window::{PartitionedRows, StreamWatermark, combine};
 
+mod state;
+
 /// Each source with its stream name and stamped schema, in `plan.streams` order.
 pub(super) type Sources = Vec<(String, SchemaRef, Box<dyn Source>)>;
 /// One batch's rows per stream, in `plan.streams` order.

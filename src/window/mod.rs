@@ -22,8 +22,8 @@ mod watermark;
 pub use panes::PaneBuffer;
 pub use sessions::{OpenSessions, SessionsSnapshot};
 pub use watermark::{
-    Combined, LatePolicy, PartitionedRows, StreamState, StreamWatermark, WatermarkDef,
-    WatermarkTracker, combine,
+    Combined, LatePolicy, PartitionWatermarkState, PartitionedRows, StreamState, StreamWatermark,
+    WatermarkDef, WatermarkTracker, combine,
 };
 
 /// Column with the inclusive start of a row's window.

@@ -125,6 +125,17 @@ struct PartitionWatermark {
     since_ms: Option<i64>,
 }
 
+/// One source partition's watermark state, as a checkpoint keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionWatermarkState {
+    /// The partition's watermark, once it has seen a row.
+    pub watermark: Option<i64>,
+    /// Batch time of the partition's last row.
+    pub last_data_ms: Option<i64>,
+    /// Batch time the partition appeared at (`None`: known from the start).
+    pub since_ms: Option<i64>,
+}
+
 /// Where one stream's watermark stands after a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamState {
@@ -183,6 +194,39 @@ impl StreamWatermark {
         self.partitions[partition as usize]
             .tracker
             .observe(batch_time_ms, candidate);
+    }
+
+    /// Every partition's state, in partition order, for a checkpoint.
+    pub fn snapshot(&self) -> Vec<PartitionWatermarkState> {
+        self.partitions
+            .iter()
+            .map(|p| PartitionWatermarkState {
+                watermark: p.tracker.watermark,
+                last_data_ms: p.tracker.last_data_ms,
+                since_ms: p.since_ms,
+            })
+            .collect()
+    }
+
+    /// Replaces the partitions' state with `partitions` (from
+    /// [`StreamWatermark::snapshot`] of a stream with the same definition;
+    /// the idle timeout stays this stream's).
+    pub fn restore(&mut self, partitions: &[PartitionWatermarkState]) {
+        let idle_timeout_ms = self.def.idle_timeout.map(|d| d.as_millis() as i64);
+        self.partitions = partitions
+            .iter()
+            .map(|p| PartitionWatermark {
+                tracker: WatermarkTracker {
+                    watermark: p.watermark,
+                    last_data_ms: p.last_data_ms,
+                    idle_timeout_ms,
+                },
+                since_ms: p.since_ms,
+            })
+            .collect();
+        if self.partitions.is_empty() {
+            *self = Self::new(&self.def);
+        }
     }
 
     /// The watermark of `partition`, once it has seen a row.
@@ -404,6 +448,38 @@ mod tests {
         s.set_partitions(4, 10_000);
         assert_eq!(s.state(11_000, 0), StreamState::Waiting { partition: 3 });
         assert_eq!(s.state(12_000, 0), StreamState::Idle);
+    }
+
+    #[test]
+    fn a_restored_stream_watermark_goes_on_like_the_snapshotted_one() {
+        let mut s = StreamWatermark::new(&def(Some(2)));
+        s.set_partitions(2, 0);
+        s.observe(0, 0, Some(1_000));
+        s.set_partitions(3, 1_000);
+        s.observe(2, 1_000, Some(4_000));
+        let mut restored = StreamWatermark::new(&def(Some(2)));
+        restored.restore(&s.snapshot());
+        assert_eq!(restored.snapshot(), s.snapshot());
+        assert_eq!(restored.snapshot()[2].since_ms, Some(1_000));
+        for (t, p, w) in [
+            (2_000, 1, Some(3_000)),
+            (3_000, 0, None),
+            (5_000, 2, Some(6_000)),
+        ] {
+            s.observe(p, t, w);
+            restored.observe(p, t, w);
+            assert_eq!(restored.state(t, 0), s.state(t, 0), "at {t}");
+        }
+        // By 6 s partitions 0 and 1 are idle: the stream is at partition 2.
+        assert_eq!(
+            restored.state(6_000, 0),
+            StreamState::At {
+                watermark: 6_000,
+                partition: 2
+            }
+        );
+        restored.restore(&[]);
+        assert_eq!(restored.partitions(), 1);
     }
 
     #[test]

@@ -39,7 +39,10 @@ const BATCHES: &[(&[Row], &[Row])] = &[
     (&[(7, "b", 1), (5, "a", 2), (6, "a", 9)], &[(6, "a", 3)]),
     (&[(1, "a", 100), (9, "c", 4), (8, "a", 6)], &[(1, "a", 50)]),
     (&[], &[(9, "c", 7)]),
-    (&[(13, "a", 5), (4, "b", 100), (12, "b", 2)], &[(12, "b", 1)]),
+    (
+        &[(13, "a", 5), (4, "b", 100), (12, "b", 2)],
+        &[(12, "b", 1)],
+    ),
     (&[(14, "a", 1), (20, "c", 3)], &[(20, "c", 2)]),
 ];
 
@@ -123,7 +126,7 @@ impl<O: Operator> Run<O> {
             table.set(rows_of(&self.plan, &def.name, rows, time));
         }
         let batch_id = self.batch_id;
-                let (mut emitted, late) = self
+        let (mut emitted, late) = self
             .operator
             .process_batch(&cx(&self.plan, batch_id), self.watermark)
             .await
@@ -281,10 +284,16 @@ async fn hop_with_partials_round_trips() {
         panic!("{:?}", planned.kind);
     };
     assert!(!w.partials.is_empty(), "the HOP aggregates use partials");
-    assert!(w.windows.iter().all(|i| !i.keeps_rows), "only partials kept");
+    assert!(
+        w.windows.iter().all(|i| !i.keeps_rows),
+        "only partials kept"
+    );
     for split in [2, 4] {
         let (emitted, rows) = round_trip(query, windowed, split).await;
-        assert!(rows > 0, "the snapshot after {split} batches holds partials");
+        assert!(
+            rows > 0,
+            "the snapshot after {split} batches holds partials"
+        );
         assert!(emitted.len() > 4, "{emitted:#?}");
     }
 }

@@ -59,8 +59,12 @@ impl OpenSessions {
             Field::new(ROWS, DataType::UInt64, false),
         ];
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(sessions.iter().map(|s| s.start))),
-            Arc::new(Int64Array::from_iter_values(sessions.iter().map(|s| s.last))),
+            Arc::new(Int64Array::from_iter_values(
+                sessions.iter().map(|s| s.start),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                sessions.iter().map(|s| s.last),
+            )),
             Arc::new(UInt64Array::from_iter_values(
                 sessions.iter().map(|s| s.rows.len() as u64),
             )),
@@ -69,7 +73,11 @@ impl OpenSessions {
             let parser = converter.parser();
             let keys = converter.convert_rows(sessions.iter().map(|s| parser.parse(&s.key)))?;
             for (i, key) in keys.into_iter().enumerate() {
-                fields.push(Field::new(format!("key_{i}"), key.data_type().clone(), true));
+                fields.push(Field::new(
+                    format!("key_{i}"),
+                    key.data_type().clone(),
+                    true,
+                ));
                 columns.push(key);
             }
         }

@@ -197,7 +197,11 @@ fn restored_sessions_close_and_merge_like_the_snapshotted_ones() {
     }
     let snapshot = first.snapshot().unwrap();
     assert_eq!(snapshot.sessions.num_rows(), 4, "{:?}", snapshot.sessions);
-    assert_eq!(snapshot.sessions.num_columns(), 4, "start, last, rows, key_0");
+    assert_eq!(
+        snapshot.sessions.num_columns(),
+        4,
+        "start, last, rows, key_0"
+    );
     drop(first);
     let mut restored = OpenSessions::restore(GAP, snapshot).unwrap();
     assert_eq!(
@@ -231,7 +235,10 @@ fn unkeyed_and_empty_sessions_round_trip() {
     let snapshot = open.snapshot().unwrap();
     assert_eq!(snapshot.sessions.num_columns(), 3, "no key columns");
     let mut restored = OpenSessions::restore(GAP, snapshot).unwrap();
-    assert_eq!(close_in_order(&mut restored, 100), close_in_order(&mut open, 100));
+    assert_eq!(
+        close_in_order(&mut restored, 100),
+        close_in_order(&mut open, 100)
+    );
 }
 
 /// Sessions of each key computed over all rows at once, as the SQL
@@ -243,9 +250,7 @@ fn reference(rows: &[(i64, Option<&str>)]) -> Vec<(Option<String>, i64, i64, i64
     let mut i = 0;
     while i < sorted.len() {
         let mut j = i + 1;
-        while j < sorted.len()
-            && sorted[j].0 == sorted[i].0
-            && sorted[j].1 - sorted[j - 1].1 < GAP
+        while j < sorted.len() && sorted[j].0 == sorted[i].0 && sorted[j].1 - sorted[j - 1].1 < GAP
         {
             j += 1;
         }
