@@ -14,6 +14,8 @@
 //! them. A batch is dropped once none of its rows is open, and the open rows
 //! are copied into one batch when the retained batches hold more than twice
 //! as many rows as are open, so memory stays proportional to the open rows.
+//! `sessions/snapshot.rs` exports the open sessions as Arrow data for a
+//! checkpoint and rebuilds them.
 
 use std::collections::BTreeSet;
 
