@@ -18,7 +18,7 @@ use super::{Context, Output, lock};
 use crate::catalog::{Def, Defs, Kind};
 use crate::error::Error;
 use crate::exec::QueryProgress;
-use crate::source;
+use crate::source::{self, late};
 use crate::sql::{DropKind, Statement, parser::normalize_name};
 
 /// A query this session started and the streams it reads, so that they
@@ -191,16 +191,24 @@ impl Context {
             return Err(Error::Catalog(format!("stream '{name}' does not exist")));
         };
         if def.connector == source::LATE_CONNECTOR
-            && let Some(owner) = name.strip_suffix(crate::exec::late::LATE_SUFFIX)
+            && let Some(owner) = name.strip_suffix(late::LATE_SUFFIX)
             && streams.contains_key(owner)
         {
             return Err(Error::Catalog(format!(
                 "stream '{name}' holds the late rows of stream '{owner}': DROP STREAM {owner} drops both"
             )));
         }
-        let late = format!("{name}{}", crate::exec::late::LATE_SUFFIX);
+        let late = late::late_stream_name(name);
+        let side = def
+            .watermark
+            .as_ref()
+            .is_some_and(|w| w.late_policy == crate::window::LatePolicy::Side);
         let mut dropped = vec![name.to_string()];
-        if def.late.is_some() && streams.contains_key(&late) {
+        if side
+            && streams
+                .get(&late)
+                .is_some_and(|l| l.connector == source::LATE_CONNECTOR)
+        {
             dropped.push(late);
         }
         for view in &defs.views {
@@ -232,6 +240,7 @@ impl Context {
         drop(readers);
         for stream in &dropped {
             streams.remove(stream);
+            self.runtime.remove(stream);
         }
         Ok(Output::Message(format!(
             "dropped stream {}",
@@ -267,8 +276,9 @@ impl Context {
             )));
         }
         let removed = self.catalog.update(|defs| defs.sinks.remove(name));
+        self.runtime.remove(name);
         if let Some(def) = removed
-            && (def.table.is_some() || crate::sink::files::is_file_connector(&def.connector))
+            && (def.connector == "memory" || crate::sink::files::is_file_connector(&def.connector))
         {
             self.tables
                 .deregister_table(datafusion::common::TableReference::bare(name))?;

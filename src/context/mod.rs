@@ -10,7 +10,9 @@
 //! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `DESCRIBE`,
 //! - [`explain`] — `EXPLAIN`,
 //! - [`settings`] — `SET`, `CREATE FUNCTION`,
-//! - [`ddl`] — one name per object, `DROP`, DataFusion's own statements.
+//! - [`ddl`] — one name per object, `DROP`, DataFusion's own statements,
+//! - [`runtime`] — the runtime objects of catalog entries (late streams'
+//!   hubs, memory sinks' tables), by name.
 //!
 //! Front ends (CLI, REPL) are thin users of this API.
 
@@ -35,6 +37,7 @@ use crate::sql::{ParsedStatement, SqlError, Statement, StreamingPlan, ViewDef, p
 mod ddl;
 mod explain;
 mod queries;
+mod runtime;
 mod settings;
 mod show;
 mod sinks;
@@ -101,6 +104,9 @@ pub struct Context {
     config: Mutex<Config>,
     /// Streams, views over streams and sink tables, behind one lock.
     catalog: Catalog,
+    /// The runtime objects of catalog entries, by name: late streams' hubs,
+    /// memory sinks' tables.
+    runtime: runtime::Runtime,
     /// Held by a statement that changes the catalog or starts a query, for
     /// its whole run. The catalog's own lock makes each check-and-insert
     /// atomic, but two things still need this one: a statement that starts
@@ -129,6 +135,7 @@ impl Context {
         Self {
             config: Mutex::new(config),
             catalog: Catalog::default(),
+            runtime: runtime::Runtime::default(),
             ddl: tokio::sync::Mutex::new(()),
             readers: Mutex::new(Vec::new()),
             tables: crate::sql::functions::session_context(Self::session_config()),

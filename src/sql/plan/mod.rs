@@ -37,6 +37,9 @@ mod time;
 
 pub(crate) use inputs::{column_names, with_computed_columns};
 
+#[cfg(test)]
+mod tests;
+
 /// A query planned once and run many times.
 #[derive(Debug, Clone)]
 pub struct CompiledQuery {
@@ -160,6 +163,25 @@ pub struct WatermarkPlan {
     pub max: CompiledQuery,
 }
 
+/// A stream an event-time query checks for late rows each batch, planned
+/// with the query; there are checks only when one of the query's streams
+/// routes its late rows to a `<name>_late` stream (`late_policy = 'side'`).
+/// Then every stream with a WATERMARK is checked, so that late rows are
+/// counted once per stream row (see `exec::late`).
+#[derive(Debug, Clone)]
+pub struct LateCheck {
+    /// The stream.
+    pub stream: String,
+    /// Whether its late rows go to `<stream>_late` (else they are counted).
+    pub side: bool,
+    /// The stream's rows of the current batch: under side policy every
+    /// column as queries see them except `_batch_time` (the late stream's
+    /// columns but `query`), else just the time column.
+    pub select: CompiledQuery,
+    /// Index of the WATERMARK column in `select`'s schema.
+    pub time_index: usize,
+}
+
 /// State of a `GROUP BY ..., SESSION(time, gap)` query, or of one reading
 /// the SESSION window table function.
 #[derive(Debug, Clone)]
@@ -223,6 +245,8 @@ pub struct StreamingPlan {
     pub time: Option<TimeDomain>,
     /// Watermarks of the streams under the windows (event time).
     pub watermarks: Vec<WatermarkPlan>,
+    /// The streams checked for late rows each batch (see [`LateCheck`]).
+    pub late_checks: Vec<LateCheck>,
     /// The batch time `PROCTIME()` returns.
     pub proctime: ProcTime,
 }
