@@ -327,6 +327,7 @@ impl StreamingPlan {
             watermarks,
             late_checks,
             proctime,
+            interval_ms,
         }))
     }
 }

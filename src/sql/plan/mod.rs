@@ -32,6 +32,7 @@ use crate::source::StreamDef;
 use crate::window::{WatermarkDef, WindowSpec};
 
 mod build;
+mod display;
 mod inputs;
 mod time;
 
@@ -229,7 +230,8 @@ pub enum PlanKind {
     },
 }
 
-/// A continuous query, planned once.
+/// A continuous query, planned once. Its `Display` is the streaming part
+/// of `EXPLAIN`.
 #[derive(Debug)]
 pub struct StreamingPlan {
     state: SessionState,
@@ -249,6 +251,8 @@ pub struct StreamingPlan {
     pub late_checks: Vec<LateCheck>,
     /// The batch time `PROCTIME()` returns.
     pub proctime: ProcTime,
+    /// The batch interval the query was planned for, in ms.
+    pub interval_ms: i64,
 }
 
 impl StreamingPlan {

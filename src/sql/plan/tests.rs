@@ -115,3 +115,14 @@ async fn no_late_checks_without_a_side_output_or_event_time() {
     assert!(per_batch.late_checks.is_empty());
 }
 
+/// `EXPLAIN`'s streaming part is the plan's `Display`.
+#[tokio::test]
+async fn the_plan_displays_its_interval_inputs_and_watermarks() {
+    let plan = plan(vec![stream("bids", LatePolicy::Drop)], WINDOWED).await;
+    assert_eq!(
+        plan.to_string(),
+        "continuous query, batch_interval 1s\n\
+         inputs: TUMBLE window over bids (size 4000 ms, slide 4000 ms, event time, \
+         aggregated from partials per pane); watermark of bids: max(ts) so far"
+    );
+}
