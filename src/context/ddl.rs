@@ -1,7 +1,8 @@
 //! Names and their removal: one name per object across quiver's streams,
 //! views and sink tables and DataFusion's tables (`CREATE TABLE x AS VALUES`
 //! refuses a stream's name, and the reverse), and `DROP STREAM | VIEW |
-//! TABLE`, refused while a running query reads the stream.
+//! TABLE`, refused while a running query reads the stream (and dropping the
+//! object's runtime object, a late stream's hub or a memory sink's table).
 //!
 //! The catalog checks a name and takes it in one step
 //! ([`crate::catalog::Catalog::insert_new`]); statements that change the
@@ -284,37 +285,6 @@ impl Context {
                 .deregister_table(datafusion::common::TableReference::bare(name))?;
         }
         Ok(Output::Message(format!("dropped table {name}")))
-    }
-
-    /// A statement quiver leaves to DataFusion (`CREATE TABLE x AS VALUES`,
-    /// `SELECT 1`), after checking that a name it creates is free.
-    pub(super) async fn run_other_statement(
-        &self,
-        statement: &ast::Statement,
-    ) -> Result<Output, Error> {
-        if let Some(name) = created_name(statement) {
-            self.check_name_free(&name, Kind::Table)?;
-        }
-        self.run_on_datafusion(statement.clone()).await
-    }
-
-    /// `CREATE EXTERNAL TABLE` and other statements of DataFusion's dialect.
-    pub(super) async fn run_datafusion_statement(
-        &self,
-        statement: &DFStatement,
-    ) -> Result<Output, Error> {
-        if let DFStatement::CreateExternalTable(create) = statement {
-            if create.unbounded {
-                return Err(Error::Catalog(format!(
-                    "CREATE UNBOUNDED EXTERNAL TABLE is not supported: declare a stream, \
-                     CREATE STREAM {} WITH (connector = 'files', path = '{}', format = 'csv')",
-                    create.name,
-                    create.locations.join(",")
-                )));
-            }
-            self.check_name_free(&create.name.to_string(), Kind::Table)?;
-        }
-        self.run_df_statement(statement.clone()).await
     }
 }
 
