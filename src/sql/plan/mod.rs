@@ -302,13 +302,8 @@ impl StreamingPlan {
         self.main.execute(&self.state).await
     }
 
-    /// Plans `sql`, a query over this query's tables (e.g. a stream's current
-    /// batch), to run with [`Self::run`].
-    pub async fn compile(&self, sql: &str) -> Result<CompiledQuery, SqlError> {
-        CompiledQuery::plan_sql(&self.state, sql).await
-    }
-
-    /// Runs `plan` (a feeder or watermark plan of this query) over the current batch.
+    /// Runs `plan` (a feeder, watermark or late-check plan of this query)
+    /// over the current batch. Every such plan is planned with the query.
     pub async fn run(&self, plan: &CompiledQuery) -> Result<Vec<RecordBatch>, DataFusionError> {
         plan.execute(&self.state).await
     }
