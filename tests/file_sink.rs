@@ -61,7 +61,6 @@ fn def(dir: &Path, connector: &str, options: &[(&str, &str)]) -> SinkDef {
         connector: connector.into(),
         schema: schema(),
         options: Options::new(pairs),
-        table: None,
     }
 }
 

@@ -46,7 +46,6 @@ fn write_with_sink(
         connector: "parquet".into(),
         schema: schema.clone(),
         options: crate::options::Options::new([("path", dir.display().to_string())]),
-        table: None,
     };
     let started = Instant::now();
     let mut sink = FileSink::open(&def)?;

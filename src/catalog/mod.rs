@@ -1,6 +1,12 @@
 //! The session's catalog: the definitions of its streams, views over
 //! streams and sink tables, behind one lock.
 //!
+//! Definitions only: plain values a query plans against and a snapshot
+//! copies. The runtime objects some entries have — the hub of a
+//! `<name>_late` stream, the table of a `memory` sink — live in the
+//! session's registry (`context/runtime.rs`), keyed by the same name, and
+//! are dropped with the entry.
+//!
 //! One name names one object across all of them and DataFusion's own tables
 //! and views, so creating an object is one atomic check-and-insert
 //! ([`Catalog::insert_new`]) and dropping one is a check-and-remove in one

@@ -20,7 +20,6 @@ fn sink(name: &str) -> Def {
         connector: "blackhole".into(),
         schema: Arc::new(Schema::empty()),
         options: Default::default(),
-        table: None,
     })
 }
 

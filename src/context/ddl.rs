@@ -1,7 +1,8 @@
 //! Names and their removal: one name per object across quiver's streams,
 //! views and sink tables and DataFusion's tables (`CREATE TABLE x AS VALUES`
 //! refuses a stream's name, and the reverse), and `DROP STREAM | VIEW |
-//! TABLE`, refused while a running query reads the stream.
+//! TABLE`, refused while a running query reads the stream (and dropping the
+//! object's runtime object, a late stream's hub or a memory sink's table).
 //!
 //! The catalog checks a name and takes it in one step
 //! ([`crate::catalog::Catalog::insert_new`]); statements that change the
@@ -18,7 +19,7 @@ use super::{Context, Output, lock};
 use crate::catalog::{Def, Defs, Kind};
 use crate::error::Error;
 use crate::exec::QueryProgress;
-use crate::source;
+use crate::source::{self, late};
 use crate::sql::{DropKind, Statement, parser::normalize_name};
 
 /// A query this session started and the streams it reads, so that they
@@ -191,16 +192,24 @@ impl Context {
             return Err(Error::Catalog(format!("stream '{name}' does not exist")));
         };
         if def.connector == source::LATE_CONNECTOR
-            && let Some(owner) = name.strip_suffix(crate::exec::late::LATE_SUFFIX)
+            && let Some(owner) = name.strip_suffix(late::LATE_SUFFIX)
             && streams.contains_key(owner)
         {
             return Err(Error::Catalog(format!(
                 "stream '{name}' holds the late rows of stream '{owner}': DROP STREAM {owner} drops both"
             )));
         }
-        let late = format!("{name}{}", crate::exec::late::LATE_SUFFIX);
+        let late = late::late_stream_name(name);
+        let side = def
+            .watermark
+            .as_ref()
+            .is_some_and(|w| w.late_policy == crate::window::LatePolicy::Side);
         let mut dropped = vec![name.to_string()];
-        if def.late.is_some() && streams.contains_key(&late) {
+        if side
+            && streams
+                .get(&late)
+                .is_some_and(|l| l.connector == source::LATE_CONNECTOR)
+        {
             dropped.push(late);
         }
         for view in &defs.views {
@@ -232,6 +241,7 @@ impl Context {
         drop(readers);
         for stream in &dropped {
             streams.remove(stream);
+            self.runtime.remove(stream);
         }
         Ok(Output::Message(format!(
             "dropped stream {}",
@@ -267,44 +277,14 @@ impl Context {
             )));
         }
         let removed = self.catalog.update(|defs| defs.sinks.remove(name));
+        self.runtime.remove(name);
         if let Some(def) = removed
-            && (def.table.is_some() || crate::sink::files::is_file_connector(&def.connector))
+            && (def.connector == "memory" || crate::sink::files::is_file_connector(&def.connector))
         {
             self.tables
                 .deregister_table(datafusion::common::TableReference::bare(name))?;
         }
         Ok(Output::Message(format!("dropped table {name}")))
-    }
-
-    /// A statement quiver leaves to DataFusion (`CREATE TABLE x AS VALUES`,
-    /// `SELECT 1`), after checking that a name it creates is free.
-    pub(super) async fn run_other_statement(
-        &self,
-        statement: &ast::Statement,
-    ) -> Result<Output, Error> {
-        if let Some(name) = created_name(statement) {
-            self.check_name_free(&name, Kind::Table)?;
-        }
-        self.run_on_datafusion(statement.clone()).await
-    }
-
-    /// `CREATE EXTERNAL TABLE` and other statements of DataFusion's dialect.
-    pub(super) async fn run_datafusion_statement(
-        &self,
-        statement: &DFStatement,
-    ) -> Result<Output, Error> {
-        if let DFStatement::CreateExternalTable(create) = statement {
-            if create.unbounded {
-                return Err(Error::Catalog(format!(
-                    "CREATE UNBOUNDED EXTERNAL TABLE is not supported: declare a stream, \
-                     CREATE STREAM {} WITH (connector = 'files', path = '{}', format = 'csv')",
-                    create.name,
-                    create.locations.join(",")
-                )));
-            }
-            self.check_name_free(&create.name.to_string(), Kind::Table)?;
-        }
-        self.run_df_statement(statement.clone()).await
     }
 }
 

@@ -10,7 +10,11 @@
 //! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `DESCRIBE`,
 //! - [`explain`] — `EXPLAIN`,
 //! - [`settings`] — `SET`, `CREATE FUNCTION`,
-//! - [`ddl`] — one name per object, `DROP`, DataFusion's own statements.
+//! - [`ddl`] — one name per object, `DROP`,
+//! - [`passthrough`] — statements DataFusion runs itself (static tables,
+//!   `CREATE EXTERNAL TABLE`, one-off queries),
+//! - [`runtime`] — the runtime objects of catalog entries (late streams'
+//!   hubs, memory sinks' tables), by name.
 //!
 //! Front ends (CLI, REPL) are thin users of this API.
 
@@ -20,9 +24,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 
 use crate::catalog::Catalog;
@@ -30,11 +32,13 @@ use crate::error::Error;
 use crate::exec::{Clock, QueryHandle, Registry, RunLimits};
 use crate::sink::SinkDef;
 use crate::source::StreamDef;
-use crate::sql::{ParsedStatement, SqlError, Statement, StreamingPlan, ViewDef, parse_script};
+use crate::sql::{ParsedStatement, Statement, StreamingPlan, ViewDef, parse_script};
 
 mod ddl;
 mod explain;
+mod passthrough;
 mod queries;
+mod runtime;
 mod settings;
 mod show;
 mod sinks;
@@ -101,6 +105,9 @@ pub struct Context {
     config: Mutex<Config>,
     /// Streams, views over streams and sink tables, behind one lock.
     catalog: Catalog,
+    /// The runtime objects of catalog entries, by name: late streams' hubs,
+    /// memory sinks' tables.
+    runtime: runtime::Runtime,
     /// Held by a statement that changes the catalog or starts a query, for
     /// its whole run. The catalog's own lock makes each check-and-insert
     /// atomic, but two things still need this one: a statement that starts
@@ -129,6 +136,7 @@ impl Context {
         Self {
             config: Mutex::new(config),
             catalog: Catalog::default(),
+            runtime: runtime::Runtime::default(),
             ddl: tokio::sync::Mutex::new(()),
             readers: Mutex::new(Vec::new()),
             tables: crate::sql::functions::session_context(Self::session_config()),
@@ -256,49 +264,6 @@ impl Context {
             StreamingPlan::try_new(query, defs.streaming(), &self.tables, config, interval_ms)
                 .await?,
         )
-    }
-
-    /// Runs `statement` on DataFusion and returns its rows (none for `SET`).
-    async fn rows_on_datafusion(&self, statement: ast::Statement) -> Result<Output, Error> {
-        let plan = self
-            .tables
-            .state()
-            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(SqlError::from)?;
-        let rows = self
-            .tables
-            .execute_logical_plan(plan)
-            .await
-            .map_err(SqlError::from)?
-            .collect()
-            .await?;
-        Ok(Output::Rows(rows))
-    }
-
-    async fn run_on_datafusion(&self, statement: ast::Statement) -> Result<Output, Error> {
-        self.run_df_statement(DFStatement::Statement(Box::new(statement)))
-            .await
-    }
-
-    async fn run_df_statement(&self, statement: DFStatement) -> Result<Output, Error> {
-        let state = self.tables.state();
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(SqlError::from)?;
-        let is_ddl = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
-        let rows = self
-            .tables
-            .execute_logical_plan(plan)
-            .await?
-            .collect()
-            .await?;
-        Ok(if is_ddl {
-            Output::Message("ok".into())
-        } else {
-            Output::Rows(rows)
-        })
     }
 }
 

@@ -35,7 +35,8 @@ impl Context {
         let name = format!("query_{}", self.next_query.fetch_add(1, Ordering::Relaxed));
         let interval_ms = config.batch_interval.as_millis() as i64;
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
-        let handle = start_query(name, plan, interval_ms, config.clock, config.limits)?;
+        let hubs = self.runtime.late_hubs(&plan);
+        let handle = start_query(name, plan, &hubs, interval_ms, config.clock, config.limits)?;
         self.add_reader(&handle.name, false, streams, handle.progress.clone());
         Ok(Output::Query(handle))
     }
@@ -108,7 +109,6 @@ impl Context {
             connector: connector.to_ascii_lowercase(),
             schema: plan.schema.clone(),
             options: options.without("connector"),
-            table: None,
         };
         self.with_new_sink(
             def,
@@ -140,13 +140,15 @@ impl Context {
     }
 
     pub(super) fn start_planned(&self, def: SinkDef, plan: StreamingPlan) -> Result<Output, Error> {
-        let sink = sink::open(&def)?;
+        let sink = self.open_sink(&def)?;
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let config = self.config();
         let interval_ms = config.batch_interval.as_millis() as i64;
+        let hubs = self.runtime.late_hubs(&plan);
         let handle = start_query(
             def.name.clone(),
             plan,
+            &hubs,
             interval_ms,
             config.clock,
             config.limits,

@@ -12,6 +12,7 @@ use crate::catalog::{Def, Kind};
 use crate::error::Error;
 use crate::options::Options;
 use crate::sink::{self, SinkDef};
+use crate::sql::provider::BatchTable;
 
 impl Context {
     /// `CREATE TABLE t (...) WITH (connector = 'blackhole' | 'print' | ...)`:
@@ -40,7 +41,6 @@ impl Context {
                 .to_ascii_lowercase(),
             schema: self.declared_schema(columns).await?,
             options: options.without("connector"),
-            table: None,
         };
         let connector = def.connector.clone();
         let readable = self.with_new_sink(
@@ -49,7 +49,7 @@ impl Context {
             |def| {
                 self.attach_memory_table(def)?;
                 // Open once now so that bad options fail here, not at INSERT time.
-                sink::open(def)?.close()?;
+                self.open_sink(def)?.close()?;
                 self.register_file_table(def)
             },
         )?;
@@ -60,39 +60,51 @@ impl Context {
 
     /// Adds sink table `def` to the catalog — its name checked free and
     /// taken in one step, `same_kind` the error if a sink table has it —
-    /// then runs `make`, which registers the table's session tables (and
-    /// may start the query writing to it), and keeps the definition as
-    /// `make` leaves it. If `make` fails, the name is free again.
+    /// then runs `make`, which registers the table's session tables and
+    /// runtime objects (and may start the query writing to it). If `make`
+    /// fails, the name is free again: in the catalog, the runtime registry
+    /// and DataFusion (whose table `make` may have registered; the name was
+    /// free there before).
     pub(super) fn with_new_sink<R>(
         &self,
-        mut def: SinkDef,
+        def: SinkDef,
         same_kind: impl FnOnce(&str) -> String,
-        make: impl FnOnce(&mut SinkDef) -> Result<R, Error>,
+        make: impl FnOnce(&SinkDef) -> Result<R, Error>,
     ) -> Result<R, Error> {
         self.insert_new(vec![Def::Sink(def.clone())], Kind::SinkTable, same_kind)?;
-        let made = make(&mut def);
-        self.catalog.update(|c| match made {
-            Ok(_) => {
-                c.sinks.insert(def.name.clone(), def);
-            }
-            Err(_) => {
-                c.sinks.remove(&def.name);
-            }
-        });
+        let made = make(&def);
+        if made.is_err() {
+            self.catalog.update(|c| c.sinks.remove(&def.name));
+            self.runtime.remove(&def.name);
+            let name = datafusion::common::TableReference::bare(def.name.as_str());
+            self.tables.deregister_table(name)?;
+        }
         made
     }
 
-    /// A `memory` sink writes to a session table of its name, created here.
-    pub(super) fn attach_memory_table(&self, def: &mut SinkDef) -> Result<(), Error> {
+    /// A `memory` sink writes to a session table of its name, created here
+    /// and kept in the session's runtime registry for the sinks opened on it.
+    pub(super) fn attach_memory_table(&self, def: &SinkDef) -> Result<(), Error> {
         if def.connector != "memory" {
             return Ok(());
         }
-        let table = Arc::new(crate::sql::provider::BatchTable::new(def.schema.clone()));
+        let table = Arc::new(BatchTable::new(def.schema.clone()));
         let name = datafusion::common::TableReference::bare(def.name.as_str());
         self.tables.deregister_table(name.clone())?;
         self.tables.register_table(name, table.clone())?;
-        def.table = Some(table);
+        self.runtime.add_memory_table(&def.name, table);
         Ok(())
+    }
+
+    /// Opens a sink on table `def`: a `memory` sink on the session's table
+    /// of that name, any other through its connector.
+    pub(super) fn open_sink(&self, def: &SinkDef) -> Result<Box<dyn sink::Sink>, Error> {
+        match self.runtime.memory_table(&def.name) {
+            Some(table) if def.connector == "memory" => {
+                Ok(Box::new(sink::MemorySink::open(def, table)?))
+            }
+            _ => Ok(sink::open(def)?),
+        }
     }
 
     /// A file sink table is also readable: registers DataFusion's listing
@@ -115,5 +127,20 @@ impl Context {
         self.tables.deregister_table(name.clone())?;
         self.tables.register_table(name, table)?;
         Ok(", readable: queries see its finished files")
+    }
+}
+
+/// A memory sink appends to the session's table of its name.
+impl sink::MemoryTable for BatchTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.schema_ref().clone()
+    }
+
+    fn append(&self, rows: Vec<datafusion::arrow::array::RecordBatch>) {
+        BatchTable::append(self, rows);
+    }
+
+    fn num_rows(&self) -> usize {
+        BatchTable::num_rows(self)
     }
 }

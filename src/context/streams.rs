@@ -18,6 +18,7 @@ use crate::catalog::{Def, Kind};
 use crate::error::Error;
 use crate::options::Options;
 use crate::sink;
+use crate::source::late::{self, LateHub};
 use crate::source::{self, StreamDef};
 use crate::sql::Statement;
 use crate::window::{LatePolicy, WatermarkDef};
@@ -134,7 +135,7 @@ impl Context {
                 )));
             }
         }
-        let mut def = StreamDef {
+        let def = StreamDef {
             name: name.to_string(),
             connector: connector.clone(),
             schema,
@@ -142,21 +143,21 @@ impl Context {
             computed: time.computed,
             watermark,
             primary_key: time.primary_key,
-            late: None,
         };
         let late = match &def.watermark {
             Some(w) if w.late_policy == LatePolicy::Side => Some(self.late_stream(&def).await?),
             _ => None,
         };
-        def.late = late.as_ref().and_then(|l| l.late.clone());
         let columns = def.schema.fields().len();
         let plural = if columns == 1 { "" } else { "s" };
         let mut message = format!("created stream {name} ({connector}, {columns} column{plural})");
         let mut defs = Vec::new();
-        if let Some(late) = late {
+        let mut hub = None;
+        if let Some((late, late_hub)) = late {
             self.check_name_free(&late.name, Kind::Stream)?;
             message += &format!("; its late rows go to stream {}", late.name);
             defs.push(Def::Stream(late));
+            hub = Some(late_hub);
         }
         defs.push(Def::Stream(def));
         self.insert_new(defs, Kind::Stream, |taken| {
@@ -168,14 +169,18 @@ impl Context {
                 )
             }
         })?;
+        if let Some(hub) = hub {
+            self.runtime.add_late_hub(hub);
+        }
         Ok(Output::Message(message))
     }
 
     /// The `<name>_late` stream of a stream with `late_policy = 'side'`: its
     /// columns as queries see them (computed ones included, typed by
-    /// DataFusion) plus `query`, read through the hub they share.
-    async fn late_stream(&self, def: &StreamDef) -> Result<StreamDef, Error> {
-        let name = format!("{}{}", def.name, crate::exec::late::LATE_SUFFIX);
+    /// DataFusion) plus `query`, and the hub that carries its rows from the
+    /// queries over `def` to the late stream's readers.
+    async fn late_stream(&self, def: &StreamDef) -> Result<(StreamDef, Arc<LateHub>), Error> {
+        let name = late::late_stream_name(&def.name);
         let ctx = crate::sql::functions::session_context(Self::session_config());
         let raw = "__quiver_raw";
         let table = crate::sql::provider::BatchTable::new(with_batch_time(&def.schema));
@@ -187,11 +192,10 @@ impl Context {
             .schema()
             .as_arrow()
             .clone();
-        let schema = crate::exec::late::late_schema(&columns)
+        let schema = late::late_schema(&columns)
             .map_err(|e| Error::Catalog(format!("stream '{}': {e}", def.name)))?;
-        let hub =
-            crate::exec::LateHub::new(&name, schema.clone(), crate::exec::late::LATE_BUFFER_ROWS);
-        Ok(StreamDef {
+        let hub = LateHub::new(&name, schema.clone(), late::LATE_BUFFER_ROWS);
+        let late = StreamDef {
             name,
             connector: source::LATE_CONNECTOR.to_string(),
             schema,
@@ -199,23 +203,15 @@ impl Context {
             computed: Vec::new(),
             watermark: None,
             primary_key: Vec::new(),
-            late: Some(Arc::new(hub)),
-        })
+        };
+        Ok((late, Arc::new(hub)))
     }
 
     /// Tells the session that no more queries will start (the end of a
     /// `quiver run` script): a `<name>_late` stream that no query publishes
     /// to is then drained, so bounded runs over it end.
     pub fn no_more_queries(&self) {
-        self.catalog.read(|c| {
-            for def in c.streams.values() {
-                if def.connector == source::LATE_CONNECTOR
-                    && let Some(hub) = &def.late
-                {
-                    hub.seal();
-                }
-            }
-        });
+        self.runtime.seal_late_hubs();
     }
 
     /// Arrow schema of declared columns, with DataFusion's SQL type mapping:

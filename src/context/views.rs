@@ -7,7 +7,7 @@ use super::ddl::name_taken;
 use super::{Context, Output};
 use crate::catalog::{Def, Kind};
 use crate::error::Error;
-use crate::sql::{Catalog, Statement, StreamingPlan, ViewDef};
+use crate::sql::{Catalog, ParsedStatement, Statement, StreamingPlan, ViewDef};
 
 impl Context {
     /// `CREATE VIEW`: a view over streams is kept by quiver and planned into
@@ -52,14 +52,10 @@ impl Context {
             proctime_columns: crate::sql::proctime_columns(query),
         };
         // Plan a query over the view now, so that a broken view fails here.
-        let probe_sql = format!("SELECT * FROM {}", view.name);
         let mut with_view = defs.views.clone();
         with_view.retain(|v| v.name != name);
         with_view.push(view.clone());
-        let probe_query = match crate::sql::parse_script(&probe_sql)?.remove(0).statement {
-            Statement::Query(q) => q,
-            _ => return Err(Error::Catalog("cannot check the view".into())),
-        };
+        let probe_query = select_all_from(name)?;
         StreamingPlan::try_new(
             &probe_query,
             Catalog {
@@ -82,6 +78,25 @@ impl Context {
         }
         Ok(Output::Message(format!("created view {name} over streams")))
     }
+}
+
+/// `SELECT * FROM name`, with `name` set in the syntax tree as one
+/// identifier (not spliced into SQL text, where a quoted name would break).
+fn select_all_from(name: &str) -> Result<Box<ast::Query>, Error> {
+    let Some(ParsedStatement {
+        statement: Statement::Query(mut query),
+        ..
+    }) = crate::sql::parse_script("SELECT * FROM view_probe")?.pop()
+    else {
+        return Err(Error::Catalog("cannot check the view".into()));
+    };
+    if let ast::SetExpr::Select(select) = query.body.as_mut()
+        && let Some(from) = select.from.first_mut()
+        && let ast::TableFactor::Table { name: table, .. } = &mut from.relation
+    {
+        *table = ast::ObjectName::from(vec![ast::Ident::new(name)]);
+    }
+    Ok(query)
 }
 
 /// `CREATE [OR REPLACE] VIEW name AS query` as a statement for DataFusion.

@@ -82,7 +82,7 @@ pub(super) struct Driver<O> {
     pub(super) watermarks: Watermarks,
     pub(super) late: LateRouter,
     /// Hubs of the `<stream>_late` streams this query reads.
-    pub(super) late_inputs: Vec<Arc<super::LateHub>>,
+    pub(super) late_inputs: Vec<Arc<crate::source::late::LateHub>>,
     pub(super) interval_ms: i64,
     pub(super) clock: Clock,
     pub(super) limits: RunLimits,

@@ -10,14 +10,13 @@ mod background;
 mod clock;
 mod driver;
 mod event_time;
-pub mod late;
+mod late;
 mod latency;
 mod operator;
 mod query;
 mod report;
 mod summary;
 
-pub use late::{LateHub, LatePublisher, LateSubscription};
 pub use latency::LatencyHistogram;
 
 pub use background::{QueryState, QueryStatus, Registry};

@@ -10,12 +10,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::driver::{Driver, Watermarks};
-use super::late::{LatePublisher, LateRouter};
+use super::late::LateRouter;
 use super::operator::{PerBatch, Session, Windowed};
 use super::report::{QueryProgress, QueryResult, QuerySummary, RunLimits};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, with_batch_time};
-use crate::source;
+use crate::source::late::{LateHubs, LatePublisher, LateSource};
+use crate::source::{self, LATE_CONNECTOR, Source};
 use crate::sql::{PlanKind, StreamingPlan};
 
 /// A running query: its results, and the means to stop it.
@@ -77,25 +78,33 @@ impl QueryHandle {
 }
 
 /// Opens the query's sources and starts it on the current tokio runtime.
+/// `hubs` are the session's hubs of the late streams the query publishes to
+/// or reads (`late_policy = 'side'`).
 pub fn start_query(
     name: String,
     plan: StreamingPlan,
+    hubs: &LateHubs,
     interval_ms: i64,
     clock: Clock,
     limits: RunLimits,
 ) -> Result<QueryHandle, ExecError> {
+    let late_inputs = LateRouter::read_hubs(&plan, &name, hubs)?;
     let mut sources = Vec::new();
     for (def, _) in &plan.streams {
-        let source = source::open(def).map_err(|source| ExecError::Source {
-            query: name.clone(),
-            stream: def.name.clone(),
-            source,
-        })?;
+        let source: Box<dyn Source> = match hubs.get(&def.name) {
+            Some(hub) if def.connector == LATE_CONNECTOR => {
+                Box::new(LateSource::open(def.schema.clone(), hub))
+            }
+            _ => source::open(def).map_err(|source| ExecError::Source {
+                query: name.clone(),
+                stream: def.name.clone(),
+                source,
+            })?,
+        };
         sources.push((def.name.clone(), with_batch_time(&def.schema), source));
     }
-    let (late, publishers) =
-        LateRouter::new(&plan, clock.first_batch_time(interval_ms), interval_ms);
-    let late_inputs = LateRouter::read_hubs(&plan);
+    let first_ms = clock.first_batch_time(interval_ms);
+    let (late, publishers) = LateRouter::new(&plan, &name, hubs, first_ms, interval_ms)?;
     let (tx, results) = mpsc::channel(1);
     let (stop, stop_rx) = watch::channel(false);
     let (progress_tx, progress) = watch::channel(QueryProgress::default());

@@ -5,31 +5,40 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 
 use super::{Sink, SinkDef, SinkError};
 use crate::exec::QueryResult;
-use crate::sql::provider::BatchTable;
+
+/// The session table a memory sink appends to, which later queries read.
+/// A trait, so that sinks need not know the SQL layer's table type (the
+/// session implements it for its tables).
+pub trait MemoryTable: Send + Sync + std::fmt::Debug {
+    /// The table's columns.
+    fn schema(&self) -> SchemaRef;
+    /// Adds `rows`, which have the table's columns.
+    fn append(&self, rows: Vec<RecordBatch>);
+    /// Rows in the table.
+    fn num_rows(&self) -> usize;
+}
 
 /// Appends rows to a session table.
 #[derive(Debug)]
 pub struct MemorySink {
     name: String,
-    table: Arc<BatchTable>,
+    table: Arc<dyn MemoryTable>,
 }
 
 impl MemorySink {
-    /// A memory sink over the table the session registered for `def`.
-    pub fn open(def: &SinkDef) -> Result<Self, SinkError> {
+    /// A memory sink for `def` over `table`, the table the session
+    /// registered for it.
+    pub fn open(def: &SinkDef, table: Arc<dyn MemoryTable>) -> Result<Self, SinkError> {
         def.options
             .check_keys("memory", &[])
             .map_err(|source| SinkError::Option {
                 sink: def.name.clone(),
                 source,
             })?;
-        let table = def.table.clone().ok_or_else(|| SinkError::Write {
-            sink: def.name.clone(),
-            message: "a memory sink needs the session's table; create it with CREATE TABLE or CREATE SINK".into(),
-        })?;
         Ok(Self {
             name: def.name.clone(),
             table,
@@ -39,7 +48,7 @@ impl MemorySink {
 
 impl Sink for MemorySink {
     fn write(&mut self, result: &QueryResult) -> Result<(), SinkError> {
-        let schema = self.table.schema_ref().clone();
+        let schema = self.table.schema();
         let rows = result
             .rows
             .iter()

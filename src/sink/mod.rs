@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 pub use blackhole::BlackholeSink;
 pub use console::{ConsoleSink, OutputFormat, format_time};
 pub use files::FileSink;
-pub use memory::MemorySink;
+pub use memory::{MemorySink, MemoryTable};
 pub use print::PrintSink;
 
 use crate::exec::QueryResult;
@@ -35,7 +35,9 @@ pub const CONNECTORS: &[&str] = &[
 ];
 
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
-/// target of `CREATE SINK name AS SELECT ... WITH (...)`.
+/// target of `CREATE SINK name AS SELECT ... WITH (...)`. A definition only:
+/// a `memory` sink's table is a runtime object of the session, which opens
+/// its sinks with [`MemorySink::open`].
 #[derive(Debug, Clone)]
 pub struct SinkDef {
     /// Table name; also names the files a file sink writes, so it must stay
@@ -47,8 +49,6 @@ pub struct SinkDef {
     pub schema: SchemaRef,
     /// Connector options, without `connector`.
     pub options: Options,
-    /// For a `memory` sink: the session table its rows are appended to.
-    pub table: Option<std::sync::Arc<crate::sql::provider::BatchTable>>,
 }
 
 /// A sink could not be opened or written.
@@ -129,12 +129,16 @@ pub trait Sink: Send {
     }
 }
 
-/// Opens the sink `def` describes.
+/// Opens the sink `def` describes. A `memory` sink needs the session's
+/// table: see [`MemorySink::open`].
 pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
     match def.connector.as_str() {
         "blackhole" => Ok(Box::new(BlackholeSink::open(def)?)),
         "print" => Ok(Box::new(PrintSink::open(def)?)),
-        "memory" => Ok(Box::new(MemorySink::open(def)?)),
+        "memory" => Err(SinkError::Write {
+            sink: def.name.clone(),
+            message: "a memory sink needs the session's table; create it with CREATE TABLE or CREATE SINK".into(),
+        }),
         "parquet" | "csv" | "ndjson" | "filesystem" => Ok(Box::new(FileSink::open(def)?)),
         other => Err(SinkError::UnknownConnector(other.to_string())),
     }

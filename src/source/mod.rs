@@ -5,7 +5,7 @@
 //! Data flow: **source** → decode (`format`) → `Batch` → window state → query → sink.
 
 mod files;
-mod late;
+pub mod late;
 mod lines;
 pub mod nexmark;
 mod socket;
@@ -121,7 +121,9 @@ pub trait Source: Send {
 }
 
 /// A stream as declared by `CREATE STREAM`: enough to open a fresh `Source`
-/// for every query that reads it.
+/// for every query that reads it. A definition only: the runtime object of a
+/// `<name>_late` stream (its [`late::LateHub`]) lives in the session's
+/// registry, under the stream's name.
 #[derive(Debug, Clone)]
 pub struct StreamDef {
     /// Stream name as written.
@@ -140,14 +142,11 @@ pub struct StreamDef {
     /// `PRIMARY KEY (...) NOT ENFORCED` columns, as declared: recorded and
     /// shown by DESCRIBE, not used by queries yet.
     pub primary_key: Vec<String>,
-    /// The side output of late rows: on a stream with `late_policy = 'side'`
-    /// the hub its queries publish late rows to; on its `<name>_late` stream
-    /// (connector [`LATE_CONNECTOR`]) the hub that stream's sources read.
-    pub late: Option<std::sync::Arc<crate::exec::LateHub>>,
 }
 
 /// The internal connector of `<name>_late` streams, which `late_policy =
-/// 'side'` declares; not one `CREATE STREAM` accepts.
+/// 'side'` declares; not one `CREATE STREAM` accepts. Its sources are opened
+/// from the stream's hub ([`late::LateSource::open`]), not by [`open`].
 pub const LATE_CONNECTOR: &str = "late";
 
 /// Options shared by every connector that decodes bytes.
@@ -172,7 +171,9 @@ pub fn resolve_schema(
     }
 }
 
-/// Opens a new source instance for `def`; each query gets its own.
+/// Opens a new source instance for `def`; each query gets its own. A
+/// `<name>_late` stream's source needs the session's hub: see
+/// [`late::LateSource::open`].
 pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
     let schema = def.schema.clone();
     match def.connector.as_str() {
@@ -183,7 +184,10 @@ pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
             schema,
             &def.options,
         )?)),
-        LATE_CONNECTOR => Ok(Box::new(late::LateSource::open(def)?)),
+        LATE_CONNECTOR => Err(SourceError::Runtime(format!(
+            "stream '{}' holds late rows: its source reads the session's hub of that stream",
+            def.name
+        ))),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
             valid: CONNECTORS.join(", "),

@@ -487,7 +487,6 @@ mod tests {
                 ("partition_by", "k".into()),
                 ("rollover_rows", "2".into()),
             ]),
-            table: None,
         };
         let mut sink = FileSink::open(&def).unwrap();
         // k=a fills a file every 2 batches; k=b's file stays open from batch 1.

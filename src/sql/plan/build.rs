@@ -294,6 +294,7 @@ impl StreamingPlan {
                 watermarks.push(WatermarkPlan { stream, def, max });
             }
         }
+        let late_checks = late_checks(&ctx, &streams, time).await?;
         let system = crate::sql::wildcard::system_columns(&ctx, &found).await;
         crate::sql::wildcard::hide_system_columns(&mut query, &system);
         let mut main = CompiledQuery::plan(&state, ast::Statement::Query(Box::new(query))).await?;
@@ -324,7 +325,9 @@ impl StreamingPlan {
             },
             time,
             watermarks,
+            late_checks,
             proctime,
+            interval_ms,
         }))
     }
 }

@@ -9,12 +9,12 @@ use datafusion::common::TableReference;
 use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
 
-use crate::batch::with_batch_time;
+use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::source::StreamDef;
 use crate::sql::SqlError;
 use crate::sql::catalog::Catalog;
 use crate::sql::provider::BatchTable;
-use crate::window::{WINDOW_END, WINDOW_START, with_window_columns};
+use crate::window::{LatePolicy, WINDOW_END, WINDOW_START, with_window_columns};
 
 use super::*;
 
@@ -148,4 +148,51 @@ pub(crate) fn column_names(schema: &SchemaRef) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What an event-time query selects from each of its streams with a
+/// WATERMARK to find its late rows, when one of them has `late_policy =
+/// 'side'`; none otherwise (the window inputs' own drop counts serve).
+/// Built as DataFusion plans over the registered streams, not as SQL text.
+pub(super) async fn late_checks(
+    ctx: &SessionContext,
+    streams: &[(StreamDef, Arc<BatchTable>)],
+    time: Option<TimeDomain>,
+) -> Result<Vec<LateCheck>, SqlError> {
+    let side = |def: &StreamDef| {
+        def.watermark
+            .as_ref()
+            .is_some_and(|w| w.late_policy == LatePolicy::Side)
+    };
+    if time != Some(TimeDomain::Event) || !streams.iter().any(|(def, _)| side(def)) {
+        return Ok(Vec::new());
+    }
+    let state = ctx.state();
+    let mut checks = Vec::new();
+    for (def, _) in streams {
+        let Some(watermark) = &def.watermark else {
+            continue;
+        };
+        let rows = ctx.table(TableReference::bare(def.name.as_str())).await?;
+        let columns: Vec<String> = if side(def) {
+            let names = rows.schema().fields().iter().map(|f| f.name().clone());
+            names.filter(|name| name != BATCH_TIME_COLUMN).collect()
+        } else {
+            vec![watermark.column.clone()]
+        };
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let logical = rows.select_columns(&columns)?.into_unoptimized_plan();
+        let select = CompiledQuery::from_logical(&state, logical).await?;
+        let time_index = select
+            .schema
+            .index_of(&watermark.column)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        checks.push(LateCheck {
+            stream: def.name.clone(),
+            side: side(def),
+            select,
+            time_index,
+        });
+    }
+    Ok(checks)
 }

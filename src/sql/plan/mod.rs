@@ -32,10 +32,14 @@ use crate::source::StreamDef;
 use crate::window::{WatermarkDef, WindowSpec};
 
 mod build;
+mod display;
 mod inputs;
 mod time;
 
 pub(crate) use inputs::{column_names, with_computed_columns};
+
+#[cfg(test)]
+mod tests;
 
 /// A query planned once and run many times.
 #[derive(Debug, Clone)]
@@ -160,6 +164,25 @@ pub struct WatermarkPlan {
     pub max: CompiledQuery,
 }
 
+/// A stream an event-time query checks for late rows each batch, planned
+/// with the query; there are checks only when one of the query's streams
+/// routes its late rows to a `<name>_late` stream (`late_policy = 'side'`).
+/// Then every stream with a WATERMARK is checked, so that late rows are
+/// counted once per stream row (see `exec::late`).
+#[derive(Debug, Clone)]
+pub struct LateCheck {
+    /// The stream.
+    pub stream: String,
+    /// Whether its late rows go to `<stream>_late` (else they are counted).
+    pub side: bool,
+    /// The stream's rows of the current batch: under side policy every
+    /// column as queries see them except `_batch_time` (the late stream's
+    /// columns but `query`), else just the time column.
+    pub select: CompiledQuery,
+    /// Index of the WATERMARK column in `select`'s schema.
+    pub time_index: usize,
+}
+
 /// State of a `GROUP BY ..., SESSION(time, gap)` query, or of one reading
 /// the SESSION window table function.
 #[derive(Debug, Clone)]
@@ -207,7 +230,8 @@ pub enum PlanKind {
     },
 }
 
-/// A continuous query, planned once.
+/// A continuous query, planned once. Its `Display` is the streaming part
+/// of `EXPLAIN`.
 #[derive(Debug)]
 pub struct StreamingPlan {
     state: SessionState,
@@ -223,8 +247,12 @@ pub struct StreamingPlan {
     pub time: Option<TimeDomain>,
     /// Watermarks of the streams under the windows (event time).
     pub watermarks: Vec<WatermarkPlan>,
+    /// The streams checked for late rows each batch (see [`LateCheck`]).
+    pub late_checks: Vec<LateCheck>,
     /// The batch time `PROCTIME()` returns.
     pub proctime: ProcTime,
+    /// The batch interval the query was planned for, in ms.
+    pub interval_ms: i64,
 }
 
 impl StreamingPlan {
@@ -274,13 +302,8 @@ impl StreamingPlan {
         self.main.execute(&self.state).await
     }
 
-    /// Plans `sql`, a query over this query's tables (e.g. a stream's current
-    /// batch), to run with [`Self::run`].
-    pub async fn compile(&self, sql: &str) -> Result<CompiledQuery, SqlError> {
-        CompiledQuery::plan_sql(&self.state, sql).await
-    }
-
-    /// Runs `plan` (a feeder or watermark plan of this query) over the current batch.
+    /// Runs `plan` (a feeder, watermark or late-check plan of this query)
+    /// over the current batch. Every such plan is planned with the query.
     pub async fn run(&self, plan: &CompiledQuery) -> Result<Vec<RecordBatch>, DataFusionError> {
         plan.execute(&self.state).await
     }
