@@ -228,7 +228,9 @@ mod tests {
 
     /// A driver of `plan` with no sources, as `start_query` builds one.
     fn driver(plan: crate::sql::StreamingPlan) -> Driver<crate::exec::operator::PerBatch> {
-        let (late, _) = crate::exec::late::LateRouter::new(&plan, 0, 1_000);
+        let (late, _) =
+            crate::exec::late::LateRouter::new(&plan, "q", &Default::default(), 0, 1_000)
+                .expect("no late checks");
         Driver {
             name: "q".into(),
             watermarks: Watermarks::new(&plan),
