@@ -20,7 +20,8 @@ pub(super) struct LineChannel {
     rx: mpsc::Receiver<Vec<u8>>,
     /// Set by the reader when its input ended (EOF or disconnect).
     pub(super) ended: Arc<AtomicBool>,
-    /// Total lines taken so far (the source offset).
+    /// Total lines taken so far (the source's position: a batch's range is
+    /// the line count before and after it).
     taken: u64,
 }
 
@@ -54,11 +55,13 @@ impl LineChannel {
             buf.push(b'\n');
             lines += 1;
         }
+        let start = self.taken;
         self.taken += lines;
         let mut out = SourceData {
             offsets: vec![crate::batch::SourceOffset {
                 partition: origin.to_string(),
-                position: self.taken.to_string(),
+                start: start.to_string(),
+                end: self.taken.to_string(),
             }],
             ..SourceData::default()
         };

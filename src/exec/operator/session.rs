@@ -5,7 +5,10 @@
 
 use datafusion::arrow::array::RecordBatch;
 
-use super::{Cx, Emitted, Operator, OperatorSnapshot, SnapshotMismatch, Watermark, fill};
+use super::{
+    Cx, Emitted, Operator, OperatorSnapshot, SnapshotMismatch, Watermark, fill, fill_streams,
+};
+use crate::batch::Batch;
 use crate::exec::ExecError;
 use crate::exec::event_time::{event_times, on_time_rows};
 use crate::sql::SessionPlan;
@@ -34,13 +37,17 @@ impl Operator for Session {
     async fn process_batch(
         &mut self,
         cx: &Cx<'_>,
+        batches: &[Batch],
         watermark: Watermark,
     ) -> Result<(Vec<Emitted>, u64), ExecError> {
         let Some(session) = session_plan(cx) else {
             return Ok((Vec::new(), 0));
         };
         let cutoff = watermark.cutoff();
-        let batches = cx.run(&session.input.feeder).await?;
+        let batches = {
+            let _streams = fill_streams(cx.plan, batches);
+            cx.run(&session.input.feeder).await?
+        };
         let mut late = 0;
         let mut on_time = Vec::new();
         for batch in batches {
