@@ -230,10 +230,10 @@ impl<O: Operator> Driver<O> {
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(join) => Err(ExecError::Source {
                 query: self.name.to_string(),
-                stream: self
-                    .sources
-                    .first()
-                    .map_or_else(String::new, |(s, _, _)| s.clone()),
+                stream: (self.plan.streams.iter())
+                    .map(|(def, _)| def.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 source: SourceError::Runtime(format!("polling was cancelled: {join}")),
             }),
         }
