@@ -260,3 +260,47 @@ fn line_schema(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::batch::with_batch_time;
+
+    #[test]
+    fn into_batch_stamps_rows_keeps_partitions_and_ranges_and_drops_empty_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let rows = |values: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))])
+                .expect("batch")
+        };
+        let mut data = SourceData {
+            offsets: vec![SourceOffset {
+                partition: "0".into(),
+                start: "3".into(),
+                end: "6".into(),
+            }],
+            skipped: 1,
+            ..SourceData::default()
+        };
+        data.extend_partition(0, vec![rows(vec![1]), rows(vec![])]);
+        data.extend_partition(2, vec![rows(vec![2, 3])]);
+        let batch = data
+            .into_batch(7, 5_000, with_batch_time(&schema))
+            .expect("into batch");
+        assert_eq!((batch.id, batch.time_ms, batch.skipped), (7, 5_000, 1));
+        assert_eq!(batch.partitions, [0, 2]);
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(batch.offsets[0].end, "6");
+        let times = batch.data[1]
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .expect("_batch_time");
+        assert_eq!(times.values().to_vec(), [5_000, 5_000]);
+    }
+}
