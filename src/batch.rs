@@ -1,6 +1,18 @@
-//! The unit of work in quiver: a `Batch` is everything one source delivered
+//! The unit of work in quiver: a [`Batch`] is everything one source delivered
 //! during one batch interval — Spark Streaming's RDD. It is immutable once built;
 //! windows are unions of batches, and every continuous query runs over them.
+//!
+//! Where offsets live and flow: a source reports, per source partition, the
+//! [`SourceOffset`] range it read for the batch (`start` where reading
+//! began, `end` where it stopped: file names, generator event numbers, line
+//! counts); the driver wraps what the source delivered into a `Batch` (id,
+//! time, rows stamped with `_batch_time`, partitions, ranges); the query's
+//! operator gets the batches; every result of the batch carries the ranges
+//! per stream ([`StreamOffsets`]), and so does the batch's progress record;
+//! the sink task hands them to `Sink::commit` once the batch's results are
+//! written — the point where a checkpoint log records "batch N, these
+//! ranges, is written" and a Kafka source commits its offsets. A file sink
+//! folds them into an [`InputMark`] to tell a replay from a new run.
 
 use std::sync::Arc;
 
@@ -23,22 +35,38 @@ pub fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
 }
 
-/// Where a source stands after a batch: one position per source partition
-/// (a file name, a Kafka offset, a generator's event number). Used by
-/// progress reporting today and by checkpoints to replay a batch exactly.
+/// What one batch read from one source partition: the position where
+/// reading began and where it stopped (a file name, a Kafka offset, a
+/// generator's event number, a line count; `start == end` when the
+/// partition had nothing new). Batch `k`'s `start` is batch `k - 1`'s `end`,
+/// so the ranges of a partition tile its input: what checkpoints log to
+/// replay a batch exactly, and what a Kafka source commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOffset {
-    /// Partition of the source (a file path, a topic partition, `0` for single streams).
+    /// Partition of the source (a directory, a topic partition, `0` for single streams).
     pub partition: String,
-    /// Position reached in that partition once this batch is consumed.
-    pub position: String,
+    /// Position before this batch read anything (the previous batch's `end`;
+    /// the connector's beginning, such as `""` or `0`, for the first batch).
+    pub start: String,
+    /// Position reached once this batch is consumed.
+    pub end: String,
+}
+
+/// The ranges one batch read from one stream of a query, in its source's
+/// partition order: what results, progress records and sink commits carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamOffsets {
+    /// The stream's name, as the query reads it.
+    pub stream: String,
+    /// One range per source partition.
+    pub ranges: Vec<SourceOffset>,
 }
 
 /// What a query's results up to a batch were computed from: a digest of the
 /// batch times and source positions of every batch so far, and the
 /// positions reached in the last one. A file sink records it per batch to
 /// tell a true replay (same batches, same input) from a new run reusing
-/// batch ids.
+/// batch ids. Derived from the batches' [`StreamOffsets`] (their `end`s).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InputMark {
     /// FNV-1a digest chained over each batch's time and source positions.
@@ -49,9 +77,9 @@ pub struct InputMark {
 }
 
 impl InputMark {
-    /// The mark after the batch at `time_ms` whose sources reached `offsets`
-    /// (`(stream, offset)`, in the query's stream order).
-    pub fn next(&self, time_ms: i64, offsets: &[(&str, &SourceOffset)]) -> Self {
+    /// The mark after the batch at `time_ms` that read `offsets` (in the
+    /// query's stream order): chained over each range's end.
+    pub fn next(&self, time_ms: i64, offsets: &[StreamOffsets]) -> Self {
         let mut digest = self.digest ^ FNV_OFFSET;
         let mut feed = |bytes: &[u8]| {
             for b in bytes.iter().chain([&0xff]) {
@@ -60,11 +88,16 @@ impl InputMark {
         };
         feed(&time_ms.to_le_bytes());
         let mut text = Vec::new();
-        for (stream, offset) in offsets {
-            feed(stream.as_bytes());
-            feed(offset.partition.as_bytes());
-            feed(offset.position.as_bytes());
-            text.push(format!("{stream} {}={}", offset.partition, offset.position));
+        for stream in offsets {
+            for range in &stream.ranges {
+                feed(stream.stream.as_bytes());
+                feed(range.partition.as_bytes());
+                feed(range.end.as_bytes());
+                text.push(format!(
+                    "{} {}={}",
+                    stream.stream, range.partition, range.end
+                ));
+            }
         }
         Self {
             digest,
@@ -76,7 +109,9 @@ impl InputMark {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// One source's data for one batch interval, with the `_batch_time` column added.
+/// One source's data for one batch interval, with the `_batch_time` column
+/// added: built by the driver from what the source delivered
+/// (`source::SourceData::into_batch`) and handed to the query's operator.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Sequential id of the batch within its query, starting at 0.
@@ -85,13 +120,32 @@ pub struct Batch {
     pub time_ms: i64,
     /// Schema of `data` (the stream's columns followed by `_batch_time`).
     pub schema: SchemaRef,
-    /// The rows; may be empty (an empty batch is still a batch).
+    /// The rows, without empty record batches; may be empty (an empty batch
+    /// is still a batch).
     pub data: Vec<RecordBatch>,
-    /// Source positions after this batch.
+    /// The source partition each record batch of `data` came from, parallel to it.
+    pub partitions: Vec<u32>,
+    /// Per source partition, the range this batch read.
     pub offsets: Vec<SourceOffset>,
+    /// Malformed records the source skipped (`on_error = 'skip'`).
+    pub skipped: u64,
 }
 
 impl Batch {
+    /// A batch with no rows and no ranges (the batches run at the end of
+    /// input to close windows read nothing).
+    pub fn empty(id: u64, time_ms: i64, schema: SchemaRef) -> Self {
+        Self {
+            id,
+            time_ms,
+            schema,
+            data: Vec::new(),
+            partitions: Vec::new(),
+            offsets: Vec::new(),
+            skipped: 0,
+        }
+    }
+
     /// Total number of rows in the batch.
     pub fn num_rows(&self) -> usize {
         self.data.iter().map(RecordBatch::num_rows).sum()
@@ -144,23 +198,26 @@ mod tests {
 
     #[test]
     fn input_marks_differ_by_time_offsets_and_history() {
-        let a = SourceOffset {
-            partition: "in".into(),
-            position: "a.csv".into(),
+        let read = |end: &str| {
+            vec![StreamOffsets {
+                stream: "s".into(),
+                ranges: vec![SourceOffset {
+                    partition: "in".into(),
+                    start: String::new(),
+                    end: end.into(),
+                }],
+            }]
         };
-        let b = SourceOffset {
-            position: "b.csv".into(),
-            ..a.clone()
-        };
+        let (a, b) = (read("a.csv"), read("b.csv"));
         let start = InputMark::default();
-        let first = start.next(1000, &[("s", &a)]);
-        assert_eq!(first, start.next(1000, &[("s", &a)]));
+        let first = start.next(1000, &a);
+        assert_eq!(first, start.next(1000, &a));
         assert_eq!(first.offsets, "s in=a.csv");
-        assert_ne!(first.digest, start.next(2000, &[("s", &a)]).digest);
-        assert_ne!(first.digest, start.next(1000, &[("s", &b)]).digest);
+        assert_ne!(first.digest, start.next(2000, &a).digest);
+        assert_ne!(first.digest, start.next(1000, &b).digest);
         assert_ne!(first.digest, start.next(1000, &[]).digest);
         // The same last batch after another history is another mark.
-        let other = start.next(0, &[]).next(1000, &[("s", &a)]);
+        let other = start.next(0, &[]).next(1000, &a);
         assert_ne!(first.next(2000, &[]).digest, other.next(2000, &[]).digest);
     }
 }

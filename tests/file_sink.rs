@@ -50,6 +50,7 @@ fn result(id: u64, keys: &[&str]) -> QueryResult {
         rows: vec![rows],
         progress: Progress::default(),
         input: Default::default(),
+        offsets: Vec::new(),
     }
 }
 
@@ -474,6 +475,7 @@ async fn timestamps_with_time_zone_and_nested_types_survive() {
         rows: vec![rows.clone()],
         progress: Progress::default(),
         input: Default::default(),
+        offsets: Vec::new(),
     })
     .unwrap();
     sink.close().unwrap();
@@ -704,6 +706,7 @@ async fn timestamp_partitions_are_escaped_in_paths_and_decoded_by_readers() {
         rows: vec![rows],
         progress: Progress::default(),
         input: Default::default(),
+        offsets: Vec::new(),
     })
     .unwrap();
     sink.close().unwrap();

@@ -59,6 +59,7 @@ fn write_with_sink(
             rows: rows.clone(),
             progress: Progress::default(),
             input: Default::default(),
+            offsets: Vec::new(),
         })?;
     }
     sink.close()?;

@@ -3,6 +3,11 @@
 //! the console. The registry keeps each one's status for `SHOW QUERIES`,
 //! stops them by name (`STOP QUERY`) or all at once, and keeps failures until
 //! a front end reports them, so an error is never lost.
+//!
+//! A query's sink task writes each result, then commits each batch with its
+//! source ranges (`Sink::commit` with the [`BatchEnd`](super::BatchEnd)), and
+//! closes the sink at the end; every sink call runs on tokio's blocking pool
+//! (sinks may block on writes and fsyncs), the sink moved there and back.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use tokio::sync::watch;
 
-use super::{ExecError, QueryHandle, QueryProgress, QueryStopper, QuerySummary};
+use super::{ExecError, QueryEvent, QueryHandle, QueryProgress, QueryStopper, QuerySummary};
 use crate::sink::Sink;
 
 /// Where a background query is in its life.
@@ -115,6 +120,24 @@ impl Entry {
     }
 }
 
+/// Runs `call` on `sink` on tokio's blocking pool and hands the sink back;
+/// a panic in the sink is the caller's panic. Fails only when the runtime
+/// shuts down before the call ran (the sink is then dropped).
+async fn on_blocking_pool<T: Send + 'static>(
+    mut sink: Box<dyn Sink>,
+    call: impl FnOnce(&mut dyn Sink) -> T + Send + 'static,
+) -> Result<(Box<dyn Sink>, T), String> {
+    let task = tokio::task::spawn_blocking(move || {
+        let out = call(sink.as_mut());
+        (sink, out)
+    });
+    match task.await {
+        Ok(done) => Ok(done),
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(format!("sink call cancelled: {join}")),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -157,28 +180,56 @@ impl Registry {
         let shared = status.clone();
         let unreported = self.unreported.clone();
         let connector = connector.to_string();
+        let name_of = name.clone();
         let task = tokio::spawn(async move {
             let mut query = query;
             let mut error = None;
-            while let Some(result) = query.next().await {
-                if let Err(e) = sink.write(&result) {
+            let mut status = String::new();
+            while let Some(event) = query.next_event().await {
+                let written = on_blocking_pool(sink, move |sink| {
+                    let written = match &event {
+                        QueryEvent::Result(result) => sink.write(result),
+                        QueryEvent::BatchEnd(end) => sink.commit(end),
+                    };
+                    (written, sink.status())
+                })
+                .await;
+                let (back, (written, now)) = match written {
+                    Ok(done) => done,
+                    Err(e) => {
+                        // The runtime is shutting down: the sink is gone.
+                        let _ = query.finish().await;
+                        lock(&shared).state = QueryState::Failed;
+                        lock(&unreported).push(format!("query {name_of}: {e}"));
+                        return;
+                    }
+                };
+                sink = back;
+                status = now;
+                if let Err(e) = written {
                     error = Some(e.to_string());
                     query.stop();
                     break;
                 }
-                lock(&shared).sink = format!("{connector}: {}", sink.status());
+                lock(&shared).sink = format!("{connector}: {status}");
             }
-            let closed = sink.close();
+            let closed = match on_blocking_pool(sink, |sink| (sink.close(), sink.status())).await {
+                Ok((_, (closed, now))) => {
+                    status = now;
+                    closed.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e),
+            };
             let finished = query.finish().await;
             if error.is_none() {
                 error = match (finished, closed) {
                     (Err(e), _) => Some(e.to_string()),
-                    (Ok(_), Err(e)) => Some(e.to_string()),
+                    (Ok(_), Err(e)) => Some(e),
                     (Ok(_), Ok(())) => None,
                 };
             }
             let mut s = lock(&shared);
-            s.sink = format!("{connector}: {}", sink.status());
+            s.sink = format!("{connector}: {status}");
             match error {
                 Some(e) => {
                     s.state = QueryState::Failed;

@@ -1,28 +1,31 @@
 //! The batch loop of one continuous query: a tokio task that ticks once per
-//! batch interval, pulls every source of the query, puts the batch's rows in
-//! the plan's stream tables, hands the batch to the query's operator, moves
-//! the watermark — the batch's end for processing time, the streams'
-//! `WATERMARK` for event time — hands the watermark to the operator, and
-//! sends the results and progress to whoever consumes the query. At the end
-//! of bounded input it closes the windows still open. Stopping is explicit:
-//! `stop()` lets the current batch finish and its results be delivered.
+//! batch interval, pulls every source of the query (on tokio's blocking
+//! pool: sources may block) into one [`Batch`] per stream, hands the batches
+//! to the query's operator, moves the watermark — the batch's end for
+//! processing time, the streams' `WATERMARK` for event time — hands the
+//! watermark to the operator, and sends the results, then the batch's end
+//! ([`BatchEnd`]: its id and source ranges, where a sink commits), and
+//! progress to whoever consumes the query. At the end of bounded input it
+//! closes the windows still open. Stopping is explicit: `stop()` lets the
+//! current batch (its polls included) finish and its results be delivered.
 //!
 //! source → `Batch` → **driver** → operator → DataFusion → results → sink.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 
 use super::event_time::max_time;
 use super::late::LateRouter;
-use super::operator::{Cx, Operator, Watermark};
-use super::report::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
+use super::operator::{Cx, Operator, Watermark, fill_streams};
+use super::report::{
+    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
+};
 use super::{Clock, ExecError};
-use crate::batch::{InputMark, stamp_batch_time};
-use crate::source::{PollContext, Source};
+use crate::batch::{Batch, InputMark, StreamOffsets};
+use crate::source::{PollContext, Source, SourceError};
 use crate::sql::{StreamingPlan, TimeDomain};
 use crate::window::{PartitionedRows, StreamWatermark, combine};
 
@@ -30,8 +33,8 @@ mod state;
 
 /// Each source with its stream name and stamped schema, in `plan.streams` order.
 pub(super) type Sources = Vec<(String, SchemaRef, Box<dyn Source>)>;
-/// One batch's rows per stream, in `plan.streams` order.
-type Polled = Vec<Vec<RecordBatch>>;
+/// One batch per stream, in `plan.streams` order.
+type Polled = Vec<Batch>;
 
 /// The query's watermark and what it is computed from.
 pub(super) struct Watermarks {
@@ -74,10 +77,6 @@ pub(super) struct Driver<O> {
     pub(super) name: Arc<str>,
     pub(super) plan: StreamingPlan,
     pub(super) sources: Sources,
-    /// Per stream, the last polled rows by source partition, when the
-    /// stream has several (for per-partition watermarks); taken by
-    /// `advance_watermark`.
-    pub(super) partitioned: Vec<Option<PartitionedRows>>,
     pub(super) operator: O,
     pub(super) watermarks: Watermarks,
     pub(super) late: LateRouter,
@@ -100,7 +99,7 @@ struct Step {
 impl<O: Operator> Driver<O> {
     pub(super) async fn run(
         mut self,
-        tx: mpsc::Sender<QueryResult>,
+        tx: mpsc::Sender<QueryEvent>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<QuerySummary, ExecError> {
         let mut summary = QuerySummary::default();
@@ -120,8 +119,12 @@ impl<O: Operator> Driver<O> {
             }
             let started = Instant::now();
             let delay_ms = self.clock.delay_ms(time);
-            let (polled, input_rows, skipped) = self.poll(time)?;
-            let step = self.step(batch_id, time, polled, false).await?;
+            let polled = self.poll(batch_id, time).await?;
+            let input_rows: u64 = polled.iter().map(|b| b.num_rows() as u64).sum();
+            let skipped: u64 = polled.iter().map(|b| b.skipped).sum();
+            let offsets = self.stream_offsets(&polled);
+            self.input = self.input.next(time, &offsets);
+            let step = self.step(batch_id, time, polled, &offsets, false).await?;
             summary.batches += 1;
             summary.input_rows += input_rows;
             summary.skipped += skipped;
@@ -154,6 +157,7 @@ impl<O: Operator> Driver<O> {
                 watermark_held_by: self.watermarks.held_by.clone(),
                 late_rows: step.late_rows,
                 late_routed,
+                offsets: offsets.clone(),
             };
             summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
             summary.peak_state_bytes = summary.peak_state_bytes.max(progress.state_bytes);
@@ -176,15 +180,20 @@ impl<O: Operator> Driver<O> {
             });
             // Progress is attached to the batch's first result; the others
             // carry none so that totals add up.
+            let results = step.results.len();
             for (i, mut result) in step.results.into_iter().enumerate() {
                 if i == 0 {
                     result.progress = progress.clone();
                 } else {
                     result.progress.watermark_ms = progress.watermark_ms;
                 }
-                if tx.send(result).await.is_err() {
+                if tx.send(QueryEvent::Result(result)).await.is_err() {
                     break 'batches;
                 }
+            }
+            let end = self.batch_end(batch_id, time, results, offsets);
+            if tx.send(end).await.is_err() {
+                break;
             }
             batch_id += 1;
             time += self.interval_ms;
@@ -200,82 +209,110 @@ impl<O: Operator> Driver<O> {
         Ok(summary)
     }
 
-    /// Pulls every source for the batch at `time`; stamps `_batch_time`.
-    fn poll(&mut self, time: i64) -> Result<(Polled, u64, u64), ExecError> {
+    /// Pulls every source for batch `batch_id` at `time`, on tokio's
+    /// blocking pool (the sources are moved there and back): one [`Batch`]
+    /// per stream, stamped with `_batch_time`. A panic in a source is the
+    /// driver's panic, as if the source had run here.
+    async fn poll(&mut self, batch_id: u64, time: i64) -> Result<Polled, ExecError> {
         let ctx = PollContext {
             batch_time_ms: time,
             interval_ms: self.interval_ms,
         };
-        let (mut polled, mut rows, mut skipped) = (Vec::new(), 0, 0);
-        let mut offsets = Vec::new();
-        let event_time = self.plan.time == Some(TimeDomain::Event);
-        self.partitioned.clear();
-        for (stream, schema, source) in &mut self.sources {
-            let data = source
-                .poll_batch(&ctx)
-                .map_err(|source| ExecError::Source {
-                    query: self.name.to_string(),
-                    stream: stream.clone(),
-                    source,
-                })?;
-            skipped += data.skipped;
-            offsets.extend(data.offsets.iter().map(|o| (stream.clone(), o.clone())));
-            let mut stamped = Vec::with_capacity(data.data.len());
-            let mut partitions = Vec::new();
-            for (i, batch) in data
-                .data
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.num_rows() > 0)
-            {
-                rows += batch.num_rows() as u64;
-                stamped.push(stamp_batch_time(batch, schema, time).map_err(|source| {
-                    ExecError::Arrow {
-                        query: self.name.to_string(),
-                        source,
-                    }
-                })?);
-                partitions.push(data.partition_of(i));
+        let mut sources = std::mem::take(&mut self.sources);
+        let query = self.name.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let polled = poll_all(&query, &mut sources, batch_id, &ctx);
+            (sources, polled)
+        });
+        match task.await {
+            Ok((sources, polled)) => {
+                self.sources = sources;
+                polled
             }
-            let count = source.partition_count();
-            self.partitioned.push(
-                (event_time && (count > 1 || partitions.iter().any(|p| *p != 0))).then(|| {
-                    PartitionedRows {
-                        partitions: count,
-                        batches: partitions
-                            .into_iter()
-                            .zip(stamped.iter().cloned())
-                            .collect(),
-                    }
-                }),
-            );
-            polled.push(stamped);
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(ExecError::Source {
+                query: self.name.to_string(),
+                stream: (self.plan.streams.iter())
+                    .map(|(def, _)| def.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source: SourceError::Runtime(format!("polling was cancelled: {join}")),
+            }),
         }
-        let offsets: Vec<(&str, &_)> = offsets.iter().map(|(s, o)| (s.as_str(), o)).collect();
-        self.input = self.input.next(time, &offsets);
-        Ok((polled, rows, skipped))
     }
 
-    /// Runs batch `time`: fills the stream tables, routes late rows, hands
-    /// the batch to the operator, moves the watermark, empties the stream
-    /// tables and hands the watermark to the operator. `end_of_input`
-    /// closes every event-time window.
+    /// The ranges `batches` (in `plan.streams` order) read, per stream.
+    fn stream_offsets(&self, batches: &[Batch]) -> Vec<StreamOffsets> {
+        self.sources
+            .iter()
+            .zip(batches)
+            .map(|((stream, _, _), batch)| StreamOffsets {
+                stream: stream.clone(),
+                ranges: batch.offsets.clone(),
+            })
+            .collect()
+    }
+
+    /// Per stream, `polled`'s rows by source partition when the query runs
+    /// on event time and the stream has several partitions (for
+    /// per-partition watermarks).
+    fn partitioned(&self, polled: &[Batch]) -> Vec<Option<PartitionedRows>> {
+        let event_time = self.plan.time == Some(TimeDomain::Event);
+        self.sources
+            .iter()
+            .zip(polled)
+            .map(|((_, _, source), batch)| {
+                let count = source.partition_count();
+                let split = count > 1 || batch.partitions.iter().any(|p| *p != 0);
+                (event_time && split).then(|| PartitionedRows {
+                    partitions: count,
+                    batches: (batch.partitions.iter().copied())
+                        .zip(batch.data.iter().cloned())
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The end of batch `batch_id`, sent after its `results` results.
+    fn batch_end(
+        &self,
+        batch_id: u64,
+        time: i64,
+        results: usize,
+        offsets: Vec<StreamOffsets>,
+    ) -> QueryEvent {
+        QueryEvent::BatchEnd(BatchEnd {
+            query: self.name.clone(),
+            batch_id,
+            batch_time_ms: time,
+            results,
+            offsets,
+            input: self.input.clone(),
+        })
+    }
+
+    /// Runs batch `time`: routes late rows (over the stream tables, filled
+    /// with `polled` for it), hands the batches to the operator, moves the
+    /// watermark and hands it to the operator. `offsets` are what the
+    /// batches read, for the results. `end_of_input` closes every
+    /// event-time window.
     async fn step(
         &mut self,
         batch_id: u64,
         time: i64,
         polled: Polled,
+        offsets: &[StreamOffsets],
         end_of_input: bool,
     ) -> Result<Step, ExecError> {
         self.plan.proctime.set(time);
-        for ((_, table), data) in self.plan.streams.iter().zip(polled) {
-            table.set(data);
-        }
         let cutoff = self.watermarks.current.cutoff();
-        let routed = self
-            .late
-            .route(&self.plan, &self.name, batch_id, time, cutoff)
-            .await?;
+        let routed = {
+            let _streams = fill_streams(&self.plan, &polled);
+            self.late
+                .route(&self.plan, &self.name, batch_id, time, cutoff)
+                .await?
+        };
         let cx = Cx {
             plan: &self.plan,
             query: &self.name,
@@ -283,16 +320,16 @@ impl<O: Operator> Driver<O> {
         };
         let fed = self
             .operator
-            .process_batch(&cx, self.watermarks.current)
+            .process_batch(&cx, &polled, self.watermarks.current)
             .await;
         let watermarked = self.operator.watermarked();
         let advanced = match fed {
-            Ok(_) if watermarked => self.advance_watermark(batch_id, time, end_of_input).await,
+            Ok(_) if watermarked => {
+                self.advance_watermark(batch_id, time, &polled, end_of_input)
+                    .await
+            }
             _ => Ok(()),
         };
-        for (_, table) in &self.plan.streams {
-            table.set(Vec::new());
-        }
         let (mut emitted, late_rows) = fed?;
         advanced?;
         let cx = Cx {
@@ -316,6 +353,7 @@ impl<O: Operator> Driver<O> {
                 rows: e.rows,
                 progress: Progress::default(),
                 input: self.input.clone(),
+                offsets: offsets.to_vec(),
             })
             .collect();
         Ok(Step {
@@ -328,18 +366,21 @@ impl<O: Operator> Driver<O> {
         })
     }
 
-    /// Moves the query's watermark: to the batch's end for processing time;
-    /// for event time to the minimum over its active streams' watermarks
-    /// (each the minimum over its active partitions; never backwards), or
-    /// past every window at the end of the input.
+    /// Moves the query's watermark after `polled`: to the batch's end for
+    /// processing time; for event time to the minimum over its active
+    /// streams' watermarks (each the minimum over its active partitions;
+    /// never backwards; run over the stream tables, filled with `polled`
+    /// for it), or past every window at the end of the input.
     async fn advance_watermark(
         &mut self,
         batch_id: u64,
         time: i64,
+        polled: &[Batch],
         end_of_input: bool,
     ) -> Result<(), ExecError> {
         let started = *self.watermarks.started_ms.get_or_insert(time);
-        let partitioned = std::mem::take(&mut self.partitioned);
+        let _streams = fill_streams(&self.plan, polled);
+        let partitioned = self.partitioned(polled);
         self.watermarks.held_by = None;
         let next = match self.plan.time {
             Some(TimeDomain::Processing) | None => Some(time + self.interval_ms),
@@ -407,7 +448,7 @@ impl<O: Operator> Driver<O> {
         &mut self,
         mut batch_id: u64,
         mut time: i64,
-        tx: &mpsc::Sender<QueryResult>,
+        tx: &mpsc::Sender<QueryEvent>,
         stop: &watch::Receiver<bool>,
         summary: &mut QuerySummary,
     ) -> Result<(), ExecError> {
@@ -424,10 +465,14 @@ impl<O: Operator> Driver<O> {
             if self.operator.is_empty() {
                 break;
             }
-            let empty = self.sources.iter().map(|_| Vec::new()).collect();
+            let empty = self
+                .sources
+                .iter()
+                .map(|(_, schema, _)| Batch::empty(batch_id, time, schema.clone()))
+                .collect();
             self.input = self.input.next(time, &[]);
             summary.batches += 1;
-            let step = self.step(batch_id, time, empty, event_time).await?;
+            let step = self.step(batch_id, time, empty, &[], event_time).await?;
             summary.output_rows += step
                 .results
                 .iter()
@@ -437,11 +482,16 @@ impl<O: Operator> Driver<O> {
                 p.summary = summary.clone();
                 p.last.watermark_ms = self.watermarks.current.at;
             });
+            let results = step.results.len();
             for mut result in step.results {
                 result.progress.watermark_ms = self.watermarks.current.at;
-                if tx.send(result).await.is_err() {
+                if tx.send(QueryEvent::Result(result)).await.is_err() {
                     return Ok(());
                 }
+            }
+            let end = self.batch_end(batch_id, time, results, Vec::new());
+            if tx.send(end).await.is_err() {
+                return Ok(());
             }
             // Skipped intervals keep their ids, as if they had run empty:
             // ids and times stay those of a run stepping through every one.
@@ -458,6 +508,32 @@ impl<O: Operator> Driver<O> {
         }
         Ok(())
     }
+}
+
+/// Pulls every source (in `plan.streams` order) for batch `batch_id`: one
+/// [`Batch`] per stream. Runs on the blocking pool.
+fn poll_all(
+    query: &str,
+    sources: &mut Sources,
+    batch_id: u64,
+    ctx: &PollContext,
+) -> Result<Polled, ExecError> {
+    let mut polled = Vec::with_capacity(sources.len());
+    for (stream, schema, source) in sources.iter_mut() {
+        let data = source.poll_batch(ctx).map_err(|source| ExecError::Source {
+            query: query.to_string(),
+            stream: stream.clone(),
+            source,
+        })?;
+        let batch = data
+            .into_batch(batch_id, ctx.batch_time_ms, schema.clone())
+            .map_err(|source| ExecError::Arrow {
+                query: query.to_string(),
+                source,
+            })?;
+        polled.push(batch);
+    }
+    Ok(polled)
 }
 
 /// Runs a stream's `SELECT max(<watermark expr>)` over what its table holds.

@@ -5,6 +5,16 @@
 //! Data flow: source → decode → `Batch` → driver (`driver.rs`: clock,
 //! polling, watermarks, progress) → operator (`operator/`: per batch,
 //! windowed, session; holds the query's state) → DataFusion → sink.
+//!
+//! Offsets: the driver polls the sources on tokio's blocking pool into one
+//! `Batch` per stream (rows, partitions and the source ranges read), hands
+//! the batches to the operator, and sends each [`QueryResult`] with its
+//! batch's ranges per stream, then a [`BatchEnd`] (the batch's id and
+//! ranges) once all of the batch's results are sent; [`Progress`] carries
+//! the ranges too. The background sink task (`background.rs`) writes the
+//! results and calls `Sink::commit` with each `BatchEnd`, all on the
+//! blocking pool. The file sink's [`InputMark`](crate::batch::InputMark)
+//! is derived from the same ranges.
 
 mod background;
 mod clock;
@@ -22,7 +32,9 @@ pub use latency::LatencyHistogram;
 pub use background::{QueryState, QueryStatus, Registry};
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
 pub use query::{QueryHandle, QueryStopper, start_query};
-pub use report::{Progress, QueryProgress, QueryResult, QuerySummary, RunLimits};
+pub use report::{
+    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
+};
 pub use summary::{counted, grouped};
 
 use datafusion::error::DataFusionError;

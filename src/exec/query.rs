@@ -1,7 +1,9 @@
 //! A continuous query as its consumers see it: [`start_query`] opens its
 //! sources, picks the operator for its kind (per batch, windowed, session)
 //! and starts the driver (`driver.rs`) on tokio; the [`QueryHandle`] yields
-//! its [`QueryResult`]s and [`Progress`], and stops it.
+//! its [`QueryResult`]s (or, with [`QueryHandle::next_event`], its results
+//! and the end of each batch, for a sink's commit) and [`Progress`], and
+//! stops it.
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::driver::{Driver, Watermarks};
 use super::late::LateRouter;
 use super::operator::{PerBatch, Session, Windowed};
-use super::report::{QueryProgress, QueryResult, QuerySummary, RunLimits};
+use super::report::{QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, with_batch_time};
 use crate::source::late::{LateHubs, LatePublisher, LateSource};
@@ -28,7 +30,7 @@ pub struct QueryHandle {
     pub schema: SchemaRef,
     /// Progress after each batch, for status lines and `SHOW QUERIES`.
     pub progress: watch::Receiver<QueryProgress>,
-    results: mpsc::Receiver<QueryResult>,
+    results: mpsc::Receiver<QueryEvent>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<QuerySummary, ExecError>>,
     /// Registrations as a publisher of late rows: readers of `<stream>_late`
@@ -48,8 +50,20 @@ impl QueryStopper {
 }
 
 impl QueryHandle {
-    /// The next result, or `None` once the query has ended.
+    /// The next result, or `None` once the query has ended (batch ends are
+    /// skipped).
     pub async fn next(&mut self) -> Option<QueryResult> {
+        loop {
+            match self.results.recv().await? {
+                QueryEvent::Result(result) => return Some(result),
+                QueryEvent::BatchEnd(_) => continue,
+            }
+        }
+    }
+
+    /// The next result or batch end, or `None` once the query has ended:
+    /// each batch's results come before its [`QueryEvent::BatchEnd`].
+    pub async fn next_event(&mut self) -> Option<QueryEvent> {
         self.results.recv().await
     }
 
@@ -118,7 +132,6 @@ pub fn start_query(
                 operator: $operator,
                 plan,
                 sources,
-                partitioned: Vec::new(),
                 watermarks,
                 late,
                 late_inputs,

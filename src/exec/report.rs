@@ -1,7 +1,10 @@
-//! What a running query reports: its results ([`QueryResult`]), each
-//! batch's measurements ([`Progress`]), its totals ([`QuerySummary`],
+//! What a running query reports: its results ([`QueryResult`]), the end of
+//! each batch ([`BatchEnd`], what a sink commits), each batch's
+//! measurements ([`Progress`]), its totals ([`QuerySummary`],
 //! [`QueryProgress`]) and the limits it runs under ([`RunLimits`]). The
 //! driver produces them; handles, front ends and `SHOW QUERIES` read them.
+//! Results, batch ends and progress all carry the source ranges the batch
+//! read ([`StreamOffsets`], per stream).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::batch::InputMark;
+use crate::batch::{InputMark, StreamOffsets};
 
 /// When a query stops by itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +52,9 @@ pub struct Progress {
     /// Of `late_rows`, how many went to each `<stream>_late` stream
     /// (`late_policy = 'side'`); the others were dropped.
     pub late_routed: Vec<(String, u64)>,
+    /// The source ranges the batch read, per stream of the query (empty for
+    /// the batches that close windows at the end of input).
+    pub offsets: Vec<StreamOffsets>,
 }
 
 /// The output of one run of a query: one batch, or one closed window.
@@ -71,6 +77,10 @@ pub struct QueryResult {
     /// What the results up to this batch were computed from (batch times and
     /// source positions), for sinks that must tell a replay from a new run.
     pub input: InputMark,
+    /// The source ranges the batch that produced the result read, per
+    /// stream of the query (empty for the batches that close windows at the
+    /// end of input, which read nothing).
+    pub offsets: Vec<StreamOffsets>,
 }
 
 impl QueryResult {
@@ -78,6 +88,36 @@ impl QueryResult {
     pub fn num_rows(&self) -> usize {
         self.rows.iter().map(RecordBatch::num_rows).sum()
     }
+}
+
+/// The end of a batch: every result it produced has been handed on. A sink
+/// gets it at its commit point (`Sink::commit`), after writing those
+/// results: "batch `batch_id`, which read `offsets`, is written" — what a
+/// checkpoint log records and a Kafka source commits. Every batch has one,
+/// also a batch without results.
+#[derive(Debug, Clone)]
+pub struct BatchEnd {
+    /// Name of the query.
+    pub query: Arc<str>,
+    /// Id of the batch.
+    pub batch_id: u64,
+    /// Scheduled time of the batch, ms since the epoch.
+    pub batch_time_ms: i64,
+    /// Number of results the batch produced (before this end).
+    pub results: usize,
+    /// The source ranges the batch read, per stream of the query.
+    pub offsets: Vec<StreamOffsets>,
+    /// What the results up to this batch were computed from.
+    pub input: InputMark,
+}
+
+/// What a running query delivers, in order: each batch's results, then its end.
+#[derive(Debug, Clone)]
+pub enum QueryEvent {
+    /// One result of the current batch.
+    Result(QueryResult),
+    /// The current batch is complete.
+    BatchEnd(BatchEnd),
 }
 
 /// Totals over a query's life.

@@ -170,6 +170,7 @@ mod tests {
             rows,
             progress: Progress::default(),
             input: Default::default(),
+            offsets: Vec::new(),
         }
     }
 

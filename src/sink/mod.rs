@@ -4,7 +4,25 @@
 //! `CREATE SINK`. File sinks (`parquet`, `csv`, `ndjson`, `filesystem`) live
 //! in [`files`].
 //!
-//! Data flow: source → decode → `Batch` → window state → query → **sink**.
+//! Data flow: source → decode → `Batch` → driver → operator → DataFusion →
+//! **sink**.
+//!
+//! **Offsets and the commit point.** A background query's sink task calls,
+//! per batch, [`Sink::write`] for each result, then [`Sink::commit`] with
+//! the batch's [`BatchEnd`]: its id, time and the source ranges it read, per
+//! stream. `commit` is where a sink makes the batch durable and where "batch
+//! N, with these source ranges, is written" can be recorded: a checkpoint
+//! log appends it, a Kafka source commits its partitions' `end`s. Every
+//! batch gets one, also a batch without results. Each [`QueryResult`] also
+//! carries its batch's ranges (`offsets`) and the [`InputMark`](crate::batch::InputMark)
+//! derived from them, which file sinks journal to tell a replay from a new run.
+//!
+//! **Blocking I/O.** The traits are synchronous and may block (file
+//! writes, renames, fsyncs): the sink task runs every call on tokio's
+//! blocking pool (`spawn_blocking`, the sink moved in and back), never on an
+//! async worker. Async traits were not chosen for the reasons given in
+//! `source`: `Box<dyn Sink>` needs a dyn-compatible trait, the file sinks'
+//! I/O is `std::fs` plus CPU-bound encoding, and a sink stays plain code.
 
 mod blackhole;
 mod console;
@@ -20,7 +38,7 @@ pub use files::FileSink;
 pub use memory::{MemorySink, MemoryTable};
 pub use print::PrintSink;
 
-use crate::exec::QueryResult;
+use crate::exec::{BatchEnd, QueryResult};
 use crate::options::{OptionError, Options};
 
 /// Connectors a sink table can use.
@@ -117,10 +135,20 @@ fn file_hint(e: &std::io::Error) -> &'static str {
 }
 
 /// Where results of a background query go. Calls come from one task, in
-/// batch-id order: `write` for each result, then `close` once at the end.
+/// batch-id order, on tokio's blocking pool (so they may block): per batch
+/// `write` for each result, then `commit`; `close` once at the end.
 pub trait Sink: Send {
     /// Writes the result of one batch or closed window.
     fn write(&mut self, result: &QueryResult) -> Result<(), SinkError>;
+    /// The batch `end` describes (its id and the source ranges it read) is
+    /// complete: all its results were written. A sink that commits per
+    /// batch does so here; an error stops the query. The default does
+    /// nothing: file sinks make batches durable when their files roll
+    /// (and journal each result's `input`), the others write at once.
+    fn commit(&mut self, end: &BatchEnd) -> Result<(), SinkError> {
+        let _ = end;
+        Ok(())
+    }
     /// Flushes and commits everything written; the query has stopped.
     fn close(&mut self) -> Result<(), SinkError>;
     /// One line for `SHOW QUERIES` (files written, bytes, ...), if any.

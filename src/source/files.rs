@@ -8,6 +8,10 @@
 //! watermark: files are read in name order within each, at most
 //! `max_files_per_batch` per partition and batch; files directly in `path`
 //! are ignored. Subdirectories that appear later become new partitions.
+//!
+//! A partition's position is the name of the last file read from it (`""`
+//! before the first): a batch's range runs from the last file read before it
+//! to the last file it read.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -227,6 +231,8 @@ pub struct FilesSource {
     partitions: Vec<Option<String>>,
     /// Files read, per partition.
     seen: Vec<BTreeSet<String>>,
+    /// The last file read, per partition (its position; `""` before the first).
+    last: Vec<String>,
     drained: bool,
 }
 
@@ -238,6 +244,7 @@ impl FilesSource {
             schema,
             partitions: Vec::new(),
             seen: Vec::new(),
+            last: Vec::new(),
             drained: false,
             opts,
         };
@@ -245,6 +252,7 @@ impl FilesSource {
             Partitioning::None => {
                 source.partitions.push(None);
                 source.seen.push(BTreeSet::new());
+                source.last.push(String::new());
             }
             Partitioning::Subdirectories => source.discover_partitions()?,
         }
@@ -260,6 +268,7 @@ impl FilesSource {
             if !self.partitions.iter().any(|p| p.as_deref() == Some(&sub)) {
                 self.partitions.push(Some(sub));
                 self.seen.push(BTreeSet::new());
+                self.last.push(String::new());
             }
         }
         Ok(())
@@ -275,7 +284,12 @@ impl Source for FilesSource {
         self.discover_partitions()?;
         let mut out = SourceData::default();
         let mut drained = true;
-        for (partition, (sub, seen)) in self.partitions.iter().zip(&mut self.seen).enumerate() {
+        let partitions = self
+            .partitions
+            .iter()
+            .zip(&mut self.seen)
+            .zip(&mut self.last);
+        for (partition, ((sub, seen), last)) in partitions.enumerate() {
             let new: Vec<String> = self
                 .opts
                 .list(sub.as_deref())?
@@ -298,12 +312,15 @@ impl Source for FilesSource {
                 out.skipped += decoded.skipped;
                 seen.insert(name.clone());
             }
-            if let Some(last) = new[..take].last() {
-                out.offsets.push(SourceOffset {
-                    partition: dir.display().to_string(),
-                    position: last.clone(),
-                });
+            let start = last.clone();
+            if let Some(name) = new[..take].last() {
+                last.clone_from(name);
             }
+            out.offsets.push(SourceOffset {
+                partition: dir.display().to_string(),
+                start,
+                end: last.clone(),
+            });
         }
         self.drained = drained;
         Ok(out)
@@ -355,19 +372,21 @@ mod tests {
         ]);
         let schema = resolve_schema(None, &options).unwrap();
         let mut source = FilesSource::open(schema, &options).unwrap();
+        let range = |data: &SourceData| {
+            let o = &data.offsets[0];
+            (o.start.clone(), o.end.clone())
+        };
         let first = source.poll_batch(&ctx()).unwrap();
-        assert_eq!(first.offsets[0].position, "a.csv");
+        assert_eq!(range(&first), ("".into(), "a.csv".into()));
         assert!(!source.is_drained());
         let second = source.poll_batch(&ctx()).unwrap();
-        assert_eq!(
-            (
-                second.offsets[0].position.as_str(),
-                second.data[0].num_rows()
-            ),
-            ("b.csv", 1)
-        );
+        assert_eq!(range(&second), ("a.csv".into(), "b.csv".into()));
+        assert_eq!(second.data[0].num_rows(), 1);
         assert!(source.is_drained());
-        assert!(source.poll_batch(&ctx()).unwrap().data.is_empty());
+        // Nothing new: an empty range at the last position.
+        let third = source.poll_batch(&ctx()).unwrap();
+        assert!(third.data.is_empty());
+        assert_eq!(range(&third), ("b.csv".into(), "b.csv".into()));
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub(super) struct LineChannel {
     rx: mpsc::Receiver<Vec<u8>>,
     /// Set by the reader when its input ended (EOF or disconnect).
     pub(super) ended: Arc<AtomicBool>,
-    /// Total lines taken so far (the source offset).
+    /// Total lines taken so far (the source's position: a batch's range is
+    /// the line count before and after it).
     taken: u64,
 }
 
@@ -54,11 +55,13 @@ impl LineChannel {
             buf.push(b'\n');
             lines += 1;
         }
+        let start = self.taken;
         self.taken += lines;
         let mut out = SourceData {
             offsets: vec![crate::batch::SourceOffset {
                 partition: origin.to_string(),
-                position: self.taken.to_string(),
+                start: start.to_string(),
+                end: self.taken.to_string(),
             }],
             ..SourceData::default()
         };
@@ -107,5 +110,33 @@ where
                 return true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::FormatKind;
+    use crate::options::Options;
+
+    #[test]
+    fn a_drain_reads_the_line_count_range_since_the_last() {
+        let format = Format::from_options(&Options::new([("format", "text")]), FormatKind::Text)
+            .expect("format");
+        let schema = format.fixed_schema(None).expect("text schema");
+        let (mut lines, tx, _) = LineChannel::new();
+        let range =
+            |data: &SourceData| (data.offsets[0].start.clone(), data.offsets[0].end.clone());
+        for line in ["a", "b"] {
+            tx.try_send(line.as_bytes().to_vec()).expect("send");
+        }
+        let first = lines.drain(&format, &schema, "stdin").expect("drain");
+        assert_eq!(range(&first), ("0".into(), "2".into()));
+        assert_eq!(first.data.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        let empty = lines.drain(&format, &schema, "stdin").expect("drain");
+        assert_eq!(range(&empty), ("2".into(), "2".into()));
+        tx.try_send(b"c".to_vec()).expect("send");
+        let third = lines.drain(&format, &schema, "stdin").expect("drain");
+        assert_eq!(range(&third), ("2".into(), "3".into()));
     }
 }

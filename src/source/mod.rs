@@ -2,7 +2,29 @@
 //! by the scheduler and hands back the Arrow data that arrived since the last
 //! pull — never pushed into an unbounded queue. One file per connector.
 //!
-//! Data flow: **source** → decode (`format`) → `Batch` → window state → query → sink.
+//! Data flow: **source** → decode (`format`) → `Batch` → driver → operator →
+//! DataFusion → sink.
+//!
+//! **What a source returns.** `poll_batch` returns [`SourceData`]: the
+//! decoded rows, the partition of each record batch, the skipped count and,
+//! per source partition, the [`SourceOffset`] range it read (`start` where
+//! this poll began, `end` where it stopped). The driver turns it into the
+//! [`Batch`] ([`SourceData::into_batch`]) by adding what only it knows: the
+//! batch id, the batch time and the `_batch_time` column. A connector thus
+//! reports what it read and cannot get the engine's ids, times or system
+//! columns wrong, and a new connector needs to know nothing about them.
+//! The ranges flow on with the batch to results, progress and
+//! `Sink::commit` (see `batch`).
+//!
+//! **Blocking I/O.** `poll_batch` is a plain synchronous call that may block
+//! (file reads, decoding, generating events); the driver runs each batch's
+//! polls on tokio's blocking pool (`spawn_blocking`, the sources moved in
+//! and back), never on an async worker. An async trait was not chosen:
+//! `Box<dyn Source>` needs a dyn-compatible trait (async methods would have
+//! to box their futures), the connectors' I/O is `std::fs` and CPU-bound
+//! decoding that would block an async worker anyway, and a connector stays
+//! a few lines of ordinary code. A poll is not cancelled by a stop request:
+//! the batch it belongs to finishes (as the driver's stop contract says).
 
 mod files;
 pub mod late;
@@ -13,10 +35,11 @@ mod stdin;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
 
 pub use crate::options::{OptionError, Options};
 
-use crate::batch::SourceOffset;
+use crate::batch::{Batch, SourceOffset, stamp_batch_time};
 use crate::format::{Format, FormatError, FormatKind};
 
 /// Connectors a `CREATE STREAM ... WITH (connector = ...)` may name.
@@ -57,7 +80,7 @@ pub struct PollContext {
     pub interval_ms: i64,
 }
 
-/// What a source delivered for one batch.
+/// What a source delivered for one batch; the driver makes it a [`Batch`].
 #[derive(Debug, Default)]
 pub struct SourceData {
     /// Decoded rows, in the source's schema (without `_batch_time`).
@@ -66,7 +89,10 @@ pub struct SourceData {
     /// empty when everything came from partition 0 (unpartitioned sources).
     /// Watermarks are tracked per partition.
     pub partitions: Vec<u32>,
-    /// Positions reached, one per source partition.
+    /// Per source partition, the range read: `start` where this poll began
+    /// (the previous poll's `end`), `end` where it stopped. Every partition
+    /// the source knows has one, also when it had nothing new (`start ==
+    /// end`), so the last batch's ranges are the source's whole position.
     pub offsets: Vec<SourceOffset>,
     /// Malformed records skipped under `on_error = 'skip'`.
     pub skipped: u64,
@@ -90,14 +116,40 @@ impl SourceData {
         }
         self.data.extend(batches);
     }
+
+    /// The batch `id` at `time_ms`: these rows (empty record batches
+    /// dropped) stamped with `_batch_time` in `schema` (the source's schema
+    /// followed by `_batch_time`), their partitions and the ranges read.
+    pub fn into_batch(self, id: u64, time_ms: i64, schema: SchemaRef) -> Result<Batch, ArrowError> {
+        let mut data = Vec::with_capacity(self.data.len());
+        let mut partitions = Vec::with_capacity(self.data.len());
+        for (i, rows) in self.data.iter().enumerate() {
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            data.push(stamp_batch_time(rows, &schema, time_ms)?);
+            partitions.push(self.partition_of(i));
+        }
+        Ok(Batch {
+            id,
+            time_ms,
+            schema,
+            data,
+            partitions,
+            offsets: self.offsets,
+            skipped: self.skipped,
+        })
+    }
 }
 
-/// A connector instance owned by one running query.
+/// A connector instance owned by one running query. Its calls come from
+/// tokio's blocking pool (one at a time), so they may block.
 pub trait Source: Send {
     /// Schema of the rows this source produces (without `_batch_time`).
     fn schema(&self) -> SchemaRef;
 
-    /// Takes everything that has arrived for the batch described by `ctx`.
+    /// Takes everything that has arrived for the batch described by `ctx`,
+    /// with the range read per partition (see [`SourceData::offsets`]).
     fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError>;
 
     /// True once a bounded source has delivered everything it ever will
@@ -211,4 +263,48 @@ fn line_schema(
             format.name()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::batch::with_batch_time;
+
+    #[test]
+    fn into_batch_stamps_rows_keeps_partitions_and_ranges_and_drops_empty_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let rows = |values: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))])
+                .expect("batch")
+        };
+        let mut data = SourceData {
+            offsets: vec![SourceOffset {
+                partition: "0".into(),
+                start: "3".into(),
+                end: "6".into(),
+            }],
+            skipped: 1,
+            ..SourceData::default()
+        };
+        data.extend_partition(0, vec![rows(vec![1]), rows(vec![])]);
+        data.extend_partition(2, vec![rows(vec![2, 3])]);
+        let batch = data
+            .into_batch(7, 5_000, with_batch_time(&schema))
+            .expect("into batch");
+        assert_eq!((batch.id, batch.time_ms, batch.skipped), (7, 5_000, 1));
+        assert_eq!(batch.partitions, [0, 2]);
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(batch.offsets[0].end, "6");
+        let times = batch.data[1]
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .expect("_batch_time");
+        assert_eq!(times.values().to_vec(), [5_000, 5_000]);
+    }
 }

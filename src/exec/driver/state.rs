@@ -236,7 +236,6 @@ mod tests {
             watermarks: Watermarks::new(&plan),
             plan,
             sources: Vec::new(),
-            partitioned: Vec::new(),
             operator: crate::exec::operator::PerBatch,
             late,
             late_inputs: Vec::new(),
@@ -253,9 +252,14 @@ mod tests {
         let mut running = driver(plan().await);
         let offset = SourceOffset {
             partition: "in".into(),
-            position: "3.csv".into(),
+            start: "2.csv".into(),
+            end: "3.csv".into(),
         };
-        running.input = InputMark::default().next(8_000, &[("a", &offset)]);
+        let offsets = crate::batch::StreamOffsets {
+            stream: "a".into(),
+            ranges: vec![offset],
+        };
+        running.input = InputMark::default().next(8_000, &[offsets]);
         observe(
             &mut running.watermarks,
             0,

@@ -1,6 +1,6 @@
 //! One operator per kind of continuous query, between the driver (which
-//! polls sources, fills the plan's stream tables and moves the watermark)
-//! and DataFusion (which runs the compiled plan):
+//! polls sources into [`Batch`]es and moves the watermark) and DataFusion
+//! (which runs the compiled plan):
 //!
 //! source → `Batch` → driver → **operator** → DataFusion → results → sink.
 //!
@@ -11,7 +11,8 @@
 //!   sessions the watermark closes.
 //!
 //! Each operator owns its state; the plan's tables are filled only for the
-//! length of one run, through [`fill`]. Between batches the state can be
+//! length of one run, through [`fill`] (and [`fill_streams`] for the
+//! batches the driver hands over). Between batches the state can be
 //! taken as an [`OperatorSnapshot`] (Arrow record batches plus a few
 //! numbers) and restored into a fresh operator of the same plan; `tests.rs`
 //! round-trips each kind on real plans.
@@ -30,6 +31,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
 use super::ExecError;
+use crate::batch::Batch;
 use crate::sql::{CompiledQuery, StreamingPlan, provider::BatchTable};
 use crate::window::{PaneBuffer, SessionsSnapshot};
 
@@ -106,6 +108,19 @@ pub(super) fn fill(table: &BatchTable, rows: Vec<RecordBatch>) -> Filled<'_> {
     Filled(table)
 }
 
+/// Puts each stream's batch in its table (`batches` in the plan's `streams`
+/// order, one per stream) until the returned guards drop.
+pub(in crate::exec) fn fill_streams<'a>(
+    plan: &'a StreamingPlan,
+    batches: &[Batch],
+) -> Vec<Filled<'a>> {
+    plan.streams
+        .iter()
+        .zip(batches)
+        .map(|((_, table), batch)| fill(table, batch.data.clone()))
+        .collect()
+}
+
 /// Rows an operator produced: one batch's result, or one closed window's.
 pub(super) struct Emitted {
     /// `[start, end)` of the window that closed, for windowed queries.
@@ -133,18 +148,20 @@ impl Watermark {
 /// The kind-specific half of a continuous query (after Arroyo's aggregating
 /// window operators): the driver hands it each batch, then the watermark.
 ///
-/// Per batch the driver calls, in order: [`Operator::process_batch`] while
-/// the plan's stream tables hold the batch's rows; moves the watermark (when
-/// [`Operator::watermarked`]); empties the stream tables; then
-/// [`Operator::handle_watermark`]. At the end of bounded input it keeps
-/// calling both with empty batches while [`Operator::is_empty`] is false.
+/// Per batch the driver calls, in order: [`Operator::process_batch`] with
+/// the batch of each stream the query reads; moves the watermark (when
+/// [`Operator::watermarked`]); then [`Operator::handle_watermark`]. At the
+/// end of bounded input it keeps calling both with empty batches while
+/// [`Operator::is_empty`] is false.
 pub(super) trait Operator: Send {
-    /// Feeds the batch's rows (in the plan's stream tables) into the
-    /// operator; returns what it emits at once and how many rows were late
-    /// (behind `watermark`'s cut-off).
+    /// Feeds `batches` (one per stream, in the plan's `streams` order; put
+    /// in the stream tables with [`fill_streams`] for the runs over them)
+    /// into the operator; returns what it emits at once and how many rows
+    /// were late (behind `watermark`'s cut-off).
     fn process_batch(
         &mut self,
         cx: &Cx<'_>,
+        batches: &[Batch],
         watermark: Watermark,
     ) -> impl Future<Output = Result<(Vec<Emitted>, u64), ExecError>> + Send;
 

@@ -1,7 +1,8 @@
 //! The operator of a query without windows: runs the plan once per batch
 //! over the batch's rows and keeps nothing between batches.
 
-use super::{Cx, Emitted, Operator, OperatorSnapshot, SnapshotError, Watermark};
+use super::{Cx, Emitted, Operator, OperatorSnapshot, SnapshotError, Watermark, fill_streams};
+use crate::batch::Batch;
 use crate::exec::ExecError;
 
 /// Runs the query once per batch; stateless.
@@ -12,8 +13,10 @@ impl Operator for PerBatch {
     async fn process_batch(
         &mut self,
         cx: &Cx<'_>,
+        batches: &[Batch],
         _watermark: Watermark,
     ) -> Result<(Vec<Emitted>, u64), ExecError> {
+        let _streams = fill_streams(cx.plan, batches);
         let rows = cx.execute().await?;
         Ok((vec![Emitted { window: None, rows }], 0))
     }

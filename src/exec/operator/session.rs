@@ -14,7 +14,9 @@ use datafusion::arrow::array::RecordBatch;
 
 use super::{
     Cx, Emitted, Filled, Operator, OperatorSnapshot, PaneSnapshot, SnapshotError, Watermark, fill,
+    fill_streams,
 };
+use crate::batch::Batch;
 use crate::exec::ExecError;
 use crate::exec::event_time::{event_times, on_time_rows};
 use crate::sql::SessionPlan;
@@ -70,6 +72,7 @@ impl Operator for Session {
     async fn process_batch(
         &mut self,
         cx: &Cx<'_>,
+        batches: &[Batch],
         watermark: Watermark,
     ) -> Result<(Vec<Emitted>, u64), ExecError> {
         let Some(session) = session_plan(cx) else {
@@ -77,8 +80,11 @@ impl Operator for Session {
         };
         let cutoff = watermark.cutoff();
         let mut late_by_relation = BTreeMap::new();
-        self.keep_rows(cx, cutoff, &mut late_by_relation).await?;
-        let batches = cx.run(&session.input.feeder).await?;
+        let batches = {
+            let _streams = fill_streams(cx.plan, batches);
+            self.keep_rows(cx, cutoff, &mut late_by_relation).await?;
+            cx.run(&session.input.feeder).await?
+        };
         let mut late = 0;
         let mut on_time = Vec::new();
         for batch in batches {

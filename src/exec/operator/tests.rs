@@ -10,8 +10,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
-use super::{Cx, Operator, OperatorSnapshot, PerBatch, Session, Watermark, Windowed};
-use crate::batch::{stamp_batch_time, with_batch_time};
+use super::{Cx, Operator, OperatorSnapshot, PerBatch, Session, Watermark, Windowed, fill_streams};
+use crate::batch::{Batch, stamp_batch_time, with_batch_time};
 use crate::context::Context;
 use crate::exec::event_time::max_time;
 use crate::sql::{PlanKind, StreamingPlan, TimeDomain};
@@ -121,22 +121,33 @@ impl<O: Operator> Run<O> {
     async fn step(&mut self, bids: &[Row], buys: &[Row], end_of_input: bool) {
         let time = self.time();
         self.plan.proctime.set(time);
-        for (def, table) in &self.plan.streams {
-            let rows = if def.name == "bids" { bids } else { buys };
-            table.set(rows_of(&self.plan, &def.name, rows, time));
-        }
         let batch_id = self.batch_id;
+        let batches: Vec<Batch> = self
+            .plan
+            .streams
+            .iter()
+            .map(|(def, _)| {
+                let rows = if def.name == "bids" { bids } else { buys };
+                let data = rows_of(&self.plan, &def.name, rows, time);
+                Batch {
+                    id: batch_id,
+                    time_ms: time,
+                    schema: with_batch_time(&def.schema),
+                    partitions: vec![0; data.len()],
+                    data,
+                    offsets: Vec::new(),
+                    skipped: 0,
+                }
+            })
+            .collect();
         let (mut emitted, late) = self
             .operator
-            .process_batch(&cx(&self.plan, batch_id), self.watermark)
+            .process_batch(&cx(&self.plan, batch_id), &batches, self.watermark)
             .await
             .expect("batch is processed");
         if self.operator.watermarked() {
             self.late_rows += late;
-            self.advance_watermark(time, end_of_input).await;
-        }
-        for (_, table) in &self.plan.streams {
-            table.set(Vec::new());
+            self.advance_watermark(&batches, time, end_of_input).await;
         }
         let closed = self
             .operator
@@ -153,7 +164,8 @@ impl<O: Operator> Run<O> {
     }
 
     /// The driver's watermark for one partition per stream.
-    async fn advance_watermark(&mut self, time: i64, end_of_input: bool) {
+    async fn advance_watermark(&mut self, batches: &[Batch], time: i64, end_of_input: bool) {
+        let _streams = fill_streams(&self.plan, batches);
         let started = *self.started_ms.get_or_insert(time);
         let next = match self.plan.time {
             Some(TimeDomain::Event) if end_of_input => Some(i64::MAX),

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Cx, Emitted, Filled, Operator, OperatorSnapshot, PaneSnapshot, SnapshotError, Watermark, fill,
+    fill_streams,
 };
+use crate::batch::Batch;
 use crate::exec::ExecError;
 use crate::exec::event_time::on_time_rows;
 use crate::sql::{KeptInput, StreamingPlan, TimeDomain, WindowedPlan};
@@ -186,9 +188,11 @@ impl Operator for Windowed {
     async fn process_batch(
         &mut self,
         cx: &Cx<'_>,
+        batches: &[Batch],
         watermark: Watermark,
     ) -> Result<(Vec<Emitted>, u64), ExecError> {
         let plan = cx.plan;
+        let _streams = fill_streams(plan, batches);
         let cutoff = match plan.time {
             Some(TimeDomain::Event) => watermark.cutoff(),
             _ => None,

@@ -472,6 +472,7 @@ mod tests {
             rows: vec![rows],
             progress: Progress::default(),
             input: Default::default(),
+            offsets: Vec::new(),
         }
     }
 

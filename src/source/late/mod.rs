@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 pub use hub::{LateHub, LatePublisher, LateSubscription};
 
 use super::{PollContext, Source, SourceData, SourceError};
+use crate::batch::SourceOffset;
 
 /// Suffix of the side-output stream's name: late rows of `bids` go to `bids_late`.
 pub const LATE_SUFFIX: &str = "_late";
@@ -62,6 +63,9 @@ pub fn late_schema(columns: &Schema) -> Result<SchemaRef, String> {
 pub struct LateSource {
     schema: SchemaRef,
     subscription: LateSubscription,
+    /// Rows read so far: the position (a count, not replayable: the rows
+    /// live only in the hub).
+    read: u64,
 }
 
 impl LateSource {
@@ -70,6 +74,7 @@ impl LateSource {
         Self {
             schema,
             subscription: hub.subscribe(),
+            read: 0,
         }
     }
 }
@@ -80,8 +85,16 @@ impl Source for LateSource {
     }
 
     fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        let data = self.subscription.take(ctx.batch_time_ms);
+        let start = self.read;
+        self.read += data.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         Ok(SourceData {
-            data: self.subscription.take(ctx.batch_time_ms),
+            data,
+            offsets: vec![SourceOffset {
+                partition: "0".into(),
+                start: start.to_string(),
+                end: self.read.to_string(),
+            }],
             ..SourceData::default()
         })
     }

@@ -26,6 +26,9 @@
 //!
 //! Event `n` happens at `start + n * 1000 / rate` ms, where `start` is the
 //! start of the first polled batch; a batch emits the events before its time.
+//! A batch's range is in global event numbers, `[start, end)`, the same for
+//! every partition (partition `p` holds the events `n` in it with
+//! `n % partitions == p`).
 
 pub mod flink;
 pub mod generator;
@@ -270,7 +273,8 @@ impl Source for NexmarkSource {
         let offsets = (0..partitions)
             .map(|p| SourceOffset {
                 partition: p.to_string(),
-                position: to.to_string(),
+                start: from.to_string(),
+                end: to.to_string(),
             })
             .collect();
         let mut out = SourceData {

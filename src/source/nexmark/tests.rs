@@ -62,7 +62,7 @@ fn polling_emits_events_before_the_batch_time_and_drains() {
             assert!(ints(b, "dateTime").iter().all(|t| *t < ctx.batch_time_ms));
         }
         counts.push(rows);
-        let position = data.offsets[0].position.clone();
+        let position = data.offsets[0].end.clone();
         polled.extend(data.data);
         counts.push(position.parse::<usize>().expect("offset"));
     }
@@ -701,7 +701,7 @@ fn partitions_split_events_by_number_and_equal_the_unpartitioned_stream() {
             let whole = concat_batches(&schema, &whole.data).expect("concat");
             let parts = three.poll_batch(&ctx).expect("poll");
             assert_eq!(parts.offsets.len(), 3);
-            let to: u64 = parts.offsets[0].position.parse().expect("offset");
+            let to: u64 = parts.offsets[0].end.parse().expect("offset");
             // The event number of each row of the unpartitioned poll.
             let events: Vec<u64> = (from..to)
                 .filter(|n| kind == "all" || mix.of_event(*n) == NexmarkKind::Bid)
