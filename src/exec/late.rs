@@ -280,11 +280,6 @@ impl LateSubscription {
             && self.pending.is_empty()
             && !state.log.iter().any(|p| p.seq >= next && p.time_ms >= from)
     }
-
-    /// The hub this reader reads.
-    pub fn hub(&self) -> &Arc<LateHub> {
-        &self.hub
-    }
 }
 
 impl Drop for LateSubscription {

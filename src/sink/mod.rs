@@ -48,7 +48,24 @@ pub struct SinkDef {
     /// Connector options, without `connector`.
     pub options: Options,
     /// For a `memory` sink: the session table its rows are appended to.
-    pub table: Option<std::sync::Arc<crate::sql::provider::BatchTable>>,
+    pub(crate) table: Option<std::sync::Arc<crate::sql::provider::BatchTable>>,
+}
+
+impl SinkDef {
+    /// A sink table `name` writing rows of `schema` through `connector`
+    /// (`blackhole`, `print`, `parquet`, `csv`, `ndjson` or `filesystem`;
+    /// a `memory` sink needs a session table, which only `CREATE SINK` and
+    /// `CREATE TABLE` make) with `options`: what
+    /// [`open_sink`](crate::open_sink) opens.
+    pub fn new(name: &str, connector: &str, schema: SchemaRef, options: Options) -> Self {
+        SinkDef {
+            name: name.to_string(),
+            connector: connector.to_ascii_lowercase(),
+            schema,
+            options,
+            table: None,
+        }
+    }
 }
 
 /// A sink could not be opened or written.
@@ -59,25 +76,43 @@ pub enum SinkError {
     UnknownConnector(String),
     /// Invalid or missing option.
     #[error("sink '{sink}': {source}")]
-    Option { sink: String, source: OptionError },
+    Option {
+        /// The sink's name.
+        sink: String,
+        /// What is wrong with the option.
+        source: OptionError,
+    },
     /// Writing failed.
     #[error("sink '{sink}': {message}")]
-    Write { sink: String, message: String },
+    Write {
+        /// The sink's name.
+        sink: String,
+        /// What failed.
+        message: String,
+    },
     /// An I/O operation on a path failed.
     #[error("sink '{sink}': {action} '{path}': {source}")]
     Io {
+        /// The sink's name.
         sink: String,
+        /// What was being done (`create`, `read`).
         action: &'static str,
+        /// The path it was done to.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A file sink could not create, write, rename or sync a file; finished
     /// files are intact and nothing partial is visible.
     #[error("sink '{sink}': cannot {action} '{path}': {source}; {hint}", hint = file_hint(source))]
     File {
+        /// The sink's name.
         sink: String,
+        /// What was being done (`create`, `rename the finished file to`).
         action: &'static str,
+        /// The file or directory it was done to.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A restarted run differs from the one whose output the directory
@@ -90,8 +125,11 @@ pub enum SinkError {
          quiver does not have yet"
     )]
     NotAReplay {
+        /// The sink's name.
         sink: String,
+        /// How this run differs from the recorded one.
         mismatch: String,
+        /// The sink's output directory.
         path: String,
     },
 }

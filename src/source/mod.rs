@@ -27,14 +27,21 @@ pub const CONNECTORS: &[&str] = &["files", "socket", "stdin", "nexmark"];
 pub enum SourceError {
     /// `connector = '...'` names no known connector.
     #[error("unknown connector '{name}'; valid connectors are: {valid}")]
-    UnknownConnector { name: String, valid: String },
+    UnknownConnector {
+        /// The connector as written.
+        name: String,
+        /// The source connectors, comma-separated.
+        valid: String,
+    },
     /// A `WITH` option that is unknown, missing or malformed.
     #[error(transparent)]
     Option(#[from] OptionError),
     /// Reading from the file system or network failed.
     #[error("{what}: {source}")]
     Io {
+        /// What was being read (a file, an address).
         what: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A record could not be decoded (and `on_error` is not `skip`).
@@ -136,14 +143,14 @@ pub struct StreamDef {
     /// after decoding (`dateTime AS CASE ... END`).
     pub computed: Vec<(String, String)>,
     /// The `WATERMARK` clause and event-time options, if any.
-    pub watermark: Option<crate::window::WatermarkDef>,
+    pub(crate) watermark: Option<crate::window::WatermarkDef>,
     /// `PRIMARY KEY (...) NOT ENFORCED` columns, as declared: recorded and
     /// shown by DESCRIBE, not used by queries yet.
     pub primary_key: Vec<String>,
     /// The side output of late rows: on a stream with `late_policy = 'side'`
     /// the hub its queries publish late rows to; on its `<name>_late` stream
     /// (connector [`LATE_CONNECTOR`]) the hub that stream's sources read.
-    pub late: Option<std::sync::Arc<crate::exec::LateHub>>,
+    pub(crate) late: Option<std::sync::Arc<crate::exec::LateHub>>,
 }
 
 /// The internal connector of `<name>_late` streams, which `late_policy =
