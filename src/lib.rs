@@ -40,6 +40,18 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The modules behind these items are private, so an embedder depends on
+//! nothing else (and the benchmark code of `quiver bench` lives in the
+//! binary):
+//!
+//! ```compile_fail
+//! use quiver::exec::Clock; // a private module: `quiver::Clock` is the path
+//! ```
+//!
+//! ```compile_fail
+//! let _ = quiver::bench::run; // not in the library
+//! ```
 
 // Error enums carry DataFusion and source errors by value; they are built only
 // on failure paths, so their size does not matter.
