@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use quiver::sink::{ConsoleSink, OutputFormat};
+use quiver::{ConsoleSink, OutputFormat};
 use quiver::{Context, Output};
 use tokio::sync::mpsc;
 
@@ -19,7 +19,7 @@ pub async fn run_script(
     let ctx = std::sync::Arc::new(ctx);
     let mut sink = ConsoleSink::new(std::io::stdout(), format, show_empty);
     let mut queries = Vec::new();
-    let statements = match quiver::sql::parse_script(script) {
+    let statements = match quiver::parse_script(script) {
         Ok(statements) => statements,
         Err(e) => anyhow::bail!("{e}"),
     };
@@ -27,7 +27,7 @@ pub async fn run_script(
         let output = match ctx.execute(statement).await {
             Ok(output) => output,
             Err(e) => {
-                queries.iter().for_each(quiver::exec::QueryHandle::stop);
+                queries.iter().for_each(quiver::QueryHandle::stop);
                 ctx.background().stop_all();
                 ctx.background().wait_all().await;
                 return Err(e.into());
@@ -47,13 +47,10 @@ pub async fn run_script(
     }
     ctx.no_more_queries();
     sink.name_queries(queries.len() > 1);
-    let stoppers: Vec<_> = queries
-        .iter()
-        .map(quiver::exec::QueryHandle::stopper)
-        .collect();
+    let stoppers: Vec<_> = queries.iter().map(quiver::QueryHandle::stopper).collect();
     let background = ctx.clone();
     let stop_all = move || {
-        stoppers.iter().for_each(quiver::exec::QueryStopper::stop);
+        stoppers.iter().for_each(quiver::QueryStopper::stop);
         background.background().stop_all();
     };
     tokio::spawn(stop_on_signals(stop_all.clone()));

@@ -14,8 +14,11 @@ pub enum Error {
     /// An error in one statement of a script, with the statement's text.
     #[error("{source}\n  in statement at line {line}: {text}")]
     Statement {
+        /// 1-based line of the script where the statement starts.
         line: u64,
+        /// The statement's text.
         text: String,
+        /// What went wrong in it.
         source: Box<Error>,
     },
     /// The statement could not be parsed or planned.

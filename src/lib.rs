@@ -1,6 +1,6 @@
 //! quiver: a streaming SQL engine on Apache Arrow.
 //!
-//! Records arriving in each batch interval become one immutable [`batch::Batch`]
+//! Records arriving in each batch interval become one immutable [`Batch`]
 //! of Arrow `RecordBatch`es; a window is the union of the batches it covers;
 //! every continuous SQL query is planned once with DataFusion and run over that
 //! union each batch. Data flows one way:
@@ -10,12 +10,19 @@
 //! ```
 //!
 //! [`Context`] is the entry point for embedding; the `quiver` binary is a thin
-//! front end over it.
+//! front end over it. The public API is what this page lists, all at the
+//! crate root: running SQL ([`Context`], [`Config`], [`Output`], [`Error`],
+//! [`parse_script`]); queries ([`QueryHandle`] and its [`QueryStopper`],
+//! [`QueryResult`], [`Progress`], [`QueryProgress`], [`QuerySummary`], the
+//! background queries' [`Registry`] and [`QueryStatus`], [`Clock`],
+//! [`RunLimits`]); connectors ([`Source`], [`Sink`] and the types they use);
+//! console output for front ends ([`ConsoleSink`], [`OutputFormat`],
+//! [`format_time`]); and the Nexmark generator ([`nexmark`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), quiver::Error> {
-//! use quiver::exec::{Clock, RunLimits};
+//! use quiver::{Clock, RunLimits};
 //! let ctx = quiver::Context::new(quiver::Config {
 //!     clock: Clock::Simulated { start_ms: 0 },
 //!     limits: RunLimits { until_idle: true, ..RunLimits::default() },
@@ -33,22 +40,71 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The modules behind these items are private, so an embedder depends on
+//! nothing else (and the benchmark code of `quiver bench` lives in the
+//! binary):
+//!
+//! ```compile_fail
+//! use quiver::exec::Clock; // a private module: `quiver::Clock` is the path
+//! ```
+//!
+//! ```compile_fail
+//! let _ = quiver::bench::run; // not in the library
+//! ```
 
 // Error enums carry DataFusion and source errors by value; they are built only
 // on failure paths, so their size does not matter.
 #![allow(clippy::result_large_err)]
+#![warn(missing_docs)]
 
-pub mod batch;
+// Every module is private: the public API is the re-exports below, so the
+// inside can be reshaped without breaking embedders.
+mod batch;
 mod catalog;
 mod context;
 mod error;
-pub mod exec;
-pub mod format;
-pub mod options;
-pub mod source;
-pub mod sql;
-pub mod window;
+mod exec;
+mod format;
+mod options;
+mod sink;
+mod source;
+mod sql;
+mod window;
+
+// Running SQL.
 pub use context::{Config, Context, Output};
 pub use error::Error;
-pub mod bench;
-pub mod sink;
+pub use sql::depth::MAX_DEPTH;
+pub use sql::{ParsedStatement, parse_script};
+
+// Queries: foreground handles, background queries, their results and progress.
+pub use exec::{
+    BatchEnd, Clock, DEFAULT_SIMULATED_START_MS, LatencyHistogram, Progress, QueryEvent,
+    QueryHandle, QueryProgress, QueryResult, QueryState, QueryStatus, QueryStopper, QuerySummary,
+    Registry, RunLimits,
+};
+
+// Connectors: the traits a source and a sink implement and the types they use.
+pub use batch::{Batch, InputMark, SourceOffset, StreamOffsets};
+pub use options::{OptionError, Options};
+pub use sink::{
+    ConsoleSink, OutputFormat, Sink, SinkDef, SinkError, format_time, open as open_sink,
+};
+pub use source::{PollContext, Source, SourceData, SourceError, StreamDef};
+
+// Catalog entries, as `Context::streams` and friends list them.
+pub use sql::ViewDef;
+
+// Errors of each layer, which [`Error`] wraps.
+pub use exec::ExecError;
+pub use format::FormatError;
+pub use sql::SqlError;
+pub use window::WindowError;
+
+/// The Nexmark event generator behind the `nexmark` connector, for
+/// benchmarks and tests that need the same events a stream would produce
+/// (generated up front, e.g. to give DataFusion a baseline over them).
+pub mod nexmark {
+    pub use crate::source::nexmark::{NexmarkGenerator, NexmarkKind, Proportions, schema};
+}

@@ -2,6 +2,7 @@
 //! a script on standard input, and the interactive REPL (`quiver` on a
 //! terminal). A thin front end over `quiver::Context`.
 
+mod bench;
 mod cli;
 mod notices;
 mod repl;
@@ -11,8 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use quiver::exec::{Clock, DEFAULT_SIMULATED_START_MS, RunLimits};
-use quiver::sink::OutputFormat;
+use quiver::{Clock, DEFAULT_SIMULATED_START_MS, OutputFormat, RunLimits};
 
 /// quiver: continuous SQL over streams of Arrow record batches.
 #[derive(Debug, Parser)]
@@ -43,7 +43,7 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Measure per-batch overhead and throughput against plain DataFusion.
-    Bench(quiver::bench::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every way of running SQL.
@@ -115,7 +115,7 @@ impl RunArgs {
 /// nesting (a chain of 1,000 `+` terms is 1,000 levels); the default 2 MiB
 /// (8 MiB for the main thread) overflows after a few hundred levels in a
 /// debug build. With 256 MiB a debug build survives about 5,400 levels, far
-/// above the nesting statements may have ([`quiver::sql::depth::MAX_DEPTH`]).
+/// above the nesting statements may have ([`quiver::MAX_DEPTH`]).
 /// Only the pages a thread touches take memory.
 const STACK_SIZE: usize = 256 * 1024 * 1024;
 
@@ -197,7 +197,7 @@ fn run_cli(cli: Cli) -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.run.config()?;
     let script = match (&cli.command, &cli.sql) {
-        (Some(Command::Bench(args)), _) => return quiver::bench::run(args).await,
+        (Some(Command::Bench(args)), _) => return bench::run(args).await,
         (Some(Command::Run { files }), _) => {
             let mut script = String::new();
             for file in files {

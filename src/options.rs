@@ -11,18 +11,29 @@ pub enum OptionError {
     /// An option the connector or format does not understand.
     #[error("unknown option '{key}' for {owner}; valid options are: {valid}")]
     Unknown {
+        /// What the option was given to (`connector 'files'`, `format csv`).
         owner: String,
+        /// The option as written, lower case.
         key: String,
+        /// The options `owner` accepts, comma-separated.
         valid: String,
     },
     /// A required option is absent.
     #[error("{owner} needs option '{key}', e.g. WITH ({key} = '...')")]
-    Missing { owner: String, key: String },
+    Missing {
+        /// What needs the option.
+        owner: String,
+        /// The missing option.
+        key: String,
+    },
     /// An option value that cannot be used.
     #[error("option '{key}' = '{value}' is invalid: {reason}")]
     Invalid {
+        /// The option.
         key: String,
+        /// Its value as written.
         value: String,
+        /// Why it cannot be used, and what would do.
         reason: String,
     },
 }

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use quiver::batch::StreamOffsets;
-use quiver::exec::{BatchEnd, Clock, QueryResult, QueryState, RunLimits};
-use quiver::sink::{Sink, SinkError};
-use quiver::{Context, Output};
+use quiver::{
+    BatchEnd, Clock, Context, Output, QueryResult, QueryState, RunLimits, Sink, SinkError,
+    StreamOffsets,
+};
 
 /// What the recording sink saw.
 #[derive(Default)]

@@ -13,9 +13,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
-use quiver::exec::{Progress, QueryResult};
-use quiver::options::Options;
-use quiver::sink::{self, SinkDef, SinkError};
+use quiver::Options;
+use quiver::{Progress, QueryResult};
+use quiver::{SinkDef, SinkError, open_sink};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
@@ -57,12 +57,7 @@ fn result(id: u64, keys: &[&str]) -> QueryResult {
 fn def(dir: &Path, connector: &str, options: &[(&str, &str)]) -> SinkDef {
     let mut pairs: Vec<(String, String)> = vec![("path".into(), dir.display().to_string())];
     pairs.extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    SinkDef {
-        name: "out".into(),
-        connector: connector.into(),
-        schema: schema(),
-        options: Options::new(pairs),
-    }
+    SinkDef::new("out", connector, schema(), Options::new(pairs))
 }
 
 /// Visible files under `dir` (no `.` / `_` path component), sorted, relative.
@@ -116,7 +111,7 @@ fn url(dir: &Path) -> String {
 #[tokio::test]
 async fn consecutive_batches_roll_into_few_files_that_datafusion_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = sink::open(&def(dir.path(), "parquet", &[("rollover_rows", "6")])).unwrap();
+    let mut sink = open_sink(&def(dir.path(), "parquet", &[("rollover_rows", "6")])).unwrap();
     for id in 0..10 {
         sink.write(&result(id, &["a", "b"])).unwrap();
         // Never a half-written file in sight while the query runs.
@@ -169,8 +164,7 @@ async fn consecutive_batches_roll_into_few_files_that_datafusion_reads() {
 #[tokio::test]
 async fn rollover_interval_uses_batch_time_and_bytes_limit_rolls_big_files() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink =
-        sink::open(&def(dir.path(), "parquet", &[("rollover_interval", "10s")])).unwrap();
+    let mut sink = open_sink(&def(dir.path(), "parquet", &[("rollover_interval", "10s")])).unwrap();
     for id in 0..35 {
         sink.write(&result(id, &["a"])).unwrap();
     }
@@ -185,7 +179,7 @@ async fn rollover_interval_uses_batch_time_and_bytes_limit_rolls_big_files() {
         ]
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = sink::open(&def(
+    let mut sink = open_sink(&def(
         dir.path(),
         "filesystem",
         &[("format", "csv"), ("sink.rolling-policy.file-size", "10B")],
@@ -202,7 +196,7 @@ async fn rollover_interval_uses_batch_time_and_bytes_limit_rolls_big_files() {
 #[tokio::test]
 async fn hive_partitions_are_read_back_as_partitions() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = sink::open(&def(dir.path(), "parquet", &[("partition_by", "k")])).unwrap();
+    let mut sink = open_sink(&def(dir.path(), "parquet", &[("partition_by", "k")])).unwrap();
     for id in 0..4 {
         sink.write(&result(id, &["a", "b", "a", "c d"])).unwrap();
     }
@@ -262,13 +256,13 @@ async fn replaying_committed_batches_writes_each_row_once() {
         "parquet",
         &[("partition_by", "k"), ("rollover_rows", "3")],
     );
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     for id in 0..5 {
         sink.write(&result(id, &["a", "b"])).unwrap();
     }
     sink.close().unwrap();
     // A restarted query replays batches 0..=4 and goes on to 7.
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     for id in 0..8 {
         sink.write(&result(id, &["a", "b"])).unwrap();
     }
@@ -310,7 +304,7 @@ async fn every_window_closing_in_one_batch_is_written_once_also_on_replay() {
         [result(id, &["a", "b"]), second]
     };
     for _run in 0..2 {
-        let mut sink = sink::open(&d).unwrap();
+        let mut sink = open_sink(&d).unwrap();
         for id in 0..3 {
             for r in windows(id) {
                 sink.write(&r).unwrap();
@@ -342,10 +336,10 @@ async fn every_window_closing_in_one_batch_is_written_once_also_on_replay() {
 async fn a_new_run_reusing_batch_ids_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = def(dir.path(), "parquet", &[]);
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     sink.write(&result(0, &["a"])).unwrap();
     sink.close().unwrap();
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     let mut later = result(0, &["a"]);
     later.batch_time_ms += 3_600_000;
     let err = sink.write(&later).unwrap_err().to_string();
@@ -359,7 +353,7 @@ async fn a_new_run_reusing_batch_ids_is_refused() {
 
 /// Writes batches 0..3 (one result each) and closes the sink.
 fn committed_run(d: &SinkDef) {
-    let mut sink = sink::open(d).unwrap();
+    let mut sink = open_sink(d).unwrap();
     for id in 0..3 {
         let mut r = result(id, &["a"]);
         r.input.digest = id;
@@ -376,7 +370,7 @@ async fn a_restart_with_the_same_batch_times_but_other_input_is_refused() {
     committed_run(&d);
     let files = visible_files(dir.path());
     // Batch 0 replays; batch 1 read another file.
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     let mut r = result(0, &["a"]);
     r.input.offsets = "s in=0.csv".into();
     sink.write(&r).unwrap();
@@ -401,7 +395,7 @@ async fn a_restart_with_results_in_other_batches_is_refused() {
     let d = def(dir.path(), "csv", &[]);
     committed_run(&d);
     // The committed run had a result in batch 0; this one starts at batch 1.
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     let mut r = result(1, &["a"]);
     r.input.digest = 1;
     let err = sink.write(&r).unwrap_err().to_string();
@@ -418,7 +412,7 @@ async fn output_without_a_batch_journal_is_refused_with_the_fix() {
     committed_run(&d);
     // What an older quiver left: the commit log, no journal.
     std::fs::remove_file(dir.path().join("_quiver/out/batches")).unwrap();
-    let err = sink::open(&d).err().expect("refused").to_string();
+    let err = open_sink(&d).err().expect("refused").to_string();
     assert!(
         err.contains("did not record each batch's input")
             && err.contains("delete the output directory"),
@@ -465,7 +459,7 @@ async fn timestamps_with_time_zone_and_nested_types_survive() {
         &[("compression", "snappy"), ("row_group_rows", "1")],
     );
     d.schema = schema.clone();
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     sink.write(&QueryResult {
         query: Arc::from("q"),
         batch_id: 0,
@@ -499,7 +493,7 @@ async fn timestamps_with_time_zone_and_nested_types_survive() {
 async fn csv_and_ndjson_use_the_same_rolling_machinery() {
     for (connector, ext) in [("csv", "csv"), ("ndjson", "ndjson")] {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = sink::open(&def(
+        let mut sink = open_sink(&def(
             dir.path(),
             connector,
             &[("rollover_rows", "4"), ("partition_by", "k")],
@@ -546,7 +540,7 @@ fn an_unwritable_path_is_a_clear_error_and_leaves_nothing_visible() {
     // A file where the output directory should be: ENOTDIR / EEXIST even as root.
     let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, "not a directory").unwrap();
-    let err = match sink::open(&def(&blocker.join("out"), "parquet", &[])) {
+    let err = match open_sink(&def(&blocker.join("out"), "parquet", &[])) {
         Err(e) => e,
         Ok(_) => panic!("opening a sink under a file must fail"),
     };
@@ -561,7 +555,7 @@ fn an_unwritable_path_is_a_clear_error_and_leaves_nothing_visible() {
     // created. Root ignores permissions, so this part needs a normal user.
     let out = dir.path().join("ro");
     std::fs::create_dir(&out).unwrap();
-    let mut sink = sink::open(&def(&out, "parquet", &[("partition_by", "k")])).unwrap();
+    let mut sink = open_sink(&def(&out, "parquet", &[("partition_by", "k")])).unwrap();
     sink.write(&result(0, &["a"])).unwrap();
     sink.close().unwrap();
     set_mode(&out, 0o555);
@@ -574,7 +568,7 @@ fn an_unwritable_path_is_a_clear_error_and_leaves_nothing_visible() {
         );
         return;
     }
-    let mut sink = sink::open(&def(&out, "parquet", &[("partition_by", "k")])).unwrap();
+    let mut sink = open_sink(&def(&out, "parquet", &[("partition_by", "k")])).unwrap();
     let err = sink.write(&result(1, &["new"])).unwrap_err().to_string();
     set_mode(&out, 0o755);
     assert!(
@@ -635,7 +629,7 @@ async fn a_full_disk_stops_the_sink_with_finished_files_intact() {
         return;
     };
     let out = disk.0.path().join("out");
-    let mut sink = sink::open(&def(
+    let mut sink = open_sink(&def(
         &out,
         "parquet",
         &[("rollover_rows", "1"), ("compression", "none")],
@@ -688,7 +682,7 @@ async fn timestamp_partitions_are_escaped_in_paths_and_decoded_by_readers() {
     ]));
     let mut d = def(dir.path(), "parquet", &[("partition_by", "window_start")]);
     d.schema = schema.clone();
-    let mut sink = sink::open(&d).unwrap();
+    let mut sink = open_sink(&d).unwrap();
     let rows = RecordBatch::try_new(
         schema.clone(),
         vec![
@@ -747,7 +741,7 @@ fn a_sink_name_that_would_escape_the_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = def(dir.path(), "parquet", &[]);
     d.name = "../x".into();
-    let err = sink::open(&d)
+    let err = open_sink(&d)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();

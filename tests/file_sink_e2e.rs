@@ -223,8 +223,8 @@ async fn show_queries_reports_files_rows_and_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let ctx = quiver::Context::new(quiver::Config {
-        clock: quiver::exec::Clock::Simulated { start_ms: 0 },
-        limits: quiver::exec::RunLimits {
+        clock: quiver::Clock::Simulated { start_ms: 0 },
+        limits: quiver::RunLimits {
             until_idle: true,
             ..Default::default()
         },

@@ -155,7 +155,7 @@ fn corpus() -> Vec<Vec<String>> {
             "connector = 'socket', host = '127.0.0.1', port = 9999",
             "connector = 'stdin'",
         );
-        quiver::sql::parse_script(&text)
+        quiver::parse_script(&text)
             .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
             .into_iter()
             .map(|s| s.text)

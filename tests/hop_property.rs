@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{Array, Int64Array, TimestampMillisecondArray};
 use proptest::prelude::*;
-use quiver::exec::{Clock, RunLimits};
+use quiver::{Clock, RunLimits};
 use quiver::{Config, Context, Output};
 
 const START_MS: i64 = 1_767_225_600_000;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{Config, Context, Output};
+use quiver::{Config, Context, Output};
 
 /// quiver's Nexmark DDL (`sql/nexmark/ddl.sql`).
 pub const DDL: &str = include_str!("../../sql/nexmark/ddl.sql");

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 
+use quiver::nexmark::{self, NexmarkGenerator, NexmarkKind};
+use quiver::{Config, Context, DEFAULT_SIMULATED_START_MS};
+
 use super::Measurement;
-use crate::exec::DEFAULT_SIMULATED_START_MS;
-use crate::source::nexmark::{self, NexmarkGenerator, NexmarkKind};
-use crate::{Config, Context};
 
 /// A scratch directory for a benchmark's files, removed on drop.
 struct ScratchDir(std::path::PathBuf);
@@ -38,17 +38,16 @@ fn write_with_sink(
     batches: &[Vec<RecordBatch>],
     dir: &std::path::Path,
 ) -> anyhow::Result<(Duration, u64)> {
-    use crate::exec::{Progress, QueryResult};
-    use crate::sink::{FileSink, Sink, SinkDef};
+    use quiver::{Options, Progress, QueryResult, SinkDef};
     let schema = nexmark::schema(NexmarkKind::Bid);
-    let def = SinkDef {
-        name: "bench".into(),
-        connector: "parquet".into(),
-        schema: schema.clone(),
-        options: crate::options::Options::new([("path", dir.display().to_string())]),
-    };
+    let def = SinkDef::new(
+        "bench",
+        "parquet",
+        schema.clone(),
+        Options::new([("path", dir.display().to_string())]),
+    );
     let started = Instant::now();
-    let mut sink = FileSink::open(&def)?;
+    let mut sink = quiver::open_sink(&def)?;
     for (id, rows) in batches.iter().enumerate() {
         sink.write(&QueryResult {
             query: Arc::from("bench"),
@@ -63,7 +62,20 @@ fn write_with_sink(
         })?;
     }
     sink.close()?;
-    Ok((started.elapsed(), sink.stats().bytes))
+    Ok((started.elapsed(), parquet_bytes(dir)?))
+}
+
+/// Bytes of the Parquet files in `dir` (what the sink's `bytes` status counts:
+/// finished data files, not its journal).
+fn parquet_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with(".parquet") {
+            bytes += entry.metadata()?.len();
+        }
+    }
+    Ok(bytes)
 }
 
 /// Writes the same batches into one file with a bare `ArrowWriter` and the

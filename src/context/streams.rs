@@ -38,7 +38,6 @@ impl Context {
             primary_key,
             options,
             if_not_exists,
-            table_syntax: _,
         } = statement
         else {
             return Err(Error::Catalog("not a CREATE STREAM statement".into()));

@@ -35,7 +35,7 @@ pub use query::{QueryHandle, QueryStopper, start_query};
 pub use report::{
     BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
 };
-pub use summary::{counted, grouped};
+pub use summary::counted;
 
 use datafusion::error::DataFusionError;
 
@@ -47,15 +47,21 @@ pub enum ExecError {
     /// A source could not be opened or read.
     #[error("query {query}, stream '{stream}': {source}")]
     Source {
+        /// The query's name.
         query: String,
+        /// The stream whose source failed.
         stream: String,
+        /// What the source reported.
         source: SourceError,
     },
     /// DataFusion failed while running the plan.
     #[error("query {query}, batch {batch_id}: {source}")]
     Execute {
+        /// The query's name.
         query: String,
+        /// The batch being computed.
         batch_id: u64,
+        /// What DataFusion reported.
         source: DataFusionError,
     },
     /// A background query with this name is still running.
@@ -63,11 +69,18 @@ pub enum ExecError {
     AlreadyRunning(String),
     /// `STOP QUERY` named no background query.
     #[error("no background query named '{name}'; running queries: {known}")]
-    UnknownQuery { name: String, known: String },
+    UnknownQuery {
+        /// The name `STOP QUERY` gave.
+        name: String,
+        /// The running background queries, comma-separated.
+        known: String,
+    },
     /// Arrow failed while assembling a batch.
     #[error("query {query}: {source}")]
     Arrow {
+        /// The query's name.
         query: String,
+        /// What Arrow reported.
         source: datafusion::arrow::error::ArrowError,
     },
 }

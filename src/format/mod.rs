@@ -28,7 +28,12 @@ const BATCH_ROWS: usize = 64 * 1024;
 pub enum FormatError {
     /// `format = '...'` names no known format.
     #[error("unknown format '{name}'; valid formats are: {valid}")]
-    UnknownFormat { name: String, valid: String },
+    UnknownFormat {
+        /// The format as written.
+        name: String,
+        /// The formats, comma-separated.
+        valid: String,
+    },
     /// A format option is unknown, missing or malformed.
     #[error(transparent)]
     Option(#[from] OptionError),
@@ -38,13 +43,21 @@ pub enum FormatError {
          or set on_error = 'skip' to skip and count bad records"
     )]
     Malformed {
+        /// The format (`csv`, `json`).
         format: &'static str,
+        /// Where the records came from (a file and line, a socket).
         origin: String,
+        /// The decoder's message.
         message: String,
     },
     /// No schema was declared and none could be inferred.
     #[error("cannot infer a schema from {origin}: {message}; declare the columns in CREATE STREAM")]
-    Inference { origin: String, message: String },
+    Inference {
+        /// What was read to infer it (a file).
+        origin: String,
+        /// Why inference failed.
+        message: String,
+    },
 }
 
 /// What to do with a record that does not decode.

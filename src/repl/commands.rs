@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use quiver::sink::OutputFormat;
+use quiver::OutputFormat;
 
 /// One backslash command.
 #[derive(Debug, Clone, PartialEq, Eq)]

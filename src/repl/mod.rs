@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use quiver::sink::OutputFormat;
+use quiver::OutputFormat;
 use rustyline::error::ReadlineError;
 use tokio::runtime::Runtime;
 

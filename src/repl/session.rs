@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
-use quiver::exec::{QueryHandle, QueryState};
-use quiver::sink::{ConsoleSink, OutputFormat};
+use quiver::{ConsoleSink, OutputFormat};
 use quiver::{Context, Output};
+use quiver::{QueryHandle, QueryState};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::commands::{self, Command};
@@ -127,7 +127,7 @@ impl Session {
     /// Parses `script` and runs its statements in order, stopping at the
     /// first error or Ctrl-C.
     pub async fn run_sql(&mut self, script: &str) {
-        let statements = match quiver::sql::parse_script(script) {
+        let statements = match quiver::parse_script(script) {
             Ok(statements) => statements,
             Err(e) => {
                 eprintln!("error: {e}");

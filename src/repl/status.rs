@@ -6,8 +6,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use quiver::exec::QueryProgress;
-use quiver::sink::format_time;
+use quiver::QueryProgress;
+use quiver::format_time;
 
 /// Carriage return and "erase the whole line".
 const CLEAR: &str = "\r\x1b[2K";
@@ -81,7 +81,7 @@ pub fn render(query: &str, progress: &QueryProgress, interval: Duration) -> Stri
 
 #[cfg(test)]
 mod tests {
-    use quiver::exec::{Progress, QuerySummary};
+    use quiver::{Progress, QuerySummary};
 
     use super::*;
 

@@ -55,7 +55,7 @@ pub const CONNECTORS: &[&str] = &[
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
 /// target of `CREATE SINK name AS SELECT ... WITH (...)`. A definition only:
 /// a `memory` sink's table is a runtime object of the session, which opens
-/// its sinks with [`MemorySink::open`].
+/// its sinks with `MemorySink::open`.
 #[derive(Debug, Clone)]
 pub struct SinkDef {
     /// Table name; also names the files a file sink writes, so it must stay
@@ -69,6 +69,22 @@ pub struct SinkDef {
     pub options: Options,
 }
 
+impl SinkDef {
+    /// A sink table `name` writing rows of `schema` through `connector`
+    /// (`blackhole`, `print`, `parquet`, `csv`, `ndjson` or `filesystem`;
+    /// a `memory` sink needs a session table, which only `CREATE SINK` and
+    /// `CREATE TABLE` make) with `options`: what
+    /// [`open_sink`](crate::open_sink) opens.
+    pub fn new(name: &str, connector: &str, schema: SchemaRef, options: Options) -> Self {
+        SinkDef {
+            name: name.to_string(),
+            connector: connector.to_ascii_lowercase(),
+            schema,
+            options,
+        }
+    }
+}
+
 /// A sink could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -77,25 +93,43 @@ pub enum SinkError {
     UnknownConnector(String),
     /// Invalid or missing option.
     #[error("sink '{sink}': {source}")]
-    Option { sink: String, source: OptionError },
+    Option {
+        /// The sink's name.
+        sink: String,
+        /// What is wrong with the option.
+        source: OptionError,
+    },
     /// Writing failed.
     #[error("sink '{sink}': {message}")]
-    Write { sink: String, message: String },
+    Write {
+        /// The sink's name.
+        sink: String,
+        /// What failed.
+        message: String,
+    },
     /// An I/O operation on a path failed.
     #[error("sink '{sink}': {action} '{path}': {source}")]
     Io {
+        /// The sink's name.
         sink: String,
+        /// What was being done (`create`, `read`).
         action: &'static str,
+        /// The path it was done to.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A file sink could not create, write, rename or sync a file; finished
     /// files are intact and nothing partial is visible.
     #[error("sink '{sink}': cannot {action} '{path}': {source}; {hint}", hint = file_hint(source))]
     File {
+        /// The sink's name.
         sink: String,
+        /// What was being done (`create`, `rename the finished file to`).
         action: &'static str,
+        /// The file or directory it was done to.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A restarted run differs from the one whose output the directory
@@ -108,8 +142,11 @@ pub enum SinkError {
          quiver does not have yet"
     )]
     NotAReplay {
+        /// The sink's name.
         sink: String,
+        /// How this run differs from the recorded one.
         mismatch: String,
+        /// The sink's output directory.
         path: String,
     },
 }
@@ -158,7 +195,7 @@ pub trait Sink: Send {
 }
 
 /// Opens the sink `def` describes. A `memory` sink needs the session's
-/// table: see [`MemorySink::open`].
+/// table: see `MemorySink::open`.
 pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
     match def.connector.as_str() {
         "blackhole" => Ok(Box::new(BlackholeSink::open(def)?)),

@@ -50,14 +50,21 @@ pub const CONNECTORS: &[&str] = &["files", "socket", "stdin", "nexmark"];
 pub enum SourceError {
     /// `connector = '...'` names no known connector.
     #[error("unknown connector '{name}'; valid connectors are: {valid}")]
-    UnknownConnector { name: String, valid: String },
+    UnknownConnector {
+        /// The connector as written.
+        name: String,
+        /// The source connectors, comma-separated.
+        valid: String,
+    },
     /// A `WITH` option that is unknown, missing or malformed.
     #[error(transparent)]
     Option(#[from] OptionError),
     /// Reading from the file system or network failed.
     #[error("{what}: {source}")]
     Io {
+        /// What was being read (a file, an address).
         what: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A record could not be decoded (and `on_error` is not `skip`).
@@ -174,7 +181,7 @@ pub trait Source: Send {
 
 /// A stream as declared by `CREATE STREAM`: enough to open a fresh `Source`
 /// for every query that reads it. A definition only: the runtime object of a
-/// `<name>_late` stream (its [`late::LateHub`]) lives in the session's
+/// `<name>_late` stream (its `LateHub`) lives in the session's
 /// registry, under the stream's name.
 #[derive(Debug, Clone)]
 pub struct StreamDef {
@@ -190,7 +197,7 @@ pub struct StreamDef {
     /// after decoding (`dateTime AS CASE ... END`).
     pub computed: Vec<(String, String)>,
     /// The `WATERMARK` clause and event-time options, if any.
-    pub watermark: Option<crate::window::WatermarkDef>,
+    pub(crate) watermark: Option<crate::window::WatermarkDef>,
     /// `PRIMARY KEY (...) NOT ENFORCED` columns, as declared: recorded and
     /// shown by DESCRIBE, not used by queries yet.
     pub primary_key: Vec<String>,

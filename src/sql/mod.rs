@@ -21,8 +21,8 @@ mod window_args;
 pub use catalog::{Catalog, ViewDef};
 pub use parser::{DropKind, ParsedStatement, Statement};
 pub use plan::{
-    CompiledQuery, KeptInput, PartialAggregate, PlanKind, PlanSettings, SessionPlan, StreamingPlan,
-    TimeDomain, WatermarkPlan, WindowedPlan,
+    CompiledQuery, KeptInput, PlanKind, PlanSettings, SessionPlan, StreamingPlan, TimeDomain,
+    WindowedPlan,
 };
 pub use rewrite::name_view_columns;
 
@@ -40,7 +40,7 @@ pub enum SqlError {
     /// The text is not valid SQL.
     #[error("syntax error: {0}")]
     Parse(String),
-    /// The statement nests too deeply to be planned (see [`depth`]).
+    /// The statement nests too deeply to be planned (see [`MAX_DEPTH`](crate::MAX_DEPTH)).
     #[error(
         "expression too deep: the statement nests more than {limit} levels (terms of one chain \
          of +, OR, AND or UNION count one level each); write a long OR of equalities as \
@@ -142,7 +142,7 @@ pub fn proctime_columns(query: &ast::Query) -> BTreeSet<String> {
 }
 
 /// Splits a script into statements and parses each one, refusing a
-/// statement that nests deeper than [`depth::MAX_DEPTH`] (planning it would
+/// statement that nests deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) (planning it would
 /// exhaust the stack).
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let statements = parser::parse_script(sql)?;

@@ -4,141 +4,26 @@
 //! `CREATE EXTERNAL TABLE`: peek at the leading keywords, parse our statements
 //! with the parser's own building blocks, hand everything else to sqlparser.
 
-use datafusion::sql::sqlparser::ast::{self, ColumnDef, ObjectName};
+use datafusion::sql::sqlparser::ast::{self, ObjectName};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{
-    Location, Token, TokenWithSpan, Tokenizer, Whitespace,
-};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use super::SqlError;
 use crate::options::Options;
 
 mod create_stream;
 use create_stream::{has_with_options, parse_create_stream};
+mod flink_tokens;
+mod statement;
+#[cfg(test)]
+mod tests;
 
-/// One parsed statement of a script.
-#[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)] // statements are few and short-lived
-pub enum Statement {
-    /// `CREATE STREAM [IF NOT EXISTS] name [(columns)] WITH (key = value, ...)`,
-    /// or Flink's `CREATE TABLE name (columns) WITH (...)`: a stream when the
-    /// connector is a source, a sink table when it is a sink.
-    CreateStream {
-        /// Stream name, as written (identifiers are case-sensitive).
-        name: String,
-        /// Declared physical columns (may be empty when the connector can infer them).
-        columns: Vec<ColumnDef>,
-        /// Computed columns `name AS expr`, in declaration order, after the physical ones.
-        computed: Vec<(String, ast::Expr)>,
-        /// `WATERMARK FOR column AS expr` (`WATERMARK FOR column` alone: the
-        /// column itself, no delay).
-        watermark: Option<(String, ast::Expr)>,
-        /// `PRIMARY KEY (columns) NOT ENFORCED`, as a constraint or inline on
-        /// a column: recorded (DESCRIBE shows it), not used yet.
-        primary_key: Vec<String>,
-        /// All `WITH` options, including `connector`.
-        options: Options,
-        /// `IF NOT EXISTS` was given.
-        if_not_exists: bool,
-        /// Written as `CREATE TABLE` (Flink's spelling).
-        table_syntax: bool,
-    },
-    /// `CREATE [OR REPLACE] VIEW name AS query`.
-    CreateView {
-        /// View name.
-        name: String,
-        /// The view's query.
-        query: Box<ast::Query>,
-        /// `OR REPLACE` was given.
-        or_replace: bool,
-    },
-    /// `CREATE FUNCTION name AS 'class'` (Flink's Java UDF registration).
-    CreateFunction {
-        /// Function name.
-        name: String,
-        /// The implementing class as written.
-        class: String,
-    },
-    /// `SHOW STREAMS`.
-    ShowStreams,
-    /// `DESCRIBE name` / `DESC name`.
-    Describe(String),
-    /// `SET name = value` / `SET name TO value`.
-    Set {
-        /// Setting name, lower case.
-        name: String,
-        /// Value as written (quotes removed).
-        value: String,
-    },
-    /// `EXPLAIN <query>`: the streaming plan plus DataFusion's plan.
-    Explain(Box<ast::Query>),
-    /// A query: continuous when it reads a stream, one-off otherwise.
-    Query(Box<ast::Query>),
-    /// `INSERT INTO table SELECT ...`: a background query writing to a sink table.
-    Insert {
-        /// The sink table.
-        table: String,
-        /// The continuous query.
-        query: Box<ast::Query>,
-    },
-    /// `CREATE SINK [IF NOT EXISTS] name [WITH (...)] AS SELECT ... [WITH (...)]`:
-    /// declares a sink table with the query's schema and starts the query.
-    CreateSink {
-        /// Sink (and query) name.
-        name: String,
-        /// The continuous query.
-        query: Box<ast::Query>,
-        /// All `WITH` options, including `connector`.
-        options: Options,
-        /// `IF NOT EXISTS` was given.
-        if_not_exists: bool,
-    },
-    /// `SHOW QUERIES`: the background queries and their progress.
-    ShowQueries,
-    /// `STOP QUERY name`: stop a background query after its current batch.
-    StopQuery(String),
-    /// `DROP STREAM | VIEW | TABLE [IF EXISTS] name`: quiver's own objects
-    /// are dropped by quiver, others by DataFusion (`statement`).
-    Drop {
-        /// What the statement says it drops.
-        kind: DropKind,
-        /// The names, as written.
-        names: Vec<String>,
-        /// `IF EXISTS` was given.
-        if_exists: bool,
-        /// The statement, for DataFusion's own tables and views.
-        statement: Box<ast::Statement>,
-    },
-    /// A statement of DataFusion's own dialect (`CREATE EXTERNAL TABLE`),
-    /// parsed by DataFusion's parser.
-    DataFusion(Box<datafusion::sql::parser::Statement>),
-    /// Any other statement, executed by DataFusion as is.
-    Other(Box<ast::Statement>),
-}
+pub use flink_tokens::SESSION_PARTITION_ARGUMENT;
+pub use statement::{DropKind, ParsedStatement, Statement};
 
-/// The object a `DROP` statement names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropKind {
-    /// `DROP STREAM`.
-    Stream,
-    /// `DROP VIEW`.
-    View,
-    /// `DROP TABLE`.
-    Table,
-}
-
-/// A statement with the text it was parsed from, for messages.
-#[derive(Debug, Clone)]
-pub struct ParsedStatement {
-    /// The statement.
-    pub statement: Statement,
-    /// Its source text, trimmed, without the trailing `;`.
-    pub text: String,
-    /// 1-based line where it starts in the script.
-    pub line: u64,
-}
+use flink_tokens::drop_table_keyword;
 
 /// Splits a script into statements and parses each one (without bounding
 /// their depth: [`crate::sql::parse_script`] does that).
@@ -175,96 +60,9 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     }
 }
 
-/// Flink's window table functions take `TABLE name` as first argument
-/// (`TUMBLE(TABLE bid, DESCRIPTOR(ts), ...)`), which sqlparser cannot parse;
-/// dropping the `TABLE` keyword there leaves `TUMBLE(bid, ...)`, the same call.
-/// Flink's `SESSION(TABLE bid PARTITION BY bidder, ...)` (or `PARTITION BY
-/// (k1, k2)`) cannot be parsed either: its `PARTITION BY` becomes a named
-/// argument, `SESSION(bid, partition_by => bidder, ...)`, which
-/// [`super::session`] reads back.
-fn drop_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
-    // Parenthesis depth, and the depth inside a SESSION( call while its
-    // first argument is being read.
-    let mut depth = 0usize;
-    let mut session_first_argument: Option<usize> = None;
-    let mut tokens = tokens.into_iter().peekable();
-    while let Some(token) = tokens.next() {
-        let word = |t: &Token, value: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(value));
-        let previous = |out: &[TokenWithSpan], n: usize| {
-            out.iter()
-                .rev()
-                .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-                .nth(n)
-                .map(|t| t.token.clone())
-        };
-        match &token.token {
-            Token::LParen => {
-                depth += 1;
-                if previous(&out, 0).is_some_and(|t| word(&t, "SESSION")) {
-                    session_first_argument = Some(depth);
-                }
-            }
-            Token::RParen => {
-                if session_first_argument == Some(depth) {
-                    session_first_argument = None;
-                }
-                depth = depth.saturating_sub(1);
-            }
-            Token::Comma if session_first_argument == Some(depth) => {
-                session_first_argument = None;
-            }
-            Token::Word(w) if w.keyword == Keyword::TABLE && w.quote_style.is_none() => {
-                let after_paren = previous(&out, 0).is_some_and(|t| t == Token::LParen);
-                let window = previous(&out, 1).is_some_and(|t| {
-                    ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
-                        .iter()
-                        .any(|name| word(&t, name))
-                });
-                if after_paren && window {
-                    continue;
-                }
-            }
-            t if session_first_argument == Some(depth) && word(t, "PARTITION") => {
-                let mut skipped = Vec::new();
-                while tokens
-                    .peek()
-                    .is_some_and(|t| matches!(t.token, Token::Whitespace(_)))
-                {
-                    skipped.extend(tokens.next());
-                }
-                if tokens.peek().is_some_and(|t| word(&t.token, "BY")) {
-                    tokens.next();
-                    let span = token.span;
-                    for t in [
-                        Token::Comma,
-                        Token::Whitespace(Whitespace::Space),
-                        Token::make_word(SESSION_PARTITION_ARGUMENT, None),
-                        Token::Whitespace(Whitespace::Space),
-                        Token::RArrow,
-                    ] {
-                        out.push(TokenWithSpan::new(t, span));
-                    }
-                    session_first_argument = None;
-                    continue;
-                }
-                out.push(token);
-                out.extend(skipped);
-                continue;
-            }
-            _ => {}
-        }
-        out.push(token);
-    }
-    out
-}
-
 /// How deeply sqlparser lets parentheses, CASE, function calls and subqueries
 /// nest (its default recursion limit).
 const NESTING_LIMIT: usize = 50;
-
-/// The named argument `SESSION(TABLE t PARTITION BY k, ...)` is parsed into.
-pub const SESSION_PARTITION_ARGUMENT: &str = "partition_by";
 
 fn parse_error(e: ParserError) -> SqlError {
     if e == ParserError::RecursionLimitExceeded {
@@ -325,12 +123,12 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
         (Some("CREATE"), Some("STREAM")) => {
             parser.next_token();
             parser.next_token();
-            parse_create_stream(parser, false)
+            parse_create_stream(parser)
         }
         (Some("CREATE"), Some("TABLE")) if has_with_options(parser) => {
             parser.next_token();
             parser.next_token();
-            parse_create_stream(parser, true)
+            parse_create_stream(parser)
         }
         (Some("CREATE"), Some("FUNCTION")) if matches!(parser.peek_nth_token(3).token, Token::Word(ref w) if w.keyword == Keyword::AS) =>
         {
@@ -622,239 +420,4 @@ pub fn normalize_name(name: &ObjectName) -> String {
         .map(|ident| ident.value.clone())
         .collect::<Vec<_>>()
         .join(".")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_script_of_streaming_and_plain_statements() {
-        let script = "CREATE STREAM Lines WITH (connector='socket', port = 9999, 'bootstrap.servers' = 'x');\n\
-                      SET batch_interval = '200ms';\nSHOW STREAMS; DESCRIBE lines;\n\
-                      SELECT count(*) FROM lines; EXPLAIN SELECT 1; CREATE VIEW v AS SELECT 1";
-        let parsed = parse_script(script).unwrap();
-        assert_eq!(parsed.len(), 7);
-        match &parsed[0].statement {
-            Statement::CreateStream {
-                name,
-                columns,
-                options,
-                ..
-            } => {
-                assert_eq!(name, "Lines");
-                assert!(columns.is_empty());
-                assert_eq!(options.get("connector"), Some("socket"));
-                assert_eq!(options.get("port"), Some("9999"));
-                assert_eq!(options.get("bootstrap.servers"), Some("x"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            matches!(&parsed[1].statement, Statement::Set { name, value } if name == "batch_interval" && value == "200ms")
-        );
-        assert!(matches!(parsed[2].statement, Statement::ShowStreams));
-        assert!(matches!(parsed[4].statement, Statement::Query(_)));
-        assert_eq!(parsed[4].text, "SELECT count(*) FROM lines");
-        assert_eq!(parsed[4].line, 4);
-        assert!(matches!(parsed[5].statement, Statement::Explain(_)));
-        assert!(matches!(parsed[6].statement, Statement::CreateView { .. }));
-    }
-
-    #[test]
-    fn declared_columns_are_kept() {
-        let parsed = parse_script("CREATE STREAM s (a BIGINT NOT NULL, b VARCHAR) WITH (connector = 'stdin', format = 'csv')").unwrap();
-        match &parsed[0].statement {
-            Statement::CreateStream { columns, .. } => assert_eq!(columns.len(), 2),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn errors_carry_the_position() {
-        let err = parse_script("SELECT 1;\nSELEC x FROM y").unwrap_err();
-        assert!(err.to_string().contains("Line: 2"), "{err}");
-        let err = parse_script("CREATE STREAM s WITH (connector 'x')").unwrap_err();
-        assert!(err.to_string().contains("Expected: ="), "{err}");
-    }
-
-    #[test]
-    fn parses_flink_ddl_views_and_window_table_functions() {
-        let ddl =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/nexmark/ddl.sql"))
-                .unwrap();
-        let parsed = parse_script(&ddl).unwrap();
-        match &parsed[0].statement {
-            Statement::CreateStream {
-                name,
-                columns,
-                computed,
-                watermark,
-                options,
-                table_syntax: true,
-                ..
-            } => {
-                assert_eq!(name, "datagen");
-                assert_eq!(columns.len(), 4);
-                assert!(
-                    columns[3]
-                        .data_type
-                        .to_string()
-                        .starts_with("STRUCT<auction BIGINT"),
-                    "{}",
-                    columns[3].data_type
-                );
-                assert_eq!(computed[0].0, "dateTime");
-                let (column, expr) = watermark.as_ref().unwrap();
-                assert_eq!(column, "dateTime");
-                assert_eq!(expr.to_string(), "`dateTime` - INTERVAL '4' SECOND");
-                assert_eq!(options.get("connector"), Some("nexmark"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            matches!(&parsed[1].statement, Statement::CreateView { name, .. } if name == "person")
-        );
-        let q = parse_script(
-            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)); \
-             CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole'); \
-             CREATE TABLE plain (a BIGINT); CREATE TABLE c AS SELECT 1; \
-             CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'",
-        )
-        .unwrap();
-        assert!(
-            q[0].text.contains("TABLE bid"),
-            "text keeps what was written"
-        );
-        match &q[0].statement {
-            Statement::Query(query) => assert!(
-                query
-                    .to_string()
-                    .contains("TUMBLE(bid, DESCRIPTOR(`dateTime`)"),
-                "{query}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            &q[1].statement,
-            Statement::CreateStream {
-                table_syntax: true,
-                ..
-            }
-        ));
-        assert!(matches!(&q[2].statement, Statement::Other(_)));
-        assert!(matches!(&q[3].statement, Statement::Other(_)));
-        assert!(
-            matches!(&q[4].statement, Statement::CreateFunction { name, class } if name == "count_char" && class.ends_with("CountChar"))
-        );
-    }
-
-    #[test]
-    fn session_partition_by_becomes_a_named_argument() {
-        let query = |sql: &str| match &parse_script(sql).unwrap()[0].statement {
-            Statement::Query(q) => q.to_string(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            query(
-                "SELECT * FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(ts), INTERVAL '1' SECOND))"
-            ),
-            "SELECT * FROM TABLE(SESSION(bid, partition_by => bidder, DESCRIPTOR(ts), INTERVAL '1' SECOND))"
-        );
-        assert_eq!(
-            query("SELECT * FROM SESSION(bid partition   by (a, b), ts, x)"),
-            "SELECT * FROM SESSION(bid, partition_by => (a, b), ts, x)"
-        );
-        // PARTITION BY elsewhere is left alone.
-        let text = query(
-            "SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM s GROUP BY SESSION(ts, INTERVAL '1' SECOND)",
-        );
-        assert!(text.contains("OVER (PARTITION BY a ORDER BY b)"), "{text}");
-    }
-
-    #[test]
-    fn parses_drop_external_tables_and_flink_keys() {
-        let parsed = parse_script(
-            "DROP STREAM IF EXISTS s; DROP VIEW v; DROP TABLE t; \
-             CREATE EXTERNAL TABLE e (a BIGINT) STORED AS CSV LOCATION 'x.csv' OPTIONS ('format.has_header' 'true'); \
-             CREATE STREAM k (a BIGINT PRIMARY KEY NOT ENFORCED, ts TIMESTAMP(3), WATERMARK FOR ts) WITH (connector = 'stdin'); \
-             CREATE TABLE k2 (a BIGINT, b INT NOT NULL, CONSTRAINT pk PRIMARY KEY (a, b) NOT ENFORCED) WITH (connector = 'stdin')",
-        )
-        .unwrap();
-        assert!(
-            matches!(&parsed[0].statement, Statement::Drop { kind: DropKind::Stream, names, if_exists: true, .. } if names == &["s"])
-        );
-        assert!(matches!(
-            &parsed[1].statement,
-            Statement::Drop {
-                kind: DropKind::View,
-                ..
-            }
-        ));
-        assert!(matches!(
-            &parsed[2].statement,
-            Statement::Drop {
-                kind: DropKind::Table,
-                ..
-            }
-        ));
-        assert!(
-            matches!(&parsed[3].statement, Statement::DataFusion(s) if s.to_string().contains("CREATE EXTERNAL TABLE e")),
-            "{:?}",
-            parsed[3].statement
-        );
-        assert_eq!(parsed[3].text.chars().last(), Some(')'));
-        match &parsed[4].statement {
-            Statement::CreateStream {
-                primary_key,
-                watermark: Some((column, expr)),
-                ..
-            } => {
-                assert_eq!(primary_key, &["a"]);
-                assert_eq!((column.as_str(), expr.to_string().as_str()), ("ts", "ts"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            matches!(&parsed[5].statement, Statement::CreateStream { primary_key, columns, .. } if primary_key == &["a", "b"] && columns.len() == 2)
-        );
-        let err =
-            parse_script("CREATE STREAM s (a BIGINT, PRIMARY KEY (a)) WITH (connector = 'stdin')")
-                .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("write PRIMARY KEY (...) NOT ENFORCED"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn parses_background_query_statements() {
-        let parsed = parse_script(
-            "INSERT INTO Out SELECT * FROM s; \
-             CREATE SINK big AS SELECT a FROM s WHERE a > 1 WITH (connector = 'parquet', path = 'out'); \
-             CREATE SINK IF NOT EXISTS b2 WITH (connector = 'print') AS SELECT 1; \
-             SHOW QUERIES; STOP QUERY big",
-        )
-        .unwrap();
-        assert!(matches!(&parsed[0].statement, Statement::Insert { table, .. } if table == "Out"));
-        match &parsed[1].statement {
-            Statement::CreateSink {
-                name,
-                query,
-                options,
-                ..
-            } => {
-                assert_eq!(name, "big");
-                assert_eq!(query.to_string(), "SELECT a FROM s WHERE a > 1");
-                assert_eq!(options.get("path"), Some("out"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            matches!(&parsed[2].statement, Statement::CreateSink { if_not_exists: true, options, .. } if options.get("connector") == Some("print"))
-        );
-        assert!(matches!(parsed[3].statement, Statement::ShowQueries));
-        assert!(matches!(&parsed[4].statement, Statement::StopQuery(n) if n == "big"));
-    }
 }

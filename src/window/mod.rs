@@ -22,8 +22,7 @@ mod watermark;
 pub use panes::PaneBuffer;
 pub use sessions::{OpenSessions, SessionsSnapshot};
 pub use watermark::{
-    Combined, LatePolicy, PartitionWatermarkState, PartitionedRows, StreamState, StreamWatermark,
-    WatermarkDef, WatermarkTracker, combine,
+    LatePolicy, PartitionWatermarkState, PartitionedRows, StreamWatermark, WatermarkDef, combine,
 };
 
 /// Column with the inclusive start of a row's window.
@@ -37,22 +36,34 @@ pub enum WindowError {
     /// Size or slide is zero or negative.
     #[error("{function} {what} must be positive, got {ms} ms")]
     NotPositive {
+        /// The window function (`TUMBLE`, `HOP`).
         function: &'static str,
+        /// Which parameter (`size`, `slide`, `gap`).
         what: &'static str,
+        /// Its value in milliseconds.
         ms: i64,
     },
     /// HOP size is not a whole number of slides.
     #[error("HOP size ({size_ms} ms) must be a multiple of its slide ({slide_ms} ms)")]
-    SizeNotMultipleOfSlide { size_ms: i64, slide_ms: i64 },
+    SizeNotMultipleOfSlide {
+        /// The window size in milliseconds.
+        size_ms: i64,
+        /// The slide in milliseconds.
+        slide_ms: i64,
+    },
     /// A processing-time window that does not line up with batches.
     #[error(
         "{function} {what} ({ms} ms) is not a multiple of batch_interval ({interval_ms} ms): a \
          processing-time window is a union of whole batches; pick a multiple or SET batch_interval"
     )]
     NotMultipleOfInterval {
+        /// The window function (`TUMBLE`, `HOP`).
         function: &'static str,
+        /// Which parameter (`size`, `slide`).
         what: &'static str,
+        /// Its value in milliseconds.
         ms: i64,
+        /// The batch interval in milliseconds.
         interval_ms: i64,
     },
 }
@@ -127,6 +138,7 @@ impl WindowSpec {
     }
 
     /// The windows `[start, end)` that contain time `t`, earliest first.
+    #[cfg(test)]
     pub fn windows_containing(&self, t: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
         let last_start = t.div_euclid(self.slide_ms) * self.slide_ms;
         let (size, slide) = (self.size_ms, self.slide_ms);

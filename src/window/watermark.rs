@@ -230,6 +230,7 @@ impl StreamWatermark {
     }
 
     /// The watermark of `partition`, once it has seen a row.
+    #[cfg(test)]
     pub fn partition_watermark(&self, partition: u32) -> Option<i64> {
         self.partitions
             .get(partition as usize)

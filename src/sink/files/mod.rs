@@ -37,7 +37,6 @@ pub mod rolling;
 pub mod writer;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use commit::CommitLog;
 use journal::{Journal, Mismatch};
@@ -175,12 +174,14 @@ impl FileSink {
     }
 
     /// What was written since the sink was opened.
+    #[cfg(test)]
     pub fn stats(&self) -> FileSinkStats {
         self.stats
     }
 
     /// The last batch whose rows are all in finished files (where a replay
     /// after a crash must start from: this batch + 1).
+    #[cfg(test)]
     pub fn durable_batch(&self) -> Option<u64> {
         self.log.state().durable
     }
@@ -339,11 +340,6 @@ impl FileSink {
         for (_, file) in std::mem::take(&mut self.open) {
             file.abandon();
         }
-    }
-
-    /// Root directory of the output.
-    pub fn path(&self) -> &Path {
-        &self.options.path
     }
 }
 

@@ -48,8 +48,6 @@ pub fn crash_point(point: &str) {
 pub struct FinishedFile {
     /// Partition directory, relative to the sink's root.
     pub partition: String,
-    /// Final path.
-    pub path: PathBuf,
     /// Last batch it holds rows of, and that batch's time.
     pub last_batch: u64,
     /// Time of `last_batch` (ms).
@@ -213,7 +211,6 @@ impl OpenFile {
             .map_err(|e| file_error(&self.sink, "sync the directory", &self.dir, e))?;
         Ok(FinishedFile {
             partition: self.partition,
-            path,
             last_batch: self.last_batch,
             last_time_ms: self.last_time_ms,
             rows: self.rows,

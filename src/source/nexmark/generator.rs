@@ -15,293 +15,27 @@
 //! `generate(0..50) ++ generate(50..100)`. Event `n` happens at
 //! `base_ms + n * 1000 / rate`.
 
-use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
-
-pub use super::mix::Proportions;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-/// Which Nexmark event type a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NexmarkKind {
-    /// New users (`kind = 'person'`).
-    Person,
-    /// New auctions (`kind = 'auction'`).
-    Auction,
-    /// Bids on auctions (`kind = 'bid'`, the default).
-    Bid,
-}
-
-impl NexmarkKind {
-    /// The option value naming this kind.
-    pub fn name(self) -> &'static str {
-        match self {
-            NexmarkKind::Person => "person",
-            NexmarkKind::Auction => "auction",
-            NexmarkKind::Bid => "bid",
-        }
-    }
-
-    /// Flink's `event_type` number of this kind: 0 person, 1 auction, 2 bid.
-    pub fn event_type(self) -> i32 {
-        match self {
-            NexmarkKind::Person => 0,
-            NexmarkKind::Auction => 1,
-            NexmarkKind::Bid => 2,
-        }
-    }
-}
-
-impl FromStr for NexmarkKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "person" => Ok(NexmarkKind::Person),
-            "auction" => Ok(NexmarkKind::Auction),
-            "bid" => Ok(NexmarkKind::Bid),
-            other => Err(format!(
-                "unknown nexmark kind '{other}'; valid kinds are: person, auction, bid"
-            )),
-        }
-    }
-}
+pub use super::kind::{NexmarkKind, schema};
+pub use super::mix::Proportions;
+use super::values::{
+    CHANNELS_NUMBER, FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_NAMES, FIRST_PERSON_ID,
+    HOT_AUCTION_RATIO, HOT_BIDDERS_RATIO, HOT_BLOCK, HOT_CHANNELS, HOT_CHANNELS_RATIO,
+    HOT_SELLERS_RATIO, LAST_NAMES, NUM_CATEGORIES, NUM_IN_FLIGHT_AUCTIONS, Rng, US_CITIES,
+    US_STATES, channels, splitmix64,
+};
 
 /// Default events per second (the Java generator's `firstEventRate`).
 pub const DEFAULT_RATE: u64 = 10_000;
 
 /// Default maximum number of rows per generated `RecordBatch`.
 pub const DEFAULT_BATCH_ROWS: usize = 8192;
-
-// ---- Constants of the standard generator (GeneratorConfig / NexmarkConfiguration defaults).
-
-const FIRST_PERSON_ID: i64 = 1000;
-const FIRST_AUCTION_ID: i64 = 1000;
-const FIRST_CATEGORY_ID: i64 = 10;
-const NUM_CATEGORIES: u64 = 5;
-/// `hotAuctionRatio`: P(bid on a hot auction) = 1 - 1/2.
-const HOT_AUCTION_RATIO: u64 = 2;
-/// `hotSellersRatio`: P(auction by a hot seller) = 1 - 1/4.
-const HOT_SELLERS_RATIO: u64 = 4;
-/// `hotBiddersRatio`: P(bid by a hot bidder) = 1 - 1/4.
-const HOT_BIDDERS_RATIO: u64 = 4;
-/// Hot auctions/sellers/bidders are the first of each block of this many ids.
-const HOT_BLOCK: u64 = 100;
-const NUM_IN_FLIGHT_AUCTIONS: u64 = 100;
-const NUM_ACTIVE_PEOPLE: u64 = 1000;
-const PERSON_ID_LEAD: u64 = 10;
-const AUCTION_ID_LEAD: u64 = 10;
-const HOT_CHANNELS_RATIO: u64 = 2;
-const CHANNELS_NUMBER: usize = 10_000;
-const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
-const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-const US_CITIES: [&str; 10] = [
-    "Phoenix",
-    "Los Angeles",
-    "San Francisco",
-    "Boise",
-    "Portland",
-    "Bend",
-    "Redmond",
-    "Seattle",
-    "Kent",
-    "Cheyenne",
-];
-const FIRST_NAMES: [&str; 11] = [
-    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
-];
-const LAST_NAMES: [&str; 9] = [
-    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
-];
-
-/// Standard Arrow schema of one event kind (Flink Nexmark column names).
-pub fn schema(kind: NexmarkKind) -> SchemaRef {
-    static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
-    let all = SCHEMAS.get_or_init(|| {
-        let int = |name: &str| Field::new(name, DataType::Int64, false);
-        let text = |name: &str| Field::new(name, DataType::Utf8, false);
-        let time = |name: &str| {
-            Field::new(
-                name,
-                DataType::Timestamp(TimeUnit::Millisecond, None),
-                false,
-            )
-        };
-        [
-            Arc::new(Schema::new(vec![
-                int("id"),
-                text("name"),
-                text("emailAddress"),
-                text("creditCard"),
-                text("city"),
-                text("state"),
-                time("dateTime"),
-                text("extra"),
-            ])),
-            Arc::new(Schema::new(vec![
-                int("id"),
-                text("itemName"),
-                text("description"),
-                int("initialBid"),
-                int("reserve"),
-                time("dateTime"),
-                time("expires"),
-                int("seller"),
-                int("category"),
-                text("extra"),
-            ])),
-            Arc::new(Schema::new(vec![
-                int("auction"),
-                int("bidder"),
-                int("price"),
-                text("channel"),
-                text("url"),
-                time("dateTime"),
-                text("extra"),
-            ])),
-        ]
-    });
-    match kind {
-        NexmarkKind::Person => all[0].clone(),
-        NexmarkKind::Auction => all[1].clone(),
-        NexmarkKind::Bid => all[2].clone(),
-    }
-}
-
-/// A wyrand generator, seeded per event from `(seed, n)`.
-#[derive(Clone, Copy)]
-struct Rng(u64);
-
-/// The splitmix64 finalizer: a cheap, well-mixing 64-bit hash.
-#[inline]
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-impl Rng {
-    #[inline]
-    fn for_event(seed_mix: u64, n: u64) -> Self {
-        Rng(splitmix64(seed_mix ^ n))
-    }
-
-    #[inline]
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(self.0).wrapping_mul(u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db));
-        ((t >> 64) as u64) ^ (t as u64)
-    }
-
-    /// Uniform in `[0, bound)` (Java's `nextInt(bound)` / `nextLong(bound)`).
-    #[inline]
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
-
-    /// Uniform in `[0, 1)`.
-    #[inline]
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// `PriceGenerator.nextPrice`: `round(10^(u*6) * 100)`, log-uniform cents.
-    #[inline]
-    fn price(&mut self) -> i64 {
-        ((self.next_f64() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0).round() as i64
-    }
-
-    /// `PersonGenerator.nextBase0PersonId`: one of the active people or a few ahead.
-    #[inline]
-    fn base0_person_id(&mut self, last_person: u64) -> u64 {
-        let num_people = last_person + 1;
-        let active = num_people.min(NUM_ACTIVE_PEOPLE);
-        num_people - active + self.below(active + PERSON_ID_LEAD)
-    }
-
-    /// `AuctionGenerator.nextBase0AuctionId`: an auction likely still in flight,
-    /// or a few ahead.
-    #[inline]
-    fn base0_auction_id(&mut self, last_auction: i64) -> u64 {
-        let max = last_auction.max(0) as u64;
-        let min = max.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
-        min + self.below(max - min + 1 + AUCTION_ID_LEAD)
-    }
-
-    /// `StringsGenerator.nextString`: 3..max_len-1 letters with the odd
-    /// `filler` (space, trimmed away at the ends when `trim`).
-    fn push_string(&mut self, out: &mut String, max_len: u64, filler: char, trim: bool) {
-        let len = 3 + self.below(max_len - 3);
-        let start = out.len();
-        let mut bits = 0u64;
-        for i in 0..len {
-            if i % 2 == 0 {
-                bits = self.next_u64();
-            }
-            let word = (bits >> (32 * (i % 2))) as u32;
-            // low 16 bits: 1 in 13 is the filler; high 16 bits: the letter.
-            if (u64::from(word & 0xffff) * 13) >> 16 == 0 {
-                out.push(filler);
-            } else {
-                out.push((b'a' + ((u64::from(word >> 16) * 26) >> 16) as u8) as char);
-            }
-        }
-        if trim {
-            let end = out.trim_end().len().max(start);
-            out.truncate(end);
-            let lead = out[start..].len() - out[start..].trim_start().len();
-            if lead > 0 {
-                out.replace_range(start..start + lead, "");
-            }
-        }
-    }
-}
-
-/// Channel names and urls of bids: the 4 hot channels then `channel-0..9999`,
-/// built once with a fixed seed (the Java generator draws them per JVM).
-struct Channels {
-    names: Vec<String>,
-    urls: Vec<String>,
-}
-
-fn channels() -> &'static Channels {
-    static CHANNELS: OnceLock<Channels> = OnceLock::new();
-    CHANNELS.get_or_init(|| {
-        let mut rng = Rng(0x4e45_584d_4152_4b21);
-        let base_url = |rng: &mut Rng| {
-            let mut url = String::from("https://www.nexmark.com/");
-            for _ in 0..3 {
-                rng.push_string(&mut url, 5, '_', false);
-                url.push('/');
-            }
-            url.push_str("item.htm?query=1");
-            url
-        };
-        let mut names = Vec::with_capacity(HOT_CHANNELS.len() + CHANNELS_NUMBER);
-        let mut urls = Vec::with_capacity(HOT_CHANNELS.len() + CHANNELS_NUMBER);
-        for hot in HOT_CHANNELS {
-            names.push(hot.to_string());
-            urls.push(base_url(&mut rng));
-        }
-        for k in 0..CHANNELS_NUMBER {
-            let mut url = base_url(&mut rng);
-            if rng.below(10) > 0 {
-                // Java: Math.abs(Integer.reverse(channelNumber)).
-                let id = (k as i32).reverse_bits().wrapping_abs();
-                url.push_str(&format!("&channel_id={id}"));
-            }
-            names.push(format!("channel-{k}"));
-            urls.push(url);
-        }
-        Channels { names, urls }
-    })
-}
 
 /// `extra` column of `rows` empty strings (no bytes, all offsets 0).
 fn empty_strings(rows: usize) -> ArrayRef {
@@ -366,7 +100,8 @@ pub struct NexmarkGenerator {
 
 impl NexmarkGenerator {
     /// A generator of `rate` events/s (0 is taken as 1) whose event 0 happens
-    /// at `base_ms`, emitting batches of at most [`DEFAULT_BATCH_ROWS`] rows.
+    /// at `base_ms`, emitting batches of at most 8192 rows
+    /// ([`with_batch_rows`](Self::with_batch_rows) changes that).
     pub fn new(seed: u64, rate: u64, base_ms: i64) -> Self {
         NexmarkGenerator {
             seed,

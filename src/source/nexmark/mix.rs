@@ -5,7 +5,7 @@
 //! `person.proportion`, `auction.proportion`, `bid.proportion`, default
 //! 1 : 3 : 46). Ids follow from an event's number alone.
 
-use super::generator::NexmarkKind;
+use super::kind::NexmarkKind;
 
 /// How many persons, auctions and bids each cycle of events holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,17 +32,19 @@
 
 pub mod flink;
 pub mod generator;
+mod kind;
 pub mod mix;
 pub mod settings;
+mod values;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 
-pub use flink::{CombinedLayout, combined_schema};
-pub use generator::{DEFAULT_BATCH_ROWS, DEFAULT_RATE, NexmarkGenerator, NexmarkKind, schema};
+pub use flink::CombinedLayout;
+pub use generator::{NexmarkGenerator, NexmarkKind, schema};
 pub use mix::Proportions;
-pub use settings::{KEYS, Mode, Settings};
+pub use settings::{Mode, Settings};
 
 use super::{Options, PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;

@@ -8,20 +8,8 @@
 //! quiver only has to [`register`] them on every `SessionContext` that plans
 //! a query.
 //!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> datafusion::error::Result<()> {
-//! let ctx = datafusion::prelude::SessionContext::new();
-//! quiver::sql::functions::register(&ctx);
-//! let rows = ctx
-//!     .sql("SELECT split_index('https://www.nexmark.com/a/b', '/', 3) AS dir1")
-//!     .await?
-//!     .collect()
-//!     .await?;
-//! assert_eq!(rows[0].num_rows(), 1);
-//! # Ok(())
-//! # }
-//! ```
+//! `sql_tests.rs` calls them through SQL on a `SessionContext` they are
+//! registered on, over literals and over generated Nexmark bids.
 
 mod args;
 mod count_char;

@@ -30,10 +30,7 @@ pub(super) fn has_with_options(parser: &Parser) -> bool {
     false
 }
 
-pub(super) fn parse_create_stream(
-    parser: &mut Parser,
-    table_syntax: bool,
-) -> Result<Statement, ParserError> {
+pub(super) fn parse_create_stream(parser: &mut Parser) -> Result<Statement, ParserError> {
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = normalize_name(&parser.parse_object_name(false)?);
     let mut columns = Vec::new();
@@ -119,7 +116,6 @@ pub(super) fn parse_create_stream(
         primary_key,
         options,
         if_not_exists,
-        table_syntax,
     })
 }
 

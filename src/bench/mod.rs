@@ -21,9 +21,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::exec::DEFAULT_SIMULATED_START_MS;
-use crate::source::nexmark::{NexmarkGenerator, NexmarkKind, schema as bid_schema};
-use crate::{Config, Context, Output};
+use quiver::nexmark::{NexmarkGenerator, NexmarkKind, schema as bid_schema};
+use quiver::{Config, Context, DEFAULT_SIMULATED_START_MS, Output};
 
 /// Arguments of `quiver bench`.
 #[derive(Debug, Clone, clap::Args)]
