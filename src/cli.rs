@@ -1,22 +1,27 @@
 //! Running a script from the command line: execute its statements in order,
 //! print one-off results, then print every continuous query's results until
 //! the queries end (drained, `--max-batches`) or Ctrl-C / SIGTERM asks them to
-//! stop after their current batch. Data on stdout; messages on stderr.
+//! stop after their current batch. Data on stdout; messages on stderr, and
+//! with `--progress` one line per batch of every query (foreground queries'
+//! from their events, background queries' once their sink committed it).
 
 use std::io::Write;
 
-use quiver::{ConsoleSink, OutputFormat};
+use quiver::{BatchEnd, ConsoleSink, OutputFormat, QueryEvent};
 use quiver::{Context, Output};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Runs `script` on `ctx`, printing results to stdout in `format`.
+/// Runs `script` on `ctx`, printing results to stdout in `format`, and a
+/// line per batch on stderr when `progress` is set.
 pub async fn run_script(
     ctx: Context,
     script: &str,
     format: OutputFormat,
     show_empty: bool,
+    progress: bool,
 ) -> anyhow::Result<()> {
     let ctx = std::sync::Arc::new(ctx);
+    let background_progress = progress.then(|| print_progress(ctx.background().batch_ends()));
     let mut sink = ConsoleSink::new(std::io::stdout(), format, show_empty);
     let mut queries = Vec::new();
     let statements = match quiver::parse_script(script) {
@@ -60,8 +65,8 @@ pub async fn run_script(
     for mut query in queries {
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some(result) = query.next().await {
-                if tx.send(result).await.is_err() {
+            while let Some(event) = query.next_event().await {
+                if tx.send(event).await.is_err() {
                     query.stop();
                 }
             }
@@ -70,7 +75,16 @@ pub async fn run_script(
         }));
     }
     drop(tx);
-    while let Some(result) = results.recv().await {
+    while let Some(event) = results.recv().await {
+        let result = match event {
+            QueryEvent::Result(result) => result,
+            QueryEvent::BatchEnd(end) => {
+                if let Some(line) = end.progress_line().filter(|_| progress) {
+                    eprintln!("{line}");
+                }
+                continue;
+            }
+        };
         if let Err(e) = sink.write_result(&result) {
             stop_all();
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -94,7 +108,12 @@ pub async fn run_script(
             }
         }
     }
-    for status in ctx.background().wait_all().await {
+    let statuses = ctx.background().wait_all().await;
+    if let Some((done, printer)) = background_progress {
+        let _ = done.send(());
+        let _ = printer.await;
+    }
+    for status in statuses {
         eprintln!("{status}");
     }
     for failure in ctx.background().take_failures() {
@@ -107,6 +126,44 @@ pub async fn run_script(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Prints the progress line of each background batch end until told that
+/// every query has ended, then the ends still queued.
+fn print_progress(
+    mut ends: broadcast::Receiver<BatchEnd>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (done, mut finished) = oneshot::channel();
+    let printer = tokio::spawn(async move {
+        let print = |received: Result<BatchEnd, broadcast::error::RecvError>| match received {
+            Ok(end) => {
+                if let Some(line) = end.progress_line() {
+                    eprintln!("{line}");
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                eprintln!("progress: {missed} progress lines skipped (stderr fell behind)")
+            }
+            Err(broadcast::error::RecvError::Closed) => {}
+        };
+        loop {
+            tokio::select! {
+                biased;
+                received = ends.recv() => print(received),
+                _ = &mut finished => break,
+            }
+        }
+        loop {
+            match ends.try_recv() {
+                Ok(end) => print(Ok(end)),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                    print(Err(broadcast::error::RecvError::Lagged(missed)))
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    (done, printer)
 }
 
 /// First Ctrl-C or SIGTERM: stop every query after its current batch.

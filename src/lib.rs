@@ -67,6 +67,7 @@ mod error;
 mod exec;
 mod format;
 mod options;
+mod report;
 mod sink;
 mod source;
 mod sql;
@@ -80,17 +81,17 @@ pub use sql::{ParsedStatement, parse_script};
 
 // Queries: foreground handles, background queries, their results and progress.
 pub use exec::{
-    BatchEnd, Clock, DEFAULT_SIMULATED_START_MS, LatencyHistogram, Progress, QueryEvent,
-    QueryHandle, QueryProgress, QueryResult, QueryState, QueryStatus, QueryStopper, QuerySummary,
-    Registry, RunLimits,
+    Clock, DEFAULT_SIMULATED_START_MS, QueryHandle, QueryState, QueryStatus, QueryStopper, Registry,
+};
+pub use report::{
+    BatchEnd, LatencyHistogram, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary,
+    RunLimits, format_time,
 };
 
 // Connectors: the traits a source and a sink implement and the types they use.
 pub use batch::{Batch, InputMark, SourceOffset, StreamOffsets};
 pub use options::{OptionError, Options};
-pub use sink::{
-    ConsoleSink, OutputFormat, Sink, SinkDef, SinkError, format_time, open as open_sink,
-};
+pub use sink::{ConsoleSink, OutputFormat, Sink, SinkDef, SinkError, open as open_sink};
 pub use source::{PollContext, Source, SourceData, SourceError, StreamDef};
 
 // Catalog entries, as `Context::streams` and friends list them.

@@ -98,7 +98,6 @@ impl RunArgs {
         let limits = RunLimits {
             until_idle: self.until_idle,
             max_batches: self.max_batches,
-            report_progress: self.progress,
         };
         Ok(quiver::Config {
             batch_interval: self.batch_interval,
@@ -180,6 +179,7 @@ fn run_cli(cli: Cli) -> ExitCode {
                 quiver::Context::new(config),
                 cli.run.format,
                 cli.run.show_empty,
+                cli.run.progress,
             )
         })
     } else {
@@ -218,6 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         &script,
         cli.run.format,
         cli.run.show_empty,
+        cli.run.progress,
     )
     .await
 }

@@ -650,3 +650,42 @@ fn readme_group_window_and_external_table_examples_are_golden_cases() {
         "{external}"
     );
 }
+
+/// `--progress` prints a line per batch for background queries too (from
+/// the batch ends their sinks committed), each batch once, in order.
+#[test]
+fn progress_lines_cover_background_queries_batch_by_batch() {
+    let output = wait(
+        quiver()
+            .args([
+                "--clock",
+                "simulated",
+                "--until-idle",
+                "--progress",
+                "-c",
+                "CREATE STREAM bids WITH (connector = 'nexmark', events = 3000, rate = 1000); \
+                 CREATE TABLE out (n BIGINT) WITH (connector = 'blackhole'); \
+                 INSERT INTO out SELECT count(*) AS n FROM bids;",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    assert_success(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    let batches: Vec<String> = (0..lines.len()).map(|b| format!(" batch {b}: ")).collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for (line, batch) in lines.iter().zip(&batches) {
+        assert!(line.contains(batch), "{stderr}");
+    }
+    let rows_in: u64 = lines
+        .iter()
+        .filter_map(|l| l.split(": ").nth(2)?.split(' ').next()?.parse::<u64>().ok())
+        .sum();
+    // The bids among 3000 events (92%), as the closing status line counts them.
+    assert_eq!(rows_in, 2760, "{stderr}");
+    assert!(stderr.contains("3 batches, 2,760 rows in"), "{stderr}");
+}

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::{Context, Output, lock};
 use crate::catalog::{Def, Defs, Kind};
 use crate::error::Error;
-use crate::exec::QueryProgress;
+use crate::report::QueryProgress;
 use crate::source::{self, late};
 use crate::sql::{DropKind, Statement, parser::normalize_name};
 

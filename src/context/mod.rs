@@ -29,7 +29,8 @@ use datafusion::sql::sqlparser::ast;
 
 use crate::catalog::Catalog;
 use crate::error::Error;
-use crate::exec::{Clock, QueryHandle, Registry, RunLimits};
+use crate::exec::{Clock, QueryHandle, Registry};
+use crate::report::RunLimits;
 use crate::sink::SinkDef;
 use crate::source::StreamDef;
 use crate::sql::{ParsedStatement, Statement, StreamingPlan, ViewDef, parse_script};

@@ -20,8 +20,8 @@ impl Context {
         let status = self.background.stop(name).await?;
         Ok(Output::Message(format!(
             "stopped query {name} after {}, {} written",
-            crate::exec::counted(status.batches, "batch", "batches"),
-            crate::exec::counted(status.output_rows, "row", "rows"),
+            crate::report::counted(status.batches, "batch", "batches"),
+            crate::report::counted(status.output_rows, "row", "rows"),
         )))
     }
 

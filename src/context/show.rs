@@ -10,7 +10,6 @@ use datafusion::sql::sqlparser::ast;
 use super::{Context, Output};
 use crate::batch::{SYSTEM_COLUMNS, with_batch_time};
 use crate::error::Error;
-use crate::sink;
 use crate::source::StreamDef;
 
 impl Context {
@@ -124,7 +123,7 @@ impl Context {
                     .collect::<Vec<_>>(),
             )) as ArrayRef,
             text(&|q| {
-                let watermark = q.watermark_ms.map(sink::format_time);
+                let watermark = q.watermark_ms.map(crate::report::format_time);
                 match (watermark, &q.watermark_held_by) {
                     (Some(w), Some(held)) => Some(format!("{w} (held by {held})")),
                     (None, Some(held)) => Some(format!("none yet (held by {held})")),

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use super::{ExecError, QueryEvent, QueryHandle, QueryProgress, QueryStopper, QuerySummary};
+use super::{ExecError, QueryHandle, QueryStopper};
+use crate::report::{BatchEnd, QueryEvent, QueryProgress, QuerySummary};
 use crate::sink::Sink;
 
 /// Where a background query is in its life.
@@ -82,9 +83,9 @@ impl std::fmt::Display for QueryStatus {
             "query {}: {}, {}, {} in, {} out ({})",
             self.name,
             self.state,
-            super::counted(self.batches, "batch", "batches"),
-            super::counted(self.input_rows, "row", "rows"),
-            super::counted(self.output_rows, "row", "rows"),
+            crate::report::counted(self.batches, "batch", "batches"),
+            crate::report::counted(self.input_rows, "row", "rows"),
+            crate::report::counted(self.output_rows, "row", "rows"),
             self.sink
         )
     }
@@ -98,10 +99,26 @@ struct Entry {
 }
 
 /// The background queries of a session.
-#[derive(Default)]
 pub struct Registry {
     queries: Mutex<BTreeMap<String, Entry>>,
     unreported: Arc<Mutex<Vec<String>>>,
+    /// Each batch's end once its sink committed it, for front ends that
+    /// print progress (`--progress`).
+    batch_ends: broadcast::Sender<BatchEnd>,
+}
+
+/// Batch ends a slow reader of [`Registry::batch_ends`] may fall behind by
+/// before it misses some (and is told how many).
+const BATCH_END_BACKLOG: usize = 1024;
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            queries: Mutex::default(),
+            unreported: Arc::default(),
+            batch_ends: broadcast::channel(BATCH_END_BACKLOG).0,
+        }
+    }
 }
 
 impl Entry {
@@ -181,11 +198,18 @@ impl Registry {
         let unreported = self.unreported.clone();
         let connector = connector.to_string();
         let name_of = name.clone();
+        let batch_ends = self.batch_ends.clone();
         let task = tokio::spawn(async move {
             let mut query = query;
             let mut error = None;
             let mut status = String::new();
             while let Some(event) = query.next_event().await {
+                let committed = match &event {
+                    QueryEvent::BatchEnd(end) if batch_ends.receiver_count() > 0 => {
+                        Some(end.clone())
+                    }
+                    _ => None,
+                };
                 let written = on_blocking_pool(sink, move |sink| {
                     let written = match &event {
                         QueryEvent::Result(result) => sink.write(result),
@@ -212,6 +236,9 @@ impl Registry {
                     break;
                 }
                 lock(&shared).sink = format!("{connector}: {status}");
+                if let Some(end) = committed {
+                    let _ = batch_ends.send(end);
+                }
             }
             let closed = match on_blocking_pool(sink, |sink| (sink.close(), sink.status())).await {
                 Ok((_, (closed, now))) => {
@@ -249,6 +276,14 @@ impl Registry {
             },
         );
         Ok(())
+    }
+
+    /// The end of every batch of every background query from now on, sent
+    /// once its sink has committed the batch: what `--progress` prints.
+    /// A reader more than 1,024 ends behind gets `Lagged` with the number
+    /// it missed.
+    pub fn batch_ends(&self) -> broadcast::Receiver<BatchEnd> {
+        self.batch_ends.subscribe()
     }
 
     /// Status of every background query, by name.

@@ -20,11 +20,12 @@ use tokio::sync::{mpsc, watch};
 use super::event_time::max_time;
 use super::late::LateRouter;
 use super::operator::{Cx, Operator, Watermark, fill_streams};
-use super::report::{
-    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
-};
 use super::{Clock, ExecError};
 use crate::batch::{Batch, InputMark, StreamOffsets};
+use crate::report::{
+    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
+    late_outcome,
+};
 use crate::source::{PollContext, Source, SourceError};
 use crate::sql::{StreamingPlan, TimeDomain};
 use crate::window::{PartitionedRows, StreamWatermark, combine};
@@ -167,12 +168,6 @@ impl<O: Operator> Driver<O> {
                 .iter()
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
-            if self.limits.report_progress {
-                eprintln!(
-                    "{}",
-                    progress_line(&self.name, batch_id, &progress, step.results.len())
-                );
-            }
             self.progress.send_replace(QueryProgress {
                 summary: summary.clone(),
                 batch_id: Some(batch_id),
@@ -191,7 +186,7 @@ impl<O: Operator> Driver<O> {
                     break 'batches;
                 }
             }
-            let end = self.batch_end(batch_id, time, results, offsets);
+            let end = self.batch_end(batch_id, time, results, offsets, Some(progress));
             if tx.send(end).await.is_err() {
                 break;
             }
@@ -281,6 +276,7 @@ impl<O: Operator> Driver<O> {
         time: i64,
         results: usize,
         offsets: Vec<StreamOffsets>,
+        progress: Option<Progress>,
     ) -> QueryEvent {
         QueryEvent::BatchEnd(BatchEnd {
             query: self.name.clone(),
@@ -289,6 +285,7 @@ impl<O: Operator> Driver<O> {
             results,
             offsets,
             input: self.input.clone(),
+            progress,
         })
     }
 
@@ -489,7 +486,7 @@ impl<O: Operator> Driver<O> {
                     return Ok(());
                 }
             }
-            let end = self.batch_end(batch_id, time, results, Vec::new());
+            let end = self.batch_end(batch_id, time, results, Vec::new(), None);
             if tx.send(end).await.is_err() {
                 return Ok(());
             }
@@ -552,51 +549,4 @@ async fn max_of(
         query: query.to_string(),
         source,
     })
-}
-
-/// One line of `--progress` output.
-fn progress_line(query: &str, batch_id: u64, progress: &Progress, results: usize) -> String {
-    let mut line = format!(
-        "progress: {query} batch {batch_id}: {} rows in",
-        progress.input_rows
-    );
-    match (progress.watermark_ms, &progress.watermark_held_by) {
-        (Some(watermark), held) => {
-            line += &format!(", watermark {}", crate::sink::format_time(watermark));
-            if let Some(held) = held {
-                line += &format!(" (held by {held})");
-            }
-        }
-        (None, Some(held)) => line += &format!(", no watermark yet (held by {held})"),
-        (None, None) => {}
-    }
-    if progress.late_rows > 0 {
-        line += ", ";
-        line += &late_outcome(progress.late_rows, &progress.late_routed, false);
-    }
-    line += &format!(", {results} results, state {} rows", progress.state_rows);
-    line
-}
-
-/// What became of a batch's `late` rows, `routed` of them to late streams:
-/// `dropped N late rows, routed N late rows to stream s_late` (warnings) or,
-/// not `verb_first`, `N late rows dropped, N late rows routed to stream
-/// s_late` (progress lines).
-fn late_outcome(late: u64, routed: &[(String, u64)], verb_first: bool) -> String {
-    let say = |n: u64, verb: &str, to: &str| {
-        if verb_first {
-            format!("{verb} {n} late rows{to}")
-        } else {
-            format!("{n} late rows {verb}{to}")
-        }
-    };
-    let sent: u64 = routed.iter().map(|(_, n)| n).sum();
-    let mut parts = Vec::new();
-    if late > sent {
-        parts.push(say(late - sent, "dropped", ""));
-    }
-    for (stream, n) in routed.iter().filter(|(_, n)| *n > 0) {
-        parts.push(say(*n, "routed", &format!(" to stream {stream}")));
-    }
-    parts.join(", ")
 }

@@ -21,21 +21,12 @@ mod clock;
 mod driver;
 mod event_time;
 mod late;
-mod latency;
 mod operator;
 mod query;
-mod report;
-mod summary;
-
-pub use latency::LatencyHistogram;
 
 pub use background::{QueryState, QueryStatus, Registry};
 pub use clock::{Clock, DEFAULT_SIMULATED_START_MS};
 pub use query::{QueryHandle, QueryStopper, start_query};
-pub use report::{
-    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
-};
-pub use summary::counted;
 
 use datafusion::error::DataFusionError;
 

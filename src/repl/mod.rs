@@ -43,11 +43,12 @@ pub fn run(
     ctx: quiver::Context,
     format: OutputFormat,
     show_empty: bool,
+    progress: bool,
 ) -> anyhow::Result<()> {
     let ctx = Arc::new(ctx);
     let mut session = {
         let _guard = runtime.enter();
-        Session::new(ctx.clone(), format, show_empty)?
+        Session::new(ctx.clone(), format, show_empty)?.with_progress(progress)
     };
     let mut editor = editor::new(ctx.clone())?;
     let idle = Arc::new(AtomicBool::new(false));

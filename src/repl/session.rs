@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures::FutureExt;
 use quiver::{ConsoleSink, OutputFormat};
 use quiver::{Context, Output};
-use quiver::{QueryHandle, QueryState};
+use quiver::{QueryEvent, QueryHandle, QueryState};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::commands::{self, Command};
@@ -32,6 +32,8 @@ pub struct Session {
     ctx: Arc<Context>,
     sink: ConsoleSink<Stdout>,
     show_empty: bool,
+    /// Print each foreground batch's progress line (`--progress`).
+    progress: bool,
     timing: bool,
     interrupts: Signal,
     status: StatusLine,
@@ -47,6 +49,7 @@ impl Session {
             ctx,
             sink: ConsoleSink::new(std::io::stdout(), format, show_empty),
             show_empty,
+            progress: false,
             timing: false,
             interrupts,
             status: StatusLine::new(),
@@ -176,6 +179,13 @@ impl Session {
         }
     }
 
+    /// The same session, printing a progress line per foreground batch
+    /// when `progress` is set.
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+
     /// Prints `query`'s results until it ends or Ctrl-C stops it; a second
     /// Ctrl-C returns at once, leaving the query to end after its batch.
     /// Returns true if the query ended by itself, so that the statements
@@ -189,13 +199,23 @@ impl Session {
         eprintln!("{name} running; Ctrl-C stops it");
         loop {
             tokio::select! {
-                result = query.next() => {
-                    let Some(result) = result else { break };
-                    self.status.clear();
-                    if let Err(e) = self.sink.write_result(&result) {
-                        eprintln!("error: writing results: {e}");
-                        query.stop();
-                        stopping = true;
+                event = query.next_event() => {
+                    let Some(event) = event else { break };
+                    match event {
+                        QueryEvent::Result(result) => {
+                            self.status.clear();
+                            if let Err(e) = self.sink.write_result(&result) {
+                                eprintln!("error: writing results: {e}");
+                                query.stop();
+                                stopping = true;
+                            }
+                        }
+                        QueryEvent::BatchEnd(end) => {
+                            if let Some(line) = end.progress_line().filter(|_| self.progress) {
+                                self.status.clear();
+                                eprintln!("{line}");
+                            }
+                        }
                     }
                 }
                 Ok(()) = progress.changed(), if !stopping => {

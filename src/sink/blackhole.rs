@@ -2,7 +2,7 @@
 //! measures a query's cost without any output cost (the Nexmark benchmark).
 
 use super::{Sink, SinkDef, SinkError};
-use crate::exec::QueryResult;
+use crate::report::QueryResult;
 
 /// Drops rows, counting them.
 #[derive(Debug, Default)]

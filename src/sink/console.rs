@@ -11,7 +11,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json;
 use datafusion::arrow::util::pretty::{pretty_format_batches, pretty_format_batches_with_schema};
 
-use crate::exec::QueryResult;
+use crate::report::{QueryResult, format_time};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,19 +47,6 @@ pub struct ConsoleSink<W: Write> {
     show_empty: bool,
     name_queries: bool,
     headers_written: HashSet<String>,
-}
-
-/// Renders a time in ms since the epoch as `2026-11-24 10:00:03` (with
-/// milliseconds when they are not zero).
-pub fn format_time(ms: i64) -> String {
-    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
-        return ms.to_string();
-    };
-    if ms % 1000 == 0 {
-        t.format("%Y-%m-%d %H:%M:%S").to_string()
-    } else {
-        t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
-    }
 }
 
 fn to_io(e: ArrowError) -> io::Error {
@@ -154,7 +141,7 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
-    use crate::exec::Progress;
+    use crate::report::Progress;
 
     fn result(batch_id: u64, values: Vec<i64>) -> QueryResult {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));

@@ -8,7 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
 use super::{Sink, SinkDef, SinkError};
-use crate::exec::QueryResult;
+use crate::report::QueryResult;
 
 /// The session table a memory sink appends to, which later queries read.
 /// A trait, so that sinks need not know the SQL layer's table type (the

@@ -33,13 +33,13 @@ mod print;
 use datafusion::arrow::datatypes::SchemaRef;
 
 pub use blackhole::BlackholeSink;
-pub use console::{ConsoleSink, OutputFormat, format_time};
+pub use console::{ConsoleSink, OutputFormat};
 pub use files::FileSink;
 pub use memory::{MemorySink, MemoryTable};
 pub use print::PrintSink;
 
-use crate::exec::{BatchEnd, QueryResult};
 use crate::options::{OptionError, Options};
+use crate::report::{BatchEnd, QueryResult};
 
 /// Connectors a sink table can use.
 pub const CONNECTORS: &[&str] = &[

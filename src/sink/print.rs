@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::{ConsoleSink, OutputFormat, Sink, SinkDef, SinkError};
-use crate::exec::QueryResult;
+use crate::report::QueryResult;
 
 /// Prints results to stdout.
 pub struct PrintSink {

@@ -6,7 +6,7 @@
 //! everything a restarted query needs to carry on from the next batch.
 
 use crate::batch::InputMark;
-use crate::exec::report::QuerySummary;
+use crate::report::QuerySummary;
 use crate::window::PartitionWatermarkState;
 
 use super::{Driver, Watermarks};

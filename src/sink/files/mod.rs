@@ -50,7 +50,7 @@ use partition::Partitioner;
 use rolling::{FinishedFile, OpenFile, crash_point, file_error};
 
 use super::{Sink, SinkDef, SinkError};
-use crate::exec::QueryResult;
+use crate::report::QueryResult;
 
 /// Totals of what a file sink wrote since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,7 +261,7 @@ impl FileSink {
         let Err(mismatch) = checked else {
             return Ok(());
         };
-        let t = super::format_time;
+        let t = crate::report::format_time;
         let mismatch = match mismatch {
             Mismatch::Time {
                 batch,
@@ -442,8 +442,8 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
-    use crate::exec::Progress;
     use crate::options::Options;
+    use crate::report::Progress;
 
     fn result(batch_id: u64, keys: &[&str]) -> QueryResult {
         let schema = Arc::new(Schema::new(vec![

@@ -38,7 +38,7 @@ pub fn crash_point(point: &str) {
         None => (spec, 1),
     };
     if name == point && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == nth {
-        eprintln!("{CRASH_ENV}: crashing at {point}");
+        tracing::error!("{CRASH_ENV}: crashing at {point}");
         std::process::abort();
     }
 }

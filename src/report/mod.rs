@@ -3,6 +3,9 @@
 //! measurements ([`Progress`]), its totals ([`QuerySummary`],
 //! [`QueryProgress`]) and the limits it runs under ([`RunLimits`]). The
 //! driver produces them; handles, front ends and `SHOW QUERIES` read them.
+//! This is the bottom layer every other one may use (the sinks read results,
+//! the front ends print [`BatchEnd::progress_line`]), so it imports nothing
+//! of the engine above [`crate::batch`].
 //! Results, batch ends and progress all carry the source ranges the batch
 //! read ([`StreamOffsets`], per stream).
 
@@ -11,6 +14,15 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+
+mod latency;
+mod summary;
+mod text;
+
+pub use latency::LatencyHistogram;
+pub(crate) use summary::counted;
+pub use text::format_time;
+pub(crate) use text::late_outcome;
 
 use crate::batch::{InputMark, StreamOffsets};
 
@@ -21,9 +33,6 @@ pub struct RunLimits {
     pub until_idle: bool,
     /// Stop after this many batches.
     pub max_batches: Option<u64>,
-    /// Print one progress line per batch on stderr (`--progress`): rows in,
-    /// watermark, late rows, state size.
-    pub report_progress: bool,
 }
 
 /// Per-batch measurements, like Spark's `StreamingQueryProgress`.
@@ -109,6 +118,9 @@ pub struct BatchEnd {
     pub offsets: Vec<StreamOffsets>,
     /// What the results up to this batch were computed from.
     pub input: InputMark,
+    /// The batch's measurements; `None` for the batches that close the
+    /// windows still open at the end of bounded input.
+    pub progress: Option<Progress>,
 }
 
 /// What a running query delivers, in order: each batch's results, then its end.
@@ -140,7 +152,7 @@ pub struct QuerySummary {
     /// Largest window state after a batch, in bytes.
     pub peak_state_bytes: usize,
     /// Durations of the batches.
-    pub latency: super::LatencyHistogram,
+    pub latency: LatencyHistogram,
 }
 
 /// Where a query is: its totals and the last batch's measurements, updated
