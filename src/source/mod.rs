@@ -5,6 +5,7 @@
 //! Data flow: **source** → decode (`format`) → `Batch` → window state → query → sink.
 
 mod files;
+pub mod kafka;
 mod late;
 mod lines;
 pub mod nexmark;
@@ -20,7 +21,7 @@ use crate::batch::SourceOffset;
 use crate::format::{Format, FormatError, FormatKind};
 
 /// Connectors a `CREATE STREAM ... WITH (connector = ...)` may name.
-pub const CONNECTORS: &[&str] = &["files", "socket", "stdin", "nexmark"];
+pub const CONNECTORS: &[&str] = &["files", "socket", "stdin", "nexmark", "kafka"];
 
 /// Everything that can go wrong while opening or reading a source.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +166,7 @@ pub fn resolve_schema(
         "socket" => line_schema("socket", socket::KEYS, declared, options),
         "stdin" => line_schema("stdin", stdin::KEYS, declared, options),
         "nexmark" => nexmark::resolve_schema(declared, options),
+        "kafka" => kafka::resolve_schema(declared, options),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
             valid: CONNECTORS.join(", "),
@@ -183,6 +185,7 @@ pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
             schema,
             &def.options,
         )?)),
+        "kafka" => Ok(Box::new(kafka::KafkaSource::open(schema, &def.options)?)),
         LATE_CONNECTOR => Ok(Box::new(late::LateSource::open(def)?)),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
