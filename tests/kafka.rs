@@ -31,6 +31,7 @@ fn cluster(topic: &str) -> MockCluster<'static, rdkafka::producer::DefaultProduc
 fn produce(bootstrap: &str, topic: &str, messages: &[(i32, String, String)]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
     for (partition, key, value) in messages {
@@ -347,4 +348,28 @@ fn raw_and_text_streams_have_value_and_line_columns() {
             BTreeMap::from([("not to be".into(), 1), ("to be or".into(), 1)])
         );
     });
+}
+
+/// Not a check: consume + decode + per-batch GROUP BY of 300k JSON messages
+/// from the mock cluster, printed as messages/s
+/// (`cargo test --test kafka -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_on_the_mock_cluster() {
+    let cluster = cluster("many");
+    let bootstrap = cluster.bootstrap_servers();
+    let n = 300_000;
+    produce(&bootstrap, "many", &bids(n));
+    let script = format!(
+        "{}{COUNT_PER_USER}",
+        create_stream(&bootstrap, "many", "t", "")
+    );
+    let started = std::time::Instant::now();
+    let rows = run(&script).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(counts(&rows).values().sum::<i64>(), n as i64);
+    eprintln!(
+        "{n} messages in {elapsed:?}: {:.0} messages/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
 }
