@@ -24,10 +24,17 @@ use datafusion::arrow::error::ArrowError;
 /// batch a row arrived in (processing time). `PROCTIME()` is an alias.
 pub const BATCH_TIME_COLUMN: &str = "_batch_time";
 
-/// Columns quiver adds to streams (the Kafka metadata columns will join
-/// `_batch_time`): selectable by name, but `SELECT *` leaves them out, so a
-/// stream's `*` is its declared columns (see `sql::wildcard`).
-pub const SYSTEM_COLUMNS: &[&str] = &[BATCH_TIME_COLUMN];
+/// Columns quiver adds to streams (`_batch_time`, and the Kafka metadata
+/// columns of kafka streams): selectable by name, but `SELECT *` leaves them
+/// out, so a stream's `*` is its declared columns (see `sql::wildcard`).
+pub const SYSTEM_COLUMNS: &[&str] = &[
+    BATCH_TIME_COLUMN,
+    "_key",
+    "_topic",
+    "_partition",
+    "_offset",
+    "_timestamp",
+];
 
 /// The Arrow type of time columns produced by quiver (`_batch_time`,
 /// `window_start`, `window_end`): milliseconds since the epoch, read as UTC.

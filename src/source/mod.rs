@@ -27,6 +27,7 @@
 //! the batch it belongs to finishes (as the driver's stop contract says).
 
 mod files;
+mod kafka;
 pub mod late;
 mod lines;
 pub mod nexmark;
@@ -43,7 +44,7 @@ use crate::batch::{Batch, SourceOffset, stamp_batch_time};
 use crate::format::{Format, FormatError, FormatKind};
 
 /// Connectors a `CREATE STREAM ... WITH (connector = ...)` may name.
-pub const CONNECTORS: &[&str] = &["files", "socket", "stdin", "nexmark"];
+pub const CONNECTORS: &[&str] = &["files", "socket", "stdin", "nexmark", "kafka"];
 
 /// Everything that can go wrong while opening or reading a source.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +224,7 @@ pub fn resolve_schema(
         "socket" => line_schema("socket", socket::KEYS, declared, options),
         "stdin" => line_schema("stdin", stdin::KEYS, declared, options),
         "nexmark" => nexmark::resolve_schema(declared, options),
+        "kafka" => kafka::resolve_schema(declared, options),
         other => Err(SourceError::UnknownConnector {
             name: other.to_string(),
             valid: CONNECTORS.join(", "),
@@ -243,6 +245,7 @@ pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
             schema,
             &def.options,
         )?)),
+        "kafka" => Ok(Box::new(kafka::KafkaSource::open(schema, &def.options)?)),
         LATE_CONNECTOR => Err(SourceError::Runtime(format!(
             "stream '{}' holds late rows: its source reads the session's hub of that stream",
             def.name

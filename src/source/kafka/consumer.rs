@@ -1,0 +1,448 @@
+//! The librdkafka side of the kafka source: a `BaseConsumer` with a manual
+//! assignment of every partition of the stream's topics, each Kafka
+//! partition one source partition (numbered in topic order, then partition
+//! order). Start offsets are resolved explicitly at open (so `--until-idle`
+//! knows where each partition stands), messages are taken from librdkafka's
+//! prefetch queue in `poll`, and offsets are committed to the group with
+//! Kafka's convention: the committed offset is the *next* offset to read.
+//!
+//! No thread of our own: librdkafka already fetches on its own threads into
+//! a prefetch queue (`queued.min.messages`), so `poll` only drains that
+//! queue; a thread of ours would add a copy of every message
+//! (`BorrowedMessage::detach`) and a channel hop, and no overlap.
+
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::BinaryBuilder;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::options::{CONNECTOR, KafkaOptions, StartupMode};
+use crate::source::SourceError;
+
+/// `properties.*` that would break quiver's offset handling.
+const REFUSED_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "quiver commits offsets itself after each batch",
+    ),
+    (
+        "enable.auto.offset.store",
+        "quiver commits offsets itself after each batch",
+    ),
+    ("bootstrap.servers", "use option 'bootstrap.servers'"),
+    ("group.id", "use option 'group.id'"),
+];
+
+/// The offsets one batch consumed from one source partition: `first` up to,
+/// not including, `next` (the offset to resume from; what gets committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRange {
+    /// Source partition number.
+    pub partition: u32,
+    /// First offset taken in the batch.
+    pub first: i64,
+    /// Last offset taken + 1: the next one to read.
+    pub next: i64,
+}
+
+/// Messages of one source partition taken in one poll, column by column.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Source partition number.
+    pub partition: u32,
+    /// Topic of the partition.
+    pub topic: String,
+    /// Kafka partition number.
+    pub kafka_partition: i32,
+    /// The values, back to back; message `i` is `values[ends[i-1]..ends[i]]`.
+    pub values: Vec<u8>,
+    /// End of each message's value in `values`.
+    pub ends: Vec<usize>,
+    /// False for a message without a value (a tombstone).
+    pub has_value: Vec<bool>,
+    /// Message keys (null when absent).
+    pub keys: BinaryBuilder,
+    /// Message offsets.
+    pub offsets: Vec<i64>,
+    /// Message timestamps in ms since the epoch, when the message has one.
+    pub timestamps: Vec<Option<i64>>,
+}
+
+impl Chunk {
+    fn new(partition: u32, topic: &str, kafka_partition: i32) -> Self {
+        Self {
+            partition,
+            topic: topic.to_string(),
+            kafka_partition,
+            values: Vec::new(),
+            ends: Vec::new(),
+            has_value: Vec::new(),
+            keys: BinaryBuilder::new(),
+            offsets: Vec::new(),
+            timestamps: Vec::new(),
+        }
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// The value of message `i` (empty for a tombstone).
+    pub fn value(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.values[start..self.ends[i]]
+    }
+
+    /// Where message `i` came from, for error messages.
+    pub fn origin(&self, i: usize) -> String {
+        format!(
+            "kafka topic '{}' partition {} offset {}",
+            self.topic, self.kafka_partition, self.offsets[i]
+        )
+    }
+}
+
+/// What one poll took: per source partition with messages, a chunk and its range.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// Messages by source partition, in partition order.
+    pub chunks: Vec<Chunk>,
+    /// The offset range each chunk covers, parallel to `chunks`.
+    pub ranges: Vec<OffsetRange>,
+}
+
+/// A consumer assigned to every partition of the stream's topics.
+pub struct KafkaConsumer {
+    consumer: BaseConsumer,
+    opts: KafkaOptions,
+    /// Source partition `i` is `(topic index, kafka partition)`.
+    partitions: Vec<(usize, i32)>,
+    /// Per topic index, source partition number by Kafka partition number.
+    by_topic: Vec<Vec<Option<u32>>>,
+    /// Per source partition, the next offset to read.
+    next: Vec<i64>,
+    /// Per source partition, the end (high watermark) seen at open.
+    end_at_start: Vec<i64>,
+}
+
+impl KafkaConsumer {
+    /// Connects, looks the topics up, resolves where each partition starts
+    /// and assigns them all. Every broker request is bounded by
+    /// `opts.timeout`, so a wrong address or topic fails instead of hanging.
+    pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
+        let consumer = client_config(opts)?
+            .create::<BaseConsumer>()
+            .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
+        let mut me = Self {
+            consumer,
+            opts: opts.clone(),
+            partitions: Vec::new(),
+            by_topic: Vec::new(),
+            next: Vec::new(),
+            end_at_start: Vec::new(),
+        };
+        me.discover()?;
+        let starts = me.resolve_starts()?;
+        let mut tpl = TopicPartitionList::new();
+        for (source_partition, start) in starts.iter().enumerate() {
+            let (topic, partition) = me.kafka_partition(source_partition as u32);
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
+                .map_err(|e| kafka_error(opts, "cannot build the assignment", &e))?;
+        }
+        me.consumer
+            .assign(&tpl)
+            .map_err(|e| kafka_error(opts, "cannot assign the partitions", &e))?;
+        me.next = starts;
+        Ok(me)
+    }
+
+    /// Looks up the partitions of every topic; a topic that does not exist
+    /// or a cluster that does not answer is an error naming it.
+    fn discover(&mut self) -> Result<(), SourceError> {
+        let opts = &self.opts;
+        for (t, topic) in opts.topics.iter().enumerate() {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(topic), opts.timeout)
+                .map_err(|e| unreachable(opts, &e))?;
+            let Some(found) = metadata.topics().iter().find(|m| m.name() == topic) else {
+                return Err(unknown_topic(opts, topic));
+            };
+            if let Some(code) = found.error() {
+                let code = RDKafkaErrorCode::from(code);
+                if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                    return Err(unknown_topic(opts, topic));
+                }
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source: topic '{topic}' on '{}': {code}",
+                    opts.bootstrap
+                )));
+            }
+            if found.partitions().is_empty() {
+                return Err(unknown_topic(opts, topic));
+            }
+            let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            let mut index = vec![None; ids.last().map_or(0, |m| *m as usize + 1)];
+            for id in ids {
+                index[id as usize] = Some(self.partitions.len() as u32);
+                self.partitions.push((t, id));
+            }
+            self.by_topic.push(index);
+        }
+        Ok(())
+    }
+
+    /// The offset each partition starts at, after `scan.startup.mode`, and
+    /// the ends seen now (for `--until-idle`). Starts are clamped into the
+    /// partition's `[low, high]`, as librdkafka would reset them.
+    fn resolve_starts(&mut self) -> Result<Vec<i64>, SourceError> {
+        let opts = &self.opts;
+        let mut bounds = Vec::with_capacity(self.partitions.len());
+        for p in 0..self.partitions.len() {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(topic, partition, opts.timeout)
+                .map_err(|e| unreachable(opts, &e))?;
+            bounds.push((low, high));
+        }
+        self.end_at_start = bounds.iter().map(|(_, high)| *high).collect();
+        let requested: Vec<Option<i64>> = match opts.startup {
+            StartupMode::Earliest => vec![None; bounds.len()],
+            StartupMode::Latest => bounds.iter().map(|(_, high)| Some(*high)).collect(),
+            StartupMode::GroupOffsets => {
+                let committed = self
+                    .consumer
+                    .committed_offsets(self.partition_list(Offset::Invalid)?, opts.timeout)
+                    .map_err(|e| kafka_error(opts, "cannot read the group's offsets", &e))?;
+                self.offsets_in(&committed)
+            }
+            StartupMode::Timestamp(ms) => {
+                let found = self
+                    .consumer
+                    .offsets_for_times(self.partition_list(Offset::Offset(ms))?, opts.timeout)
+                    .map_err(|e| kafka_error(opts, "cannot look offsets up by timestamp", &e))?;
+                // No message at or after the time: start at the end.
+                self.offsets_in(&found)
+                    .into_iter()
+                    .zip(&bounds)
+                    .map(|(o, (_, high))| o.or(Some(*high)))
+                    .collect()
+            }
+        };
+        Ok(requested
+            .into_iter()
+            .zip(bounds)
+            .map(|(start, (low, high))| start.unwrap_or(low).clamp(low, high.max(low)))
+            .collect())
+    }
+
+    /// Every assigned partition with `offset`.
+    fn partition_list(&self, offset: Offset) -> Result<TopicPartitionList, SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.partitions.len() {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            tpl.add_partition_offset(topic, partition, offset)
+                .map_err(|e| kafka_error(&self.opts, "cannot build a partition list", &e))?;
+        }
+        Ok(tpl)
+    }
+
+    /// The concrete offset `tpl` holds for each source partition.
+    fn offsets_in(&self, tpl: &TopicPartitionList) -> Vec<Option<i64>> {
+        (0..self.partitions.len())
+            .map(|p| {
+                let (topic, partition) = self.kafka_partition(p as u32);
+                match tpl.find_partition(topic, partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(n)) => Some(n),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Number of source partitions.
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    /// The topic and Kafka partition of source partition `p`.
+    pub fn kafka_partition(&self, p: u32) -> (&str, i32) {
+        let (topic, partition) = self.partitions[p as usize];
+        (self.opts.topics[topic].as_str(), partition)
+    }
+
+    /// Takes up to `max` messages from librdkafka's queue: waits up to
+    /// `wait` for the first one, then takes only what is already there.
+    pub fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled, SourceError> {
+        let mut chunks: Vec<Option<Chunk>> = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut taken = 0;
+        while taken < max {
+            let timeout = if taken == 0 {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let message = match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    self.on_poll_error(&e)?;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(p) = self.source_partition(message.topic(), message.partition()) else {
+                continue;
+            };
+            let slot = p as usize;
+            if chunks.len() <= slot {
+                chunks.resize_with(slot + 1, || None);
+            }
+            let chunk = chunks[slot].get_or_insert_with(|| {
+                let (topic, partition) = self.kafka_partition(p);
+                Chunk::new(p, topic, partition)
+            });
+            chunk
+                .values
+                .extend_from_slice(message.payload().unwrap_or_default());
+            chunk.ends.push(chunk.values.len());
+            chunk.has_value.push(message.payload().is_some());
+            chunk.keys.append_option(message.key());
+            chunk.offsets.push(message.offset());
+            chunk.timestamps.push(match message.timestamp() {
+                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
+                Timestamp::NotAvailable => None,
+            });
+            taken += 1;
+        }
+        let mut polled = Polled::default();
+        for chunk in chunks.into_iter().flatten() {
+            let first = chunk.offsets[0];
+            let next = chunk.offsets[chunk.len() - 1] + 1;
+            self.next[chunk.partition as usize] = next;
+            polled.ranges.push(OffsetRange {
+                partition: chunk.partition,
+                first,
+                next,
+            });
+            polled.chunks.push(chunk);
+        }
+        Ok(polled)
+    }
+
+    /// Errors librdkafka reports while fetching: those that will not go
+    /// away (the topic vanished, access denied, a fatal client error) stop
+    /// the query; transport errors are retried by librdkafka.
+    fn on_poll_error(&self, e: &KafkaError) -> Result<(), SourceError> {
+        let code = e.rdkafka_error_code();
+        let permanent = matches!(e, KafkaError::MessageConsumptionFatal(_))
+            || matches!(
+                code,
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition
+                        | RDKafkaErrorCode::UnknownTopic
+                        | RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::GroupAuthorizationFailed
+                        | RDKafkaErrorCode::SaslAuthenticationFailed
+                        | RDKafkaErrorCode::Fatal
+                )
+            );
+        if permanent {
+            return Err(kafka_error(&self.opts, "reading failed", e));
+        }
+        tracing::warn!(
+            "{CONNECTOR} source {}: {} (librdkafka retries)",
+            self.opts.bootstrap,
+            self.opts.redact(&e.to_string())
+        );
+        Ok(())
+    }
+
+    fn source_partition(&self, topic: &str, partition: i32) -> Option<u32> {
+        let t = self.opts.topics.iter().position(|name| name == topic)?;
+        *self.by_topic[t].get(usize::try_from(partition).ok()?)?
+    }
+
+    /// Commits `ranges` to the group: for each partition its `next` offset,
+    /// the next one to read (Kafka's convention; committing the last
+    /// processed offset would replay it on restart). Synchronous, bounded
+    /// by librdkafka's request timeouts.
+    pub fn commit_batch(&self, ranges: &[OffsetRange]) -> Result<(), SourceError> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for range in ranges {
+            let (topic, partition) = self.kafka_partition(range.partition);
+            tpl.add_partition_offset(topic, partition, Offset::Offset(range.next))
+                .map_err(|e| kafka_error(&self.opts, "cannot build the commit", &e))?;
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| kafka_error(&self.opts, "committing offsets failed", &e))
+    }
+
+    /// True once every partition has been read up to the end it had at open.
+    pub fn reached_start_ends(&self) -> bool {
+        self.next
+            .iter()
+            .zip(&self.end_at_start)
+            .all(|(next, end)| next >= end)
+    }
+}
+
+/// The librdkafka configuration: quiver's settings, then `properties.*`.
+fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &opts.bootstrap)
+        .set("group.id", &opts.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest");
+    for (name, value) in &opts.properties {
+        if let Some((_, why)) = REFUSED_PROPERTIES.iter().find(|(k, _)| k == name) {
+            return Err(SourceError::Runtime(format!(
+                "{CONNECTOR} source: option 'properties.{name}' is not allowed: {why}"
+            )));
+        }
+        config.set(name, value);
+    }
+    Ok(config)
+}
+
+fn kafka_error(opts: &KafkaOptions, what: &str, e: &KafkaError) -> SourceError {
+    SourceError::Runtime(format!(
+        "{CONNECTOR} source ({}): {what}: {}",
+        opts.bootstrap,
+        opts.redact(&e.to_string())
+    ))
+}
+
+fn unreachable(opts: &KafkaOptions, e: &KafkaError) -> SourceError {
+    SourceError::Runtime(format!(
+        "{CONNECTOR} source: no answer from bootstrap.servers '{}' within {} ({}); \
+         check the address and that the broker runs, or raise option 'timeout'",
+        opts.bootstrap,
+        humantime::format_duration(opts.timeout),
+        opts.redact(&e.to_string())
+    ))
+}
+
+fn unknown_topic(opts: &KafkaOptions, topic: &str) -> SourceError {
+    SourceError::Runtime(format!(
+        "{CONNECTOR} source: topic '{topic}' does not exist on '{}'; create it or fix option 'topic'",
+        opts.bootstrap
+    ))
+}

@@ -1,0 +1,305 @@
+//! Typed `WITH (...)` options of the `kafka` connector. librdkafka properties
+//! pass through as `properties.<name>`; their values may be secrets (SASL
+//! passwords), so nothing here prints them: `Debug` shows names only and
+//! [`KafkaOptions::redact`] scrubs them out of librdkafka's messages.
+
+use std::time::Duration;
+
+use crate::format::{Format, FormatKind};
+use crate::options::Options;
+use crate::source::{FORMAT_KEYS, SourceError};
+
+/// The connector's name in `connector = 'kafka'` and in messages.
+pub(super) const CONNECTOR: &str = "kafka";
+
+/// Options of the kafka connector besides the format ones and `properties.*`.
+const OWN_KEYS: &[&str] = &[
+    "topic",
+    "bootstrap.servers",
+    "group.id",
+    "scan.startup.mode",
+    "scan.startup.timestamp-millis",
+    "max_records_per_batch",
+    "timeout",
+];
+
+/// Prefix of options passed to librdkafka as they are.
+const PROPERTY_PREFIX: &str = "properties.";
+
+/// Default bound on one batch.
+const DEFAULT_MAX_RECORDS: usize = 100_000;
+
+/// Default bound on every blocking broker request at open and commit.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a query starts reading each partition (`scan.startup.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartupMode {
+    /// The earliest offset still in the partition.
+    Earliest,
+    /// The end of the partition: only messages produced after the start.
+    Latest,
+    /// The group's committed offset; the earliest where it has none (default).
+    GroupOffsets,
+    /// The first offset whose timestamp is at or after this many ms since the epoch.
+    Timestamp(i64),
+}
+
+/// How message values are decoded.
+#[derive(Debug, Clone)]
+pub enum ValueFormat {
+    /// json, csv or text through [`crate::format`].
+    Decoded(Format),
+    /// `raw`: one `value` BINARY column, the bytes as they are.
+    Raw,
+}
+
+/// The parsed options of one kafka stream.
+#[derive(Clone)]
+pub struct KafkaOptions {
+    /// Topics to read, in the order given.
+    pub topics: Vec<String>,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// `group.id`: the consumer group whose offsets are read and committed.
+    pub group_id: String,
+    /// Where reading starts.
+    pub startup: StartupMode,
+    /// Most messages one batch takes, over all partitions.
+    pub max_records: usize,
+    /// Bound on each blocking broker request (metadata, offsets, commit).
+    pub timeout: Duration,
+    /// How values decode.
+    pub format: ValueFormat,
+    /// `properties.<name>` options, prefix removed; values are secret.
+    pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.properties.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KafkaOptions")
+            .field("topics", &self.topics)
+            .field("bootstrap", &self.bootstrap)
+            .field("group_id", &self.group_id)
+            .field("startup", &self.startup)
+            .field("max_records", &self.max_records)
+            .field("timeout", &self.timeout)
+            .field("format", &self.format)
+            .field("properties", &names)
+            .finish()
+    }
+}
+
+impl KafkaOptions {
+    /// Parses and checks the options of a kafka stream.
+    pub fn parse(options: &Options) -> Result<Self, SourceError> {
+        let valid: Vec<&str> = OWN_KEYS.iter().chain(FORMAT_KEYS).copied().collect();
+        let own = options
+            .iter()
+            .filter(|(k, _)| !k.starts_with(PROPERTY_PREFIX))
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        Options::new(own).check_keys(CONNECTOR, &valid)?;
+        let topics: Vec<String> = options
+            .required(CONNECTOR, "topic")?
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if topics.is_empty() {
+            return Err(options
+                .invalid("topic", "name one topic or a comma-separated list")
+                .into());
+        }
+        let bootstrap = options
+            .required(CONNECTOR, "bootstrap.servers")?
+            .to_string();
+        let group_id = options.required(CONNECTOR, "group.id")?.to_string();
+        let startup = match options
+            .get("scan.startup.mode")
+            .map(|m| m.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("group-offsets") => StartupMode::GroupOffsets,
+            Some("earliest") | Some("earliest-offset") => StartupMode::Earliest,
+            Some("latest") | Some("latest-offset") => StartupMode::Latest,
+            Some("timestamp") => match options.parse_opt("scan.startup.timestamp-millis")? {
+                Some(ms) => StartupMode::Timestamp(ms),
+                None => {
+                    return Err(crate::options::OptionError::Missing {
+                        owner: "scan.startup.mode = 'timestamp'".into(),
+                        key: "scan.startup.timestamp-millis".into(),
+                    }
+                    .into());
+                }
+            },
+            Some(_) => {
+                return Err(options
+                    .invalid(
+                        "scan.startup.mode",
+                        "valid modes are 'group-offsets' (default), 'earliest', 'latest' and 'timestamp'",
+                    )
+                    .into());
+            }
+        };
+        if startup != StartupMode::GroupOffsets
+            && !matches!(startup, StartupMode::Timestamp(_))
+            && options.get("scan.startup.timestamp-millis").is_some()
+        {
+            return Err(options
+                .invalid(
+                    "scan.startup.timestamp-millis",
+                    "only used with scan.startup.mode = 'timestamp'",
+                )
+                .into());
+        }
+        let max_records = options.parse_or("max_records_per_batch", DEFAULT_MAX_RECORDS)?;
+        if max_records == 0 {
+            return Err(options
+                .invalid("max_records_per_batch", "must be at least 1")
+                .into());
+        }
+        let timeout = match options.get("timeout") {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => humantime::parse_duration(text.trim())
+                .map_err(|e| options.invalid("timeout", format!("{e}; e.g. '10s'")))?,
+        };
+        if timeout.is_zero() {
+            return Err(options.invalid("timeout", "must be positive").into());
+        }
+        let format = match options
+            .get("format")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("raw") => {
+                for key in ["header", "delimiter"] {
+                    if options.get(key).is_some() {
+                        return Err(options.invalid(key, "not used by format 'raw'").into());
+                    }
+                }
+                ValueFormat::Raw
+            }
+            _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text)?),
+        };
+        let properties = options
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(PROPERTY_PREFIX)
+                    .map(|name| (name.to_string(), v.to_string()))
+            })
+            .collect();
+        Ok(Self {
+            topics,
+            bootstrap,
+            group_id,
+            startup,
+            max_records,
+            timeout,
+            format,
+            properties,
+        })
+    }
+
+    /// The format's name, for messages.
+    #[cfg(test)]
+    pub fn format_name(&self) -> &'static str {
+        match &self.format {
+            ValueFormat::Decoded(format) => format.name(),
+            ValueFormat::Raw => "raw",
+        }
+    }
+
+    /// `message` with the value of every `properties.*` option replaced by
+    /// `***`: librdkafka quotes values in its errors ("Invalid value ... for
+    /// configuration property ..."), and they may be passwords.
+    pub fn redact(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for (_, value) in &self.properties {
+            if !value.is_empty() {
+                out = out.replace(value.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("topic", "a, b"),
+            ("bootstrap.servers", "127.0.0.1:9092"),
+            ("group.id", "g"),
+        ]
+    }
+
+    fn parse(extra: &[(&'static str, &'static str)]) -> Result<KafkaOptions, SourceError> {
+        let mut pairs = base();
+        pairs.extend_from_slice(extra);
+        KafkaOptions::parse(&Options::new(pairs))
+    }
+
+    #[test]
+    fn defaults_and_topic_list() {
+        let opts = parse(&[]).unwrap();
+        assert_eq!(opts.topics, ["a", "b"]);
+        assert_eq!(opts.startup, StartupMode::GroupOffsets);
+        assert_eq!(opts.max_records, DEFAULT_MAX_RECORDS);
+        assert_eq!(opts.format_name(), "text");
+    }
+
+    #[test]
+    fn startup_modes_and_timestamp() {
+        let mode = |m: &'static str| parse(&[("scan.startup.mode", m)]).map(|o| o.startup);
+        assert_eq!(mode("earliest").unwrap(), StartupMode::Earliest);
+        assert_eq!(mode("latest").unwrap(), StartupMode::Latest);
+        assert!(
+            mode("timestamp")
+                .unwrap_err()
+                .to_string()
+                .contains("timestamp-millis")
+        );
+        let ts = parse(&[
+            ("scan.startup.mode", "timestamp"),
+            ("scan.startup.timestamp-millis", "1700000000000"),
+        ])
+        .unwrap();
+        assert_eq!(ts.startup, StartupMode::Timestamp(1_700_000_000_000));
+        let err = mode("newest").unwrap_err().to_string();
+        assert!(err.contains("'earliest'"), "{err}");
+    }
+
+    #[test]
+    fn unknown_option_is_refused_but_properties_pass() {
+        let err = parse(&[("grup.id", "x")]).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown option 'grup.id' for connector 'kafka'"),
+            "{err}"
+        );
+        let opts = parse(&[("properties.fetch.min.bytes", "1")]).unwrap();
+        assert_eq!(opts.properties, [("fetch.min.bytes".into(), "1".into())]);
+    }
+
+    #[test]
+    fn property_values_are_never_shown() {
+        let opts = parse(&[("properties.sasl.password", "hunter2")]).unwrap();
+        assert!(!format!("{opts:?}").contains("hunter2"));
+        assert_eq!(
+            opts.redact("Invalid value \"hunter2\" for property"),
+            "Invalid value \"***\" for property"
+        );
+    }
+
+    #[test]
+    fn missing_required_options_are_named() {
+        let err = KafkaOptions::parse(&Options::new([("topic", "t")])).unwrap_err();
+        assert!(err.to_string().contains("'bootstrap.servers'"), "{err}");
+        let err = parse(&[("max_records_per_batch", "0")]).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let err = parse(&[("format", "raw"), ("header", "true")]).unwrap_err();
+        assert!(err.to_string().contains("'raw'"), "{err}");
+    }
+}
