@@ -373,3 +373,54 @@ async fn throughput_on_the_mock_cluster() {
         n as f64 / elapsed.as_secs_f64()
     );
 }
+
+/// Every batch reports a range for every partition, contiguous from batch
+/// to batch, empty (start == end) where it took nothing: here partition 2
+/// gets no message at all, and the last range of each partition ends at the
+/// number of messages it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_has_a_contiguous_range_for_every_partition() {
+    let cluster = cluster("ranges");
+    let bootstrap = cluster.bootstrap_servers();
+    let messages: Vec<_> = bids(90)
+        .into_iter()
+        .map(|(p, key, value)| (p % 2, key, value))
+        .collect();
+    produce(&bootstrap, "ranges", &messages);
+    let ctx = context();
+    let script = create_stream(
+        &bootstrap,
+        "ranges",
+        "g-ranges",
+        ", max_records_per_batch = '40'",
+    ) + "SELECT count(*) FROM bids;";
+    let Some(Output::Query(mut query)) = ctx.sql(&script).await.expect("runs").pop() else {
+        panic!("a continuous query");
+    };
+    let mut ends: BTreeMap<String, String> = BTreeMap::new();
+    let mut batches = 0;
+    while let Some(event) = query.next_event().await {
+        let quiver::QueryEvent::BatchEnd(end) = event else {
+            continue;
+        };
+        let Some(stream) = end.offsets.first() else {
+            continue;
+        };
+        batches += 1;
+        assert_eq!(
+            stream.ranges.len(),
+            PARTITIONS as usize,
+            "{:?}",
+            stream.ranges
+        );
+        for range in &stream.ranges {
+            let previous = ends.get(&range.partition).cloned().unwrap_or("0".into());
+            assert_eq!(range.start, previous, "batch {} {range:?}", end.batch_id);
+            ends.insert(range.partition.clone(), range.end.clone());
+        }
+    }
+    query.finish().await.expect("finishes");
+    assert!(batches >= 3, "90 messages at 40 per batch");
+    let ends: Vec<&str> = ends.values().map(String::as_str).collect();
+    assert_eq!(ends, ["60", "30", "0"]);
+}

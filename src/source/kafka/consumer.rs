@@ -392,6 +392,11 @@ impl KafkaConsumer {
             .map_err(|e| kafka_error(&self.opts, "committing offsets failed", &e))
     }
 
+    /// The next offset to read in source partition `p`.
+    pub fn position(&self, p: u32) -> i64 {
+        self.next.get(p as usize).copied().unwrap_or(0)
+    }
+
     /// True once every partition has been read up to the end it had at open.
     pub fn reached_start_ends(&self) -> bool {
         self.next

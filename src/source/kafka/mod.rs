@@ -126,12 +126,18 @@ impl Source for KafkaSource {
             out.skipped += decoded.skipped;
             out.extend_partition(chunk.partition, decoded.batch.into_iter().collect());
         }
-        for range in &polled.ranges {
-            let (topic, partition) = self.consumer.kafka_partition(range.partition);
+        // Every partition gets a range, an empty one (start == end) when
+        // the batch took nothing from it: a checkpoint needs them all.
+        for p in 0..self.consumer.partition_count() {
+            let (topic, partition) = self.consumer.kafka_partition(p);
+            let (start, end) = match polled.ranges.iter().find(|r| r.partition == p) {
+                Some(range) => (range.first, range.next),
+                None => (self.consumer.position(p), self.consumer.position(p)),
+            };
             out.offsets.push(SourceOffset {
                 partition: format!("{topic}/{partition}"),
-                start: range.first.to_string(),
-                end: range.next.to_string(),
+                start: start.to_string(),
+                end: end.to_string(),
             });
         }
         *self.pending.borrow_mut() = polled.ranges;
