@@ -90,3 +90,29 @@ SELECT line FROM lines;",
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains(" WARN "), "{text}");
 }
+
+/// An unreachable Kafka broker is one error naming the address and the
+/// fix, not a burst of librdkafka's own connection-attempt lines.
+#[test]
+fn an_unreachable_kafka_broker_is_one_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "--until-idle",
+            "-c",
+            "CREATE STREAM k (line VARCHAR) WITH (connector = 'kafka', topic = 't', \
+             'bootstrap.servers' = '127.0.0.1:1', 'group.id' = 'g', format = 'text', timeout = '2s'); \
+             SELECT * FROM k;",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("no answer from bootstrap.servers '127.0.0.1:1' within 2s"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("librdkafka"), "{stderr}");
+}

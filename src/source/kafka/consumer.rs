@@ -14,8 +14,10 @@
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::BinaryBuilder;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
@@ -118,7 +120,7 @@ pub struct Polled {
 
 /// A consumer assigned to every partition of the stream's topics.
 pub struct KafkaConsumer {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Quiet>,
     opts: KafkaOptions,
     /// Source partition `i` is `(topic index, kafka partition)`.
     partitions: Vec<(usize, i32)>,
@@ -130,13 +132,35 @@ pub struct KafkaConsumer {
     end_at_start: Vec<i64>,
 }
 
+/// The consumer's librdkafka callbacks: its log lines and background
+/// errors go to `tracing` at debug level (`RUST_LOG=debug` shows them). A
+/// broker that cannot be reached is reported once by quiver itself (the
+/// timeout at open, `on_poll_error` later), not as a burst of librdkafka's
+/// own `FAIL` lines per connection attempt. Property values are redacted
+/// there too.
+pub struct Quiet(KafkaOptions);
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let message = self.0.redact(message);
+        tracing::debug!(target: "librdkafka", "{level:?} {fac}: {message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let message = self.0.redact(&format!("{error}: {reason}"));
+        tracing::debug!(target: "librdkafka", "{message}");
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
 impl KafkaConsumer {
     /// Connects, looks the topics up, resolves where each partition starts
     /// and assigns them all. Every broker request is bounded by
     /// `opts.timeout`, so a wrong address or topic fails instead of hanging.
     pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
         let consumer = client_config(opts)?
-            .create::<BaseConsumer>()
+            .create_with_context(Quiet(opts.clone()))
             .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
         let mut me = Self {
             consumer,
