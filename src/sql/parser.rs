@@ -190,37 +190,11 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
                     or_replace: view.or_replace,
                 })
             }
-            ast::Statement::Drop {
+            drop @ ast::Statement::Drop {
                 object_type:
-                    object_type @ (ast::ObjectType::Stream
-                    | ast::ObjectType::View
-                    | ast::ObjectType::Table),
-                if_exists,
-                names,
-                cascade,
-                restrict,
-                purge,
-                temporary,
-                table,
-            } => Ok(Statement::Drop {
-                kind: match object_type {
-                    ast::ObjectType::Stream => DropKind::Stream,
-                    ast::ObjectType::View => DropKind::View,
-                    _ => DropKind::Table,
-                },
-                names: names.iter().map(normalize_name).collect(),
-                if_exists,
-                statement: Box::new(ast::Statement::Drop {
-                    object_type,
-                    if_exists,
-                    names,
-                    cascade,
-                    restrict,
-                    purge,
-                    temporary,
-                    table,
-                }),
-            }),
+                    ast::ObjectType::Stream | ast::ObjectType::View | ast::ObjectType::Table,
+                ..
+            } => Ok(drop_statement(drop)),
             other => Ok(Statement::Other(Box::new(other))),
         },
     }
@@ -420,4 +394,28 @@ pub fn normalize_name(name: &ObjectName) -> String {
         .map(|ident| ident.value.clone())
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// `DROP STREAM | VIEW | TABLE`: the names to drop, and the statement itself
+/// for DataFusion to drop the tables.
+fn drop_statement(drop: ast::Statement) -> Statement {
+    let ast::Statement::Drop {
+        object_type,
+        if_exists,
+        names,
+        ..
+    } = &drop
+    else {
+        return Statement::Other(Box::new(drop));
+    };
+    Statement::Drop {
+        kind: match object_type {
+            ast::ObjectType::Stream => DropKind::Stream,
+            ast::ObjectType::View => DropKind::View,
+            _ => DropKind::Table,
+        },
+        names: names.iter().map(normalize_name).collect(),
+        if_exists: *if_exists,
+        statement: Box::new(drop),
+    }
 }
