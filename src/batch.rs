@@ -136,6 +136,9 @@ pub struct Batch {
     pub offsets: Vec<SourceOffset>,
     /// Malformed records the source skipped (`on_error = 'skip'`).
     pub skipped: u64,
+    /// Per range of `offsets`, the records its partition still holds after
+    /// the batch, when the source knows (Kafka lag).
+    pub lag: Option<Vec<u64>>,
 }
 
 impl Batch {
@@ -150,6 +153,7 @@ impl Batch {
             partitions: Vec::new(),
             offsets: Vec::new(),
             skipped: 0,
+            lag: None,
         }
     }
 

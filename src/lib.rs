@@ -85,7 +85,7 @@ pub use exec::{
 };
 pub use report::{
     BatchEnd, LatencyHistogram, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary,
-    RunLimits, format_time,
+    RunLimits, StreamLag, format_lag, format_time, total_lag,
 };
 
 // Connectors: the traits a source and a sink implement and the types they use.

@@ -131,6 +131,7 @@ impl Context {
                 }
             }),
             count(&|q| q.late_rows),
+            text(&|q| crate::report::format_lag(&q.lag)),
             text(&|q| Some(q.sink.clone())),
             text(&|q| q.error.clone()),
         ];
@@ -143,6 +144,7 @@ impl Context {
             Field::new("last_batch_ms", DataType::Int64, false),
             Field::new("watermark", DataType::Utf8, true),
             Field::new("late_rows", DataType::UInt64, false),
+            Field::new("lag", DataType::Utf8, true),
             Field::new("sink", DataType::Utf8, false),
             Field::new("error", DataType::Utf8, true),
         ]));

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::sync::{broadcast, watch};
 
 use super::{ExecError, QueryHandle, QueryStopper};
-use crate::report::{BatchEnd, QueryEvent, QueryProgress, QuerySummary};
+use crate::report::{BatchEnd, QueryEvent, QueryProgress, QuerySummary, StreamLag};
 use crate::sink::Sink;
 
 /// Where a background query is in its life.
@@ -69,6 +69,9 @@ pub struct QueryStatus {
     pub watermark_held_by: Option<String>,
     /// Rows dropped (or diverted) as late so far.
     pub late_rows: u64,
+    /// After the last batch, per stream whose source can tell (Kafka), the
+    /// records each partition still holds beyond what was read.
+    pub lag: Vec<StreamLag>,
     /// The error that ended the query.
     pub error: Option<String>,
     /// Totals, peak state and batch latencies so far.
@@ -129,6 +132,7 @@ impl Entry {
         status.input_rows = progress.summary.input_rows;
         status.output_rows = progress.summary.output_rows;
         status.late_rows = progress.summary.late_rows;
+        status.lag = progress.last.lag.clone();
         status.last_batch = progress.last.duration;
         status.watermark_ms = progress.last.watermark_ms;
         status.watermark_held_by = progress.last.watermark_held_by.clone();
@@ -189,6 +193,7 @@ impl Registry {
             watermark_ms: None,
             watermark_held_by: None,
             late_rows: 0,
+            lag: Vec::new(),
             error: None,
             summary: QuerySummary::default(),
         }));

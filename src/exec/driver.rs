@@ -8,6 +8,9 @@
 //! progress to whoever consumes the query. At the end of bounded input it
 //! closes the windows still open. Stopping is explicit: `stop()` lets the
 //! current batch (its polls included) finish and its results be delivered.
+//! Once the consumer has moved past a batch's end (its sink committed it),
+//! the sources commit the batch's ranges (`Source::commit`: a Kafka source
+//! commits its group offsets), before the next batch is polled.
 //!
 //! source → `Batch` → **driver** → operator → DataFusion → results → sink.
 
@@ -23,7 +26,7 @@ use super::operator::{Cx, Operator, Watermark, fill_streams};
 use super::{Clock, ExecError};
 use crate::batch::{Batch, InputMark, StreamOffsets};
 use crate::report::{
-    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits,
+    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits, StreamLag,
     late_outcome,
 };
 use crate::source::{PollContext, Source, SourceError};
@@ -89,6 +92,11 @@ pub(super) struct Driver<O> {
     pub(super) progress: watch::Sender<QueryProgress>,
     /// Batch times and source positions so far (see [`InputMark`]).
     pub(super) input: InputMark,
+    /// The id of the last batch end the consumer has taken and moved past
+    /// (see `QueryHandle::next_event`): its sink committed it.
+    pub(super) handed_out: watch::Receiver<Option<u64>>,
+    /// The last batch sent whose ranges the sources have not committed yet.
+    pub(super) uncommitted: Option<(u64, Vec<StreamOffsets>)>,
 }
 
 /// What one batch produced.
@@ -107,6 +115,9 @@ impl<O: Operator> Driver<O> {
         let mut time = self.clock.first_batch_time(self.interval_ms);
         let mut batch_id = 0;
         'batches: while !*stop.borrow() {
+            if !self.commit_handed_out().await? {
+                break;
+            }
             tokio::select! {
                 _ = self.clock.wait_for(time) => {}
                 _ = stop.changed() => break,
@@ -124,6 +135,7 @@ impl<O: Operator> Driver<O> {
             let input_rows: u64 = polled.iter().map(|b| b.num_rows() as u64).sum();
             let skipped: u64 = polled.iter().map(|b| b.skipped).sum();
             let offsets = self.stream_offsets(&polled);
+            let lag = self.stream_lag(&polled);
             self.input = self.input.next(time, &offsets);
             let step = self.step(batch_id, time, polled, &offsets, false).await?;
             summary.batches += 1;
@@ -159,6 +171,7 @@ impl<O: Operator> Driver<O> {
                 late_rows: step.late_rows,
                 late_routed,
                 offsets: offsets.clone(),
+                lag,
             };
             summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
             summary.peak_state_bytes = summary.peak_state_bytes.max(progress.state_bytes);
@@ -186,6 +199,7 @@ impl<O: Operator> Driver<O> {
                     break 'batches;
                 }
             }
+            self.uncommitted = Some((batch_id, offsets.clone()));
             let end = self.batch_end(batch_id, time, results, offsets, Some(progress));
             if tx.send(end).await.is_err() {
                 break;
@@ -201,7 +215,55 @@ impl<O: Operator> Driver<O> {
                 break;
             }
         }
+        self.commit_handed_out().await?;
         Ok(summary)
+    }
+
+    /// Once the consumer has moved past the end of the last batch sent (its
+    /// sink committed it; a foreground consumer took its results), lets each
+    /// source commit that batch's ranges ([`Source::commit`]), on the
+    /// blocking pool. Waits for that: the next batch is polled only after
+    /// the previous one is committed, as Spark runs a batch's output before
+    /// the next batch. A consumer that goes away first (a failed sink)
+    /// leaves the batch uncommitted, and returns false. A source's failure
+    /// to commit is a warning: the next batch's commit covers these ranges.
+    async fn commit_handed_out(&mut self) -> Result<bool, ExecError> {
+        let Some((id, offsets)) = self.uncommitted.take() else {
+            return Ok(true);
+        };
+        let handed_out = self
+            .handed_out
+            .wait_for(|last| last.is_some_and(|last| last >= id))
+            .await
+            .is_ok();
+        if !handed_out {
+            return Ok(false);
+        }
+        let mut sources = std::mem::take(&mut self.sources);
+        let query = self.name.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            for ((stream, _, source), offsets) in sources.iter_mut().zip(&offsets) {
+                if let Err(e) = source.commit(&offsets.ranges) {
+                    tracing::warn!("{query}, stream '{stream}': committing batch {id}: {e}");
+                }
+            }
+            sources
+        });
+        match task.await {
+            Ok(sources) => {
+                self.sources = sources;
+                Ok(true)
+            }
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(ExecError::Source {
+                query: self.name.to_string(),
+                stream: (self.plan.streams.iter())
+                    .map(|(def, _)| def.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source: SourceError::Runtime(format!("committing was cancelled: {join}")),
+            }),
+        }
     }
 
     /// Pulls every source for batch `batch_id` at `time`, on tokio's
@@ -244,6 +306,24 @@ impl<O: Operator> Driver<O> {
             .map(|((stream, _, _), batch)| StreamOffsets {
                 stream: stream.clone(),
                 ranges: batch.offsets.clone(),
+            })
+            .collect()
+    }
+
+    /// The lag after `batches`, for the streams whose source reports it.
+    fn stream_lag(&self, batches: &[Batch]) -> Vec<StreamLag> {
+        self.sources
+            .iter()
+            .zip(batches)
+            .filter_map(|((stream, _, _), batch)| {
+                let lag = batch.lag.as_ref()?;
+                Some(StreamLag {
+                    stream: stream.clone(),
+                    partitions: (batch.offsets.iter())
+                        .zip(lag)
+                        .map(|(range, n)| (range.partition.clone(), *n))
+                        .collect(),
+                })
             })
             .collect()
     }

@@ -31,6 +31,11 @@ pub struct QueryHandle {
     /// Progress after each batch, for status lines and `SHOW QUERIES`.
     pub progress: watch::Receiver<QueryProgress>,
     results: mpsc::Receiver<QueryEvent>,
+    /// The id of the last batch end moved past, for the driver: then the
+    /// sources commit that batch's ranges (`Source::commit`).
+    handed_out: watch::Sender<Option<u64>>,
+    /// The batch end returned last, handed out at the next call.
+    returned_end: Option<u64>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<QuerySummary, ExecError>>,
     /// Registrations as a publisher of late rows: readers of `<stream>_late`
@@ -54,7 +59,7 @@ impl QueryHandle {
     /// skipped).
     pub async fn next(&mut self) -> Option<QueryResult> {
         loop {
-            match self.results.recv().await? {
+            match self.next_event().await? {
                 QueryEvent::Result(result) => return Some(result),
                 QueryEvent::BatchEnd(_) => continue,
             }
@@ -63,8 +68,22 @@ impl QueryHandle {
 
     /// The next result or batch end, or `None` once the query has ended:
     /// each batch's results come before its [`QueryEvent::BatchEnd`].
+    ///
+    /// Asking for the next event after a batch end says that batch is done
+    /// with (a sink calls this only once its commit of the batch
+    /// succeeded): the query's sources then commit the batch's ranges (a
+    /// Kafka source its group offsets), and the next batch is polled only
+    /// after that. A batch end followed by [`QueryHandle::finish`] or a
+    /// drop instead is never committed. Cancel-safe.
     pub async fn next_event(&mut self) -> Option<QueryEvent> {
-        self.results.recv().await
+        if let Some(id) = self.returned_end.take() {
+            self.handed_out.send_replace(Some(id));
+        }
+        let event = self.results.recv().await;
+        if let Some(QueryEvent::BatchEnd(end)) = &event {
+            self.returned_end = Some(end.batch_id);
+        }
+        event
     }
 
     /// A handle that can stop this query.
@@ -81,6 +100,7 @@ impl QueryHandle {
     /// its totals or the error that ended it.
     pub async fn finish(self) -> Result<QuerySummary, ExecError> {
         drop(self.results);
+        drop(self.handed_out);
         match self.task.await {
             Ok(result) => result,
             Err(join) => Err(ExecError::Arrow {
@@ -122,6 +142,7 @@ pub fn start_query(
     let (tx, results) = mpsc::channel(1);
     let (stop, stop_rx) = watch::channel(false);
     let (progress_tx, progress) = watch::channel(QueryProgress::default());
+    let (handed_out, handed_out_rx) = watch::channel(None);
     let schema = plan.schema.clone();
     let name_arc: Arc<str> = Arc::from(name.as_str());
     let watermarks = Watermarks::new(&plan);
@@ -140,6 +161,8 @@ pub fn start_query(
                 limits,
                 progress: progress_tx,
                 input: InputMark::default(),
+                handed_out: handed_out_rx,
+                uncommitted: None,
             }
             .run(tx, stop_rx)
         };
@@ -161,6 +184,8 @@ pub fn start_query(
         schema,
         progress,
         results,
+        handed_out,
+        returned_end: None,
         stop: Arc::new(stop),
         task,
         _late: publishers,

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use quiver::QueryProgress;
-use quiver::format_time;
+use quiver::{format_time, total_lag};
 
 /// Carriage return and "erase the whole line".
 const CLEAR: &str = "\r\x1b[2K";
@@ -57,8 +57,9 @@ impl StatusLine {
 }
 
 /// `query_1 · batch 12 · 1000 rows/s · 3.3 ms · watermark - · 0 late · Ctrl-C stops`:
-/// the last batch's input rate and duration, the watermark after it, and the
-/// rows dropped as late so far.
+/// the last batch's input rate and duration, the watermark after it, the
+/// rows dropped as late so far, and `· lag N` (summed over partitions)
+/// before `Ctrl-C` when a source reports lag (Kafka).
 pub fn render(query: &str, progress: &QueryProgress, interval: Duration) -> String {
     let last = &progress.last;
     let seconds = interval.as_secs_f64().max(1e-3);
@@ -72,8 +73,9 @@ pub fn render(query: &str, progress: &QueryProgress, interval: Duration) -> Stri
     let batch = progress
         .batch_id
         .map_or_else(|| "-".to_string(), |id| id.to_string());
+    let lag = total_lag(&last.lag).map_or_else(String::new, |lag| format!(" · lag {lag}"));
     format!(
-        "{query} · batch {batch} · {rate:.0} rows/s · {:.1} ms · watermark {watermark} · {} late · Ctrl-C stops",
+        "{query} · batch {batch} · {rate:.0} rows/s · {:.1} ms · watermark {watermark} · {} late{lag} · Ctrl-C stops",
         last.duration.as_secs_f64() * 1e3,
         progress.summary.late_rows,
     )
@@ -105,6 +107,22 @@ mod tests {
             "query_1 · batch 12 · 1000 rows/s · 3.3 ms · \
              watermark 2026-01-01 00:00:00 · 2 late · Ctrl-C stops"
         );
+    }
+
+    #[test]
+    fn shows_the_lag_summed_when_a_source_reports_it() {
+        let mut progress = QueryProgress {
+            batch_id: Some(1),
+            ..QueryProgress::default()
+        };
+        let line = render("query_1", &progress, Duration::from_secs(1));
+        assert!(!line.contains("lag"), "{line}");
+        progress.last.lag = vec![quiver::StreamLag {
+            stream: "bids".into(),
+            partitions: vec![("bids/0".into(), 3), ("bids/1".into(), 4)],
+        }];
+        let line = render("query_1", &progress, Duration::from_secs(1));
+        assert!(line.ends_with(" · 0 late · lag 7 · Ctrl-C stops"), "{line}");
     }
 
     #[test]

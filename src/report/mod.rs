@@ -21,8 +21,8 @@ mod text;
 
 pub use latency::LatencyHistogram;
 pub(crate) use summary::counted;
-pub use text::format_time;
 pub(crate) use text::late_outcome;
+pub use text::{format_lag, format_time};
 
 use crate::batch::{InputMark, StreamOffsets};
 
@@ -64,6 +64,34 @@ pub struct Progress {
     /// The source ranges the batch read, per stream of the query (empty for
     /// the batches that close windows at the end of input).
     pub offsets: Vec<StreamOffsets>,
+    /// How far behind the end of its input each stream is after the batch,
+    /// for the streams whose source can tell (Kafka); empty otherwise.
+    pub lag: Vec<StreamLag>,
+}
+
+/// One stream's lag after a batch: per source partition, the records it
+/// still holds beyond what the query has read (Kafka: the partition's end
+/// offset − the position). What `--progress`, `SHOW QUERIES` and the REPL
+/// status line show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamLag {
+    /// The stream's name, as the query reads it.
+    pub stream: String,
+    /// `(partition, lag)` per source partition, in partition order.
+    pub partitions: Vec<(String, u64)>,
+}
+
+impl StreamLag {
+    /// The lag summed over the partitions.
+    pub fn total(&self) -> u64 {
+        self.partitions.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The lag of `lags` summed over streams and partitions; `None` when no
+/// stream reports lag.
+pub fn total_lag(lags: &[StreamLag]) -> Option<u64> {
+    (!lags.is_empty()).then(|| lags.iter().map(StreamLag::total).sum())
 }
 
 /// The output of one run of a query: one batch, or one closed window.

@@ -2,7 +2,7 @@
 //! line of a batch, and what became of a batch's late rows. The library only
 //! renders; the front ends decide whether and where to print.
 
-use super::BatchEnd;
+use super::{BatchEnd, StreamLag, total_lag};
 
 /// Renders a time in ms since the epoch as `2026-11-24 10:00:03` (with
 /// milliseconds when they are not zero).
@@ -41,12 +41,37 @@ impl BatchEnd {
             line += ", ";
             line += &late_outcome(progress.late_rows, &progress.late_routed, false);
         }
+        if let Some(lag) = total_lag(&progress.lag) {
+            line += &format!(", lag {lag}");
+        }
         line += &format!(
             ", {} results, state {} rows",
             self.results, progress.state_rows
         );
         Some(line)
     }
+}
+
+/// The lag summed, then per partition: `12 (bids/0: 5, bids/1: 7)`, the
+/// partitions prefixed with their stream when the query reads several
+/// lagging streams; `None` when no stream reports lag (what `SHOW QUERIES`
+/// shows).
+pub fn format_lag(lags: &[StreamLag]) -> Option<String> {
+    let total = total_lag(lags)?;
+    let several = lags.len() > 1;
+    let parts: Vec<String> = lags
+        .iter()
+        .flat_map(|s| {
+            s.partitions.iter().map(move |(p, n)| {
+                if several {
+                    format!("{} {p}: {n}", s.stream)
+                } else {
+                    format!("{p}: {n}")
+                }
+            })
+        })
+        .collect();
+    Some(format!("{total} ({})", parts.join(", ")))
 }
 
 /// What became of a batch's `late` rows, `routed` of them to late streams:
@@ -105,6 +130,44 @@ mod tests {
                 "progress: query_1 batch 5: 920 rows in, watermark 2026-01-01 00:00:00.999, \
                  2 late rows dropped, 1 late rows routed to stream bids_late, 1 results, state 40 rows"
             )
+        );
+    }
+
+    fn lag(stream: &str, partitions: &[(&str, u64)]) -> StreamLag {
+        StreamLag {
+            stream: stream.into(),
+            partitions: partitions
+                .iter()
+                .map(|(p, n)| (p.to_string(), *n))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn lag_is_summed_in_the_progress_line_and_per_partition_in_its_detail() {
+        let lags = vec![lag("bids", &[("bids/0", 5), ("bids/1", 7)])];
+        let progress = Progress {
+            input_rows: 3,
+            lag: lags.clone(),
+            ..Progress::default()
+        };
+        assert_eq!(
+            end(Some(progress)).progress_line().as_deref(),
+            Some("progress: query_1 batch 5: 3 rows in, lag 12, 1 results, state 0 rows")
+        );
+        assert_eq!(
+            format_lag(&lags).as_deref(),
+            Some("12 (bids/0: 5, bids/1: 7)")
+        );
+        let two = vec![lag("a", &[("t/0", 1)]), lag("b", &[("u/0", 0)])];
+        assert_eq!(format_lag(&two).as_deref(), Some("1 (a t/0: 1, b u/0: 0)"));
+        // Sources that cannot tell show nothing.
+        assert_eq!(format_lag(&[]), None);
+        assert!(
+            !end(Some(Progress::default()))
+                .progress_line()
+                .unwrap()
+                .contains("lag")
         );
     }
 

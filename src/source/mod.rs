@@ -104,6 +104,10 @@ pub struct SourceData {
     pub offsets: Vec<SourceOffset>,
     /// Malformed records skipped under `on_error = 'skip'`.
     pub skipped: u64,
+    /// Per range of `offsets` (parallel to it), how many records its
+    /// partition still holds after this poll (end offset − position), for
+    /// sources that know (Kafka); `None` for the others.
+    pub lag: Option<Vec<u64>>,
 }
 
 impl SourceData {
@@ -146,6 +150,7 @@ impl SourceData {
             partitions,
             offsets: self.offsets,
             skipped: self.skipped,
+            lag: self.lag,
         })
     }
 }
@@ -177,6 +182,19 @@ pub trait Source: Send {
     /// number).
     fn partition_name(&self, partition: u32) -> String {
         partition.to_string()
+    }
+
+    /// Everything up to these ranges' `end`s (one batch's ranges, as
+    /// `poll_batch` reported them) has been handed out: the batch's sinks
+    /// committed it, or a foreground query's consumer took its results. A
+    /// source that keeps its position elsewhere records it here (the Kafka
+    /// source commits its group offsets); a batch whose sink commit failed
+    /// never gets here. Calls come in batch order but may skip batches (the
+    /// later ranges cover the earlier ones). Runs on the blocking pool, like
+    /// `poll_batch`. The default keeps nothing.
+    fn commit(&mut self, ranges: &[SourceOffset]) -> Result<(), SourceError> {
+        let _ = ranges;
+        Ok(())
     }
 }
 

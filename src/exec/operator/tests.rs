@@ -137,6 +137,7 @@ impl<O: Operator> Run<O> {
                     data,
                     offsets: Vec::new(),
                     skipped: 0,
+                    lag: None,
                 }
             })
             .collect();

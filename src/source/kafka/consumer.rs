@@ -421,6 +421,16 @@ impl KafkaConsumer {
         self.next.get(p as usize).copied().unwrap_or(0)
     }
 
+    /// The end offset of source partition `p`: librdkafka's cached high
+    /// watermark (see [`super::lag`]; no broker request), or the end seen
+    /// at open before a fetch for it has answered.
+    pub fn end_offset(&self, p: u32) -> i64 {
+        let (topic, partition) = self.kafka_partition(p);
+        let at_start = self.end_at_start.get(p as usize).copied().unwrap_or(0);
+        super::lag::cached_high_watermark(&self.consumer, topic, partition)
+            .map_or(at_start, |high| high.max(at_start))
+    }
+
     /// True once every partition has been read up to the end it had at open.
     pub fn reached_start_ends(&self) -> bool {
         self.next

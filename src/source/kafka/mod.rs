@@ -5,16 +5,20 @@
 //!
 //! Offsets: a batch takes what librdkafka has fetched since the last one (at
 //! most `max_records_per_batch`), and records per partition the range it
-//! consumed. Once the batch has been handed over (today: when the next batch
-//! is polled, or when `--until-idle` finds the source drained) its ranges are
+//! consumed. Once the batch's sinks have committed it (`Source::commit`,
+//! called by the driver; never for a batch whose sink failed) its ranges are
 //! committed to the group with [`KafkaConsumer::commit_batch`]: the committed
-//! offset is the next one to read.
+//! offset is the next one to read. Each poll also reports every partition's
+//! lag (end offset − position) from librdkafka's cached watermarks ([`lag`]).
+//!
+//! The partitions are those the topics had at open: a partition added later
+//! is not read until the query restarts.
 
 pub mod consumer;
 pub mod decode;
+mod lag;
 pub mod options;
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,8 +83,8 @@ pub struct KafkaSource {
     values: SchemaRef,
     opts: KafkaOptions,
     consumer: KafkaConsumer,
-    /// Ranges of the last batch handed out and not committed yet.
-    pending: RefCell<Vec<OffsetRange>>,
+    /// Per source partition, the offset last committed to the group.
+    committed: Vec<Option<i64>>,
 }
 
 impl KafkaSource {
@@ -94,15 +98,20 @@ impl KafkaSource {
             values: value_schema(&schema),
             schema,
             opts,
+            committed: vec![None; consumer.partition_count() as usize],
             consumer,
-            pending: RefCell::new(Vec::new()),
         })
     }
 
-    /// Commits the ranges of the batch handed out last, if any.
-    fn commit_pending(&self) -> Result<(), SourceError> {
-        let pending = std::mem::take(&mut *self.pending.borrow_mut());
-        self.consumer.commit_batch(&pending)
+    /// The source partition named `name` (`topic/partition`); `hint` is
+    /// where it usually is (ranges come in partition order).
+    fn partition_named(&self, name: &str, hint: usize) -> Option<u32> {
+        let count = self.consumer.partition_count();
+        let hint = hint as u32;
+        if hint < count && self.partition_name(hint) == name {
+            return Some(hint);
+        }
+        (0..count).find(|p| self.partition_name(*p) == name)
     }
 }
 
@@ -112,8 +121,6 @@ impl Source for KafkaSource {
     }
 
     fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
-        // The previous batch has been processed when the next is polled.
-        self.commit_pending()?;
         let wait = if self.consumer.reached_start_ends() {
             Duration::ZERO
         } else {
@@ -128,6 +135,7 @@ impl Source for KafkaSource {
         }
         // Every partition gets a range, an empty one (start == end) when
         // the batch took nothing from it: a checkpoint needs them all.
+        let mut lag = Vec::with_capacity(self.consumer.partition_count() as usize);
         for p in 0..self.consumer.partition_count() {
             let (topic, partition) = self.consumer.kafka_partition(p);
             let (start, end) = match polled.ranges.iter().find(|r| r.partition == p) {
@@ -139,21 +147,50 @@ impl Source for KafkaSource {
                 start: start.to_string(),
                 end: end.to_string(),
             });
+            lag.push(self.consumer.end_offset(p).saturating_sub(end).max(0) as u64);
         }
-        *self.pending.borrow_mut() = polled.ranges;
+        out.lag = Some(lag);
         Ok(out)
     }
 
-    /// Drained once every partition reached the end it had at open; the
-    /// last batch (already processed when this is asked) is committed then.
+    /// Drained once every partition reached the end it had at open (an
+    /// empty partition from the start).
     fn is_drained(&self) -> bool {
-        if !self.consumer.reached_start_ends() {
-            return false;
+        self.consumer.reached_start_ends()
+    }
+
+    /// Commits each partition's `end` (the next offset to read) to the
+    /// group, where it moved since the last commit (also a partition never
+    /// read, so the group records where it stands). A failed commit is
+    /// retried with the next batch's.
+    fn commit(&mut self, ranges: &[SourceOffset]) -> Result<(), SourceError> {
+        let mut moved = Vec::new();
+        for (i, range) in ranges.iter().enumerate() {
+            let Some(p) = self.partition_named(&range.partition, i) else {
+                continue;
+            };
+            let offset = |text: &str| {
+                text.parse::<i64>().map_err(|_| {
+                    SourceError::Runtime(format!(
+                        "{CONNECTOR} source: offset '{text}' of partition {} is not a number",
+                        range.partition
+                    ))
+                })
+            };
+            let next = offset(&range.end)?;
+            if self.committed[p as usize] != Some(next) {
+                moved.push(OffsetRange {
+                    partition: p,
+                    first: offset(&range.start)?,
+                    next,
+                });
+            }
         }
-        if let Err(e) = self.commit_pending() {
-            tracing::warn!("{CONNECTOR} source: {e}");
+        self.consumer.commit_batch(&moved)?;
+        for range in moved {
+            self.committed[range.partition as usize] = Some(range.next);
         }
-        true
+        Ok(())
     }
 
     fn partition_count(&self) -> u32 {
