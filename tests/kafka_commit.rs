@@ -12,6 +12,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datafusion::arrow::array::AsArray;
+
 use quiver::{
     BatchEnd, Clock, Config, Context, Output, QueryResult, QueryState, RunLimits, Sink, SinkError,
 };
@@ -167,7 +169,7 @@ async fn record(
     topic: &str,
     group: &str,
     fail_at: Option<u64>,
-) -> (Vec<Seen>, QueryState) {
+) -> (Vec<Seen>, QueryState, String) {
     let ctx = context(UNTIL_IDLE);
     let Some(Output::Query(handle)) = ctx
         .sql(&script(bootstrap, topic, group))
@@ -189,14 +191,23 @@ async fn record(
         .expect("start");
     let status = ctx.background().wait_all().await;
     let seen = seen.lock().unwrap().clone();
-    (seen, status[0].state)
+    let Some(Output::Rows(rows)) = ctx.sql("SHOW QUERIES").await.expect("show").pop() else {
+        panic!("SHOW QUERIES returns rows");
+    };
+    let lag = rows[0]
+        .column_by_name("lag")
+        .expect("a lag column")
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    (seen, status[0].state, lag)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_committed_to_the_group_after_its_sink_committed_it() {
     let cluster = cluster("bids");
     let bootstrap = cluster.bootstrap_servers();
-    let (seen, state) = record(&bootstrap, "bids", "g", None).await;
+    let (seen, state, lag) = record(&bootstrap, "bids", "g", None).await;
     assert_eq!(state, QueryState::Finished);
     assert!(seen.len() >= 5, "90 messages at 20 per batch: {seen:?}");
     // Nothing is committed before the first batch's sink commit; then each
@@ -224,13 +235,15 @@ async fn a_batch_is_committed_to_the_group_after_its_sink_committed_it() {
     }
     assert_eq!(seen[0].lag.iter().sum::<u64>(), 90 - 20);
     assert_eq!(seen[seen.len() - 1].lag, [0; 3]);
+    // SHOW QUERIES shows the last batch's lag per partition.
+    assert_eq!(lag, "0 (bids/0: 0, bids/1: 0, bids/2: 0)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_sink_commit_fails_is_not_committed_to_the_group() {
     let cluster = cluster("fails");
     let bootstrap = cluster.bootstrap_servers();
-    let (seen, state) = record(&bootstrap, "fails", "g", Some(2)).await;
+    let (seen, state, _) = record(&bootstrap, "fails", "g", Some(2)).await;
     assert_eq!(state, QueryState::Failed);
     let failed = seen.iter().position(|s| s.batch_id == 2).expect("batch 2");
     assert_eq!(
@@ -245,7 +258,7 @@ async fn a_batch_whose_sink_commit_fails_is_not_committed_to_the_group() {
     );
     assert_ne!(seen[failed].ends, seen[failed - 1].ends);
     // The same group goes on from there: batch 2's messages are read again.
-    let (again, state) = record(&bootstrap, "fails", "g", None).await;
+    let (again, state, _) = record(&bootstrap, "fails", "g", None).await;
     assert_eq!(state, QueryState::Finished);
     let read: i64 =
         again[again.len() - 1].ends.iter().sum::<i64>() - seen[failed - 1].ends.iter().sum::<i64>();

@@ -244,6 +244,8 @@ mod tests {
             limits: Default::default(),
             progress: tokio::sync::watch::channel(Default::default()).0,
             input: InputMark::default(),
+            handed_out: tokio::sync::watch::channel(None).1,
+            uncommitted: None,
         }
     }
 
