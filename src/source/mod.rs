@@ -14,7 +14,10 @@
 //! reports what it read and cannot get the engine's ids, times or system
 //! columns wrong, and a new connector needs to know nothing about them.
 //! The ranges flow on with the batch to results, progress and
-//! `Sink::commit` (see `batch`).
+//! `Sink::commit` (see `batch`), and back to the source's own
+//! [`Source::commit`] once the batch's sinks have committed it (where a
+//! Kafka source commits its group offsets). A source that can tell how much
+//! input is still waiting reports it per range too ([`SourceData::lag`]).
 //!
 //! **Blocking I/O.** `poll_batch` is a plain synchronous call that may block
 //! (file reads, decoding, generating events); the driver runs each batch's
