@@ -27,6 +27,7 @@
 mod blackhole;
 mod console;
 pub mod files;
+pub mod kafka;
 mod memory;
 mod print;
 
@@ -35,6 +36,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 pub use blackhole::BlackholeSink;
 pub use console::{ConsoleSink, OutputFormat};
 pub use files::FileSink;
+pub use kafka::KafkaSink;
 pub use memory::{MemorySink, MemoryTable};
 pub use print::PrintSink;
 
@@ -50,6 +52,7 @@ pub const CONNECTORS: &[&str] = &[
     "csv",
     "ndjson",
     "filesystem",
+    "kafka",
 ];
 
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
@@ -205,11 +208,15 @@ pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
             message: "a memory sink needs the session's table; create it with CREATE TABLE or CREATE SINK".into(),
         }),
         "parquet" | "csv" | "ndjson" | "filesystem" => Ok(Box::new(FileSink::open(def)?)),
+        "kafka" => Ok(Box::new(KafkaSink::open(def)?)),
         other => Err(SinkError::UnknownConnector(other.to_string())),
     }
 }
 
-/// Whether `connector` names a sink (rather than a source).
+/// Whether `connector` names a sink only (rather than a source): what
+/// `CREATE TABLE ... WITH (connector = ...)` makes a sink table of. `kafka`
+/// is both: its tables are streams, and `CREATE SINK` or `INSERT INTO` one
+/// writes to its topic.
 pub fn is_sink_connector(connector: &str) -> bool {
-    CONNECTORS.contains(&connector)
+    CONNECTORS.contains(&connector) && !crate::source::CONNECTORS.contains(&connector)
 }
