@@ -406,3 +406,80 @@ fn failed_deliveries_and_failed_commits_fail_the_batch() {
         "{err}"
     );
 }
+
+/// The README's Kafka sink example, on the mock cluster: per-batch totals
+/// keyed by user, which add up to what was produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_example_writes_keyed_totals_with_insert_into() {
+    let cluster = cluster(&["totals"]);
+    let bootstrap = cluster.bootstrap_servers();
+    produce_bids(&bootstrap, 12);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme
+        .split("### Kafka sink\n")
+        .nth(1)
+        .and_then(|s| s.split("```sql\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README shows a Kafka sink example");
+    let script = example.replace("127.0.0.1:9092", &bootstrap);
+    let sinks = run(&script).await.unwrap();
+    assert!(
+        sinks[0].contains("kafka topic 'totals' (json)"),
+        "{sinks:?}"
+    );
+    let mut totals = std::collections::BTreeMap::<String, i64>::new();
+    for m in read_all(&bootstrap, "totals", "read_uncommitted") {
+        let value = m.value.unwrap();
+        let user = value
+            .strip_prefix(r#"{"user":""#)
+            .and_then(|v| v.split('"').next())
+            .unwrap()
+            .to_string();
+        assert_eq!(m.key.unwrap(), format!(r#"{{"user":"{user}"}}"#));
+        let total: i64 = value
+            .rsplit(':')
+            .next()
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap()
+            .parse()
+            .unwrap();
+        *totals.entry(user).or_default() += total;
+    }
+    let want = (0..3)
+        .map(|u| (format!("u{u}"), (0..12).filter(|i| i % 3 == u).sum::<i64>()))
+        .collect();
+    assert_eq!(totals, want);
+}
+
+/// `format = 'raw'` writes the bytes of the one value column; `topic.column`
+/// sends each row to the topic it names (and leaves it out of the value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_values_go_to_the_topic_each_row_names() {
+    let cluster = cluster(&["even", "odd"]);
+    let bootstrap = cluster.bootstrap_servers();
+    produce_bids(&bootstrap, 6);
+    let script = format!(
+        "{}CREATE SINK split AS SELECT CASE WHEN amount % 2 = 0 THEN 'even' ELSE 'odd' END AS dest, \
+         CAST(amount AS VARCHAR) AS v FROM bids WITH (connector = 'kafka', topic.column = 'dest', \
+         'bootstrap.servers' = '{bootstrap}', format = 'raw', key = 'v');",
+        bids_stream(&bootstrap)
+    );
+    let sinks = run(&script).await.unwrap();
+    assert!(
+        sinks[0].contains("kafka topics from column 'dest' (raw): 6 messages"),
+        "{sinks:?}"
+    );
+    for (topic, want) in [("even", ["0", "2", "4"]), ("odd", ["1", "3", "5"])] {
+        let mut got: Vec<(String, String)> = read_all(&bootstrap, topic, "read_uncommitted")
+            .into_iter()
+            .map(|m| (m.key.unwrap(), m.value.unwrap()))
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|v| (v.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want, "{topic}");
+    }
+}

@@ -213,10 +213,18 @@ pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
     }
 }
 
-/// Whether `connector` names a sink only (rather than a source): what
-/// `CREATE TABLE ... WITH (connector = ...)` makes a sink table of. `kafka`
-/// is both: its tables are streams, and `CREATE SINK` or `INSERT INTO` one
-/// writes to its topic.
+/// Whether `connector` names a sink (rather than a source).
 pub fn is_sink_connector(connector: &str) -> bool {
-    CONNECTORS.contains(&connector) && !crate::source::CONNECTORS.contains(&connector)
+    CONNECTORS.contains(&connector)
+}
+
+/// Whether `CREATE TABLE` (or `CREATE STREAM`) with `connector` and
+/// `options` declares a sink table rather than a stream. `kafka` is both a
+/// source and a sink: a kafka table with a `group.id` (which reading needs)
+/// is a stream, one without is a sink table for `INSERT INTO`.
+pub fn is_sink_table(connector: &str, options: &Options) -> bool {
+    match connector {
+        "kafka" => options.get("group.id").is_none(),
+        other => is_sink_connector(other),
+    }
 }
