@@ -363,6 +363,21 @@ fn a_broker_without_transactions_gets_a_clear_error_naming_the_fallback() {
         .to_string();
     assert!(err.contains("does not support transactions"), "{err}");
     assert!(err.contains("'quiver.batch' header"), "{err}");
+    // A broker that accepts InitProducerId and refuses EndTxn (as Tansu
+    // does): the batch's commit says the same.
+    let refusing = crate::cluster(&["nt"]);
+    let mut sink = quiver::open_sink(&tx_def(&refusing.bootstrap_servers(), "nt", &[])).unwrap();
+    refusing.request_errors(
+        rdkafka::types::RDKafkaApiKey::EndTxn,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION],
+    );
+    sink.write(&result(1, &["a"])).unwrap();
+    let err = sink.commit(&end(1)).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot commit the batch's transaction")
+            && err.contains("does not support transactions"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -96,6 +96,21 @@ impl ProducerContext for SinkContext {
     }
 }
 
+/// What to do when `e` says the broker has no transactions (some brokers
+/// accept `InitProducerId` and refuse only `EndTxn`, so this applies to
+/// every transactional call).
+fn no_transactions_hint(e: &KafkaError) -> Option<&'static str> {
+    let unsupported = matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion)
+    ) || e.to_string().to_ascii_uppercase().contains("UNSUPPORTED");
+    unsupported.then_some(
+        "the broker does not support transactions; drop sink.semantic = 'exactly-once' to use \
+         the default at-least-once mode, where every message carries a 'quiver.batch' header \
+         (its batch id) so readers can drop replayed batches",
+    )
+}
+
 /// A running kafka sink.
 pub struct KafkaSink {
     name: String,
@@ -183,15 +198,9 @@ impl KafkaSink {
         }
         if opts.semantic == Semantic::ExactlyOnce {
             producer.init_transactions(opts.timeout).map_err(|e| {
-                let unsupported = e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature)
-                    || e.to_string().to_ascii_uppercase().contains("UNSUPPORTED");
-                let hint = if unsupported {
-                    "the broker does not support transactions; drop sink.semantic = 'exactly-once' to use \
-                     the default at-least-once mode, where every message carries a 'quiver.batch' header \
-                     (its batch id) so readers can drop replayed batches"
-                } else {
-                    "check that the broker supports transactions and that transactional.id is not in use"
-                };
+                let hint = no_transactions_hint(&e).unwrap_or(
+                    "check that the broker supports transactions and that transactional.id is not in use",
+                );
                 SinkError::Write {
                     sink: def.name.clone(),
                     message: format!(
@@ -228,7 +237,14 @@ impl KafkaSink {
     }
 
     fn kafka_error(&self, what: &str, e: &KafkaError) -> SinkError {
-        self.error(format!("{what}: {}", self.opts.redact(&e.to_string())))
+        let hint = match no_transactions_hint(e) {
+            Some(hint) if self.opts.semantic == Semantic::ExactlyOnce => format!("; {hint}"),
+            _ => String::new(),
+        };
+        self.error(format!(
+            "{what}: {}{hint}",
+            self.opts.redact(&e.to_string())
+        ))
     }
 
     /// Takes the delivery failures recorded since the last call.
