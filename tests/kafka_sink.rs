@@ -498,3 +498,31 @@ async fn raw_values_go_to_the_topic_each_row_names() {
         assert_eq!(got, want, "{topic}");
     }
 }
+
+/// A broker that goes away after the sink opened: the batch's commit fails
+/// within `timeout`, naming the undelivered messages.
+#[test]
+fn a_broker_lost_mid_run_fails_the_commit_within_the_timeout() {
+    let cluster = cluster(&["gone"]);
+    let def = SinkDef::new(
+        "gone",
+        "kafka",
+        schema(),
+        Options::new([
+            ("topic", "gone".to_string()),
+            ("bootstrap.servers", cluster.bootstrap_servers()),
+            ("timeout", "2s".to_string()),
+        ]),
+    );
+    let mut sink = quiver::open_sink(&def).unwrap();
+    cluster.broker_down(1).unwrap();
+    let started = Instant::now();
+    sink.write(&result(1, &["a", "b"])).unwrap();
+    let err = sink.commit(&end(1)).unwrap_err().to_string();
+    assert!(err.contains("not delivered"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
