@@ -43,10 +43,18 @@ impl Context {
             return Err(Error::Catalog("not a CREATE STREAM statement".into()));
         };
         let connector = options.get("connector").map(str::to_ascii_lowercase);
-        if connector.as_deref().is_some_and(sink::is_sink_connector) {
+        if connector
+            .as_deref()
+            .is_some_and(|c| sink::is_sink_table(c, options))
+        {
             if !computed.is_empty() || watermark.is_some() {
+                let hint = if connector.as_deref() == Some("kafka") {
+                    " (a kafka table without 'group.id' is a sink; give 'group.id' to read the topic as a stream)"
+                } else {
+                    ""
+                };
                 return Err(Error::Catalog(format!(
-                    "sink table '{name}' cannot have computed columns or a WATERMARK"
+                    "sink table '{name}' cannot have computed columns or a WATERMARK{hint}"
                 )));
             }
             return self

@@ -27,6 +27,7 @@
 mod blackhole;
 mod console;
 pub mod files;
+pub mod kafka;
 mod memory;
 mod print;
 
@@ -35,6 +36,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 pub use blackhole::BlackholeSink;
 pub use console::{ConsoleSink, OutputFormat};
 pub use files::FileSink;
+pub use kafka::KafkaSink;
 pub use memory::{MemorySink, MemoryTable};
 pub use print::PrintSink;
 
@@ -50,6 +52,7 @@ pub const CONNECTORS: &[&str] = &[
     "csv",
     "ndjson",
     "filesystem",
+    "kafka",
 ];
 
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
@@ -205,6 +208,7 @@ pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
             message: "a memory sink needs the session's table; create it with CREATE TABLE or CREATE SINK".into(),
         }),
         "parquet" | "csv" | "ndjson" | "filesystem" => Ok(Box::new(FileSink::open(def)?)),
+        "kafka" => Ok(Box::new(KafkaSink::open(def)?)),
         other => Err(SinkError::UnknownConnector(other.to_string())),
     }
 }
@@ -212,4 +216,15 @@ pub fn open(def: &SinkDef) -> Result<Box<dyn Sink>, SinkError> {
 /// Whether `connector` names a sink (rather than a source).
 pub fn is_sink_connector(connector: &str) -> bool {
     CONNECTORS.contains(&connector)
+}
+
+/// Whether `CREATE TABLE` (or `CREATE STREAM`) with `connector` and
+/// `options` declares a sink table rather than a stream. `kafka` is both a
+/// source and a sink: a kafka table with a `group.id` (which reading needs)
+/// is a stream, one without is a sink table for `INSERT INTO`.
+pub fn is_sink_table(connector: &str, options: &Options) -> bool {
+    match connector {
+        "kafka" => options.get("group.id").is_none(),
+        other => is_sink_connector(other),
+    }
 }

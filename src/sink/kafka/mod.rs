@@ -1,0 +1,426 @@
+//! The `kafka` sink: each result row one message (value, key and topic as
+//! [`options`] say, encoded by [`encode`]), written by one librdkafka
+//! `ThreadedProducer` (its thread serves delivery reports, which librdkafka
+//! needs while a transaction commits or aborts).
+//!
+//! Delivery: by default the producer is idempotent (no duplicates from its
+//! own retries) and every message carries a `quiver.batch` header, the id of
+//! the batch that produced it, so a reader can drop the messages of a batch
+//! replayed after a restart. [`Sink::commit`] flushes the producer and fails
+//! the query if any message of the batch was not delivered: nothing is
+//! dropped silently. With `sink.semantic = 'exactly-once'` the producer is
+//! transactional and each batch is one transaction, begun at the batch's
+//! first write and committed in `commit`; a batch that fails (or a query
+//! that stops mid-batch) is aborted, so `read_committed` readers never see
+//! it.
+//!
+//! Blocking: `write` only enqueues (waiting while librdkafka's queue is
+//! full); `commit` blocks on the flush and the transaction commit, bounded
+//! by option `timeout`. The sink task runs both on tokio's blocking pool.
+
+pub mod encode;
+pub mod options;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use super::{Sink, SinkDef, SinkError};
+use crate::report::{BatchEnd, QueryResult};
+use options::{KafkaSinkOptions, Semantic, TopicChoice};
+
+/// The header every message carries: the id of the batch that produced it.
+pub const BATCH_HEADER: &str = "quiver.batch";
+
+/// Delivery failures the producer reported since the last commit.
+#[derive(Debug, Default)]
+struct Failures {
+    /// How many messages failed.
+    count: u64,
+    /// The first failure: topic and librdkafka's error.
+    first: Option<String>,
+}
+
+/// The producer's librdkafka callbacks: log lines and background errors go
+/// to `tracing` at debug level, redacted (as the kafka source's `Quiet`
+/// does); failed deliveries are recorded for [`Sink::commit`] to report.
+pub struct SinkContext {
+    opts: KafkaSinkOptions,
+    failures: Mutex<Failures>,
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let message = self.opts.redact(message);
+        tracing::debug!(target: "librdkafka", "{level:?} {fac}: {message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let message = self.opts.redact(&format!("{error}: {reason}"));
+        tracing::debug!(target: "librdkafka", "{message}");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        use rdkafka::message::Message;
+        if let Err((error, message)) = result {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            failures.count += 1;
+            if failures.first.is_none() {
+                let hint = match error.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    | Some(RDKafkaErrorCode::UnknownTopic) => {
+                        "; the topic does not exist: create it first"
+                    }
+                    Some(RDKafkaErrorCode::MessageTimedOut) => {
+                        "; the broker did not acknowledge it within option 'timeout' (is it reachable?)"
+                    }
+                    _ => "",
+                };
+                failures.first = Some(format!(
+                    "topic '{}': {}{hint}",
+                    message.topic(),
+                    self.opts.redact(&error.to_string())
+                ));
+            }
+        }
+    }
+}
+
+/// What to do when `e` says the broker has no transactions (some brokers
+/// accept `InitProducerId` and refuse only `EndTxn`, so this applies to
+/// every transactional call).
+fn no_transactions_hint(e: &KafkaError) -> Option<&'static str> {
+    let unsupported = matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion)
+    ) || e.to_string().to_ascii_uppercase().contains("UNSUPPORTED");
+    unsupported.then_some(
+        "the broker does not support transactions; drop sink.semantic = 'exactly-once' to use \
+         the default at-least-once mode, where every message carries a 'quiver.batch' header \
+         (its batch id) so readers can drop replayed batches",
+    )
+}
+
+/// A running kafka sink.
+pub struct KafkaSink {
+    name: String,
+    opts: KafkaSinkOptions,
+    producer: ThreadedProducer<SinkContext>,
+    /// Where messages go, for `status`: `topic 't'` or `topics from column 'c'`.
+    target: String,
+    /// The batch whose transaction is open (exactly-once only).
+    open_batch: Option<u64>,
+    /// Messages enqueued since the last commit.
+    pending: u64,
+    /// Messages delivered (committed), and batches committed with messages.
+    delivered: u64,
+    batches: u64,
+}
+
+impl KafkaSink {
+    /// Connects (the metadata of the topic, or of the cluster with
+    /// `topic.column`, within option `timeout`) and, for exactly-once,
+    /// initializes the transactional producer.
+    pub fn open(def: &SinkDef) -> Result<Self, SinkError> {
+        let opts =
+            KafkaSinkOptions::parse(&def.name, &def.options, &def.schema).map_err(|source| {
+                SinkError::Option {
+                    sink: def.name.clone(),
+                    source,
+                }
+            })?;
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &opts.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("allow.auto.create.topics", "false")
+            .set("message.timeout.ms", opts.timeout.as_millis().to_string());
+        if opts.semantic == Semantic::ExactlyOnce {
+            config.set("transactional.id", &opts.transactional_id).set(
+                "transaction.timeout.ms",
+                (opts.timeout.as_millis().max(1000) * 2).to_string(),
+            );
+        }
+        for (name, value) in &opts.properties {
+            config.set(name, value);
+        }
+        let error = |what: &str, e: &KafkaError| SinkError::Write {
+            sink: def.name.clone(),
+            message: format!("kafka sink: {what}: {}", opts.redact(&e.to_string())),
+        };
+        let producer: ThreadedProducer<SinkContext> = config
+            .create_with_context(SinkContext {
+                opts: opts.clone(),
+                failures: Mutex::new(Failures::default()),
+            })
+            .map_err(|e| error("cannot create the producer", &e))?;
+        let topic = match &opts.topic {
+            TopicChoice::Fixed(topic) => Some(topic.as_str()),
+            TopicChoice::Column(_) => None,
+        };
+        let metadata = producer
+            .client()
+            .fetch_metadata(topic, opts.timeout)
+            .map_err(|e| SinkError::Write {
+                sink: def.name.clone(),
+                message: format!(
+                    "kafka broker '{}' unreachable within {} (option 'timeout'): {}",
+                    opts.bootstrap,
+                    humantime::format_duration(opts.timeout),
+                    opts.redact(&e.to_string())
+                ),
+            })?;
+        if let Some(topic) = topic {
+            let found = metadata.topics().iter().find(|t| t.name() == topic);
+            let missing = match found {
+                None => true,
+                Some(t) => t.error().is_some() || t.partitions().is_empty(),
+            };
+            if missing {
+                return Err(SinkError::Write {
+                    sink: def.name.clone(),
+                    message: format!(
+                        "kafka topic '{topic}' does not exist on '{}'; create it first",
+                        opts.bootstrap
+                    ),
+                });
+            }
+        }
+        if opts.semantic == Semantic::ExactlyOnce {
+            producer.init_transactions(opts.timeout).map_err(|e| {
+                let hint = no_transactions_hint(&e).unwrap_or(
+                    "check that the broker supports transactions and that transactional.id is not in use",
+                );
+                SinkError::Write {
+                    sink: def.name.clone(),
+                    message: format!(
+                        "kafka sink: cannot start transactions (transactional.id '{}'): {}; {hint}",
+                        opts.transactional_id,
+                        opts.redact(&e.to_string())
+                    ),
+                }
+            })?;
+        }
+        let target = match &opts.topic {
+            TopicChoice::Fixed(topic) => format!("topic '{topic}'"),
+            TopicChoice::Column(i) => {
+                format!("topics from column '{}'", def.schema.field(*i).name())
+            }
+        };
+        Ok(Self {
+            name: def.name.clone(),
+            target,
+            opts,
+            producer,
+            open_batch: None,
+            pending: 0,
+            delivered: 0,
+            batches: 0,
+        })
+    }
+
+    fn error(&self, message: String) -> SinkError {
+        SinkError::Write {
+            sink: self.name.clone(),
+            message: format!("kafka sink: {message}"),
+        }
+    }
+
+    fn kafka_error(&self, what: &str, e: &KafkaError) -> SinkError {
+        let hint = match no_transactions_hint(e) {
+            Some(hint) if self.opts.semantic == Semantic::ExactlyOnce => format!("; {hint}"),
+            _ => String::new(),
+        };
+        self.error(format!(
+            "{what}: {}{hint}",
+            self.opts.redact(&e.to_string())
+        ))
+    }
+
+    /// Takes the delivery failures recorded since the last call.
+    fn take_failures(&self) -> Failures {
+        let mut failures = self
+            .producer
+            .context()
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *failures)
+    }
+
+    /// Fails if a message could not be delivered.
+    fn check_deliveries(&self) -> Result<(), SinkError> {
+        let failures = self.take_failures();
+        match failures.first {
+            None => Ok(()),
+            Some(first) => Err(self.error(format!(
+                "{} message(s) not delivered, the first to {first}",
+                failures.count
+            ))),
+        }
+    }
+
+    /// Enqueues one message, waiting (at most `timeout`) while librdkafka's
+    /// queue is full.
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &OwnedHeaders,
+    ) -> Result<(), SinkError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers.clone());
+        record.key = key;
+        record.payload = value;
+        let started = Instant::now();
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if started.elapsed() > self.opts.timeout {
+                        return Err(self.error(format!(
+                            "the producer queue stayed full for {} (option 'timeout'): is '{}' reachable?",
+                            humantime::format_duration(self.opts.timeout),
+                            self.opts.bootstrap
+                        )));
+                    }
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((e, _)) => {
+                    return Err(self.kafka_error(&format!("cannot send to topic '{topic}'"), &e));
+                }
+            }
+        }
+    }
+
+    /// Aborts the open transaction, if any.
+    fn abort(&mut self) -> Result<(), SinkError> {
+        if self.open_batch.take().is_some() {
+            self.pending = 0;
+            self.take_failures();
+            self.producer
+                .abort_transaction(self.opts.timeout)
+                .map_err(|e| self.kafka_error("cannot abort the transaction", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every enqueued message is delivered; fails if one was not.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if let Err(e) = self.producer.flush(self.opts.timeout) {
+            let left = self.producer.in_flight_count();
+            self.check_deliveries()?;
+            return Err(self.kafka_error(
+                &format!(
+                    "{left} message(s) not delivered to '{}' within {} (option 'timeout')",
+                    self.opts.bootstrap,
+                    humantime::format_duration(self.opts.timeout)
+                ),
+                &e,
+            ));
+        }
+        self.check_deliveries()
+    }
+
+    fn commit_batch(&mut self) -> Result<(), SinkError> {
+        self.flush()?;
+        if self.open_batch.is_some() {
+            self.producer
+                .commit_transaction(self.opts.timeout)
+                .map_err(|e| self.kafka_error("cannot commit the batch's transaction", &e))?;
+            self.open_batch = None;
+        }
+        if self.pending > 0 {
+            self.batches += 1;
+        }
+        self.delivered += std::mem::take(&mut self.pending);
+        Ok(())
+    }
+}
+
+impl Sink for KafkaSink {
+    fn write(&mut self, result: &QueryResult) -> Result<(), SinkError> {
+        if result.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.opts.semantic == Semantic::ExactlyOnce && self.open_batch.is_none() {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| self.kafka_error("cannot begin a transaction", &e))?;
+            self.open_batch = Some(result.batch_id);
+        }
+        let batch_id = result.batch_id.to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: BATCH_HEADER,
+            value: Some(batch_id.as_bytes()),
+        });
+        for rows in &result.rows {
+            let encoded = encode::encode(rows, &self.opts)
+                .map_err(|e| self.error(format!("cannot encode a row: {e}")))?;
+            for (i, value) in encoded.values.iter().enumerate() {
+                let topic = match (&self.opts.topic, &encoded.topics) {
+                    (_, Some(topics)) => topics[i].as_str(),
+                    (TopicChoice::Fixed(topic), None) => topic.as_str(),
+                    (TopicChoice::Column(_), None) => {
+                        unreachable!("encode gives every row a topic")
+                    }
+                };
+                let key = encoded.keys.as_ref().and_then(|k| k[i].as_deref());
+                self.send(topic, key, value.as_deref(), &headers)?;
+                self.pending += 1;
+            }
+        }
+        self.check_deliveries()
+    }
+
+    fn commit(&mut self, _end: &BatchEnd) -> Result<(), SinkError> {
+        match self.commit_batch() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Err(abort) = self.abort() {
+                    tracing::warn!("{abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A transaction still open here belongs to a batch that never reached
+    /// its commit (the query failed or stopped mid-batch): it is aborted.
+    fn close(&mut self) -> Result<(), SinkError> {
+        if self.open_batch.is_some() {
+            return self.abort();
+        }
+        self.flush()
+    }
+
+    fn status(&self) -> String {
+        let mode = match self.opts.semantic {
+            Semantic::ExactlyOnce => format!(
+                "exactly-once (one transaction per batch, transactional.id '{}')",
+                self.opts.transactional_id
+            ),
+            Semantic::AtLeastOnce => {
+                format!("at-least-once (idempotent, '{BATCH_HEADER}' header per message)")
+            }
+        };
+        format!(
+            "kafka {} ({}): {} messages in {} batches, {mode}",
+            self.target,
+            self.opts.format.name(),
+            self.delivered,
+            self.batches
+        )
+    }
+}
