@@ -16,6 +16,7 @@ use crate::options::Options;
 mod create_stream;
 use create_stream::{has_with_options, parse_create_stream};
 mod flink_tokens;
+mod redact;
 mod statement;
 #[cfg(test)]
 mod tests;
@@ -51,7 +52,7 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
                 next.token, next.span.start
             ))));
         }
-        let text = slice(sql, start, next.span.start).trim().to_string();
+        let text = redact::redact_secrets(slice(sql, start, next.span.start).trim());
         statements.push(ParsedStatement {
             statement,
             text,

@@ -1,0 +1,72 @@
+//! Statement text as errors and the REPL echo it, with the values of
+//! `'properties.<name>' = '...'` options (passwords, keys for librdkafka)
+//! replaced by `'***'`: the connectors never print them, and neither may the
+//! "in statement at line N: ..." that follows their errors.
+
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+/// `text` with every `properties.*` option value replaced by `'***'`; the
+/// text unchanged when it has none (or does not tokenize).
+pub(super) fn redact_secrets(text: &str) -> String {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
+        return text.to_string();
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
+        .collect();
+    let mut secret = Vec::new();
+    for w in significant.windows(3) {
+        let is_property = match &tokens[w[0]] {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => is_property_key(s),
+            Token::Word(word) => is_property_key(&word.value),
+            _ => false,
+        };
+        if is_property
+            && tokens[w[1]] == Token::Eq
+            && matches!(tokens[w[2]], Token::SingleQuotedString(_))
+        {
+            secret.push(w[2]);
+        }
+    }
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            if secret.contains(&i) {
+                "'***'".to_string()
+            } else {
+                token.to_string()
+            }
+        })
+        .collect()
+}
+
+fn is_property_key(key: &str) -> bool {
+    key.len() > "properties.".len() && key[..11].eq_ignore_ascii_case("properties.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_secrets;
+
+    #[test]
+    fn property_values_are_replaced_and_the_rest_kept() {
+        let sql = "CREATE STREAM s (a INT) WITH (connector = 'kafka', 'properties.sasl.password' = 'hunter2', \
+                   \"PROPERTIES.ssl.key.password\" = 'k3y', topic = 'properties.x')";
+        let shown = redact_secrets(sql);
+        assert!(!shown.contains("hunter2") && !shown.contains("k3y"), "{shown}");
+        assert_eq!(shown.matches("'***'").count(), 2, "{shown}");
+        assert!(shown.contains("topic = 'properties.x'"), "{shown}");
+        assert!(shown.starts_with("CREATE STREAM s (a INT) WITH (connector = 'kafka'"), "{shown}");
+    }
+
+    #[test]
+    fn text_without_properties_is_unchanged() {
+        let plain = "SELECT a, 'x'  FROM t\n WHERE b = 'c'";
+        assert_eq!(redact_secrets(plain), plain);
+    }
+}
