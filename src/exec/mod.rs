@@ -66,6 +66,14 @@ pub enum ExecError {
         /// The running background queries, comma-separated.
         known: String,
     },
+    /// The query's checkpoint could not be written, read or resumed from.
+    #[error("query {query}: {source}")]
+    Checkpoint {
+        /// The query's name.
+        query: String,
+        /// What the checkpoint reported.
+        source: crate::checkpoint::CheckpointError,
+    },
     /// Arrow failed while assembling a batch.
     #[error("query {query}: {source}")]
     Arrow {

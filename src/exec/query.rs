@@ -16,6 +16,7 @@ use super::late::LateRouter;
 use super::operator::{PerBatch, Session, Windowed};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, with_batch_time};
+use crate::checkpoint::QueryCheckpoint;
 use crate::report::{QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits};
 use crate::source::late::{LateHubs, LatePublisher, LateSource};
 use crate::source::{self, LATE_CONNECTOR, Source};
@@ -33,6 +34,8 @@ pub struct QueryHandle {
     results: mpsc::Receiver<QueryEvent>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<QuerySummary, ExecError>>,
+    /// Where the query checkpoints: its consumer logs each batch's commit.
+    checkpoint: Option<Arc<QueryCheckpoint>>,
     /// Registrations as a publisher of late rows: readers of `<stream>_late`
     /// are not drained until this handle (and so every result) is done.
     _late: Vec<LatePublisher>,
@@ -67,6 +70,13 @@ impl QueryHandle {
         self.results.recv().await
     }
 
+    /// The query's checkpoint (`--checkpoint`), if it has one: whoever
+    /// writes its results calls [`QueryCheckpoint::commit`] with each
+    /// batch once the batch's results are out (printed, committed).
+    pub fn checkpoint(&self) -> Option<Arc<QueryCheckpoint>> {
+        self.checkpoint.clone()
+    }
+
     /// A handle that can stop this query.
     pub fn stopper(&self) -> QueryStopper {
         QueryStopper(self.stop.clone())
@@ -93,7 +103,9 @@ impl QueryHandle {
 
 /// Opens the query's sources and starts it on the current tokio runtime.
 /// `hubs` are the session's hubs of the late streams the query publishes to
-/// or reads (`late_policy = 'side'`).
+/// or reads (`late_policy = 'side'`). With `checkpoint`, the query logs
+/// its batches and state there and resumes from what it holds.
+#[allow(clippy::too_many_arguments)]
 pub fn start_query(
     name: String,
     plan: StreamingPlan,
@@ -101,6 +113,7 @@ pub fn start_query(
     interval_ms: i64,
     clock: Clock,
     limits: RunLimits,
+    checkpoint: Option<Arc<QueryCheckpoint>>,
 ) -> Result<QueryHandle, ExecError> {
     let late_inputs = LateRouter::read_hubs(&plan, &name, hubs)?;
     let mut sources = Vec::new();
@@ -140,6 +153,8 @@ pub fn start_query(
                 limits,
                 progress: progress_tx,
                 input: InputMark::default(),
+                checkpoint: checkpoint.clone(),
+                last_sent: None,
             }
             .run(tx, stop_rx)
         };
@@ -163,6 +178,7 @@ pub fn start_query(
         results,
         stop: Arc::new(stop),
         task,
+        checkpoint,
         _late: publishers,
     })
 }
