@@ -530,6 +530,34 @@ mod tests {
     }
 
     #[test]
+    fn a_position_remembers_out_of_order_files_and_poll_to_rereads_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.csv"), "x\n2\n").unwrap();
+        let options = Options::new([("path", dir.path().to_str().unwrap()), ("format", "csv")]);
+        let schema = resolve_schema(None, &options).unwrap();
+        let mut source = FilesSource::open(schema.clone(), &options).unwrap();
+        source.poll_batch(&ctx()).unwrap();
+        // `a.csv` arrives after `b.csv` was read: its name sorts before the
+        // position's `end`, yet it is new.
+        std::fs::write(dir.path().join("a.csv"), "x\n1\n").unwrap();
+        let before = source.position().unwrap();
+        let logged = source.poll_batch(&ctx()).unwrap();
+        assert_eq!(logged.data[0].num_rows(), 1);
+        let after = source.position().unwrap();
+        // A file arriving after the crash is not part of the logged batch.
+        std::fs::write(dir.path().join("c.csv"), "x\n3\n").unwrap();
+        let mut restarted = FilesSource::open(schema, &options).unwrap();
+        restarted.seek(&before).unwrap();
+        let replayed = restarted.poll_to(&ctx(), &after).unwrap();
+        assert_eq!(replayed.offsets, logged.offsets);
+        assert_eq!(replayed.data, logged.data);
+        assert!(!restarted.is_drained(), "c.csv is still to read");
+        let next = restarted.poll_batch(&ctx()).unwrap();
+        assert_eq!(next.offsets[0].end, "c.csv");
+        assert_eq!(next.data.len(), 1, "only c.csv: b.csv and a.csv were read");
+    }
+
+    #[test]
     fn unknown_partitioning_is_refused() {
         let err = FilesOptions::parse(&Options::new([("path", "."), ("partitions", "dirs")]))
             .unwrap_err();
