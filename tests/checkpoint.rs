@@ -85,6 +85,29 @@ fn files_hop_resumes_exactly_after_a_crash_at_every_point() {
 }
 
 #[test]
+fn with_a_state_every_third_batch_the_batches_since_are_replayed() {
+    let dir = files_setup();
+    let full = rows(&quiver(dir.path(), &["run", "recovery.sql"], None));
+    let args = [
+        "run",
+        "recovery.sql",
+        "--checkpoint",
+        "ck",
+        "--checkpoint-interval",
+        "3",
+    ];
+    for crash in [
+        "after_offsets_log@4",
+        "after_commit_log@4",
+        "mid_state_write@5",
+    ] {
+        std::fs::remove_dir_all(dir.path().join("ck")).ok();
+        let (before, after) = crash_and_resume(dir.path(), &args, crash);
+        assert_eq!([before, after].concat(), full, "{crash}");
+    }
+}
+
+#[test]
 fn a_crash_between_printing_and_the_commit_log_repeats_that_batch_only() {
     let dir = files_setup();
     let full = rows(&quiver(dir.path(), &["run", "recovery.sql"], None));

@@ -15,6 +15,12 @@
 //! results and calls `Sink::commit` with each `BatchEnd`, all on the
 //! blocking pool. The file sink's [`InputMark`](crate::batch::InputMark)
 //! is derived from the same ranges.
+//!
+//! Checkpoints (`--checkpoint`, see `crate::checkpoint`): the driver logs
+//! each batch's ranges and source positions before running it and its
+//! state after (`driver/checkpointing.rs`), waits for the previous batch's
+//! commit before the next, and on start resumes from what the checkpoint
+//! holds; the results' consumer logs each batch's commit.
 
 mod background;
 mod clock;

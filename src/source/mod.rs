@@ -25,6 +25,11 @@
 //! decoding that would block an async worker anyway, and a connector stays
 //! a few lines of ordinary code. A poll is not cancelled by a stop request:
 //! the batch it belongs to finishes (as the driver's stop contract says).
+//!
+//! **Resuming.** For `--checkpoint` a connector reports its whole position
+//! as text (`Source::position`), moves back to one (`Source::seek`) and
+//! re-reads a logged batch exactly (`Source::poll_to`); files and nexmark
+//! do ([`RESUMABLE_CONNECTORS`]), the others refuse.
 
 mod files;
 mod kafka;
