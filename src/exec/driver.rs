@@ -138,6 +138,7 @@ impl<O: Operator> Driver<O> {
                 tokio::select! {
                     _ = ck.committed(sent) => {}
                     _ = stop.changed() => break,
+                    _ = tx.closed() => break,
                 }
             }
             let before = self.positions()?;
@@ -492,7 +493,12 @@ impl<O: Operator> Driver<O> {
                 .map(|(_, schema, _)| Batch::empty(batch_id, time, schema.clone()))
                 .collect();
             if let (Some(ck), Some(sent)) = (&self.checkpoint, self.last_sent) {
-                ck.committed(sent).await;
+                let mut stopped = stop.clone();
+                tokio::select! {
+                    _ = ck.committed(sent) => {}
+                    _ = stopped.changed() => break,
+                    _ = tx.closed() => break,
+                }
             }
             self.log_offsets(batch_id, time, &empty, self.positions()?, true)?;
             self.input = self.input.next(time, &[]);

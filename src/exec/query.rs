@@ -72,7 +72,8 @@ impl QueryHandle {
 
     /// The query's checkpoint (`--checkpoint`), if it has one: whoever
     /// writes its results calls [`QueryCheckpoint::commit`] with each
-    /// batch once the batch's results are out (printed, committed).
+    /// batch once the batch's results are out (printed, committed); the
+    /// query's next batch waits for that commit.
     pub fn checkpoint(&self) -> Option<Arc<QueryCheckpoint>> {
         self.checkpoint.clone()
     }
