@@ -48,7 +48,7 @@ pub fn time_type() -> DataType {
 /// partition had nothing new). Batch `k`'s `start` is batch `k - 1`'s `end`,
 /// so the ranges of a partition tile its input: what checkpoints log to
 /// replay a batch exactly, and what a Kafka source commits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceOffset {
     /// Partition of the source (a directory, a topic partition, `0` for single streams).
     pub partition: String,
@@ -74,7 +74,7 @@ pub struct StreamOffsets {
 /// positions reached in the last one. A file sink records it per batch to
 /// tell a true replay (same batches, same input) from a new run reusing
 /// batch ids. Derived from the batches' [`StreamOffsets`] (their `end`s).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InputMark {
     /// FNV-1a digest chained over each batch's time and source positions.
     pub digest: u64,

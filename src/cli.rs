@@ -60,6 +60,10 @@ pub async fn run_script(
     };
     tokio::spawn(stop_on_signals(stop_all.clone()));
 
+    // Each batch is committed to its query's checkpoint once printed.
+    let checkpoints: std::collections::HashMap<String, _> = (queries.iter())
+        .filter_map(|q| Some((q.name.clone(), q.checkpoint()?)))
+        .collect();
     let (tx, mut results) = mpsc::channel(4);
     let mut tasks = Vec::new();
     for mut query in queries {
@@ -81,6 +85,14 @@ pub async fn run_script(
             QueryEvent::BatchEnd(end) => {
                 if let Some(line) = end.progress_line().filter(|_| progress) {
                     eprintln!("{line}");
+                }
+                if let Some(checkpoint) = checkpoints.get(end.query.as_ref()) {
+                    std::io::stdout().flush()?;
+                    if let Err(e) = checkpoint.commit(end.batch_id, end.batch_time_ms, end.results)
+                    {
+                        stop_all();
+                        return Err(e.into());
+                    }
                 }
                 continue;
             }
@@ -126,6 +138,49 @@ pub async fn run_script(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `quiver checkpoint inspect DIR`: one paragraph per query.
+pub fn inspect_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
+    let info = quiver::inspect_checkpoint(dir)?;
+    for q in &info.queries {
+        println!("query {}", q.query);
+        match &q.committed {
+            Some(c) => println!(
+                "  last committed batch: {} at {} ({} results; sinks: {})",
+                c.batch_id,
+                quiver::format_time(c.batch_time_ms),
+                c.results,
+                c.sinks.join(", ")
+            ),
+            None => println!("  last committed batch: none"),
+        }
+        if let Some(o) = &q.logged {
+            let pending = q.committed.as_ref().is_none_or(|c| c.batch_id < o.batch_id);
+            let note = if pending {
+                " (not committed: re-run on restart)"
+            } else {
+                ""
+            };
+            println!("  last logged batch: {}{note}", o.batch_id);
+            for s in &o.streams {
+                for r in &s.ranges {
+                    println!("    {} {}: {}..{}", s.stream, r.partition, r.start, r.end);
+                }
+            }
+        }
+        let watermark = q
+            .watermark_ms
+            .map_or("none".to_string(), quiver::format_time);
+        match q.state_batch {
+            Some(b) => println!(
+                "  state: after batch {b}, {} bytes, watermark {watermark}",
+                q.state_bytes
+            ),
+            None => println!("  state: none yet"),
+        }
+    }
+    Ok(())
 }
 
 /// Prints the progress line of each background batch end until told that

@@ -62,6 +62,7 @@
 // inside can be reshaped without breaking embedders.
 mod batch;
 mod catalog;
+mod checkpoint;
 mod context;
 mod error;
 mod exec;
@@ -90,6 +91,11 @@ pub use report::{
 
 // Connectors: the traits a source and a sink implement and the types they use.
 pub use batch::{Batch, InputMark, SourceOffset, StreamOffsets};
+pub use checkpoint::{
+    CRASH_VAR as CHECKPOINT_CRASH_VAR, CheckpointError, CheckpointInfo, CheckpointSettings,
+    CommitEntry, OffsetsEntry, QueryCheckpoint, QueryCheckpointInfo, StreamEntry,
+    inspect as inspect_checkpoint,
+};
 pub use options::{OptionError, Options};
 pub use sink::{ConsoleSink, OutputFormat, Sink, SinkDef, SinkError, open as open_sink};
 pub use source::{PollContext, Source, SourceData, SourceError, StreamDef};

@@ -44,6 +44,20 @@ enum Command {
     },
     /// Measure per-batch overhead and throughput against plain DataFusion.
     Bench(bench::BenchArgs),
+    /// Look into a checkpoint directory (see `--checkpoint`).
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckpointCommand {
+    /// Print each query's last committed batch, offsets, watermark, state size and sinks.
+    Inspect {
+        /// The directory given to --checkpoint.
+        dir: PathBuf,
+    },
 }
 
 /// Options shared by every way of running SQL.
@@ -74,6 +88,23 @@ struct RunArgs {
     /// Print a progress line per batch on stderr (rows in, watermark, late rows, state).
     #[arg(long, global = true)]
     progress: bool,
+    /// Checkpoint continuous queries in this directory and, on a restart
+    /// with the same script, resume where they stopped (files and nexmark
+    /// sources; results on stdout).
+    #[arg(long, global = true, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// Delete the checkpoint given by --checkpoint and start over.
+    #[arg(long, global = true, requires = "checkpoint")]
+    checkpoint_reset: bool,
+    /// Write the queries' state every N batches (the logs are written every batch).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "checkpoint"
+    )]
+    checkpoint_interval: u64,
 }
 
 impl RunArgs {
@@ -99,10 +130,22 @@ impl RunArgs {
             until_idle: self.until_idle,
             max_batches: self.max_batches,
         };
+        if self.checkpoint_interval == 0 {
+            anyhow::bail!("--checkpoint-interval must be at least 1");
+        }
+        let checkpoint = self
+            .checkpoint
+            .clone()
+            .map(|dir| quiver::CheckpointSettings {
+                dir,
+                reset: self.checkpoint_reset,
+                interval: self.checkpoint_interval,
+            });
         Ok(quiver::Config {
             batch_interval: self.batch_interval,
             clock,
             limits,
+            checkpoint,
             ..quiver::Config::default()
         })
     }
@@ -172,7 +215,11 @@ fn run_cli(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = if interactive {
+    let result = if interactive && cli.run.checkpoint.is_some() {
+        Err(anyhow::anyhow!(
+            "--checkpoint works with `quiver run` and -c so far, not in the REPL yet"
+        ))
+    } else if interactive {
         cli.run.config().and_then(|config| {
             repl::run(
                 &runtime,
@@ -198,6 +245,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.run.config()?;
     let script = match (&cli.command, &cli.sql) {
         (Some(Command::Bench(args)), _) => return bench::run(args).await,
+        (Some(Command::Checkpoint { command }), _) => {
+            let CheckpointCommand::Inspect { dir } = command;
+            return cli::inspect_checkpoint(dir);
+        }
         (Some(Command::Run { files }), _) => {
             let mut script = String::new();
             for file in files {

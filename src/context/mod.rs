@@ -35,6 +35,7 @@ use crate::sink::SinkDef;
 use crate::source::StreamDef;
 use crate::sql::{ParsedStatement, Statement, StreamingPlan, ViewDef, parse_script};
 
+mod checkpointing;
 mod ddl;
 mod explain;
 mod passthrough;
@@ -47,7 +48,7 @@ mod streams;
 mod views;
 
 /// Engine settings; `SET` changes them for queries started afterwards.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Length of a batch interval (`SET batch_interval = '200ms'`).
     pub batch_interval: Duration,
@@ -58,6 +59,8 @@ pub struct Config {
     /// Compute decomposable window aggregates from per-pane partials
     /// (`SET incremental_aggregates = false` keeps raw rows instead).
     pub incremental_aggregates: bool,
+    /// Where continuous queries checkpoint (`--checkpoint DIR`), if anywhere.
+    pub checkpoint: Option<crate::checkpoint::CheckpointSettings>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             clock: Clock::Wall,
             limits: RunLimits::default(),
             incremental_aggregates: true,
+            checkpoint: None,
         }
     }
 }
@@ -86,6 +90,7 @@ impl Config {
                 ..RunLimits::default()
             },
             incremental_aggregates: true,
+            checkpoint: None,
         }
     }
 }
@@ -160,7 +165,7 @@ impl Context {
 
     /// Current settings.
     pub fn config(&self) -> Config {
-        *lock(&self.config)
+        lock(&self.config).clone()
     }
 
     /// The declared streams, by name.

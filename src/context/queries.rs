@@ -36,7 +36,16 @@ impl Context {
         let interval_ms = config.batch_interval.as_millis() as i64;
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let hubs = self.runtime.late_hubs(&plan);
-        let handle = start_query(name, plan, &hubs, interval_ms, config.clock, config.limits)?;
+        let checkpoint = self.open_checkpoint(&name, query, &plan, "stdout")?;
+        let handle = start_query(
+            name,
+            plan,
+            &hubs,
+            interval_ms,
+            config.clock,
+            config.limits,
+            checkpoint,
+        )?;
         self.add_reader(&handle.name, false, streams, handle.progress.clone());
         Ok(Output::Query(handle))
     }
@@ -144,6 +153,14 @@ impl Context {
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let config = self.config();
         let interval_ms = config.batch_interval.as_millis() as i64;
+        if config.checkpoint.is_some() {
+            return Err(Error::Catalog(format!(
+                "--checkpoint covers foreground queries (results on stdout) so far; background \
+                 query {} (INSERT INTO, CREATE SINK) cannot checkpoint yet: run it without \
+                 --checkpoint",
+                def.name
+            )));
+        }
         let hubs = self.runtime.late_hubs(&plan);
         let handle = start_query(
             def.name.clone(),
@@ -152,6 +169,7 @@ impl Context {
             interval_ms,
             config.clock,
             config.limits,
+            None,
         )?;
         let progress = handle.progress.clone();
         self.background.start(handle, sink, &def.connector)?;

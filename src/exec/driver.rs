@@ -33,6 +33,7 @@ use crate::source::{PollContext, Source, SourceError};
 use crate::sql::{StreamingPlan, TimeDomain};
 use crate::window::{PartitionedRows, StreamWatermark, combine};
 
+mod checkpointing;
 mod state;
 
 /// Each source with its stream name and stamped schema, in `plan.streams` order.
@@ -97,6 +98,11 @@ pub(super) struct Driver<O> {
     pub(super) handed_out: watch::Receiver<Option<u64>>,
     /// The last batch sent whose ranges the sources have not committed yet.
     pub(super) uncommitted: Option<(u64, Vec<StreamOffsets>)>,
+    /// Where the query checkpoints (`--checkpoint`), if it does.
+    pub(super) checkpoint: Option<Arc<crate::checkpoint::QueryCheckpoint>>,
+    /// The last batch whose end was sent (a checkpointed query waits for
+    /// its commit before the next batch).
+    pub(super) last_sent: Option<u64>,
 }
 
 /// What one batch produced.
@@ -114,6 +120,14 @@ impl<O: Operator> Driver<O> {
         let mut summary = QuerySummary::default();
         let mut time = self.clock.first_batch_time(self.interval_ms);
         let mut batch_id = 0;
+        if let Some(resumed) = self.resume(&tx, &mut summary).await? {
+            (batch_id, time) = (resumed.batch_id, resumed.time);
+            if resumed.closing {
+                self.close_open_windows(batch_id, time, &tx, &stop, &mut summary)
+                    .await?;
+                return Ok(summary);
+            }
+        }
         'batches: while !*stop.borrow() {
             if !self.commit_handed_out().await? {
                 break;
@@ -131,7 +145,16 @@ impl<O: Operator> Driver<O> {
             }
             let started = Instant::now();
             let delay_ms = self.clock.delay_ms(time);
+            if let (Some(ck), Some(sent)) = (&self.checkpoint, self.last_sent) {
+                tokio::select! {
+                    _ = ck.committed(sent) => {}
+                    _ = stop.changed() => break,
+                    _ = tx.closed() => break,
+                }
+            }
+            let before = self.positions()?;
             let polled = self.poll(batch_id, time).await?;
+            self.log_offsets(batch_id, time, &polled, before, false)?;
             let input_rows: u64 = polled.iter().map(|b| b.num_rows() as u64).sum();
             let skipped: u64 = polled.iter().map(|b| b.skipped).sum();
             let offsets = self.stream_offsets(&polled);
@@ -186,6 +209,7 @@ impl<O: Operator> Driver<O> {
                 batch_id: Some(batch_id),
                 last: progress.clone(),
             });
+            self.save_state(batch_id, time + self.interval_ms, false, &summary)?;
             // Progress is attached to the batch's first result; the others
             // carry none so that totals add up.
             let results = step.results.len();
@@ -204,6 +228,7 @@ impl<O: Operator> Driver<O> {
             if tx.send(end).await.is_err() {
                 break;
             }
+            self.last_sent = Some(batch_id);
             batch_id += 1;
             time += self.interval_ms;
             if self.limits.max_batches.is_some_and(|max| batch_id >= max) {
@@ -542,11 +567,20 @@ impl<O: Operator> Driver<O> {
             if self.operator.is_empty() {
                 break;
             }
-            let empty = self
+            let empty: Polled = self
                 .sources
                 .iter()
                 .map(|(_, schema, _)| Batch::empty(batch_id, time, schema.clone()))
                 .collect();
+            if let (Some(ck), Some(sent)) = (&self.checkpoint, self.last_sent) {
+                let mut stopped = stop.clone();
+                tokio::select! {
+                    _ = ck.committed(sent) => {}
+                    _ = stopped.changed() => break,
+                    _ = tx.closed() => break,
+                }
+            }
+            self.log_offsets(batch_id, time, &empty, self.positions()?, true)?;
             self.input = self.input.next(time, &[]);
             summary.batches += 1;
             let step = self.step(batch_id, time, empty, &[], event_time).await?;
@@ -555,6 +589,7 @@ impl<O: Operator> Driver<O> {
                 .iter()
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
+            self.save_state(batch_id, time + self.interval_ms, true, summary)?;
             self.progress.send_modify(|p| {
                 p.summary = summary.clone();
                 p.last.watermark_ms = self.watermarks.current.at;
@@ -570,6 +605,7 @@ impl<O: Operator> Driver<O> {
             if tx.send(end).await.is_err() {
                 return Ok(());
             }
+            self.last_sent = Some(batch_id);
             // Skipped intervals keep their ids, as if they had run empty:
             // ids and times stay those of a run stepping through every one.
             let next = self.operator.next_event_time(

@@ -15,6 +15,12 @@
 //! results and calls `Sink::commit` with each `BatchEnd`, all on the
 //! blocking pool. The file sink's [`InputMark`](crate::batch::InputMark)
 //! is derived from the same ranges.
+//!
+//! Checkpoints (`--checkpoint`, see `crate::checkpoint`): the driver logs
+//! each batch's ranges and source positions before running it and its
+//! state after (`driver/checkpointing.rs`), waits for the previous batch's
+//! commit before the next, and on start resumes from what the checkpoint
+//! holds; the results' consumer logs each batch's commit.
 
 mod background;
 mod clock;
@@ -65,6 +71,14 @@ pub enum ExecError {
         name: String,
         /// The running background queries, comma-separated.
         known: String,
+    },
+    /// The query's checkpoint could not be written, read or resumed from.
+    #[error("query {query}: {source}")]
+    Checkpoint {
+        /// The query's name.
+        query: String,
+        /// What the checkpoint reported.
+        source: crate::checkpoint::CheckpointError,
     },
     /// Arrow failed while assembling a batch.
     #[error("query {query}: {source}")]

@@ -16,6 +16,7 @@ use super::late::LateRouter;
 use super::operator::{PerBatch, Session, Windowed};
 use super::{Clock, ExecError};
 use crate::batch::{InputMark, with_batch_time};
+use crate::checkpoint::QueryCheckpoint;
 use crate::report::{QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits};
 use crate::source::late::{LateHubs, LatePublisher, LateSource};
 use crate::source::{self, LATE_CONNECTOR, Source};
@@ -38,6 +39,8 @@ pub struct QueryHandle {
     returned_end: Option<u64>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<QuerySummary, ExecError>>,
+    /// Where the query checkpoints: its consumer logs each batch's commit.
+    checkpoint: Option<Arc<QueryCheckpoint>>,
     /// Registrations as a publisher of late rows: readers of `<stream>_late`
     /// are not drained until this handle (and so every result) is done.
     _late: Vec<LatePublisher>,
@@ -86,6 +89,14 @@ impl QueryHandle {
         event
     }
 
+    /// The query's checkpoint (`--checkpoint`), if it has one: whoever
+    /// writes its results calls [`QueryCheckpoint::commit`] with each
+    /// batch once the batch's results are out (printed, committed); the
+    /// query's next batch waits for that commit.
+    pub fn checkpoint(&self) -> Option<Arc<QueryCheckpoint>> {
+        self.checkpoint.clone()
+    }
+
     /// A handle that can stop this query.
     pub fn stopper(&self) -> QueryStopper {
         QueryStopper(self.stop.clone())
@@ -113,7 +124,9 @@ impl QueryHandle {
 
 /// Opens the query's sources and starts it on the current tokio runtime.
 /// `hubs` are the session's hubs of the late streams the query publishes to
-/// or reads (`late_policy = 'side'`).
+/// or reads (`late_policy = 'side'`). With `checkpoint`, the query logs
+/// its batches and state there and resumes from what it holds.
+#[allow(clippy::too_many_arguments)]
 pub fn start_query(
     name: String,
     plan: StreamingPlan,
@@ -121,6 +134,7 @@ pub fn start_query(
     interval_ms: i64,
     clock: Clock,
     limits: RunLimits,
+    checkpoint: Option<Arc<QueryCheckpoint>>,
 ) -> Result<QueryHandle, ExecError> {
     let late_inputs = LateRouter::read_hubs(&plan, &name, hubs)?;
     let mut sources = Vec::new();
@@ -163,6 +177,8 @@ pub fn start_query(
                 input: InputMark::default(),
                 handed_out: handed_out_rx,
                 uncommitted: None,
+                checkpoint: checkpoint.clone(),
+                last_sent: None,
             }
             .run(tx, stop_rx)
         };
@@ -188,6 +204,7 @@ pub fn start_query(
         returned_end: None,
         stop: Arc::new(stop),
         task,
+        checkpoint,
         _late: publishers,
     })
 }

@@ -28,6 +28,11 @@
 //! decoding that would block an async worker anyway, and a connector stays
 //! a few lines of ordinary code. A poll is not cancelled by a stop request:
 //! the batch it belongs to finishes (as the driver's stop contract says).
+//!
+//! **Resuming.** For `--checkpoint` a connector reports its whole position
+//! as text (`Source::position`), moves back to one (`Source::seek`) and
+//! re-reads a logged batch exactly (`Source::poll_to`); files and nexmark
+//! do ([`RESUMABLE_CONNECTORS`]), the others refuse.
 
 mod files;
 mod kafka;
@@ -199,6 +204,40 @@ pub trait Source: Send {
         let _ = ranges;
         Ok(())
     }
+
+    /// The source's whole position as text, for a checkpoint: what
+    /// [`Source::seek`] needs to carry on from here and
+    /// [`Source::poll_to`] to re-read a batch exactly. A range's `end`
+    /// alone is not always enough (files may arrive out of name order).
+    /// Connectors that cannot resume yet refuse.
+    fn position(&self) -> Result<String, SourceError> {
+        Err(cannot_resume())
+    }
+
+    /// Moves the source to `position` (from [`Source::position`]): the
+    /// next poll reads what comes after it.
+    fn seek(&mut self, _position: &str) -> Result<(), SourceError> {
+        Err(cannot_resume())
+    }
+
+    /// Re-reads a logged batch exactly: everything from the current
+    /// position up to `position` (a later [`Source::position`]), nothing
+    /// more, whatever arrived since.
+    fn poll_to(&mut self, _ctx: &PollContext, _position: &str) -> Result<SourceData, SourceError> {
+        Err(cannot_resume())
+    }
+}
+
+/// Connectors whose sources implement [`Source::position`], `seek` and
+/// `poll_to`, so `--checkpoint` can resume them.
+pub const RESUMABLE_CONNECTORS: &[&str] = &["files", "nexmark"];
+
+fn cannot_resume() -> SourceError {
+    SourceError::Runtime(format!(
+        "this connector cannot resume from a checkpoint yet (only {} can; a write-ahead log \
+         for socket and stdin and Kafka offsets are later increments); run without --checkpoint",
+        RESUMABLE_CONNECTORS.join(" and ")
+    ))
 }
 
 /// A stream as declared by `CREATE STREAM`: enough to open a fresh `Source`

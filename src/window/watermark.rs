@@ -126,7 +126,7 @@ struct PartitionWatermark {
 }
 
 /// One source partition's watermark state, as a checkpoint keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PartitionWatermarkState {
     /// The partition's watermark, once it has seen a row.
     pub watermark: Option<i64>,

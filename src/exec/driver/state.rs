@@ -12,8 +12,6 @@ use crate::window::PartitionWatermarkState;
 use super::{Driver, Watermarks};
 
 /// The driver's state between two batches.
-// Read by the checkpoint issue; until then only the round-trip test uses it.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DriverSnapshot {
     /// Id of the next batch to run.
@@ -30,7 +28,6 @@ pub(crate) struct DriverSnapshot {
 }
 
 /// The query's watermark and what it is computed from.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct WatermarksSnapshot {
     /// The query's watermark, once it has one.
@@ -45,7 +42,6 @@ pub(crate) struct WatermarksSnapshot {
 }
 
 /// A driver snapshot taken by another query.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot restore a snapshot of a query watermarked by [{found}] into one watermarked by \
@@ -56,7 +52,6 @@ pub(crate) struct DriverSnapshotMismatch {
     found: String,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl Watermarks {
     /// The watermark state, with `streams` the names of the plan's
     /// watermark streams (in order).
@@ -97,7 +92,6 @@ impl Watermarks {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl<O> Driver<O> {
     fn watermark_streams(&self) -> Vec<&str> {
         self.plan
@@ -246,6 +240,8 @@ mod tests {
             input: InputMark::default(),
             handed_out: tokio::sync::watch::channel(None).1,
             uncommitted: None,
+            checkpoint: None,
+            last_sent: None,
         }
     }
 

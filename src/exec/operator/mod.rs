@@ -18,6 +18,7 @@
 //! round-trips each kind on real plans.
 
 mod per_batch;
+mod persist;
 mod session;
 mod windowed;
 
@@ -36,6 +37,7 @@ use crate::sql::{CompiledQuery, StreamingPlan, provider::BatchTable};
 use crate::window::{PaneBuffer, SessionsSnapshot};
 
 pub(super) use per_batch::PerBatch;
+pub(super) use persist::{from_parts, to_parts};
 pub(super) use session::Session;
 pub(super) use windowed::Windowed;
 
@@ -187,11 +189,9 @@ pub(super) trait Operator: Send {
     /// Whether no state is held (nothing is left to close).
     fn is_empty(&self) -> bool;
 
-    #[cfg_attr(not(test), allow(dead_code))]
     /// The operator's state, for a checkpoint (taken between batches).
     fn snapshot(&self) -> Result<OperatorSnapshot, SnapshotError>;
 
-    #[cfg_attr(not(test), allow(dead_code))]
     /// Replaces the state with `snapshot`'s (taken by an operator of the
     /// same plan).
     fn restore(&mut self, snapshot: OperatorSnapshot) -> Result<(), SnapshotError>;
@@ -216,8 +216,6 @@ pub(super) trait Operator: Send {
 /// Rows stay in the batches they were held in (a pane's batch count decides
 /// when its partials are compacted), so a restored operator behaves exactly
 /// like the one snapshotted.
-// Read by the checkpoint issue; until then only the round-trip tests use them.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OperatorSnapshot {
     /// Which operator took it (`"per_batch"`, `"windowed"`, `"session"`).
@@ -234,8 +232,6 @@ pub(crate) struct OperatorSnapshot {
 
 /// One buffer of rows by pane: each held pane's start and its batches (an
 /// empty list for a pane held without rows).
-// Read by the checkpoint issue; until then only the round-trip tests use them.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PaneSnapshot {
     /// Length of a pane in ms.
@@ -263,8 +259,6 @@ impl PaneSnapshot {
 }
 
 /// Why a snapshot could not be taken or restored.
-// Read by the checkpoint issue; until then only the round-trip tests use them.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SnapshotError {
     /// The snapshot was taken by another kind of operator or query.
@@ -284,8 +278,6 @@ pub(crate) enum SnapshotError {
     State(#[from] ArrowError),
 }
 
-// Read by the checkpoint issue; until then only the round-trip tests use them.
-#[cfg_attr(not(test), allow(dead_code))]
 impl OperatorSnapshot {
     /// Checks the snapshot was taken by a `kind` operator with `buffers` buffers.
     pub(crate) fn check(&self, kind: &'static str, buffers: usize) -> Result<(), SnapshotError> {

@@ -231,6 +231,74 @@ impl Source for NexmarkSource {
     }
 
     fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        self.poll_range(ctx, None)
+    }
+
+    fn partition_count(&self) -> u32 {
+        self.settings.partitions
+    }
+
+    fn is_drained(&self) -> bool {
+        !self.settings.keep_alive
+            && self
+                .settings
+                .events
+                .is_some_and(|events| self.next >= events)
+    }
+
+    /// `next` (the next event number) and, once the first poll fixed it,
+    /// `@` and the time of event 0.
+    fn position(&self) -> Result<String, SourceError> {
+        Ok(match &self.generator {
+            Some(generator) => format!("{}@{}", self.next, generator.base_ms),
+            None => self.next.to_string(),
+        })
+    }
+
+    fn seek(&mut self, position: &str) -> Result<(), SourceError> {
+        let (next, base) = parse_position(position)?;
+        self.next = next;
+        self.generator = base.map(|base| self.new_generator(base));
+        Ok(())
+    }
+
+    fn poll_to(&mut self, ctx: &PollContext, position: &str) -> Result<SourceData, SourceError> {
+        let (to, _) = parse_position(position)?;
+        self.poll_range(ctx, Some(to))
+    }
+}
+
+/// `next[@base_ms]`, as [`Source::position`] writes it.
+fn parse_position(position: &str) -> Result<(u64, Option<i64>), SourceError> {
+    let bad = || {
+        SourceError::Runtime(format!(
+            "nexmark: the checkpoint's position '{position}' is not <event>[@<base ms>]"
+        ))
+    };
+    let (next, base) = match position.split_once('@') {
+        Some((n, b)) => (n, Some(b.parse().map_err(|_| bad())?)),
+        None => (position, None),
+    };
+    Ok((next.parse().map_err(|_| bad())?, base))
+}
+
+impl NexmarkSource {
+    /// The generator with event 0 at `base_ms`.
+    fn new_generator(&self, base_ms: i64) -> NexmarkGenerator {
+        let settings = &self.settings;
+        NexmarkGenerator::new(settings.seed, settings.rate, base_ms)
+            .with_batch_rows(settings.batch_rows)
+            .with_proportions(settings.mix)
+            .with_out_of_order_group(settings.out_of_order_group)
+    }
+
+    /// The events up to the batch time of `ctx`, or up to event `bound`
+    /// when given (a replay).
+    fn poll_range(
+        &mut self,
+        ctx: &PollContext,
+        bound: Option<u64>,
+    ) -> Result<SourceData, SourceError> {
         let events = self.settings.events;
         let batch_rows = self.settings.batch_rows;
         let from = self.next;
@@ -250,6 +318,9 @@ impl Source for NexmarkSource {
         let mut to = Self::end_of(generator, ctx.batch_time_ms).max(from);
         if let Some(events) = events {
             to = to.min(events).max(from);
+        }
+        if let Some(bound) = bound {
+            to = bound.max(from);
         }
         let data = match &shape.emit {
             Emit::Combined(layout) => layout.generate(generator, from, to, batch_rows)?,
@@ -299,18 +370,6 @@ impl Source for NexmarkSource {
             out.extend_partition(p as u32, batches);
         }
         Ok(out)
-    }
-
-    fn partition_count(&self) -> u32 {
-        self.settings.partitions
-    }
-
-    fn is_drained(&self) -> bool {
-        !self.settings.keep_alive
-            && self
-                .settings
-                .events
-                .is_some_and(|events| self.next >= events)
     }
 }
 
