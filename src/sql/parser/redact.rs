@@ -58,10 +58,16 @@ mod tests {
         let sql = "CREATE STREAM s (a INT) WITH (connector = 'kafka', 'properties.sasl.password' = 'hunter2', \
                    \"PROPERTIES.ssl.key.password\" = 'k3y', topic = 'properties.x')";
         let shown = redact_secrets(sql);
-        assert!(!shown.contains("hunter2") && !shown.contains("k3y"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("k3y"),
+            "{shown}"
+        );
         assert_eq!(shown.matches("'***'").count(), 2, "{shown}");
         assert!(shown.contains("topic = 'properties.x'"), "{shown}");
-        assert!(shown.starts_with("CREATE STREAM s (a INT) WITH (connector = 'kafka'"), "{shown}");
+        assert!(
+            shown.starts_with("CREATE STREAM s (a INT) WITH (connector = 'kafka'"),
+            "{shown}"
+        );
     }
 
     #[test]
