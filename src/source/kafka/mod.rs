@@ -13,6 +13,7 @@
 pub mod consumer;
 pub mod decode;
 pub mod options;
+pub mod outage;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -153,7 +154,8 @@ impl Source for KafkaSource {
         if let Err(e) = self.commit_pending() {
             tracing::warn!("{CONNECTOR} source: {e}");
         }
-        true
+        // Not drained while a broker outage holds commits back.
+        self.consumer.all_committed()
     }
 
     fn partition_count(&self) -> u32 {
