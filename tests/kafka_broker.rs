@@ -149,8 +149,16 @@ fn lines(n: usize) -> (Vec<String>, BTreeMap<String, u64>) {
 }
 
 /// `sql/kafka/NAME` with its topic, group and broker address replaced.
-fn script(name: &str, broker: &Broker, topic: &str, group: &str, extra: &str) -> tempfile::TempPath {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/kafka").join(name);
+fn script(
+    name: &str,
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    extra: &str,
+) -> tempfile::TempPath {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sql/kafka")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("read the example");
     let stock_group = format!("'group.id' = '{}'", name.trim_end_matches(".sql"));
     assert!(text.contains("topic = 'lines'") && text.contains(&stock_group));
@@ -237,7 +245,9 @@ fn kafka_word_count_counts_every_line_once_and_commits_the_partition_ends() {
     broker.produce(&topic, &lines);
     let sql = script("wordcount.sql", &broker, &topic, &topic, "");
     let output = wait(
-        quiver(&sql, &["--clock", "simulated"]).spawn().expect("run quiver"),
+        quiver(&sql, &["--clock", "simulated"])
+            .spawn()
+            .expect("run quiver"),
         TIMEOUT * 6,
     );
     let (stdout, _) = check_success(&output);
@@ -256,7 +266,9 @@ fn windowed_kafka_word_count_counts_each_batch_in_three_windows() {
     broker.produce(&topic, &lines);
     let sql = script("windowed_wordcount.sql", &broker, &topic, &topic, "");
     let output = wait(
-        quiver(&sql, &["--clock", "simulated"]).spawn().expect("run quiver"),
+        quiver(&sql, &["--clock", "simulated"])
+            .spawn()
+            .expect("run quiver"),
         TIMEOUT * 6,
     );
     let (stdout, _) = check_success(&output);
@@ -276,8 +288,10 @@ fn a_broker_stopped_and_restarted_mid_run_loses_and_duplicates_nothing() {
     let (lines, expected) = lines(6_000);
     broker.produce(&topic, &lines);
     // Small batches and a small prefetch so the run spans the outage.
-    let extra = ", max_records_per_batch = '50', 'properties.queued.max.messages.kbytes' = '16', \
-                 'properties.fetch.max.bytes' = '4096', 'properties.max.partition.fetch.bytes' = '1024'";
+    // (session.timeout.ms bounds how long librdkafka holds a commit back
+    // when it has no coordinator: 45 s by default.)
+    let extra = ", max_records_per_batch = '50', 'properties.queued.max.messages.kbytes' = '1', \
+                 'properties.max.partition.fetch.bytes' = '1024', 'properties.session.timeout.ms' = '6000'";
     let sql = script("wordcount.sql", &broker, &topic, &topic, extra);
     let child = quiver(&sql, &["--batch-interval", "100ms"])
         .spawn()
@@ -290,7 +304,10 @@ fn a_broker_stopped_and_restarted_mid_run_loses_and_duplicates_nothing() {
     let (stdout, stderr) = check_success(&output);
     assert_eq!(word_totals(&stdout), expected, "stderr:\n{stderr}");
     assert!(
-        stderr.contains(&format!("kafka: {} unreachable, retrying (", broker.address)),
+        stderr.contains(&format!(
+            "kafka: {} unreachable, retrying (",
+            broker.address
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("reachable again after"), "{stderr}");
