@@ -298,7 +298,9 @@ fn a_broker_stopped_and_restarted_mid_run_loses_and_duplicates_nothing() {
         .expect("run quiver");
     std::thread::sleep(Duration::from_secs(2));
     broker.script(&["stop", broker.port()]);
-    std::thread::sleep(Duration::from_secs(6));
+    // Longer than session.timeout.ms (how long librdkafka holds a commit
+    // back on its own) plus a probe: quiver sees and reports the outage.
+    std::thread::sleep(Duration::from_secs(15));
     broker.script(&["start", broker.port()]);
     let output = wait(child, TIMEOUT * 9);
     let (stdout, stderr) = check_success(&output);
