@@ -11,6 +11,7 @@
 //! queue; a thread of ours would add a copy of every message
 //! (`BorrowedMessage::detach`) and a channel hop, and no overlap.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::BinaryBuilder;
@@ -23,6 +24,7 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::options::{CONNECTOR, KafkaOptions, StartupMode};
+use super::outage::{Due, Outage, PROBE_TIMEOUT, Signal, is_transport};
 use crate::source::SourceError;
 
 /// `properties.*` that would break quiver's offset handling.
@@ -130,6 +132,17 @@ pub struct KafkaConsumer {
     next: Vec<i64>,
     /// Per source partition, the end (high watermark) seen at open.
     end_at_start: Vec<i64>,
+    /// Broker outages and the commits they hold back (interior mutability:
+    /// commits happen from `&self`, see `KafkaSource::is_drained`).
+    retry: RefCell<Retry>,
+}
+
+/// What an outage holds back.
+struct Retry {
+    outage: Outage,
+    /// Per source partition, a next offset to commit that no commit has
+    /// carried to the broker yet.
+    unsent: Vec<Option<i64>>,
 }
 
 /// The consumer's librdkafka callbacks: its log lines and background
@@ -137,8 +150,9 @@ pub struct KafkaConsumer {
 /// broker that cannot be reached is reported once by quiver itself (the
 /// timeout at open, `on_poll_error` later), not as a burst of librdkafka's
 /// own `FAIL` lines per connection attempt. Property values are redacted
-/// there too.
-pub struct Quiet(KafkaOptions);
+/// there too. Transport errors raise the [`Signal`] that starts an outage
+/// (see [`super::outage`]).
+pub struct Quiet(KafkaOptions, Signal);
 
 impl ClientContext for Quiet {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -149,6 +163,9 @@ impl ClientContext for Quiet {
     fn error(&self, error: KafkaError, reason: &str) {
         let message = self.0.redact(&format!("{error}: {reason}"));
         tracing::debug!(target: "librdkafka", "{message}");
+        if is_transport(&error) {
+            self.1.raise(message);
+        }
     }
 }
 
@@ -159,8 +176,9 @@ impl KafkaConsumer {
     /// and assigns them all. Every broker request is bounded by
     /// `opts.timeout`, so a wrong address or topic fails instead of hanging.
     pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
+        let signal = Signal::default();
         let consumer = client_config(opts)?
-            .create_with_context(Quiet(opts.clone()))
+            .create_with_context(Quiet(opts.clone(), signal.clone()))
             .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
         let mut me = Self {
             consumer,
@@ -169,6 +187,10 @@ impl KafkaConsumer {
             by_topic: Vec::new(),
             next: Vec::new(),
             end_at_start: Vec::new(),
+            retry: RefCell::new(Retry {
+                outage: Outage::new(&opts.bootstrap, signal),
+                unsent: Vec::new(),
+            }),
         };
         me.discover()?;
         let starts = me.resolve_starts()?;
@@ -181,6 +203,7 @@ impl KafkaConsumer {
         me.consumer
             .assign(&tpl)
             .map_err(|e| kafka_error(opts, "cannot assign the partitions", &e))?;
+        me.retry.get_mut().unsent = vec![None; starts.len()];
         me.next = starts;
         Ok(me)
     }
@@ -305,6 +328,7 @@ impl KafkaConsumer {
     /// Takes up to `max` messages from librdkafka's queue: waits up to
     /// `wait` for the first one, then takes only what is already there.
     pub fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled, SourceError> {
+        self.tend()?;
         let mut chunks: Vec<Option<Chunk>> = Vec::new();
         let deadline = Instant::now() + wait;
         let mut taken = 0;
@@ -366,8 +390,14 @@ impl KafkaConsumer {
 
     /// Errors librdkafka reports while fetching: those that will not go
     /// away (the topic vanished, access denied, a fatal client error) stop
-    /// the query; transport errors are retried by librdkafka.
+    /// the query; transport errors are retried by librdkafka and start an
+    /// outage (a status line while it lasts); others are warnings.
     fn on_poll_error(&self, e: &KafkaError) -> Result<(), SourceError> {
+        if is_transport(e) {
+            let reason = self.opts.redact(&e.to_string());
+            self.retry.borrow_mut().outage.suspect(reason);
+            return Ok(());
+        }
         let code = e.rdkafka_error_code();
         let permanent = matches!(e, KafkaError::MessageConsumptionFatal(_))
             || matches!(
@@ -400,20 +430,89 @@ impl KafkaConsumer {
     /// Commits `ranges` to the group: for each partition its `next` offset,
     /// the next one to read (Kafka's convention; committing the last
     /// processed offset would replay it on restart). Synchronous, bounded
-    /// by librdkafka's request timeouts.
+    /// by librdkafka's request timeouts. While the broker is unreachable the
+    /// offsets are held back (a later commit carries them, the newest per
+    /// partition); only errors that will not go away fail.
     pub fn commit_batch(&self, ranges: &[OffsetRange]) -> Result<(), SourceError> {
-        if ranges.is_empty() {
+        {
+            let mut retry = self.retry.borrow_mut();
+            for range in ranges {
+                if let Some(slot) = retry.unsent.get_mut(range.partition as usize) {
+                    *slot = Some(slot.map_or(range.next, |n| n.max(range.next)));
+                }
+            }
+        }
+        self.tend()?;
+        self.flush_commits()
+    }
+
+    /// Sends the held-back commits unless the broker is known to be down.
+    fn flush_commits(&self) -> Result<(), SourceError> {
+        if self.retry.borrow().outage.is_down() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for range in ranges {
-            let (topic, partition) = self.kafka_partition(range.partition);
-            tpl.add_partition_offset(topic, partition, Offset::Offset(range.next))
-                .map_err(|e| kafka_error(&self.opts, "cannot build the commit", &e))?;
+        match self.send_commits()? {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                self.retry.borrow_mut().outage.suspect(reason);
+                Ok(())
+            }
         }
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| kafka_error(&self.opts, "committing offsets failed", &e))
+    }
+
+    /// Commits what is held back: `Ok(Err(reason))` when it failed with a
+    /// transport error (kept for later), `Err` for errors that stay.
+    fn send_commits(&self) -> Result<Result<(), String>, SourceError> {
+        let mut retry = self.retry.borrow_mut();
+        if retry.unsent.iter().all(Option::is_none) {
+            return Ok(Ok(()));
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in retry.unsent.iter().enumerate() {
+            if let Some(next) = next {
+                let (topic, partition) = self.kafka_partition(p as u32);
+                tpl.add_partition_offset(topic, partition, Offset::Offset(*next))
+                    .map_err(|e| kafka_error(&self.opts, "cannot build the commit", &e))?;
+            }
+        }
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                retry.unsent.fill(None);
+                Ok(Ok(()))
+            }
+            Err(e) if is_transport(&e) => {
+                Ok(Err(self.opts.redact(&format!("committing offsets: {e}"))))
+            }
+            Err(e) => Err(kafka_error(&self.opts, "committing offsets failed", &e)),
+        }
+    }
+
+    /// Probes the broker when an outage is on and the backoff has passed:
+    /// a metadata request, then the held-back commits. The outage ends
+    /// when both go through.
+    fn tend(&self) -> Result<(), SourceError> {
+        let due = self.retry.borrow_mut().outage.due();
+        if due == Due::Probe {
+            let topic = self.opts.topics.first().map(String::as_str);
+            let probe = match self
+                .consumer
+                .fetch_metadata(topic, PROBE_TIMEOUT.min(self.opts.timeout))
+            {
+                Ok(_) => self.send_commits()?,
+                Err(e) => Err(self.opts.redact(&e.to_string())),
+            };
+            self.retry.borrow_mut().outage.probed(probe);
+        }
+        Ok(())
+    }
+
+    /// True when every offset handed to [`Self::commit_batch`] has reached
+    /// the broker (tries again first if one is due).
+    pub fn all_committed(&self) -> bool {
+        if self.tend().is_err() {
+            return false;
+        }
+        self.retry.borrow().unsent.iter().all(Option::is_none)
     }
 
     /// The next offset to read in source partition `p`.

@@ -18,6 +18,7 @@ pub mod consumer;
 pub mod decode;
 mod lag;
 pub mod options;
+pub mod outage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,9 +155,10 @@ impl Source for KafkaSource {
     }
 
     /// Drained once every partition reached the end it had at open (an
-    /// empty partition from the start).
+    /// empty partition from the start), and no commit is held back by a
+    /// broker outage.
     fn is_drained(&self) -> bool {
-        self.consumer.reached_start_ends()
+        self.consumer.reached_start_ends() && self.consumer.all_committed()
     }
 
     /// Commits each partition's `end` (the next offset to read) to the
