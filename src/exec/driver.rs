@@ -29,11 +29,12 @@ use crate::report::{
     BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits, StreamLag,
     late_outcome,
 };
-use crate::source::{PollContext, Source, SourceError};
+use crate::source::Source;
 use crate::sql::{StreamingPlan, TimeDomain};
 use crate::window::{PartitionedRows, StreamWatermark, combine};
 
 mod checkpointing;
+mod sources;
 mod state;
 
 /// Each source with its stream name and stamped schema, in `plan.streams` order.
@@ -242,85 +243,6 @@ impl<O: Operator> Driver<O> {
         }
         self.commit_handed_out().await?;
         Ok(summary)
-    }
-
-    /// Once the consumer has moved past the end of the last batch sent (its
-    /// sink committed it; a foreground consumer took its results), lets each
-    /// source commit that batch's ranges ([`Source::commit`]), on the
-    /// blocking pool. Waits for that: the next batch is polled only after
-    /// the previous one is committed, as Spark runs a batch's output before
-    /// the next batch. A consumer that goes away first (a failed sink)
-    /// leaves the batch uncommitted, and returns false. A source's failure
-    /// to commit is a warning: the next batch's commit covers these ranges.
-    async fn commit_handed_out(&mut self) -> Result<bool, ExecError> {
-        let Some((id, offsets)) = self.uncommitted.take() else {
-            return Ok(true);
-        };
-        let handed_out = self
-            .handed_out
-            .wait_for(|last| last.is_some_and(|last| last >= id))
-            .await
-            .is_ok();
-        if !handed_out {
-            return Ok(false);
-        }
-        let mut sources = std::mem::take(&mut self.sources);
-        let query = self.name.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            for ((stream, _, source), offsets) in sources.iter_mut().zip(&offsets) {
-                if let Err(e) = source.commit(&offsets.ranges) {
-                    tracing::warn!("{query}, stream '{stream}': committing batch {id}: {e}");
-                }
-            }
-            sources
-        });
-        match task.await {
-            Ok(sources) => {
-                self.sources = sources;
-                Ok(true)
-            }
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(join) => Err(ExecError::Source {
-                query: self.name.to_string(),
-                stream: (self.plan.streams.iter())
-                    .map(|(def, _)| def.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                source: SourceError::Runtime(format!("committing was cancelled: {join}")),
-            }),
-        }
-    }
-
-    /// Pulls every source for batch `batch_id` at `time`, on tokio's
-    /// blocking pool (the sources are moved there and back): one [`Batch`]
-    /// per stream, stamped with `_batch_time`. A panic in a source is the
-    /// driver's panic, as if the source had run here.
-    async fn poll(&mut self, batch_id: u64, time: i64) -> Result<Polled, ExecError> {
-        let ctx = PollContext {
-            batch_time_ms: time,
-            interval_ms: self.interval_ms,
-        };
-        let mut sources = std::mem::take(&mut self.sources);
-        let query = self.name.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let polled = poll_all(&query, &mut sources, batch_id, &ctx);
-            (sources, polled)
-        });
-        match task.await {
-            Ok((sources, polled)) => {
-                self.sources = sources;
-                polled
-            }
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(join) => Err(ExecError::Source {
-                query: self.name.to_string(),
-                stream: (self.plan.streams.iter())
-                    .map(|(def, _)| def.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                source: SourceError::Runtime(format!("polling was cancelled: {join}")),
-            }),
-        }
     }
 
     /// The ranges `batches` (in `plan.streams` order) read, per stream.
@@ -621,32 +543,6 @@ impl<O: Operator> Driver<O> {
         }
         Ok(())
     }
-}
-
-/// Pulls every source (in `plan.streams` order) for batch `batch_id`: one
-/// [`Batch`] per stream. Runs on the blocking pool.
-fn poll_all(
-    query: &str,
-    sources: &mut Sources,
-    batch_id: u64,
-    ctx: &PollContext,
-) -> Result<Polled, ExecError> {
-    let mut polled = Vec::with_capacity(sources.len());
-    for (stream, schema, source) in sources.iter_mut() {
-        let data = source.poll_batch(ctx).map_err(|source| ExecError::Source {
-            query: query.to_string(),
-            stream: stream.clone(),
-            source,
-        })?;
-        let batch = data
-            .into_batch(batch_id, ctx.batch_time_ms, schema.clone())
-            .map_err(|source| ExecError::Arrow {
-                query: query.to_string(),
-                source,
-            })?;
-        polled.push(batch);
-    }
-    Ok(polled)
 }
 
 /// Runs a stream's `SELECT max(<watermark expr>)` over what its table holds.
