@@ -145,3 +145,49 @@ impl Options {
         }
     }
 }
+
+/// The options given under a prefix to pass through to a library as they
+/// are (`properties.<name>` to librdkafka), prefix removed. Their values may
+/// be secrets (SASL passwords): `Debug` shows the names only, and
+/// [`PassThrough::redact`] scrubs the values out of the library's messages.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PassThrough(Vec<(String, String)>);
+
+impl PassThrough {
+    /// The options of `options` whose key starts with `prefix`.
+    pub fn from_options(options: &Options, prefix: &str) -> Self {
+        Self(
+            options
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(prefix)
+                        .map(|name| (name.to_string(), v.to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    /// `(name, value)` pairs, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// `message` with every value replaced by `***`.
+    pub fn redact(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for (_, value) in &self.0 {
+            if !value.is_empty() {
+                out = out.replace(value.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for PassThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}

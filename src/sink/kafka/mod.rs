@@ -151,7 +151,7 @@ impl KafkaSink {
                 (opts.timeout.as_millis().max(1000) * 2).to_string(),
             );
         }
-        for (name, value) in &opts.properties {
+        for (name, value) in opts.properties.iter() {
             config.set(name, value);
         }
         let error = |what: &str, e: &KafkaError| SinkError::Write {

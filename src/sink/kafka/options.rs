@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
 
-use crate::options::{OptionError, Options};
+use crate::options::{OptionError, Options, PassThrough};
 
 /// The connector's name in `connector = 'kafka'` and in messages.
 pub(super) const CONNECTOR: &str = "kafka";
@@ -105,12 +105,11 @@ pub struct KafkaSinkOptions {
     /// Bound on delivery and on every blocking broker request.
     pub timeout: Duration,
     /// `properties.<name>` options, prefix removed; values are secret.
-    pub properties: Vec<(String, String)>,
+    pub properties: PassThrough,
 }
 
 impl std::fmt::Debug for KafkaSinkOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.properties.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("KafkaSinkOptions")
             .field("topic", &self.topic)
             .field("bootstrap", &self.bootstrap)
@@ -118,7 +117,7 @@ impl std::fmt::Debug for KafkaSinkOptions {
             .field("key", &self.key)
             .field("semantic", &self.semantic)
             .field("timeout", &self.timeout)
-            .field("properties", &names)
+            .field("properties", &self.properties)
             .finish()
     }
 }
@@ -142,15 +141,9 @@ impl KafkaSinkOptions {
             .filter(|(k, _)| !k.starts_with(PROPERTY_PREFIX))
             .map(|(k, v)| (k.to_string(), v.to_string()));
         Options::new(own).check_keys(CONNECTOR, KEYS)?;
-        let properties: Vec<(String, String)> = options
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(PROPERTY_PREFIX)
-                    .map(|name| (name.to_string(), v.to_string()))
-            })
-            .collect();
-        for (name, _) in &properties {
-            if let Some((_, why)) = OWN_PROPERTIES.iter().find(|(p, _)| p == name) {
+        let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
+        for (name, _) in properties.iter() {
+            if let Some((_, why)) = OWN_PROPERTIES.iter().find(|(p, _)| *p == name) {
                 return Err(options.invalid(&format!("{PROPERTY_PREFIX}{name}"), *why));
             }
         }
@@ -283,13 +276,7 @@ impl KafkaSinkOptions {
     /// `***`: librdkafka quotes values in its errors, and they may be
     /// passwords.
     pub fn redact(&self, message: &str) -> String {
-        let mut out = message.to_string();
-        for (_, value) in &self.properties {
-            if !value.is_empty() {
-                out = out.replace(value.as_str(), "***");
-            }
-        }
-        out
+        self.properties.redact(message)
     }
 }
 

@@ -549,8 +549,8 @@ fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceError> {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest");
-    for (name, value) in &opts.properties {
-        if let Some((_, why)) = REFUSED_PROPERTIES.iter().find(|(k, _)| k == name) {
+    for (name, value) in opts.properties.iter() {
+        if let Some((_, why)) = REFUSED_PROPERTIES.iter().find(|(k, _)| *k == name) {
             return Err(SourceError::Runtime(format!(
                 "{CONNECTOR} source: option 'properties.{name}' is not allowed: {why}"
             )));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::format::{Format, FormatKind};
-use crate::options::Options;
+use crate::options::{Options, PassThrough};
 use crate::source::{FORMAT_KEYS, SourceError};
 
 /// The connector's name in `connector = 'kafka'` and in messages.
@@ -72,12 +72,11 @@ pub struct KafkaOptions {
     /// How values decode.
     pub format: ValueFormat,
     /// `properties.<name>` options, prefix removed; values are secret.
-    pub properties: Vec<(String, String)>,
+    pub properties: PassThrough,
 }
 
 impl std::fmt::Debug for KafkaOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.properties.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("KafkaOptions")
             .field("topics", &self.topics)
             .field("bootstrap", &self.bootstrap)
@@ -86,7 +85,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("max_records", &self.max_records)
             .field("timeout", &self.timeout)
             .field("format", &self.format)
-            .field("properties", &names)
+            .field("properties", &self.properties)
             .finish()
     }
 }
@@ -182,13 +181,7 @@ impl KafkaOptions {
             }
             _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text)?),
         };
-        let properties = options
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(PROPERTY_PREFIX)
-                    .map(|name| (name.to_string(), v.to_string()))
-            })
-            .collect();
+        let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
         Ok(Self {
             topics,
             bootstrap,
@@ -214,13 +207,7 @@ impl KafkaOptions {
     /// `***`: librdkafka quotes values in its errors ("Invalid value ... for
     /// configuration property ..."), and they may be passwords.
     pub fn redact(&self, message: &str) -> String {
-        let mut out = message.to_string();
-        for (_, value) in &self.properties {
-            if !value.is_empty() {
-                out = out.replace(value.as_str(), "***");
-            }
-        }
-        out
+        self.properties.redact(message)
     }
 }
 
@@ -280,7 +267,10 @@ mod tests {
             "{err}"
         );
         let opts = parse(&[("properties.fetch.min.bytes", "1")]).unwrap();
-        assert_eq!(opts.properties, [("fetch.min.bytes".into(), "1".into())]);
+        assert_eq!(
+            opts.properties.iter().collect::<Vec<_>>(),
+            [("fetch.min.bytes", "1")]
+        );
     }
 
     #[test]
