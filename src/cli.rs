@@ -169,9 +169,12 @@ pub fn inspect_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
                 }
             }
         }
-        let watermark = q
-            .watermark_ms
-            .map_or("none".to_string(), quiver::format_time);
+        // The end of bounded input moves the watermark to the end of time.
+        let watermark = match q.watermark_ms {
+            None => "none".to_string(),
+            Some(i64::MAX) => "end of input".to_string(),
+            Some(ms) => quiver::format_time(ms),
+        };
         match q.state_batch {
             Some(b) => println!(
                 "  state: after batch {b}, {} bytes, watermark {watermark}",

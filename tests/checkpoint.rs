@@ -197,6 +197,21 @@ fn inspect_shows_the_last_committed_batch_and_offsets() {
 }
 
 #[test]
+fn inspect_after_the_end_of_input_says_so_instead_of_a_number() {
+    let dir = files_setup();
+    let args = ["run", "recovery.sql", "--checkpoint", "ck"];
+    assert!(quiver(dir.path(), &args, None).status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .args(["checkpoint", "inspect", "ck"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("watermark end of input"), "{stdout}");
+    assert!(!stdout.contains(&i64::MAX.to_string()), "{stdout}");
+}
+
+#[test]
 fn nexmark_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let sql = "CREATE STREAM bids (WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '1' SECOND) \
