@@ -155,6 +155,9 @@ pub fn inspect_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
             ),
             None => println!("  last committed batch: none"),
         }
+        if let Some(first) = q.committed.as_ref().and_then(|c| c.pending_from) {
+            println!("  sink files open since batch {first}: a restart re-runs from there");
+        }
         if let Some(o) = &q.logged {
             let pending = q.committed.as_ref().is_none_or(|c| c.batch_id < o.batch_id);
             let note = if pending {

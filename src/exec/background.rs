@@ -6,7 +6,9 @@
 //!
 //! A query's sink task writes each result, then commits each batch with its
 //! source ranges (`Sink::commit` with the [`BatchEnd`](super::BatchEnd)), and
-//! closes the sink at the end; every sink call runs on tokio's blocking pool
+//! closes the sink at the end. Under `--checkpoint` it logs each batch's
+//! commit after the sink's (with the first batch the sink holds only in
+//! unfinished files, see `CommitEntry::pending_from`); every sink call runs on tokio's blocking pool
 //! (sinks may block on writes and fsyncs), the sink moved there and back.
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::sync::{broadcast, watch};
 
 use super::{ExecError, QueryHandle, QueryStopper};
+use crate::checkpoint::QueryCheckpoint;
 use crate::report::{BatchEnd, QueryEvent, QueryProgress, QuerySummary, StreamLag};
 use crate::sink::Sink;
 
@@ -159,6 +162,20 @@ async fn on_blocking_pool<T: Send + 'static>(
     }
 }
 
+/// Logs batch `end` in the query's checkpoint once its sink committed it,
+/// with the first batch the sink still holds in unfinished files.
+fn commit_checkpoint(
+    checkpoint: Option<&QueryCheckpoint>,
+    end: &BatchEnd,
+    pending_from: Option<u64>,
+) -> Result<(), String> {
+    let Some(ck) = checkpoint else {
+        return Ok(());
+    };
+    ck.commit_pending(end.batch_id, end.batch_time_ms, end.results, pending_from)
+        .map_err(|e| e.to_string())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -204,10 +221,15 @@ impl Registry {
         let connector = connector.to_string();
         let name_of = name.clone();
         let batch_ends = self.batch_ends.clone();
+        let checkpoint = query.checkpoint();
+        if checkpoint.is_some() {
+            sink.resume_from_checkpoint();
+        }
         let task = tokio::spawn(async move {
             let mut query = query;
             let mut error = None;
             let mut status = String::new();
+            let mut last_end = None;
             while let Some(event) = query.next_event().await {
                 let committed = match &event {
                     QueryEvent::BatchEnd(end) if batch_ends.receiver_count() > 0 => {
@@ -215,10 +237,18 @@ impl Registry {
                     }
                     _ => None,
                 };
+                if let QueryEvent::BatchEnd(end) = &event {
+                    last_end = Some((end.batch_id, end.batch_time_ms, end.results));
+                }
+                let checkpoint = checkpoint.clone();
                 let written = on_blocking_pool(sink, move |sink| {
                     let written = match &event {
-                        QueryEvent::Result(result) => sink.write(result),
-                        QueryEvent::BatchEnd(end) => sink.commit(end),
+                        QueryEvent::Result(result) => sink.write(result).map_err(|e| e.to_string()),
+                        QueryEvent::BatchEnd(end) => {
+                            sink.commit(end).map_err(|e| e.to_string()).and_then(|()| {
+                                commit_checkpoint(checkpoint.as_deref(), end, sink.pending_from())
+                            })
+                        }
                     };
                     (written, sink.status())
                 })
@@ -236,7 +266,7 @@ impl Registry {
                 sink = back;
                 status = now;
                 if let Err(e) = written {
-                    error = Some(e.to_string());
+                    error = Some(e);
                     query.stop();
                     break;
                 }
@@ -245,10 +275,24 @@ impl Registry {
                     let _ = batch_ends.send(end);
                 }
             }
-            let closed = match on_blocking_pool(sink, |sink| (sink.close(), sink.status())).await {
+            // Closing finishes open files: the last commit entry then says
+            // every batch is durable.
+            let reclose = last_end.filter(|_| error.is_none()).and(checkpoint);
+            let closed = match on_blocking_pool(sink, move |sink| {
+                let closed = sink.close().map_err(|e| e.to_string());
+                let closed = match (closed, reclose, last_end) {
+                    (Ok(()), Some(ck), Some((batch, time, results))) => ck
+                        .commit_pending(batch, time, results, sink.pending_from())
+                        .map_err(|e| e.to_string()),
+                    (closed, _, _) => closed,
+                };
+                (closed, sink.status())
+            })
+            .await
+            {
                 Ok((_, (closed, now))) => {
                     status = now;
-                    closed.map_err(|e| e.to_string())
+                    closed
                 }
                 Err(e) => Err(e),
             };

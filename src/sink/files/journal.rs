@@ -108,6 +108,15 @@ impl Journal {
         self.existed
     }
 
+    /// Starts the replay check at batch `batch`: a checkpointed query
+    /// resumes past the batches whose results are durable, so its first
+    /// result is not batch 0's. Only before the first check.
+    pub fn skip_before(&mut self, batch: u64) {
+        if self.cursor == 0 {
+            self.cursor = self.recorded.partition_point(|r| r.batch < batch);
+        }
+    }
+
     /// Checks a result of batch `batch` (time `time_ms`, input `input`)
     /// against the journal: a journaled batch must match, and batches up to
     /// the last journaled one must produce results exactly where the
