@@ -208,6 +208,38 @@ fn a_file_open_across_batches_survives_a_crash_at_every_point() {
     }
 }
 
+/// Partitioned files rolled every 3 rows are finished while batches run:
+/// a crash before, between and after their rename and commit, and at the
+/// checkpoint's points around them.
+#[test]
+fn rolled_partition_files_survive_a_crash_at_every_sink_point() {
+    let files = 10;
+    let options = ", partition_by = 'k', rollover_rows = '3'";
+    let full = uninterrupted(files, options);
+    let dir = setup(files, options);
+    let mut crashes = Vec::new();
+    for point in ["after_append@4", "after_write@1", "after_write@3"] {
+        crashes.push(("QUIVER_SINK_CRASH", point.to_string()));
+    }
+    for point in ["after_rename@1", "after_rename@4"] {
+        crashes.push(("QUIVER_SINK_CRASH", point.to_string()));
+    }
+    for point in [
+        "before_commit_log@4",
+        "after_commit_log@6",
+        "mid_state_write@7",
+    ] {
+        crashes.push(("QUIVER_CHECKPOINT_CRASH", point.to_string()));
+    }
+    for (var, crash) in crashes {
+        fresh(dir.path());
+        let what = format!("{var}={crash}");
+        crash_then_resume(dir.path(), &[(var, crash)], &what);
+        assert_eq!(output(dir.path()), full, "{what}");
+        assert!(in_progress(dir.path()).is_empty(), "{what}");
+    }
+}
+
 /// A crash after batch 14 is committed while the file holds every batch
 /// with results since the first:
 /// the checkpoint still holds what re-running them needs (retention keeps
