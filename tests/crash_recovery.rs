@@ -441,3 +441,36 @@ INSERT INTO shown SELECT k, v FROM readings;"
         "{stderr}"
     );
 }
+
+/// `checkpoint = 'DIR'` in the sink's options checkpoints that query
+/// without `--checkpoint`: crashed and restarted, it carries on exactly.
+#[test]
+fn a_sink_option_checkpoints_its_query_without_the_flag() {
+    let files = 8;
+    let full = uninterrupted(files, "");
+    for options in [", checkpoint = 'own'", ""] {
+        let dir = setup(files, options);
+        if options.is_empty() {
+            // A sink table declared with the option, filled by INSERT INTO.
+            let sql = format!(
+                "{STREAM}CREATE TABLE hops (k VARCHAR, n BIGINT, total BIGINT,
+  window_start TIMESTAMP(3), window_end TIMESTAMP(3))
+  WITH (connector = 'parquet', path = 'out', checkpoint = 'own');
+INSERT INTO hops SELECT k, count(*) AS n, sum(v) AS total, window_start, window_end
+FROM TABLE(HOP(TABLE readings, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND))
+GROUP BY k, window_start, window_end;"
+            );
+            std::fs::write(dir.path().join("hops.sql"), sql).unwrap();
+        }
+        let crash = ("QUIVER_CHECKPOINT_CRASH", "after_offsets_log@5".to_string());
+        let crashed = run(dir.path(), &[], &[crash]);
+        assert!(
+            !crashed.status.success(),
+            "{options}: the hook did not fire"
+        );
+        assert!(dir.path().join("own/hops/commits").is_dir(), "{options}");
+        let resumed = run(dir.path(), &[], &[]);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        assert_eq!(output(dir.path()), full, "{options}");
+    }
+}

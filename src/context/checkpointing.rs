@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast;
 
 use super::Context;
-use crate::checkpoint::{Fingerprint, QueryCheckpoint};
+use crate::checkpoint::{CheckpointSettings, Fingerprint, QueryCheckpoint};
 use crate::error::Error;
 use crate::exec::ExecError;
 use crate::source::{RESUMABLE_CONNECTORS, SourceError};
@@ -16,7 +16,8 @@ use crate::sql::StreamingPlan;
 
 impl Context {
     /// The checkpoint of query `name` (`query` planned as `plan`, writing
-    /// to `sink`), when the session checkpoints; refuses sources that
+    /// to `sink`), when the session checkpoints or the query has `own`
+    /// settings (a sink's `checkpoint = 'DIR'`); refuses sources that
     /// cannot resume and a checkpoint written by another query.
     pub(super) fn open_checkpoint(
         &self,
@@ -24,8 +25,9 @@ impl Context {
         query: &ast::Query,
         plan: &StreamingPlan,
         sink: &str,
+        own: Option<CheckpointSettings>,
     ) -> Result<Option<Arc<QueryCheckpoint>>, Error> {
-        let Some(settings) = self.config().checkpoint else {
+        let Some(settings) = own.or(self.config().checkpoint) else {
             return Ok(None);
         };
         let mut parts = vec![("query".to_string(), query.to_string())];

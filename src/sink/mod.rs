@@ -60,6 +60,26 @@ pub const CONNECTORS: &[&str] = &[
 /// `blackhole`. The others (`print`, `memory`, `kafka`) are refused.
 pub const CHECKPOINT_CONNECTORS: &[&str] = &["parquet", "csv", "ndjson", "filesystem", "blackhole"];
 
+/// The sink option naming a background query's own checkpoint directory
+/// (`checkpoint = 'DIR'`, like `--checkpoint DIR` for that query only). It
+/// belongs to the query, not the connector: [`without_query_options`]
+/// removes it before a connector sees the options.
+pub const CHECKPOINT_OPTION: &str = "checkpoint";
+
+/// The directory of `options`' `checkpoint = 'DIR'`, if given.
+pub fn own_checkpoint(options: &Options) -> Option<std::path::PathBuf> {
+    options.get(CHECKPOINT_OPTION).map(std::path::PathBuf::from)
+}
+
+/// `def` without the options that belong to its query (`checkpoint`), as
+/// the connector is opened with them.
+pub fn without_query_options(def: &SinkDef) -> SinkDef {
+    SinkDef {
+        options: def.options.without(CHECKPOINT_OPTION),
+        ..def.clone()
+    }
+}
+
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
 /// target of `CREATE SINK name AS SELECT ... WITH (...)`. A definition only:
 /// a `memory` sink's table is a runtime object of the session, which opens
