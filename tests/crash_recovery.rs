@@ -263,6 +263,13 @@ fn retention_keeps_what_an_open_file_needs() {
         .count();
     assert!(offsets > 10, "{offsets} offsets entries");
     assert!(output(dir.path()).is_empty(), "nothing finished yet");
+    let inspect = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .args(["checkpoint", "inspect", "ck"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&inspect.stdout);
+    assert!(shown.contains("sink files open since batch"), "{shown}");
     let resumed = run(dir.path(), CHECKPOINT, &[]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(output(dir.path()), full);
