@@ -244,6 +244,9 @@ impl Context {
                 if_not_exists,
             } => self.create_sink(name, query, options, *if_not_exists).await,
             Statement::ShowQueries => Ok(Output::Rows(vec![self.show_queries()?])),
+            Statement::ShowProgress { name, limit } => {
+                Ok(Output::Rows(vec![self.show_progress(name, *limit)?]))
+            }
             Statement::StopQuery(name) => self.stop_query(name).await,
             Statement::Drop {
                 kind,
