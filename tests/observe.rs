@@ -235,9 +235,12 @@ fn metrics_endpoint_counts_the_rows_and_batches_of_a_run() {
             &metrics,
             r#"quiver_batch_duration_seconds_count{query="out"}"#,
         );
-        if input == Some(50.0) && output == Some(50.0) && batches.is_some() && batches == durations
+        if let Some(batches) = batches
+            && input == Some(50.0)
+            && output == Some(50.0)
+            && Some(batches) == durations
         {
-            break (metrics, batches.unwrap() as usize);
+            break (metrics, batches as usize);
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -280,4 +283,58 @@ fn metrics_refuse_a_public_address_without_the_flag() {
         stderr.contains("not a loopback address") && stderr.contains("--metrics-public"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn show_progress_and_show_queries_read_the_same_records() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::UInt64Type;
+    let ctx = quiver::Context::new(quiver::Config {
+        clock: quiver::Clock::Simulated { start_ms: 0 },
+        limits: quiver::RunLimits {
+            until_idle: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    ctx.sql(
+        "CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', events = 3000, rate = 1000); \
+         CREATE TABLE out (n BIGINT) WITH (connector = 'blackhole'); \
+         INSERT INTO out SELECT count(*) AS n FROM bids;",
+    )
+    .await
+    .unwrap();
+    ctx.background().wait_all().await;
+    let rows = |sql: &'static str| {
+        let ctx = &ctx;
+        async move {
+            let Some(quiver::Output::Rows(mut rows)) = ctx.sql(sql).await.unwrap().pop() else {
+                panic!("{sql} returns rows");
+            };
+            rows.pop().unwrap()
+        }
+    };
+    let column = |batch: &datafusion::arrow::array::RecordBatch, name: &str| -> Vec<u64> {
+        let column = batch.column_by_name(name).unwrap();
+        assert_eq!(column.null_count(), 0);
+        column.as_primitive::<UInt64Type>().values().to_vec()
+    };
+    let all = rows("SHOW PROGRESS out").await;
+    assert_eq!(column(&all, "batch_id"), [0, 1, 2]);
+    assert_eq!(column(&all, "rows_in").iter().sum::<u64>(), 2760);
+    let last_two = rows("SHOW PROGRESS out LIMIT 2").await;
+    assert_eq!(column(&last_two, "batch_id"), [1, 2]);
+    let offsets = last_two
+        .column_by_name("offsets")
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(offsets.value(1), "bids 0: 2000..3000");
+    let queries = rows("SHOW QUERIES").await;
+    assert_eq!(column(&queries, "batches"), [3]);
+    assert_eq!(column(&queries, "rows_in"), [2760]);
+    let rows_out: u64 = column(&all, "rows_out").iter().sum();
+    assert_eq!(column(&queries, "rows_out"), [rows_out]);
+    assert_eq!(rows_out, 3);
+    let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
+    assert!(err.contains("nope") && err.contains("out"), "{err}");
 }

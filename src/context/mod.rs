@@ -7,7 +7,7 @@
 //! - [`sinks`] — sink tables (`CREATE TABLE ... WITH (connector = ...)`),
 //! - [`queries`] — continuous queries, foreground (`SELECT`) and background
 //!   (`INSERT INTO`, `CREATE SINK`, `STOP QUERY`),
-//! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `DESCRIBE`,
+//! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `SHOW PROGRESS`, `DESCRIBE`,
 //! - [`explain`] — `EXPLAIN`,
 //! - [`settings`] — `SET`, `CREATE FUNCTION`,
 //! - [`ddl`] — one name per object, `DROP`,

@@ -1,5 +1,5 @@
-//! `SHOW STREAMS`, `SHOW QUERIES` and `DESCRIBE`: the catalog and the
-//! running queries as rows.
+//! `SHOW STREAMS`, `SHOW QUERIES`, `SHOW PROGRESS` and `DESCRIBE`: the
+//! catalog, the running queries and their progress records as rows.
 
 use std::sync::Arc;
 

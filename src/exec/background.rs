@@ -1,6 +1,8 @@
 //! Background queries: continuous queries whose results go to a sink table
 //! (`INSERT INTO t SELECT ...`, `CREATE SINK name AS SELECT ...`) instead of
-//! the console. The registry keeps each one's status for `SHOW QUERIES`,
+//! the console. The registry keeps each one's status for `SHOW QUERIES` and
+//! its last 100 progress records for `SHOW PROGRESS` (both from the records
+//! its sink task completes after each commit, so they agree),
 //! stops them by name (`STOP QUERY`) or all at once, and keeps failures until
 //! a front end reports them, so an error is never lost.
 //!

@@ -164,3 +164,26 @@ pub(super) fn record(r: &ProgressRecord) {
     gauge!("quiver_state_rows", "query" => query.clone()).set(r.state_rows as f64);
     gauge!("quiver_state_bytes", "query" => query).set(r.state_bytes as f64);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_table_lists_every_metric_with_its_kind_and_labels() {
+        let readme = include_str!("../../README.md");
+        for (name, kind, labels, _) in METRICS {
+            let row = format!("| `{name}` | {kind} | {labels} |");
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+        let rows = readme
+            .lines()
+            .filter(|l| l.starts_with("| `quiver_"))
+            .count();
+        assert_eq!(
+            rows,
+            METRICS.len(),
+            "README lists metrics quiver does not record"
+        );
+    }
+}

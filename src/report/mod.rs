@@ -3,6 +3,8 @@
 //! measurements ([`Progress`]), its totals ([`QuerySummary`],
 //! [`QueryProgress`]) and the limits it runs under ([`RunLimits`]). The
 //! driver produces them; handles, front ends and `SHOW QUERIES` read them.
+//! Each batch's consumer completes them into a [`ProgressRecord`] (`record`:
+//! phases, rates, offsets, lag), which `metrics` records for Prometheus.
 //! This is the bottom layer every other one may use (the sinks read results,
 //! the front ends print [`BatchEnd::progress_line`]), so it imports nothing
 //! of the engine above [`crate::batch`].

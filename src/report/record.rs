@@ -341,3 +341,112 @@ impl ProgressHistory {
         self.records.iter().skip(skip).cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::batch::{InputMark, SourceOffset, StreamOffsets};
+    use crate::report::{DriverPhases, StreamLag};
+
+    fn end(progress: Option<Progress>) -> BatchEnd {
+        BatchEnd {
+            query: Arc::from("q"),
+            batch_id: 4,
+            batch_time_ms: 1_767_225_600_000,
+            results: 1,
+            offsets: vec![StreamOffsets {
+                stream: "bids".into(),
+                ranges: vec![
+                    SourceOffset {
+                        partition: "bids/0".into(),
+                        start: "10".into(),
+                        end: "15".into(),
+                    },
+                    SourceOffset {
+                        partition: "bids/1".into(),
+                        start: "0".into(),
+                        end: "2".into(),
+                    },
+                ],
+            }],
+            input: InputMark::default(),
+            progress,
+        }
+    }
+
+    #[test]
+    fn a_record_joins_the_drivers_phases_ranges_lag_and_the_sinks_times() {
+        let started = Instant::now() - Duration::from_millis(50);
+        let progress = Progress {
+            input_rows: 7,
+            watermark_ms: Some(i64::MAX),
+            lag: vec![StreamLag {
+                stream: "bids".into(),
+                partitions: vec![("bids/1".into(), 3)],
+            }],
+            phases: DriverPhases {
+                poll: Duration::from_millis(10),
+                checkpoint: Duration::ZERO,
+                query: Duration::from_millis(20),
+            },
+            started: Some(started),
+            since_previous: Some(Duration::from_millis(500)),
+            stream_rows: vec![("bids".into(), 7)],
+            ..Progress::default()
+        };
+        let mut recorder = BatchRecorder::new();
+        let result = QueryResult {
+            query: Arc::from("q"),
+            batch_id: 4,
+            batch_time_ms: 0,
+            window: None,
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            rows: Vec::new(),
+            progress: Progress::default(),
+            input: InputMark::default(),
+            offsets: Vec::new(),
+        };
+        recorder.wrote(&result, Duration::from_millis(5));
+        let record = recorder.committed(&end(Some(progress)), Duration::from_millis(1), None);
+        let d = record.durations;
+        assert_eq!(
+            (d.poll_ms, d.query_ms, d.sink_ms, d.commit_ms),
+            (10.0, 20.0, 5.0, 1.0)
+        );
+        assert!(d.total_ms >= 50.0 && d.sum_ms() <= d.total_ms, "{d:?}");
+        assert_eq!(record.input_rows_per_second, Some(14.0));
+        assert_eq!(record.watermark.as_deref(), Some("end of input"));
+        assert_eq!(record.batch_time, "2026-01-01 00:00:00");
+        let [source] = record.sources.as_slice() else {
+            panic!("{record:?}")
+        };
+        assert_eq!(source.input_rows, 7);
+        let lags: Vec<_> = source.partitions.iter().map(|p| p.lag).collect();
+        assert_eq!(lags, [None, Some(3)]);
+        // The next batch starts from nothing.
+        let closing = recorder.committed(&end(None), Duration::ZERO, Some("print".into()));
+        assert!(closing.closing);
+        assert_eq!(closing.durations.sink_ms, 0.0);
+        assert_eq!(closing.sink.map(|s| s.committed_batch), Some(4));
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_records_and_totals_all() {
+        let mut history = ProgressHistory::default();
+        for batch_id in 0..(ProgressHistory::CAPACITY as u64 + 5) {
+            history.push(ProgressRecord {
+                batch_id,
+                input_rows: 2,
+                ..ProgressRecord::default()
+            });
+        }
+        let recent = history.recent(3);
+        let ids: Vec<u64> = recent.iter().map(|r| r.batch_id).collect();
+        assert_eq!(ids, [102, 103, 104]);
+        assert_eq!(history.recent(1_000).len(), ProgressHistory::CAPACITY);
+        assert_eq!(history.totals().batches, 105);
+        assert_eq!(history.totals().input_rows, 210);
+    }
+}
