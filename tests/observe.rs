@@ -338,3 +338,24 @@ async fn show_progress_and_show_queries_read_the_same_records() {
     let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("out"), "{err}");
 }
+
+#[test]
+fn an_unwritable_progress_json_file_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("progress.ndjson");
+    let output = wait(
+        quiver()
+            .arg("--progress-json")
+            .arg(&path)
+            .args(["-c", "SELECT 1"])
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot create the --progress-json file") && stderr.contains("missing"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "SELECT 1 ran");
+}
