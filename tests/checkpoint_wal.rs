@@ -350,3 +350,34 @@ fn inspect_shows_the_write_ahead_log() {
         "{line}"
     );
 }
+
+#[test]
+fn a_corrupted_entry_stops_the_restart_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = quiver(
+        dir.path(),
+        STDIN_QUERY,
+        Some("after_offsets_log@4"),
+        Stdio::piped(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = feed(first.stdin.take().unwrap(), stop.clone());
+    let (_, _, ok) = finish(first);
+    stop.store(true, Ordering::Release);
+    feeder.join().unwrap();
+    assert!(!ok, "the hook did not fire");
+    // Damage every entry: the restart needs the last one (logged, not run).
+    let wal = dir.path().join("ck/query_1/wal/s");
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&wal).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        std::fs::write(entry.path(), &bytes[..bytes.len() - 7]).unwrap();
+        damaged += 1;
+    }
+    assert!(damaged > 0, "nothing was logged");
+    let second = quiver(dir.path(), STDIN_QUERY, None, Stdio::null());
+    let (rows, stderr, ok) = finish(second);
+    assert!(!ok, "a damaged log must not be skipped: {rows:?}");
+    assert!(stderr.contains(".arrow' is corrupted"), "{stderr}");
+    assert!(stderr.contains("--checkpoint-reset"), "{stderr}");
+}
