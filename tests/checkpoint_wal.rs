@@ -41,7 +41,7 @@ const STDIN_QUERY: &str = "CREATE STREAM s WITH (connector = 'stdin', format = '
      SELECT window_start, count(*) AS n, string_agg(line, ' ') AS lines \
      FROM TUMBLE(s, _batch_time, INTERVAL '1' SECOND) GROUP BY window_start";
 
-fn quiver(dir: &Path, sql: &str, crash: Option<&str>, stdin: Stdio) -> Child {
+fn quiver(dir: &Path, sql: &str, crash: Option<&str>, stdin: Stdio, extra: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
     cmd.current_dir(dir)
         .args([
@@ -54,6 +54,7 @@ fn quiver(dir: &Path, sql: &str, crash: Option<&str>, stdin: Stdio) -> Child {
             "csv",
         ])
         .args(["--batch-interval", "100ms"])
+        .args(extra)
         .env_remove("QUIVER_CHECKPOINT_CRASH")
         .stdin(stdin)
         .stdout(Stdio::piped())
@@ -94,8 +95,11 @@ fn feed(mut out: impl Write + Send + 'static, stop: Arc<AtomicBool>) -> JoinHand
     })
 }
 
-/// The records a (dead) first run received: those in the write-ahead log's
-/// entries (strings are stored as they are in Arrow IPC) or in its output.
+/// The records a (dead) first run received. Records arrive in order and
+/// the write-ahead log holds contiguous blocks of them, so that is every
+/// record up to the last one in the log's entries (strings are stored as
+/// they are in Arrow IPC) or in the run's output. Older entries may have
+/// been pruned: their records are in the output or in the saved state.
 fn received(dir: &Path, printed: &[String]) -> BTreeSet<usize> {
     let mut logged = Vec::new();
     let wal = dir.join("ck/query_1/wal/s");
@@ -107,9 +111,10 @@ fn received(dir: &Path, printed: &[String]) -> BTreeSet<usize> {
     }
     let text = String::from_utf8_lossy(&logged);
     let printed = printed.join("\n");
-    (0..RECORDS)
-        .filter(|i| text.contains(&record(*i)) || printed.contains(&record(*i)))
-        .collect()
+    let last = (0..RECORDS)
+        .rev()
+        .find(|i| text.contains(&record(*i)) || printed.contains(&record(*i)));
+    last.map_or_else(BTreeSet::new, |last| (0..=last).collect())
 }
 
 /// Every record in `rows` (each row's `rec-NNNN` tokens), with repeats.
@@ -211,7 +216,7 @@ fn socket_case(death: Death) {
         Death::KillAfter(_) => None,
     };
     let case = crash.map_or_else(|| "sigkill".to_string(), String::from);
-    let mut first = quiver(dir.path(), &sql, crash, Stdio::null());
+    let mut first = quiver(dir.path(), &sql, crash, Stdio::null(), &[]);
     let conn = accept(&listener, &mut first);
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = feed(conn, stop.clone());
@@ -229,7 +234,7 @@ fn socket_case(death: Death) {
     );
     let total = got.last().unwrap() + 20;
     // The restart: the peer sends only what was not received.
-    let mut second = quiver(dir.path(), &sql, None, Stdio::null());
+    let mut second = quiver(dir.path(), &sql, None, Stdio::null(), &[]);
     let mut conn = accept(&listener, &mut second);
     for i in (0..total).filter(|i| !got.contains(i)) {
         writeln!(conn, "{}", record(i)).unwrap();
@@ -262,14 +267,14 @@ fn a_socket_source_killed_while_receiving_loses_and_repeats_nothing() {
     }
 }
 
-fn stdin_case(death: Death) {
+fn stdin_case(death: Death, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let crash = match death {
         Death::Crash(point) => Some(point),
         Death::KillAfter(_) => None,
     };
     let case = crash.map_or_else(|| "sigkill".to_string(), String::from);
-    let mut first = quiver(dir.path(), STDIN_QUERY, crash, Stdio::piped());
+    let mut first = quiver(dir.path(), STDIN_QUERY, crash, Stdio::piped(), extra);
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = feed(first.stdin.take().unwrap(), stop.clone());
     if let Death::KillAfter(n) = death {
@@ -285,7 +290,7 @@ fn stdin_case(death: Death) {
         "{case}: nothing was received before the crash"
     );
     let total = got.last().unwrap() + 20;
-    let mut second = quiver(dir.path(), STDIN_QUERY, None, Stdio::piped());
+    let mut second = quiver(dir.path(), STDIN_QUERY, None, Stdio::piped(), extra);
     let mut input = second.stdin.take().unwrap();
     for i in (0..total).filter(|i| !got.contains(i)) {
         writeln!(input, "{}", record(i)).unwrap();
@@ -314,9 +319,13 @@ fn a_stdin_source_crashed_or_killed_loses_and_repeats_nothing() {
         "after_offsets_log@12",
         "after_commit_log@9",
     ] {
-        stdin_case(Death::Crash(point));
+        stdin_case(Death::Crash(point), &[]);
     }
-    stdin_case(Death::KillAfter(40 + std::process::id() as usize % 40));
+    stdin_case(Death::KillAfter(40 + std::process::id() as usize % 40), &[]);
+    // A state every third batch: the batches since are replayed from the log.
+    let every_third = ["--checkpoint-interval", "3"];
+    stdin_case(Death::Crash("after_offsets_log@8"), &every_third);
+    stdin_case(Death::KillAfter(150), &every_third);
 }
 
 #[test]
@@ -327,6 +336,7 @@ fn inspect_shows_the_write_ahead_log() {
         STDIN_QUERY,
         Some("after_wal_write@3"),
         Stdio::piped(),
+        &[],
     );
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = feed(first.stdin.take().unwrap(), stop.clone());
@@ -357,8 +367,9 @@ fn a_corrupted_entry_stops_the_restart_naming_the_file() {
     let mut first = quiver(
         dir.path(),
         STDIN_QUERY,
-        Some("after_offsets_log@4"),
+        Some("after_wal_write@4"),
         Stdio::piped(),
+        &[],
     );
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = feed(first.stdin.take().unwrap(), stop.clone());
@@ -375,7 +386,7 @@ fn a_corrupted_entry_stops_the_restart_naming_the_file() {
         damaged += 1;
     }
     assert!(damaged > 0, "nothing was logged");
-    let second = quiver(dir.path(), STDIN_QUERY, None, Stdio::null());
+    let second = quiver(dir.path(), STDIN_QUERY, None, Stdio::null(), &[]);
     let (rows, stderr, ok) = finish(second);
     assert!(!ok, "a damaged log must not be skipped: {rows:?}");
     assert!(stderr.contains(".arrow' is corrupted"), "{stderr}");
