@@ -220,6 +220,12 @@ pub fn inspect_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
             ),
             None => println!("  state: none yet"),
         }
+        if q.wal_entries > 0 {
+            println!(
+                "  write-ahead log: {} entries, {} bytes",
+                q.wal_entries, q.wal_bytes
+            );
+        }
     }
     Ok(())
 }

@@ -239,12 +239,15 @@ fn nexmark_resumes_exactly() {
 #[test]
 fn sources_that_cannot_resume_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let sql = "CREATE STREAM s WITH (connector = 'stdin', format = 'text'); SELECT * FROM s";
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let sql = "CREATE STREAM s (ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+               WITH (connector = 'files', path = 'in', format = 'csv', late_policy = 'side'); \
+               SELECT * FROM s_late";
     let out = quiver(dir.path(), &["-c", sql, "--checkpoint", "ck"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("the stdin connector cannot resume from a checkpoint yet"),
+        stderr.contains("the late connector cannot resume from a checkpoint yet"),
         "{stderr}"
     );
 }

@@ -19,6 +19,9 @@
 //!   `checkpoint_interval` batches): the operator's state as Arrow IPC, and
 //!   the driver's state, the sources' positions and the Arrow file's
 //!   checksum as JSON.
+//! - `wal/<stream>/<n>.arrow`, for sources that cannot re-read their input
+//!   (socket, stdin): what the source delivered for batch `n`, written
+//!   before the batch runs (the write-ahead log, see `wal`).
 //!
 //! Recovery ([`QueryCheckpoint::recover`]) takes the newest consistent
 //! state at or before the last durable batch (the last committed one, or
@@ -44,6 +47,7 @@ mod crash;
 mod inspect;
 mod state;
 mod store;
+mod wal;
 
 use std::path::{Path, PathBuf};
 
@@ -51,9 +55,11 @@ use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::SourceOffset;
+use crate::source::Source;
 
 pub use crash::{CRASH_VAR, CrashPoint};
 pub use inspect::{CheckpointInfo, QueryCheckpointInfo, inspect};
+pub use wal::WalSource;
 
 /// `--checkpoint DIR` and its companions, as a session's config holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +265,18 @@ impl QueryCheckpoint {
         &self.dir
     }
 
+    /// Wraps the source of `stream` (one that cannot re-read its input:
+    /// socket, stdin) in a write-ahead log under this checkpoint, so it
+    /// can resume; see [`WalSource`].
+    pub fn write_ahead(
+        &self,
+        stream: &str,
+        source: Box<dyn Source>,
+    ) -> Result<Box<dyn Source>, CheckpointError> {
+        let dir = wal_dir(&self.dir, stream);
+        Ok(Box::new(WalSource::open(source, dir)?))
+    }
+
     /// Logs what batch `entry.batch_id` reads, before it runs.
     pub fn log_offsets(&self, entry: &OffsetsEntry) -> Result<(), CheckpointError> {
         let path = store::entry(&self.dir.join("offsets"), entry.batch_id, "json");
@@ -339,6 +357,21 @@ impl QueryCheckpoint {
         let Some(&oldest) = done.get(drop) else {
             return Ok(());
         };
+        // Write-ahead log entries from the oldest kept state's position on.
+        let wal = self.dir.join("wal");
+        if wal.is_dir() {
+            // A damaged state keeps its entries: a recovery may still need them.
+            let sources =
+                state::read_meta(&states, oldest).map_or_else(|_| Vec::new(), |m| m.sources);
+            for (stream, position) in &sources {
+                let dir = wal_dir(&self.dir, stream);
+                if let Some(keep_from) = wal::next_batch(position)
+                    && dir.is_dir()
+                {
+                    wal::prune(&dir, keep_from)?;
+                }
+            }
+        }
         for (sub, keep_from) in [("offsets", oldest + 1), ("commits", oldest)] {
             let dir = self.dir.join(sub);
             for id in store::ids(&dir, "json")? {
@@ -405,6 +438,21 @@ impl QueryCheckpoint {
             committed: durable,
         })
     }
+}
+
+/// The write-ahead log directory of `stream` in the query directory `dir`
+/// (characters other than letters, digits, `_` and `-` become `_`).
+fn wal_dir(dir: &Path, stream: &str) -> PathBuf {
+    let name: String = (stream.chars())
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join("wal").join(name)
 }
 
 /// The first part of `now` that differs from `stored`, as an error.

@@ -1,7 +1,7 @@
 //! Opening a query's checkpoint (`--checkpoint DIR`): the fingerprint of
 //! what the query is — its normalized SQL, each stream's schema and source
 //! (connector and options) and its sinks — and the check that every source
-//! can resume.
+//! can resume (by re-reading, or through a write-ahead log).
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use super::Context;
 use crate::checkpoint::{CheckpointSettings, Fingerprint, QueryCheckpoint};
 use crate::error::Error;
 use crate::exec::ExecError;
-use crate::source::{RESUMABLE_CONNECTORS, SourceError};
+use crate::source::{LOGGED_CONNECTORS, RESUMABLE_CONNECTORS, SourceError};
 use crate::sql::StreamingPlan;
 
 impl Context {
@@ -32,16 +32,19 @@ impl Context {
         };
         let mut parts = vec![("query".to_string(), query.to_string())];
         for (def, _) in &plan.streams {
-            if !RESUMABLE_CONNECTORS.contains(&def.connector.as_str()) {
+            let connector = def.connector.as_str();
+            if !RESUMABLE_CONNECTORS.contains(&connector) && !LOGGED_CONNECTORS.contains(&connector)
+            {
                 return Err(ExecError::Source {
                     query: name.to_string(),
                     stream: def.name.clone(),
                     source: SourceError::Runtime(format!(
                         "--checkpoint: the {} connector cannot resume from a checkpoint yet \
-                         (only {} can; a write-ahead log for socket and stdin, and Kafka \
-                         offsets, are later increments); run without --checkpoint",
+                         (only {} can, and {} through a write-ahead log; Kafka offsets are a \
+                         later increment); run without --checkpoint",
                         def.connector,
-                        RESUMABLE_CONNECTORS.join(" and ")
+                        RESUMABLE_CONNECTORS.join(" and "),
+                        LOGGED_CONNECTORS.join(" and ")
                     )),
                 }
                 .into());
