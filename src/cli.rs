@@ -7,9 +7,13 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
 use quiver::{BatchEnd, ConsoleSink, OutputFormat, QueryEvent};
 use quiver::{Context, Output};
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::ui::{Board, Kind, explain, feed_background};
 
 /// Runs `script` on `ctx`, printing results to stdout in `format`, and a
 /// line per batch on stderr when `progress` is set.
@@ -19,9 +23,13 @@ pub async fn run_script(
     format: OutputFormat,
     show_empty: bool,
     progress: bool,
+    board: Option<Arc<Board>>,
 ) -> anyhow::Result<()> {
-    let ctx = std::sync::Arc::new(ctx);
+    let ctx = Arc::new(ctx);
     let background_progress = progress.then(|| print_progress(ctx.background().batch_ends()));
+    if let Some(board) = &board {
+        feed_background(ctx.clone(), board.clone());
+    }
     let mut sink = ConsoleSink::new(std::io::stdout(), format, show_empty);
     let mut queries = Vec::new();
     let statements = match quiver::parse_script(script) {
@@ -39,13 +47,26 @@ pub async fn run_script(
             }
         };
         match output {
-            Output::Message(message) => eprintln!("{message}"),
+            Output::Message(message) => {
+                eprintln!("{message}");
+                if let Some(board) = &board {
+                    for status in ctx.background().list() {
+                        if !board.knows(&status.name) {
+                            board.started(&status.name, Kind::Background, &statement.text, None);
+                        }
+                    }
+                }
+            }
             Output::Rows(rows) => sink.write_rows(&rows)?,
             Output::Query(query) => {
                 eprintln!(
                     "started {} (Ctrl-C stops it after the current batch)",
                     query.name
                 );
+                if let Some(board) = &board {
+                    let plan = explain(&ctx, &statement.text).await;
+                    board.started(&query.name, Kind::Foreground, &statement.text, plan);
+                }
                 queries.push(query);
             }
         }
@@ -80,6 +101,12 @@ pub async fn run_script(
     }
     drop(tx);
     while let Some(event) = results.recv().await {
+        if let Some(board) = &board {
+            match &event {
+                QueryEvent::Result(result) => board.result(result),
+                QueryEvent::BatchEnd(end) => board.batch_end(end, None),
+            }
+        }
         let result = match event {
             QueryEvent::Result(result) => result,
             QueryEvent::BatchEnd(end) => {
@@ -111,7 +138,11 @@ pub async fn run_script(
     std::io::stdout().flush()?;
     let mut failed = None;
     for task in tasks {
-        match task.await? {
+        let (name, outcome) = task.await?;
+        if let Some(board) = &board {
+            board.ended(&name, outcome.as_ref().err().map(ToString::to_string));
+        }
+        match (name, outcome) {
             (name, Ok(summary)) => eprintln!("{name}: stopped after {summary}"),
             (_, Err(e)) => {
                 if let Some(earlier) = failed.replace(anyhow::Error::from(e)) {
@@ -121,6 +152,9 @@ pub async fn run_script(
         }
     }
     let statuses = ctx.background().wait_all().await;
+    if let Some(board) = &board {
+        board.background(&statuses);
+    }
     if let Some((done, printer)) = background_progress {
         let _ = done.send(());
         let _ = printer.await;

@@ -1,0 +1,69 @@
+//! Feeding the live page's [`Board`] from what a front end already has:
+//! the plan of a statement it starts, and the background queries' batch
+//! ends and states.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringArray;
+use quiver::{Context, Output};
+use tokio::sync::broadcast;
+
+use super::Board;
+
+/// The `EXPLAIN` of statement `sql`, for the live page; `None` when the
+/// statement cannot be explained (the page then shows its SQL only).
+pub async fn explain(ctx: &Context, sql: &str) -> Option<String> {
+    let Ok(mut outputs) = ctx.sql(&format!("EXPLAIN {sql}")).await else {
+        return None;
+    };
+    let Some(Output::Rows(batches)) = outputs.pop() else {
+        return None;
+    };
+    let mut plan = String::new();
+    for batch in &batches {
+        let (Some(kind), Some(text)) = (
+            batch.column_by_name("plan_type"),
+            batch.column_by_name("plan"),
+        ) else {
+            continue;
+        };
+        let (Some(kind), Some(text)) = (
+            kind.as_any().downcast_ref::<StringArray>(),
+            text.as_any().downcast_ref::<StringArray>(),
+        ) else {
+            continue;
+        };
+        for (kind, text) in kind.iter().zip(text.iter()) {
+            plan += &format!("{}:\n{}\n\n", kind.unwrap_or(""), text.unwrap_or(""));
+        }
+    }
+    (!plan.is_empty()).then(|| plan.trim_end().to_string())
+}
+
+/// Feeds `board` with the background queries' batch ends (and the rows
+/// their sinks wrote), and their states once a second, for the live page.
+pub fn feed_background(ctx: Arc<Context>, board: Arc<Board>) {
+    let mut ends = ctx.background().batch_ends();
+    tokio::spawn(async move {
+        let mut written = std::collections::HashMap::<String, u64>::new();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                received = ends.recv() => match received {
+                    Ok(end) => {
+                        let statuses = ctx.background().list();
+                        let total = (statuses.iter())
+                            .find(|s| s.name == end.query.as_ref())
+                            .map_or(0, |s| s.output_rows);
+                        let before = written.insert(end.query.to_string(), total).unwrap_or(0);
+                        board.batch_end(&end, Some(total.saturating_sub(before)));
+                        board.background(&statuses);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => board.background(&ctx.background().list()),
+            }
+        }
+    });
+}
