@@ -9,13 +9,18 @@
 use std::io::Write;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use quiver::{BatchEnd, BatchRecorder, ConsoleSink, OutputFormat, QueryEvent};
 use quiver::{Context, Output};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::ui::{Board, Kind, explain, feed_background};
+
 /// Runs `script` on `ctx`, printing results to stdout in `format`, a
-/// line per batch on stderr when `progress` is set, and each batch's
-/// progress record to `progress_json` when given.
+/// line per batch on stderr when `progress` is set, each batch's
+/// progress record to `progress_json` when given, and feeding the live
+/// page's `board` (`--ui`) when given.
 pub async fn run_script(
     ctx: Context,
     script: &str,
@@ -23,8 +28,9 @@ pub async fn run_script(
     show_empty: bool,
     progress: bool,
     progress_json: Option<&std::path::Path>,
+    board: Option<Arc<Board>>,
 ) -> anyhow::Result<()> {
-    let ctx = std::sync::Arc::new(ctx);
+    let ctx = Arc::new(ctx);
     let background_progress = progress.then(|| print_progress(ctx.background().batch_ends()));
     let progress_json = match progress_json {
         Some(path) => {
@@ -36,6 +42,9 @@ pub async fn run_script(
         .as_ref()
         .map(crate::observe::ProgressJson::sender);
     let mut recorders: std::collections::HashMap<String, BatchRecorder> = Default::default();
+    if let Some(board) = &board {
+        feed_background(ctx.clone(), board.clone());
+    }
     let mut sink = ConsoleSink::new(std::io::stdout(), format, show_empty);
     let mut queries = Vec::new();
     let statements = match quiver::parse_script(script) {
@@ -53,13 +62,26 @@ pub async fn run_script(
             }
         };
         match output {
-            Output::Message(message) => eprintln!("{message}"),
+            Output::Message(message) => {
+                eprintln!("{message}");
+                if let Some(board) = &board {
+                    for status in ctx.background().list() {
+                        if !board.knows(&status.name) {
+                            board.started(&status.name, Kind::Background, &statement.text, None);
+                        }
+                    }
+                }
+            }
             Output::Rows(rows) => sink.write_rows(&rows)?,
             Output::Query(query) => {
                 eprintln!(
                     "started {} (Ctrl-C stops it after the current batch)",
                     query.name
                 );
+                if let Some(board) = &board {
+                    let plan = explain(&ctx, &statement.text).await;
+                    board.started(&query.name, Kind::Foreground, &statement.text, plan);
+                }
                 queries.push(query);
             }
         }
@@ -114,6 +136,9 @@ pub async fn run_script(
                     committing.elapsed(),
                     Some("console".into()),
                 );
+                if let Some(board) = &board {
+                    board.record(&record);
+                }
                 if let Some(records) = &records {
                     let _ = records.send(record);
                 }
@@ -137,7 +162,11 @@ pub async fn run_script(
     std::io::stdout().flush()?;
     let mut failed = None;
     for task in tasks {
-        match task.await? {
+        let (name, outcome) = task.await?;
+        if let Some(board) = &board {
+            board.ended(&name, outcome.as_ref().err().map(ToString::to_string));
+        }
+        match (name, outcome) {
             (name, Ok(summary)) => eprintln!("{name}: stopped after {summary}"),
             (_, Err(e)) => {
                 if let Some(earlier) = failed.replace(anyhow::Error::from(e)) {
@@ -147,6 +176,9 @@ pub async fn run_script(
         }
     }
     let statuses = ctx.background().wait_all().await;
+    if let Some(board) = &board {
+        board.background(&statuses);
+    }
     if let Some((done, printer)) = background_progress {
         let _ = done.send(());
         let _ = printer.await;

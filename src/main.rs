@@ -8,6 +8,7 @@ mod http;
 mod notices;
 mod observe;
 mod repl;
+mod ui;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -119,6 +120,13 @@ struct RunArgs {
         requires = "checkpoint"
     )]
     checkpoint_interval: u64,
+    /// Serve a live page of the queries (state, charts of their batches,
+    /// plan) at this address, e.g. 127.0.0.1:4040 (port 0: any free port).
+    #[arg(long, global = true, value_name = "ADDR")]
+    ui: Option<std::net::SocketAddr>,
+    /// Allow --ui on a non-loopback address (the page has no authentication).
+    #[arg(long, global = true, requires = "ui")]
+    ui_public: bool,
 }
 
 impl RunArgs {
@@ -249,12 +257,22 @@ fn run_cli(cli: Cli) -> ExitCode {
         ))
     } else if interactive {
         cli.run.config().and_then(|config| {
+            let page = match cli.run.ui {
+                None => None,
+                Some(addr) => {
+                    let interval_ms = config.batch_interval.as_millis() as i64;
+                    let page = runtime.block_on(ui::start(addr, cli.run.ui_public, interval_ms))?;
+                    eprintln!("ui: {}", page.url);
+                    Some(page)
+                }
+            };
             repl::run(
                 &runtime,
                 quiver::Context::new(config),
                 cli.run.format,
                 cli.run.show_empty,
                 cli.run.progress,
+                page,
             )
         })
     } else {
@@ -292,6 +310,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // Standard input is not a terminal here: main() runs the REPL otherwise.
         (None, None) => std::io::read_to_string(std::io::stdin())?,
     };
+    let board = match cli.run.ui {
+        None => None,
+        Some(addr) => {
+            let interval_ms = config.batch_interval.as_millis() as i64;
+            let page = ui::start(addr, cli.run.ui_public, interval_ms).await?;
+            eprintln!("ui: {}", page.url);
+            Some(page.board)
+        }
+    };
     cli::run_script(
         quiver::Context::new(config),
         &script,
@@ -299,6 +326,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.run.show_empty,
         cli.run.progress,
         cli.run.progress_json.as_deref(),
+        board,
     )
     .await
 }

@@ -224,7 +224,11 @@ impl<O: Operator> Driver<O> {
                 .sum::<u64>();
             let saving = Instant::now();
             self.save_state(batch_id, time + self.interval_ms, false, &summary)?;
-            progress.phases.checkpoint += saving.elapsed();
+            progress.phases.checkpoint = match self.checkpoint {
+                Some(_) => progress.phases.checkpoint + saving.elapsed(),
+                // Nothing was written: a phase of 0, not the time of a no-op.
+                None => std::time::Duration::ZERO,
+            };
             self.progress.send_replace(QueryProgress {
                 summary: summary.clone(),
                 batch_id: Some(batch_id),

@@ -22,6 +22,8 @@ pub enum Command {
     Timing(Option<bool>),
     /// `\format table|csv|ndjson`: how results are printed.
     Format(OutputFormat),
+    /// `\ui`: where the live page is (`--ui`).
+    Ui,
 }
 
 /// Name, arguments and description of every command, for `\?` and completion.
@@ -47,6 +49,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "\\format",
         "table|csv|ndjson",
         "how results are printed (default table)",
+    ),
+    (
+        "\\ui",
+        "",
+        "where the live page with charts is (start the REPL with --ui ADDR)",
     ),
 ];
 
@@ -93,6 +100,7 @@ impl FromStr for Command {
             ("\\timing", Some("on")) => Ok(Self::Timing(Some(true))),
             ("\\timing", Some("off")) => Ok(Self::Timing(Some(false))),
             ("\\format", Some(format)) => format.parse().map(Self::Format),
+            ("\\ui", None) => Ok(Self::Ui),
             ("\\format", None) => Err("\\format needs a format: table, csv or ndjson".into()),
             _ => Err(format!(
                 "unknown command '{line}'; commands are: {} (\\? explains them)",
@@ -113,6 +121,7 @@ mod tests {
     #[test]
     fn parses_commands_and_their_arguments() {
         assert_eq!("\\q".parse(), Ok(Command::Quit));
+        assert_eq!("\\ui".parse(), Ok(Command::Ui));
         assert_eq!("\\d".parse(), Ok(Command::Describe(None)));
         assert_eq!(
             "\\d bids".parse(),

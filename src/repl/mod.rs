@@ -44,11 +44,14 @@ pub fn run(
     format: OutputFormat,
     show_empty: bool,
     progress: bool,
+    page: Option<crate::ui::Page>,
 ) -> anyhow::Result<()> {
     let ctx = Arc::new(ctx);
     let mut session = {
         let _guard = runtime.enter();
-        Session::new(ctx.clone(), format, show_empty)?.with_progress(progress)
+        Session::new(ctx.clone(), format, show_empty)?
+            .with_progress(progress)
+            .with_page(page)
     };
     let mut editor = editor::new(ctx.clone())?;
     let idle = Arc::new(AtomicBool::new(false));

@@ -13,6 +13,8 @@ use futures::FutureExt;
 use quiver::{ConsoleSink, OutputFormat};
 use quiver::{Context, Output};
 use quiver::{QueryEvent, QueryHandle, QueryState};
+
+use crate::ui::{Kind, Page, explain, feed_background};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::commands::{self, Command};
@@ -37,6 +39,8 @@ pub struct Session {
     timing: bool,
     interrupts: Signal,
     status: StatusLine,
+    /// The live page (`--ui`), fed with every query's batches.
+    page: Option<Page>,
 }
 
 impl Session {
@@ -53,7 +57,25 @@ impl Session {
             timing: false,
             interrupts,
             status: StatusLine::new(),
+            page: None,
         })
+    }
+
+    /// The same session, feeding the live page `page` (`--ui`).
+    pub fn with_page(mut self, page: Option<Page>) -> Self {
+        if let Some(page) = &page {
+            feed_background(self.ctx.clone(), page.board.clone());
+        }
+        self.page = page;
+        self
+    }
+
+    /// Where the live page is (`\ui`), or how to get one.
+    pub fn page_url(&self) -> String {
+        match &self.page {
+            Some(page) => format!("live page: {}", page.url),
+            None => "no live page: start the REPL with --ui 127.0.0.1:4040".to_string(),
+        }
     }
 
     /// Prints failures of background queries not reported yet.
@@ -85,6 +107,7 @@ impl Session {
         match command {
             Command::Help => eprint!("{}", commands::help()),
             Command::Quit => return Flow::Quit,
+            Command::Ui => eprintln!("{}", self.page_url()),
             Command::Describe(Some(name)) => {
                 match super::catalog::describe_sink(&self.ctx, &name) {
                     Some(Ok(columns)) => {
@@ -151,6 +174,15 @@ impl Session {
             let ok = match output {
                 Ok(Output::Message(message)) => {
                     eprintln!("{message}");
+                    if let Some(page) = &self.page {
+                        for status in self.ctx.background().list() {
+                            if !page.board.knows(&status.name) {
+                                let kind = Kind::Background;
+                                page.board
+                                    .started(&status.name, kind, &statement.text, None);
+                            }
+                        }
+                    }
                     true
                 }
                 Ok(Output::Rows(rows)) if rows.is_empty() => {
@@ -164,7 +196,14 @@ impl Session {
                         false
                     }
                 },
-                Ok(Output::Query(query)) => self.foreground(query).await,
+                Ok(Output::Query(query)) => {
+                    if let Some(page) = &self.page {
+                        let plan = explain(&self.ctx, &statement.text).await;
+                        let kind = Kind::Foreground;
+                        page.board.started(&query.name, kind, &statement.text, plan);
+                    }
+                    self.foreground(query).await
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     false
@@ -219,6 +258,9 @@ impl Session {
                                 eprintln!("{line}");
                             }
                             let record = recorder.committed(&end, Duration::ZERO, Some("console".into()));
+                            if let Some(page) = &self.page {
+                                page.board.record(&record);
+                            }
                             history.push(record);
                             if !stopping {
                                 self.status.show(&name, &history, interval);
@@ -239,7 +281,12 @@ impl Session {
             }
         }
         self.status.clear();
-        match query.finish().await {
+        let outcome = query.finish().await;
+        if let Some(page) = &self.page {
+            page.board
+                .ended(&name, outcome.as_ref().err().map(ToString::to_string));
+        }
+        match outcome {
             Ok(summary) => {
                 eprintln!(
                     "{name} {} after {summary}",
