@@ -159,7 +159,10 @@ fn a_running_query_is_on_the_page_and_agrees_with_its_progress_lines() {
         assert_eq!(rows.as_u64(), Some(920), "batch {batch}");
         // Rows over the wall time since the previous batch (none before the first).
         if batch > 0 {
-            assert!(rate.as_f64().is_some_and(|r| r > 0.0), "batch {batch}: {rate}");
+            assert!(
+                rate.as_f64().is_some_and(|r| r > 0.0),
+                "batch {batch}: {rate}"
+            );
         }
     }
     let output: u64 = points(query, "output_rows")
