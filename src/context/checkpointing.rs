@@ -36,10 +36,10 @@ impl Context {
                     stream: def.name.clone(),
                     source: SourceError::Runtime(format!(
                         "--checkpoint: the {} connector cannot resume from a checkpoint yet \
-                         (only {} can; a write-ahead log for socket and stdin, and Kafka \
-                         offsets, are later increments); run without --checkpoint",
+                         (only {} can; a write-ahead log for socket and stdin is a later \
+                         increment); run without --checkpoint",
                         def.connector,
-                        RESUMABLE_CONNECTORS.join(" and ")
+                        RESUMABLE_CONNECTORS.join(", ")
                     )),
                 }
                 .into());

@@ -31,8 +31,8 @@
 //!
 //! **Resuming.** For `--checkpoint` a connector reports its whole position
 //! as text (`Source::position`), moves back to one (`Source::seek`) and
-//! re-reads a logged batch exactly (`Source::poll_to`); files and nexmark
-//! do ([`RESUMABLE_CONNECTORS`]), the others refuse.
+//! re-reads a logged batch exactly (`Source::poll_to`); files, nexmark
+//! and kafka do ([`RESUMABLE_CONNECTORS`]), the others refuse.
 
 mod files;
 mod kafka;
@@ -230,13 +230,13 @@ pub trait Source: Send {
 
 /// Connectors whose sources implement [`Source::position`], `seek` and
 /// `poll_to`, so `--checkpoint` can resume them.
-pub const RESUMABLE_CONNECTORS: &[&str] = &["files", "nexmark"];
+pub const RESUMABLE_CONNECTORS: &[&str] = &["files", "nexmark", "kafka"];
 
 fn cannot_resume() -> SourceError {
     SourceError::Runtime(format!(
         "this connector cannot resume from a checkpoint yet (only {} can; a write-ahead log \
-         for socket and stdin and Kafka offsets are later increments); run without --checkpoint",
-        RESUMABLE_CONNECTORS.join(" and ")
+         for socket and stdin is a later increment); run without --checkpoint",
+        RESUMABLE_CONNECTORS.join(", ")
     ))
 }
 

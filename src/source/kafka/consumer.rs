@@ -20,7 +20,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::options::{CONNECTOR, KafkaOptions, StartupMode};
@@ -352,27 +352,95 @@ impl KafkaConsumer {
             let Some(p) = self.source_partition(message.topic(), message.partition()) else {
                 continue;
             };
-            let slot = p as usize;
-            if chunks.len() <= slot {
-                chunks.resize_with(slot + 1, || None);
-            }
-            let chunk = chunks[slot].get_or_insert_with(|| {
-                let (topic, partition) = self.kafka_partition(p);
-                Chunk::new(p, topic, partition)
-            });
-            chunk
-                .values
-                .extend_from_slice(message.payload().unwrap_or_default());
-            chunk.ends.push(chunk.values.len());
-            chunk.has_value.push(message.payload().is_some());
-            chunk.keys.append_option(message.key());
-            chunk.offsets.push(message.offset());
-            chunk.timestamps.push(match message.timestamp() {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
-                Timestamp::NotAvailable => None,
-            });
+            self.take(&mut chunks, p, &message);
             taken += 1;
         }
+        Ok(self.finish(chunks))
+    }
+
+    /// Re-reads exactly up to `targets` (per source partition, the next
+    /// offset the logged batch stopped at; `None`: not read): every message
+    /// from the current position below its partition's target, however
+    /// long librdkafka takes to fetch them (bounded by option `timeout`
+    /// without progress), nothing beyond. Messages fetched past a target
+    /// are dropped, and every partition is assigned again at its position,
+    /// so the next poll carries on from there.
+    pub fn poll_until(&mut self, targets: &[Option<i64>]) -> Result<Polled, SourceError> {
+        let mut chunks: Vec<Option<Chunk>> = Vec::new();
+        let reached = |next: &[i64]| {
+            (targets.iter().zip(next)).all(|(target, next)| target.is_none_or(|t| *next >= t))
+        };
+        let mut read: Vec<i64> = self.next.clone();
+        let mut deadline = Instant::now() + self.opts.timeout;
+        while !reached(&read) {
+            let now = Instant::now();
+            if now >= deadline {
+                let (p, stopped) = (read.iter().enumerate())
+                    .find(|(p, next)| targets[*p].is_some_and(|t| **next < t))
+                    .map(|(p, next)| (p as u32, *next))
+                    .unwrap_or_default();
+                let (topic, partition) = self.kafka_partition(p);
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source: cannot re-read the checkpoint's last batch: topic \
+                     '{topic}' partition {partition} has nothing after offset {stopped} within \
+                     {} (the batch logged up to {}); were its messages deleted by retention? \
+                     Start over with --checkpoint-reset",
+                    humantime::format_duration(self.opts.timeout),
+                    targets[p as usize].unwrap_or_default()
+                )));
+            }
+            let message = match self.consumer.poll(deadline - now) {
+                None => continue,
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    self.on_poll_error(&e)?;
+                    continue;
+                }
+            };
+            let Some(p) = self.source_partition(message.topic(), message.partition()) else {
+                continue;
+            };
+            let (slot, offset) = (p as usize, message.offset());
+            let Some(target) = targets.get(slot).copied().flatten() else {
+                continue;
+            };
+            if offset < read[slot] || offset >= target {
+                continue;
+            }
+            self.take(&mut chunks, p, &message);
+            read[slot] = offset + 1;
+            deadline = Instant::now() + self.opts.timeout;
+        }
+        let polled = self.finish(chunks);
+        self.reassign()?;
+        Ok(polled)
+    }
+
+    /// Appends `message` of source partition `p` to its chunk.
+    fn take(&self, chunks: &mut Vec<Option<Chunk>>, p: u32, message: &BorrowedMessage<'_>) {
+        let slot = p as usize;
+        if chunks.len() <= slot {
+            chunks.resize_with(slot + 1, || None);
+        }
+        let chunk = chunks[slot].get_or_insert_with(|| {
+            let (topic, partition) = self.kafka_partition(p);
+            Chunk::new(p, topic, partition)
+        });
+        chunk
+            .values
+            .extend_from_slice(message.payload().unwrap_or_default());
+        chunk.ends.push(chunk.values.len());
+        chunk.has_value.push(message.payload().is_some());
+        chunk.keys.append_option(message.key());
+        chunk.offsets.push(message.offset());
+        chunk.timestamps.push(match message.timestamp() {
+            Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
+            Timestamp::NotAvailable => None,
+        });
+    }
+
+    /// The chunks taken, with their ranges; moves the positions past them.
+    fn finish(&mut self, chunks: Vec<Option<Chunk>>) -> Polled {
         let mut polled = Polled::default();
         for chunk in chunks.into_iter().flatten() {
             let first = chunk.offsets[0];
@@ -385,7 +453,45 @@ impl KafkaConsumer {
             });
             polled.chunks.push(chunk);
         }
-        Ok(polled)
+        polled
+    }
+
+    /// Moves to `positions` (per source partition, the next offset to
+    /// read; `None`: a partition the checkpoint does not know, which
+    /// starts at its earliest offset) and assigns every partition there.
+    pub fn seek_to(&mut self, positions: &[Option<i64>]) -> Result<(), SourceError> {
+        for (p, position) in positions.iter().enumerate() {
+            self.next[p] = match position {
+                Some(next) => *next,
+                None => {
+                    let (topic, partition) = self.kafka_partition(p as u32);
+                    let (low, _) = (self.consumer)
+                        .fetch_watermarks(topic, partition, self.opts.timeout)
+                        .map_err(|e| unreachable(&self.opts, &e))?;
+                    low
+                }
+            };
+        }
+        self.reassign()
+    }
+
+    /// Assigns every partition again at its position (`next`). librdkafka
+    /// drops what it had fetched for the old assignment.
+    fn reassign(&mut self) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in self.next.iter().enumerate() {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*next))
+                .map_err(|e| kafka_error(&self.opts, "cannot build the assignment", &e))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| kafka_error(&self.opts, "cannot assign the partitions", &e))
+    }
+
+    /// The source partition of Kafka partition `partition` of `topic`.
+    pub fn partition_of(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.source_partition(topic, partition)
     }
 
     /// Errors librdkafka reports while fetching: those that will not go

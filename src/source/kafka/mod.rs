@@ -28,7 +28,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;
 use crate::options::Options;
-use consumer::{KafkaConsumer, OffsetRange};
+use consumer::{KafkaConsumer, OffsetRange, Polled};
 use decode::{KAFKA_COLUMNS, decode_chunk, system_fields, value_schema};
 use options::{CONNECTOR, KafkaOptions, ValueFormat};
 
@@ -114,30 +114,22 @@ impl KafkaSource {
         }
         (0..count).find(|p| self.partition_name(*p) == name)
     }
-}
-
-impl Source for KafkaSource {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
-        let wait = if self.consumer.reached_start_ends() {
-            Duration::ZERO
-        } else {
-            CATCH_UP_WAIT
-        };
-        let mut polled = self.consumer.poll(self.opts.max_records, wait)?;
+    /// Decodes `polled` into rows, with a range for each of `partitions`
+    /// (an empty one, start == end, where the poll took nothing: a
+    /// checkpoint needs them all) and each one's lag.
+    fn source_data(
+        &mut self,
+        mut polled: Polled,
+        partitions: &[u32],
+    ) -> Result<SourceData, SourceError> {
         let mut out = SourceData::default();
         for chunk in &mut polled.chunks {
             let decoded = decode_chunk(chunk, &self.schema, &self.values, &self.opts.format)?;
             out.skipped += decoded.skipped;
             out.extend_partition(chunk.partition, decoded.batch.into_iter().collect());
         }
-        // Every partition gets a range, an empty one (start == end) when
-        // the batch took nothing from it: a checkpoint needs them all.
-        let mut lag = Vec::with_capacity(self.consumer.partition_count() as usize);
-        for p in 0..self.consumer.partition_count() {
+        let mut lag = Vec::with_capacity(partitions.len());
+        for &p in partitions {
             let (topic, partition) = self.consumer.kafka_partition(p);
             let (start, end) = match polled.ranges.iter().find(|r| r.partition == p) {
                 Some(range) => (range.first, range.next),
@@ -152,6 +144,51 @@ impl Source for KafkaSource {
         }
         out.lag = Some(lag);
         Ok(out)
+    }
+
+    /// Per source partition, the next offset `position` (as
+    /// [`Source::position`] wrote it) names for it; `None` for partitions
+    /// it does not name (new since). Partitions it names that the topics
+    /// no longer have are ignored.
+    fn parse_position(&self, position: &str) -> Result<Vec<Option<i64>>, SourceError> {
+        let mut next = vec![None; self.consumer.partition_count() as usize];
+        for item in position.split(',').filter(|i| !i.is_empty()) {
+            let parsed = item.rsplit_once('=').and_then(|(name, offset)| {
+                let (topic, partition) = name.rsplit_once('/')?;
+                Some((
+                    topic,
+                    partition.parse::<i32>().ok()?,
+                    offset.parse::<i64>().ok()?,
+                ))
+            });
+            let Some((topic, partition, offset)) = parsed else {
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source: the checkpoint's position '{position}' is not \
+                     topic/partition=offset,...; start over with --checkpoint-reset"
+                )));
+            };
+            if let Some(p) = self.consumer.partition_of(topic, partition) {
+                next[p as usize] = Some(offset);
+            }
+        }
+        Ok(next)
+    }
+}
+
+impl Source for KafkaSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
+        let wait = if self.consumer.reached_start_ends() {
+            Duration::ZERO
+        } else {
+            CATCH_UP_WAIT
+        };
+        let polled = self.consumer.poll(self.opts.max_records, wait)?;
+        let every: Vec<u32> = (0..self.consumer.partition_count()).collect();
+        self.source_data(polled, &every)
     }
 
     /// Drained once every partition reached the end it had at open (an
@@ -193,6 +230,36 @@ impl Source for KafkaSource {
             self.committed[range.partition as usize] = Some(range.next);
         }
         Ok(())
+    }
+
+    /// Every partition's next offset to read: `topic/partition=offset`,
+    /// comma-separated.
+    fn position(&self) -> Result<String, SourceError> {
+        let items: Vec<String> = (0..self.consumer.partition_count())
+            .map(|p| format!("{}={}", self.partition_name(p), self.consumer.position(p)))
+            .collect();
+        Ok(items.join(","))
+    }
+
+    /// Assigns every partition at the checkpoint's offset; a partition
+    /// new since the checkpoint starts at its earliest offset. The
+    /// checkpoint, not the group's committed offsets, is the source of
+    /// truth.
+    fn seek(&mut self, position: &str) -> Result<(), SourceError> {
+        let next = self.parse_position(position)?;
+        self.consumer.seek_to(&next)
+    }
+
+    /// Re-reads exactly the partitions and offsets up to `position`, with
+    /// a range for each partition it names (as the logged batch had).
+    fn poll_to(&mut self, _ctx: &PollContext, position: &str) -> Result<SourceData, SourceError> {
+        let targets = self.parse_position(position)?;
+        let polled = self.consumer.poll_until(&targets)?;
+        let named: Vec<u32> = (targets.iter().enumerate())
+            .filter(|(_, t)| t.is_some())
+            .map(|(p, _)| p as u32)
+            .collect();
+        self.source_data(polled, &named)
     }
 
     fn partition_count(&self) -> u32 {
