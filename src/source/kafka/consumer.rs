@@ -18,12 +18,13 @@ use datafusion::arrow::array::BinaryBuilder;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::options::{CONNECTOR, KafkaOptions, StartupMode};
+use super::group::{Change, Rebalances};
+use super::options::{Assignment, CONNECTOR, KafkaOptions, StartupMode};
 use super::outage::{Due, Outage, PROBE_TIMEOUT, Signal, is_transport};
 use crate::source::SourceError;
 
@@ -132,6 +133,12 @@ pub struct KafkaConsumer {
     next: Vec<i64>,
     /// Per source partition, the end (high watermark) seen at open.
     end_at_start: Vec<i64>,
+    /// Per source partition, whether this consumer reads it now.
+    assigned: Vec<bool>,
+    /// Rebalances librdkafka reported, not applied yet.
+    rebalances: Rebalances,
+    /// False under `assignment = 'group'` until the first assignment.
+    seen_assignment: bool,
     /// Broker outages and the commits they hold back (interior mutability:
     /// commits happen from `&self`, see `KafkaSource::is_drained`).
     retry: RefCell<Retry>,
@@ -152,7 +159,7 @@ struct Retry {
 /// own `FAIL` lines per connection attempt. Property values are redacted
 /// there too. Transport errors raise the [`Signal`] that starts an outage
 /// (see [`super::outage`]).
-pub struct Quiet(KafkaOptions, Signal);
+pub struct Quiet(KafkaOptions, Signal, Rebalances);
 
 impl ClientContext for Quiet {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -169,7 +176,22 @@ impl ClientContext for Quiet {
     }
 }
 
-impl ConsumerContext for Quiet {}
+/// Under `assignment = 'group'` the rebalance callbacks record the
+/// partitions taken away (before librdkafka unassigns them) and given
+/// (after it assigns them); see [`super::group`].
+impl ConsumerContext for Quiet {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.2.record(rebalance);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Revoke(_)) {
+            self.2.record(rebalance);
+        }
+    }
+}
 
 impl KafkaConsumer {
     /// Connects, looks the topics up, resolves where each partition starts
@@ -177,8 +199,10 @@ impl KafkaConsumer {
     /// `opts.timeout`, so a wrong address or topic fails instead of hanging.
     pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
         let signal = Signal::default();
+        let rebalances = Rebalances::default();
+        let context = Quiet(opts.clone(), signal.clone(), rebalances.clone());
         let consumer = client_config(opts)?
-            .create_with_context(Quiet(opts.clone(), signal.clone()))
+            .create_with_context(context)
             .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
         let mut me = Self {
             consumer,
@@ -187,12 +211,18 @@ impl KafkaConsumer {
             by_topic: Vec::new(),
             next: Vec::new(),
             end_at_start: Vec::new(),
+            assigned: Vec::new(),
+            rebalances,
+            seen_assignment: opts.assignment == Assignment::All,
             retry: RefCell::new(Retry {
                 outage: Outage::new(&opts.bootstrap, signal),
                 unsent: Vec::new(),
             }),
         };
         me.discover()?;
+        if opts.assignment == Assignment::Group {
+            return me.subscribe();
+        }
         let starts = me.resolve_starts()?;
         let mut tpl = TopicPartitionList::new();
         for (source_partition, start) in starts.iter().enumerate() {
@@ -204,8 +234,163 @@ impl KafkaConsumer {
             .assign(&tpl)
             .map_err(|e| kafka_error(opts, "cannot assign the partitions", &e))?;
         me.retry.get_mut().unsent = vec![None; starts.len()];
+        me.assigned = vec![true; starts.len()];
         me.next = starts;
         Ok(me)
+    }
+
+    /// Joins the group (`assignment = 'group'`): no partition is this
+    /// consumer's until the coordinator's first assignment, which a poll
+    /// receives. The ends seen now bound `--until-idle`.
+    fn subscribe(mut self) -> Result<Self, SourceError> {
+        let count = self.partitions.len();
+        let mut ends = Vec::with_capacity(count);
+        for p in 0..count {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let (_, high) = (self.consumer)
+                .fetch_watermarks(topic, partition, self.opts.timeout)
+                .map_err(|e| unreachable(&self.opts, &e))?;
+            ends.push(high);
+        }
+        self.end_at_start = ends;
+        self.next = vec![0; count];
+        self.assigned = vec![false; count];
+        self.retry.get_mut().unsent = vec![None; count];
+        let topics: Vec<&str> = self.opts.topics.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_error(&self.opts, "cannot join the consumer group", &e))?;
+        Ok(self)
+    }
+
+    /// Applies the rebalances librdkafka reported (see [`super::group`]):
+    /// a revoked partition's messages taken by this poll are dropped (its
+    /// next owner reads them from the committed offset); an assigned
+    /// partition starts at the group's committed offset (the earliest where
+    /// it has none) — or, when it comes back with a commit this consumer
+    /// still holds (refused during the rebalance), at that offset. Held
+    /// commits of partitions that went elsewhere are forgotten.
+    fn apply_rebalances(&mut self, chunks: &mut [Option<Chunk>]) -> Result<(), SourceError> {
+        for change in self.rebalances.take() {
+            let (list, assigned) = match change {
+                Change::Assigned(list) => (list, true),
+                Change::Revoked(list) => (list, false),
+            };
+            let partitions: Vec<u32> = (list.iter())
+                .filter_map(|(topic, partition)| self.source_partition(topic, *partition))
+                .collect();
+            let names: Vec<String> = (list.iter())
+                .map(|(topic, partition)| format!("{topic}/{partition}"))
+                .collect();
+            let names = if names.is_empty() {
+                "no partitions".to_string()
+            } else {
+                names.join(", ")
+            };
+            let group = &self.opts.group_id;
+            if assigned {
+                tracing::info!(
+                    "{CONNECTOR}: consumer group '{group}' assigned {names} to this query"
+                );
+            } else {
+                tracing::info!(
+                    "{CONNECTOR}: consumer group '{group}' revoked {names} from this query"
+                );
+            }
+            if assigned {
+                self.seen_assignment = true;
+                self.start_assigned(&partitions)?;
+            }
+            for &p in &partitions {
+                let slot = p as usize;
+                self.assigned[slot] = assigned;
+                if !assigned && let Some(chunk) = chunks.get_mut(slot) {
+                    *chunk = None;
+                }
+            }
+            if assigned {
+                // A commit held back for a partition that went elsewhere
+                // is not this consumer's to make any more.
+                let unsent = &mut self.retry.get_mut().unsent;
+                for (slot, next) in unsent.iter_mut().enumerate() {
+                    if !self.assigned[slot] {
+                        *next = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets where each newly assigned partition starts.
+    fn start_assigned(&mut self, partitions: &[u32]) -> Result<(), SourceError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            let (topic, partition) = self.kafka_partition(*p);
+            tpl.add_partition(topic, partition);
+        }
+        let committed = (self.consumer)
+            .committed_offsets(tpl, self.opts.timeout)
+            .map_err(|e| kafka_error(&self.opts, "cannot read the group's offsets", &e))?;
+        for &p in partitions {
+            let (topic, partition) = self.kafka_partition(p);
+            let topic = topic.to_string();
+            let topic = topic.as_str();
+            let (low, high) = (self.consumer)
+                .fetch_watermarks(topic, partition, self.opts.timeout)
+                .map_err(|e| unreachable(&self.opts, &e))?;
+            // A partition back after a rebalance whose commit this consumer
+            // still holds goes on from there: the group's offset is older.
+            let held = self.retry.borrow().unsent[p as usize];
+            let start = match committed
+                .find_partition(topic, partition)
+                .map(|e| e.offset())
+            {
+                _ if held.is_some() => held.unwrap_or_default(),
+                Some(Offset::Offset(n)) => n,
+                _ => low,
+            };
+            self.next[p as usize] = start.clamp(low, high.max(low));
+            if held.is_some() {
+                // librdkafka starts at the group's offset; move it on (a
+                // message it fetched before is skipped in `poll`).
+                let at = Offset::Offset(self.next[p as usize]);
+                if let Err(e) = self.consumer.seek(topic, partition, at, self.opts.timeout) {
+                    tracing::debug!("{CONNECTOR} source: seek after a rebalance: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The source partitions this consumer reads now, in order: all of
+    /// them, or under `assignment = 'group'` the group's share.
+    pub fn assigned_partitions(&self) -> Vec<u32> {
+        (self.assigned.iter().enumerate())
+            .filter(|(_, a)| **a)
+            .map(|(p, _)| p as u32)
+            .collect()
+    }
+
+    /// Under `assignment = 'group'`: true once the group's committed
+    /// offsets of every partition reached the ends seen at open (whichever
+    /// consumer read them); always true otherwise.
+    pub fn group_reached_start_ends(&self) -> bool {
+        if self.opts.assignment == Assignment::All {
+            return true;
+        }
+        let Ok(tpl) = self.partition_list(Offset::Invalid) else {
+            return false;
+        };
+        let Ok(committed) = self.consumer.committed_offsets(tpl, self.opts.timeout) else {
+            return false;
+        };
+        let committed = self.offsets_in(&committed);
+        (committed.iter().zip(&self.end_at_start))
+            .all(|(c, end)| *end == 0 || c.is_some_and(|c| c >= *end))
     }
 
     /// Looks up the partitions of every topic; a topic that does not exist
@@ -333,6 +518,7 @@ impl KafkaConsumer {
         let deadline = Instant::now() + wait;
         let mut taken = 0;
         while taken < max {
+            self.apply_rebalances(&mut chunks)?;
             let timeout = if taken == 0 {
                 deadline.saturating_duration_since(Instant::now())
             } else {
@@ -352,9 +538,24 @@ impl KafkaConsumer {
             let Some(p) = self.source_partition(message.topic(), message.partition()) else {
                 continue;
             };
-            self.take(&mut chunks, p, &message);
+            if message.offset() < self.next[p as usize] && !self.rebalances.is_pending() {
+                continue; // fetched before a seek (see `start_assigned`)
+            }
+            if self.rebalances.is_pending() {
+                // This poll also rebalanced: apply that first (rare; the
+                // message is copied to let go of the consumer).
+                let message = message.detach();
+                self.apply_rebalances(&mut chunks)?;
+                if message.offset() < self.next[p as usize] {
+                    continue;
+                }
+                self.take(&mut chunks, p, &message);
+            } else {
+                self.take(&mut chunks, p, &message);
+            }
             taken += 1;
         }
+        self.apply_rebalances(&mut chunks)?;
         Ok(self.finish(chunks))
     }
 
@@ -417,7 +618,7 @@ impl KafkaConsumer {
     }
 
     /// Appends `message` of source partition `p` to its chunk.
-    fn take(&self, chunks: &mut Vec<Option<Chunk>>, p: u32, message: &BorrowedMessage<'_>) {
+    fn take(&self, chunks: &mut Vec<Option<Chunk>>, p: u32, message: &impl Message) {
         let slot = p as usize;
         if chunks.len() <= slot {
             chunks.resize_with(slot + 1, || None);
@@ -589,6 +790,12 @@ impl KafkaConsumer {
             Err(e) if is_transport(&e) => {
                 Ok(Err(self.opts.redact(&format!("committing offsets: {e}"))))
             }
+            Err(e) if is_rebalance(&e) => {
+                // The group is rebalancing: the offsets stay held back and
+                // go with the next commit (see `apply_rebalances`).
+                tracing::debug!("{CONNECTOR} source: commit deferred: {e}");
+                Ok(Ok(()))
+            }
             Err(e) => Err(kafka_error(&self.opts, "committing offsets failed", &e)),
         }
     }
@@ -636,12 +843,14 @@ impl KafkaConsumer {
             .map_or(at_start, |high| high.max(at_start))
     }
 
-    /// True once every partition has been read up to the end it had at open.
+    /// True once every assigned partition has been read up to the end it
+    /// had at open (under `assignment = 'group'`: not before the first
+    /// assignment).
     pub fn reached_start_ends(&self) -> bool {
-        self.next
-            .iter()
-            .zip(&self.end_at_start)
-            .all(|(next, end)| next >= end)
+        self.seen_assignment
+            && (self.next.iter().zip(&self.end_at_start))
+                .zip(&self.assigned)
+                .all(|((next, end), assigned)| !assigned || next >= end)
     }
 }
 
@@ -664,6 +873,19 @@ fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceError> {
         config.set(name, value);
     }
     Ok(config)
+}
+
+/// True for a commit the coordinator refused because the group is
+/// rebalancing (or this consumer's generation just ended).
+fn is_rebalance(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+        )
+    )
 }
 
 fn kafka_error(opts: &KafkaOptions, what: &str, e: &KafkaError) -> SourceError {

@@ -12,10 +12,19 @@
 //! lag (end offset − position) from librdkafka's cached watermarks ([`lag`]).
 //!
 //! The partitions are those the topics had at open: a partition added later
-//! is not read until the query restarts.
+//! is not read until the query restarts. By default the query reads all of
+//! them; under `assignment = 'group'` the group's coordinator splits them
+//! between the queries of one `group.id` ([`group`]).
+//!
+//! Checkpoints (`--checkpoint`): the position is every partition's next
+//! offset; a restart assigns each partition there (the checkpoint, not the
+//! group's offsets, is the source of truth; a partition it does not know
+//! starts at the earliest offset) and re-reads a logged batch's exact
+//! ranges ([`KafkaConsumer::poll_until`]).
 
 pub mod consumer;
 pub mod decode;
+pub mod group;
 mod lag;
 pub mod options;
 pub mod outage;
@@ -30,7 +39,7 @@ use crate::batch::SourceOffset;
 use crate::options::Options;
 use consumer::{KafkaConsumer, OffsetRange, Polled};
 use decode::{KAFKA_COLUMNS, decode_chunk, system_fields, value_schema};
-use options::{CONNECTOR, KafkaOptions, ValueFormat};
+use options::{Assignment, CONNECTOR, KafkaOptions, ValueFormat};
 
 /// Longest a batch waits for the first message while the partitions are
 /// behind the end they had at open (librdkafka is still fetching); once
@@ -146,6 +155,19 @@ impl KafkaSource {
         Ok(out)
     }
 
+    /// A checkpoint's offsets and a group's assignment cannot both decide
+    /// what a query reads.
+    fn refuse_group_checkpoint(&self) -> Result<(), SourceError> {
+        if self.opts.assignment == Assignment::Group {
+            return Err(SourceError::Runtime(format!(
+                "{CONNECTOR} source: assignment = 'group' cannot resume from a checkpoint (the \
+                 group's coordinator, not the checkpoint, decides which partitions a query \
+                 reads); use assignment = 'all' with --checkpoint, or run without it"
+            )));
+        }
+        Ok(())
+    }
+
     /// Per source partition, the next offset `position` (as
     /// [`Source::position`] wrote it) names for it; `None` for partitions
     /// it does not name (new since). Partitions it names that the topics
@@ -187,15 +209,20 @@ impl Source for KafkaSource {
             CATCH_UP_WAIT
         };
         let polled = self.consumer.poll(self.opts.max_records, wait)?;
-        let every: Vec<u32> = (0..self.consumer.partition_count()).collect();
-        self.source_data(polled, &every)
+        let assigned = self.consumer.assigned_partitions();
+        self.source_data(polled, &assigned)
     }
 
     /// Drained once every partition reached the end it had at open (an
     /// empty partition from the start), and no commit is held back by a
-    /// broker outage.
+    /// broker outage. Under `assignment = 'group'`: once this query's
+    /// partitions did, and the group as a whole committed every partition
+    /// up to those ends (a query whose share is done waits for the others,
+    /// and takes over the partitions of one that stops).
     fn is_drained(&self) -> bool {
-        self.consumer.reached_start_ends() && self.consumer.all_committed()
+        self.consumer.reached_start_ends()
+            && self.consumer.all_committed()
+            && self.consumer.group_reached_start_ends()
     }
 
     /// Commits each partition's `end` (the next offset to read) to the
@@ -235,6 +262,7 @@ impl Source for KafkaSource {
     /// Every partition's next offset to read: `topic/partition=offset`,
     /// comma-separated.
     fn position(&self) -> Result<String, SourceError> {
+        self.refuse_group_checkpoint()?;
         let items: Vec<String> = (0..self.consumer.partition_count())
             .map(|p| format!("{}={}", self.partition_name(p), self.consumer.position(p)))
             .collect();
@@ -246,6 +274,7 @@ impl Source for KafkaSource {
     /// checkpoint, not the group's committed offsets, is the source of
     /// truth.
     fn seek(&mut self, position: &str) -> Result<(), SourceError> {
+        self.refuse_group_checkpoint()?;
         let next = self.parse_position(position)?;
         self.consumer.seek_to(&next)
     }

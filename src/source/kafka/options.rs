@@ -21,6 +21,7 @@ const OWN_KEYS: &[&str] = &[
     "scan.startup.timestamp-millis",
     "max_records_per_batch",
     "timeout",
+    "assignment",
 ];
 
 /// Prefix of options passed to librdkafka as they are.
@@ -45,6 +46,18 @@ pub enum StartupMode {
     Timestamp(i64),
 }
 
+/// Which partitions a query reads (`assignment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// Every partition of the topics, assigned by quiver (default): one
+    /// query reads the whole topic.
+    All,
+    /// The partitions the group's coordinator gives this consumer: the
+    /// queries of one `group.id` split the partitions between them and take
+    /// over those of a query that stops.
+    Group,
+}
+
 /// How message values are decoded.
 #[derive(Debug, Clone)]
 pub enum ValueFormat {
@@ -65,6 +78,8 @@ pub struct KafkaOptions {
     pub group_id: String,
     /// Where reading starts.
     pub startup: StartupMode,
+    /// Every partition, or the group's share.
+    pub assignment: Assignment,
     /// Most messages one batch takes, over all partitions.
     pub max_records: usize,
     /// Bound on each blocking broker request (metadata, offsets, commit).
@@ -82,6 +97,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("bootstrap", &self.bootstrap)
             .field("group_id", &self.group_id)
             .field("startup", &self.startup)
+            .field("assignment", &self.assignment)
             .field("max_records", &self.max_records)
             .field("timeout", &self.timeout)
             .field("format", &self.format)
@@ -152,6 +168,27 @@ impl KafkaOptions {
                 )
                 .into());
         }
+        let assignment = match (options.get("assignment"))
+            .map(|m| m.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("all") => Assignment::All,
+            Some("group") => Assignment::Group,
+            Some(_) => {
+                return Err(options
+                    .invalid("assignment", "valid values are 'all' (default) and 'group'")
+                    .into());
+            }
+        };
+        if assignment == Assignment::Group && startup != StartupMode::GroupOffsets {
+            return Err(options
+                .invalid(
+                    "scan.startup.mode",
+                    "with assignment = 'group' every partition starts at the group's committed \
+                     offset (the earliest where it has none): only 'group-offsets' applies",
+                )
+                .into());
+        }
         let max_records = options.parse_or("max_records_per_batch", DEFAULT_MAX_RECORDS)?;
         if max_records == 0 {
             return Err(options
@@ -187,6 +224,7 @@ impl KafkaOptions {
             bootstrap,
             group_id,
             startup,
+            assignment,
             max_records,
             timeout,
             format,
@@ -257,6 +295,19 @@ mod tests {
         assert_eq!(ts.startup, StartupMode::Timestamp(1_700_000_000_000));
         let err = mode("newest").unwrap_err().to_string();
         assert!(err.contains("'earliest'"), "{err}");
+    }
+
+    #[test]
+    fn assignment_is_all_or_group_and_group_needs_group_offsets() {
+        assert_eq!(parse(&[]).unwrap().assignment, Assignment::All);
+        let group = parse(&[("assignment", "group")]).unwrap();
+        assert_eq!(group.assignment, Assignment::Group);
+        let err = parse(&[("assignment", "some")]).unwrap_err().to_string();
+        assert!(err.contains("'group'"), "{err}");
+        let err = parse(&[("assignment", "group"), ("scan.startup.mode", "earliest")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("group-offsets"), "{err}");
     }
 
     #[test]
