@@ -186,6 +186,15 @@ pub trait Source: Send {
         1
     }
 
+    /// Whether the source reads `partition` now; a partition it does not
+    /// read holds no watermark back. Kafka under `assignment = 'group'`
+    /// reads only the group's share, which changes with rebalances; other
+    /// sources read all their partitions.
+    fn owns_partition(&self, partition: u32) -> bool {
+        let _ = partition;
+        true
+    }
+
     /// A partition's name for progress messages (a subdirectory's name, a
     /// number).
     fn partition_name(&self, partition: u32) -> String {

@@ -366,6 +366,11 @@ impl KafkaConsumer {
         Ok(())
     }
 
+    /// Whether this consumer reads source partition `p` now.
+    pub fn is_assigned(&self, p: u32) -> bool {
+        self.assigned.get(p as usize).copied().unwrap_or(false)
+    }
+
     /// The source partitions this consumer reads now, in order: all of
     /// them, or under `assignment = 'group'` the group's share.
     pub fn assigned_partitions(&self) -> Vec<u32> {

@@ -295,6 +295,10 @@ impl Source for KafkaSource {
         self.consumer.partition_count().max(1)
     }
 
+    fn owns_partition(&self, partition: u32) -> bool {
+        self.consumer.is_assigned(partition)
+    }
+
     fn partition_name(&self, partition: u32) -> String {
         if partition < self.consumer.partition_count() {
             let (topic, p) = self.consumer.kafka_partition(partition);
