@@ -4,7 +4,8 @@
 //! this file is the thin glue to the [`Source`] trait.
 //!
 //! Offsets: a batch takes what librdkafka has fetched since the last one (at
-//! most `max_records_per_batch`), and records per partition the range it
+//! most `max_records_per_batch`, and `max_rate` per second of the batch
+//! interval), and records per partition the range it
 //! consumed. Once the batch's sinks have committed it (`Source::commit`,
 //! called by the driver; never for a batch whose sink failed) its ranges are
 //! committed to the group with [`KafkaConsumer::commit_batch`]: the committed
@@ -202,13 +203,13 @@ impl Source for KafkaSource {
         self.schema.clone()
     }
 
-    fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
+    fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
         let wait = if self.consumer.reached_start_ends() {
             Duration::ZERO
         } else {
             CATCH_UP_WAIT
         };
-        let polled = self.consumer.poll(self.opts.max_records, wait)?;
+        let polled = (self.consumer).poll(self.opts.batch_bound(ctx.interval_ms), wait)?;
         let assigned = self.consumer.assigned_partitions();
         self.source_data(polled, &assigned)
     }

@@ -20,6 +20,7 @@ const OWN_KEYS: &[&str] = &[
     "scan.startup.mode",
     "scan.startup.timestamp-millis",
     "max_records_per_batch",
+    "max_rate",
     "timeout",
     "assignment",
 ];
@@ -82,6 +83,10 @@ pub struct KafkaOptions {
     pub assignment: Assignment,
     /// Most messages one batch takes, over all partitions.
     pub max_records: usize,
+    /// `max_rate`: most messages per second of batch interval, over all
+    /// partitions (a batch of interval `i` takes at most `max_rate * i`,
+    /// at least 1); `None`: no bound but `max_records`.
+    pub max_rate: Option<u64>,
     /// Bound on each blocking broker request (metadata, offsets, commit).
     pub timeout: Duration,
     /// How values decode.
@@ -99,6 +104,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("startup", &self.startup)
             .field("assignment", &self.assignment)
             .field("max_records", &self.max_records)
+            .field("max_rate", &self.max_rate)
             .field("timeout", &self.timeout)
             .field("format", &self.format)
             .field("properties", &self.properties)
@@ -195,6 +201,12 @@ impl KafkaOptions {
                 .invalid("max_records_per_batch", "must be at least 1")
                 .into());
         }
+        let max_rate: Option<u64> = options.parse_opt("max_rate")?;
+        if max_rate == Some(0) {
+            return Err(options
+                .invalid("max_rate", "must be at least 1 (records per second)")
+                .into());
+        }
         let timeout = match options.get("timeout") {
             None => DEFAULT_TIMEOUT,
             Some(text) => humantime::parse_duration(text.trim())
@@ -226,10 +238,22 @@ impl KafkaOptions {
             startup,
             assignment,
             max_records,
+            max_rate,
             timeout,
             format,
             properties,
         })
+    }
+
+    /// Most messages a batch of `interval_ms` takes: `max_records_per_batch`,
+    /// and `max_rate` per second of the interval (at least 1).
+    pub fn batch_bound(&self, interval_ms: i64) -> usize {
+        let Some(rate) = self.max_rate else {
+            return self.max_records;
+        };
+        let by_rate = (u128::from(rate) * interval_ms.max(0) as u128 / 1000).max(1);
+        self.max_records
+            .min(usize::try_from(by_rate).unwrap_or(usize::MAX))
     }
 
     /// The format's name, for messages.
@@ -308,6 +332,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("group-offsets"), "{err}");
+    }
+
+    #[test]
+    fn max_rate_bounds_a_batch_by_its_interval() {
+        assert_eq!(parse(&[]).unwrap().batch_bound(1_000), DEFAULT_MAX_RECORDS);
+        let rate = parse(&[("max_rate", "20")]).unwrap();
+        assert_eq!(rate.batch_bound(1_000), 20);
+        assert_eq!(rate.batch_bound(500), 10);
+        assert_eq!(rate.batch_bound(1), 1);
+        let both = parse(&[("max_rate", "1000"), ("max_records_per_batch", "30")]).unwrap();
+        assert_eq!(both.batch_bound(1_000), 30);
+        let err = parse(&[("max_rate", "0")]).unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{err}");
     }
 
     #[test]
