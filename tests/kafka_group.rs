@@ -217,3 +217,57 @@ fn two_processes_of_one_group_split_the_partitions_and_count_every_line_once() {
     }
     assert!(from_a.contains_key("w0"), "A: {from_a:?}");
 }
+
+/// `--until-idle` under `assignment = 'group'` waits for the first
+/// assignment, then ends once the group committed every partition's end.
+#[test]
+fn until_idle_waits_for_the_assignment_and_ends_when_the_group_is_done() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("scale.sql"), script(&bootstrap)).unwrap();
+    let mut produced = BTreeMap::new();
+    produce(&bootstrap, 30, &mut produced);
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .args(["run", "scale.sql", "--batch-interval", "100ms"])
+        .args(["--format", "csv", "--until-idle"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("consumer group 'wordcount' assigned lines/0"),
+        "{stderr}"
+    );
+    let mut counts = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let (word, n) = line.split_once(',').unwrap();
+        *counts.entry(word.to_string()).or_default() += n.parse::<i64>().unwrap();
+    }
+    assert_eq!(counts, produced);
+    assert_eq!(committed_total(&bootstrap), 30 * i64::from(PARTITIONS));
+}
+
+/// A checkpoint cannot decide what a query reads when the group does.
+#[test]
+fn group_assignment_is_refused_under_checkpoint() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(&cluster.bootstrap_servers());
+    std::fs::write(dir.path().join("scale.sql"), script).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .args(["run", "scale.sql", "--until-idle", "--checkpoint", "ck"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("assignment = 'group' cannot resume from a checkpoint"),
+        "{stderr}"
+    );
+}
