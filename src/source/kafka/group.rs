@@ -16,9 +16,14 @@
 //! on — a batch boundary the driver does not have. Dropping keeps every
 //! row's contribution in exactly one query's output.
 //!
-//! The exception is a rebalance during a broker outage: offsets held back
-//! by the outage (see [`super::outage`]) are not the group's yet, so the
-//! next owner reads those rows again (at least once).
+//! The exception is a commit the group refused: during a broker outage
+//! (see [`super::outage`]), or while a rebalance is under way on a
+//! coordinator that refuses commits then (librdkafka's mock cluster does as
+//! soon as a member joins; Kafka accepts them until this member rejoins,
+//! which it does only after its revoke callback). The consumer holds such a
+//! commit; a partition assigned back to it goes on from the held offset,
+//! one that went elsewhere is read again from the older committed offset
+//! by its new owner (at least once).
 //!
 //! Librdkafka's callbacks only record the changes here ([`Rebalances`]);
 //! the consumer applies them after each poll call (see
