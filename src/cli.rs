@@ -4,24 +4,38 @@
 //! stop after their current batch. Data on stdout; messages on stderr, and
 //! with `--progress` one line per batch of every query (foreground queries'
 //! from their events, background queries' once their sink committed it).
+//! With `--progress-json FILE` every batch's progress record goes to FILE.
 
 use std::io::Write;
+use std::time::Instant;
 
-use quiver::{BatchEnd, ConsoleSink, OutputFormat, QueryEvent};
+use quiver::{BatchEnd, BatchRecorder, ConsoleSink, OutputFormat, QueryEvent};
 use quiver::{Context, Output};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Runs `script` on `ctx`, printing results to stdout in `format`, and a
-/// line per batch on stderr when `progress` is set.
+/// Runs `script` on `ctx`, printing results to stdout in `format`, a
+/// line per batch on stderr when `progress` is set, and each batch's
+/// progress record to `progress_json` when given.
 pub async fn run_script(
     ctx: Context,
     script: &str,
     format: OutputFormat,
     show_empty: bool,
     progress: bool,
+    progress_json: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let ctx = std::sync::Arc::new(ctx);
     let background_progress = progress.then(|| print_progress(ctx.background().batch_ends()));
+    let progress_json = match progress_json {
+        Some(path) => {
+            Some(crate::observe::ProgressJson::create(path, ctx.background().records()).await?)
+        }
+        None => None,
+    };
+    let records = progress_json
+        .as_ref()
+        .map(crate::observe::ProgressJson::sender);
+    let mut recorders: std::collections::HashMap<String, BatchRecorder> = Default::default();
     let mut sink = ConsoleSink::new(std::io::stdout(), format, show_empty);
     let mut queries = Vec::new();
     let statements = match quiver::parse_script(script) {
@@ -86,6 +100,7 @@ pub async fn run_script(
                 if let Some(line) = end.progress_line().filter(|_| progress) {
                     eprintln!("{line}");
                 }
+                let committing = Instant::now();
                 if let Some(checkpoint) = checkpoints.get(end.query.as_ref()) {
                     std::io::stdout().flush()?;
                     if let Err(e) = checkpoint.commit(end.batch_id, end.batch_time_ms, end.results)
@@ -94,10 +109,21 @@ pub async fn run_script(
                         return Err(e.into());
                     }
                 }
+                let record = (recorders.entry(end.query.to_string()).or_default()).committed(
+                    &end,
+                    committing.elapsed(),
+                    Some("console".into()),
+                );
+                if let Some(records) = &records {
+                    let _ = records.send(record);
+                }
                 continue;
             }
         };
-        if let Err(e) = sink.write_result(&result) {
+        let writing = Instant::now();
+        let written = sink.write_result(&result);
+        (recorders.entry(result.query.to_string()).or_default()).wrote(&result, writing.elapsed());
+        if let Err(e) = written {
             stop_all();
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 break;
@@ -124,6 +150,15 @@ pub async fn run_script(
     if let Some((done, printer)) = background_progress {
         let _ = done.send(());
         let _ = printer.await;
+    }
+    drop(records);
+    if let Some(progress_json) = progress_json {
+        let written = progress_json.finish().await;
+        if let Err(e) = written
+            && let Some(earlier) = failed.replace(e)
+        {
+            eprintln!("error: {earlier}");
+        }
     }
     for status in statuses {
         eprintln!("{status}");
@@ -155,6 +190,9 @@ pub fn inspect_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
             ),
             None => println!("  last committed batch: none"),
         }
+        if let Some(first) = q.committed.as_ref().and_then(|c| c.pending_from) {
+            println!("  sink files open since batch {first}: a restart re-runs from there");
+        }
         if let Some(o) = &q.logged {
             let pending = q.committed.as_ref().is_none_or(|c| c.batch_id < o.batch_id);
             let note = if pending {
@@ -181,6 +219,12 @@ pub fn inspect_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
                 q.state_bytes
             ),
             None => println!("  state: none yet"),
+        }
+        if q.wal_entries > 0 {
+            println!(
+                "  write-ahead log: {} entries, {} bytes",
+                q.wal_entries, q.wal_bytes
+            );
         }
     }
     Ok(())

@@ -84,9 +84,12 @@ pub use sql::{ParsedStatement, parse_script};
 pub use exec::{
     Clock, DEFAULT_SIMULATED_START_MS, QueryHandle, QueryState, QueryStatus, QueryStopper, Registry,
 };
+pub use report::metrics::{DURATION_BUCKETS as METRIC_DURATION_BUCKETS, METRICS, describe_metrics};
 pub use report::{
-    BatchEnd, LatencyHistogram, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary,
-    RunLimits, StreamLag, format_lag, format_time, total_lag,
+    BatchEnd, BatchRecorder, DriverPhases, LatencyHistogram, PartitionProgress, PhaseDurations,
+    Progress, ProgressHistory, ProgressRecord, QueryEvent, QueryProgress, QueryResult,
+    QuerySummary, RecordTotals, RunLimits, SinkProgress, SourceProgress, StreamLag, format_lag,
+    format_time, total_lag,
 };
 
 // Connectors: the traits a source and a sink implement and the types they use.

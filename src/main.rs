@@ -4,7 +4,9 @@
 
 mod bench;
 mod cli;
+mod http;
 mod notices;
+mod observe;
 mod repl;
 
 use std::io::IsTerminal;
@@ -88,6 +90,18 @@ struct RunArgs {
     /// Print a progress line per batch on stderr (rows in, watermark, late rows, state).
     #[arg(long, global = true)]
     progress: bool,
+    /// Write each batch's progress record (durations by phase, rows, rates,
+    /// watermark, state, offsets and lag) to FILE, one JSON object a line.
+    #[arg(long, global = true, value_name = "FILE")]
+    progress_json: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while queries run,
+    /// e.g. 127.0.0.1:9464 (no authentication).
+    #[arg(long, global = true, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on an address other than loopback: anyone who can
+    /// reach it reads the metrics.
+    #[arg(long, global = true, requires = "metrics")]
+    metrics_public: bool,
     /// Checkpoint continuous queries in this directory and, on a restart
     /// with the same script, resume where they stopped (files, nexmark
     /// and kafka sources; results on stdout).
@@ -215,9 +229,23 @@ fn run_cli(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = cli.run.metrics {
+        match runtime.block_on(observe::serve_metrics(addr, cli.run.metrics_public)) {
+            Ok(bound) => eprintln!("serving metrics at http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let result = if interactive && cli.run.checkpoint.is_some() {
         Err(anyhow::anyhow!(
             "--checkpoint works with `quiver run` and -c so far, not in the REPL yet"
+        ))
+    } else if interactive && cli.run.progress_json.is_some() {
+        Err(anyhow::anyhow!(
+            "--progress-json works with `quiver run` and -c; in the REPL, SHOW PROGRESS name \
+             shows a background query's records"
         ))
     } else if interactive {
         cli.run.config().and_then(|config| {
@@ -270,6 +298,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.run.format,
         cli.run.show_empty,
         cli.run.progress,
+        cli.run.progress_json.as_deref(),
     )
     .await
 }

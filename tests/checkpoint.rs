@@ -239,12 +239,69 @@ fn nexmark_resumes_exactly() {
 #[test]
 fn sources_that_cannot_resume_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let sql = "CREATE STREAM s WITH (connector = 'stdin', format = 'text'); SELECT * FROM s";
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let sql = "CREATE STREAM s (ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+               WITH (connector = 'files', path = 'in', format = 'csv', late_policy = 'side'); \
+               SELECT * FROM s_late";
     let out = quiver(dir.path(), &["-c", sql, "--checkpoint", "ck"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("the stdin connector cannot resume from a checkpoint yet"),
+        stderr.contains("the late connector cannot resume from a checkpoint yet"),
         "{stderr}"
     );
+}
+
+/// SIGTERM (or Ctrl-C) while a checkpointed query waits for more files:
+/// it finishes the batch, logs its commit and exits 0; a restart prints
+/// the rest, and both runs together print what one run prints.
+#[test]
+fn a_graceful_stop_commits_its_last_batch_and_a_restart_carries_on() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = files_setup();
+    let full = rows(&quiver(dir.path(), &["run", "recovery.sql"], None));
+    for signal in ["-TERM", "-INT"] {
+        std::fs::remove_dir_all(dir.path().join("ck")).ok();
+        // No --until-idle: the query waits for more files until stopped.
+        let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .current_dir(dir.path())
+            .args(["run", "recovery.sql", "--checkpoint", "ck"])
+            .args(["--clock", "simulated", "--format", "csv"])
+            .env_remove("QUIVER_CHECKPOINT_CRASH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let commits = dir.path().join("ck/query_1/commits");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while std::fs::read_dir(&commits).map_or(0, |d| d.count()) < 8 {
+            assert!(Instant::now() < deadline, "no batch committed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let id = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &id])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let stopped = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&stopped.stderr);
+        assert!(stopped.status.success(), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("stopping after the current batch"),
+            "{stderr}"
+        );
+        let args = ["run", "recovery.sql", "--checkpoint", "ck"];
+        let resumed = quiver(dir.path(), &args, None);
+        assert!(resumed.status.success());
+        let before = rows(&stopped);
+        assert!(
+            before.len() < full.len(),
+            "{signal}: the windows at the end of input are open"
+        );
+        assert_eq!([before, rows(&resumed)].concat(), full, "{signal}");
+    }
 }

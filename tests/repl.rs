@@ -409,3 +409,39 @@ fn with_stdout_redirected_prompts_stay_on_the_terminal() {
     expect_clean_exit(&mut p);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "one\n1\n");
 }
+
+#[test]
+fn a_sink_with_a_checkpoint_option_checkpoints_in_the_repl() {
+    let home = tempfile::tempdir().unwrap();
+    let input = home.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("a.json"), "{\"a\": 1}\n{\"a\": 2}\n").unwrap();
+    let mut p = repl(home.path(), &["--clock", "simulated", "--until-idle"]);
+    run(
+        &mut p,
+        &format!(
+            "CREATE STREAM events (a BIGINT) WITH (connector = 'files', path = '{}', format = 'json');",
+            input.display()
+        ),
+        "created stream events",
+    );
+    let (out, ck) = (home.path().join("out"), home.path().join("ck"));
+    run(
+        &mut p,
+        &format!(
+            "CREATE SINK copy AS SELECT a FROM events WITH (connector = 'parquet', path = '{}', checkpoint = '{}');",
+            out.display(),
+            ck.display()
+        ),
+        "started query copy",
+    );
+    // The query reads the file and commits its batch to the checkpoint.
+    let commits = ck.join("copy/commits");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(TIMEOUT_MS);
+    while std::fs::read_dir(&commits).map_or(0, |d| d.count()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no commit logged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    send(&mut p, "\\q");
+    expect_clean_exit(&mut p);
+}

@@ -7,6 +7,11 @@
 /// The named points of the protocol, in the order a batch passes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
+    /// A socket or stdin source's write-ahead log entry for the batch is
+    /// written; its offsets log entry is not (see `wal`). Batches that
+    /// read nothing write no entry, so `after_wal_write@n` fires at the
+    /// first entry of batch `n` or later.
+    AfterWalWrite,
     /// The batch's offsets log entry is written; it has not run yet.
     AfterOffsetsLog,
     /// Half of the batch's state snapshot is written to its temp file.
@@ -21,6 +26,7 @@ pub enum CrashPoint {
 impl CrashPoint {
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
+            "after_wal_write" => Self::AfterWalWrite,
             "after_offsets_log" => Self::AfterOffsetsLog,
             "mid_state_write" => Self::MidStateWrite,
             "before_commit_log" | "after_sink_commit" => Self::BeforeCommitLog,
@@ -41,7 +47,14 @@ pub(super) fn armed(point: CrashPoint, batch: u64) -> bool {
     let Some((name, n)) = spec.split_once('@') else {
         return false;
     };
-    CrashPoint::parse(name) == Some(point) && n.parse() == Ok(batch)
+    let Ok(n) = n.parse::<u64>() else {
+        return false;
+    };
+    let reached = match point {
+        CrashPoint::AfterWalWrite => batch >= n,
+        _ => batch == n,
+    };
+    CrashPoint::parse(name) == Some(point) && reached
 }
 
 /// Aborts the process: the simulated crash.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{CheckpointError, CommitEntry, OffsetsEntry, state, store};
+use super::{CheckpointError, CommitEntry, OffsetsEntry, state, store, wal};
 
 /// What one query's checkpoint holds.
 #[derive(Debug, Clone)]
@@ -23,6 +23,10 @@ pub struct QueryCheckpointInfo {
     pub state_bytes: u64,
     /// The watermark in the newest state, ms.
     pub watermark_ms: Option<i64>,
+    /// Write-ahead log entries (socket and stdin sources) on disk.
+    pub wal_entries: u64,
+    /// Their size on disk, bytes.
+    pub wal_bytes: u64,
 }
 
 /// What a checkpoint directory holds, per query.
@@ -76,8 +80,20 @@ fn query(dir: &Path, query: String) -> Result<QueryCheckpointInfo, CheckpointErr
             .pointer("/watermarks/at")
             .and_then(|v| v.as_i64());
     }
+    let (mut wal_entries, mut wal_bytes) = (0, 0);
+    let wal_root = dir.join("wal");
+    if wal_root.is_dir() {
+        for stream in std::fs::read_dir(&wal_root).map_err(store::io(&wal_root, "listing"))? {
+            let stream = stream.map_err(store::io(&wal_root, "listing"))?;
+            let (entries, bytes) = wal::size(&stream.path())?;
+            wal_entries += entries;
+            wal_bytes += bytes;
+        }
+    }
     Ok(QueryCheckpointInfo {
         query,
+        wal_entries,
+        wal_bytes,
         committed,
         logged,
         state_batch,

@@ -9,19 +9,36 @@
 //! - `offsets/<n>.json`, written **before** batch `n` runs: its id, batch
 //!   time and, per stream, the ranges it reads and the source's position
 //!   before and after (so the batch can be re-read exactly).
-//! - `commits/<n>.json`, written **after** the sinks committed batch `n`.
+//! - `commits/<n>.json`, written **after** the sinks committed batch `n`
+//!   (the console printed it; a file sink wrote its rows and renamed the
+//!   files it finished). A file sink keeps a rolling file open across
+//!   batches, and a crash loses an open file: the entry then names the open
+//!   files' first batch (`pending_from`), and batch `n` counts as durable
+//!   only from there on (see below).
 //! - `state/<n>.arrow` + `state/<n>.json`, after batch `n` ran (every
 //!   `checkpoint_interval` batches): the operator's state as Arrow IPC, and
 //!   the driver's state, the sources' positions and the Arrow file's
 //!   checksum as JSON.
+//! - `wal/<stream>/<n>.arrow`, for sources that cannot re-read their input
+//!   (socket, stdin): what the source delivered for batch `n`, written
+//!   before the batch runs (the write-ahead log, see `wal`).
 //!
 //! Recovery ([`QueryCheckpoint::recover`]) takes the newest consistent
-//! state at or before the last committed batch (a damaged one is skipped,
-//! with a warning, for the one before) and the offsets entries after it:
-//! the driver re-runs those batches with exactly the logged ranges and
-//! times, and sends on only the results of batches not committed yet.
+//! state at or before the last durable batch (the last committed one, or
+//! the batch before the sink's oldest open file; a damaged state is
+//! skipped, with a warning, for the one before) and the offsets entries
+//! after it: the driver re-runs those batches with exactly the logged
+//! ranges and times, and sends on only the results of batches not durable
+//! yet. A file sink skips, per partition, the rows its own commit log
+//! already has in finished files, and writes the others again: no row is
+//! lost with the open file, none is written twice.
 //! Every file is written atomically (see `store`). Retention keeps the last
-//! [`KEEP_STATES`] states and every log entry after the oldest of them.
+//! [`KEEP_STATES`] states at or before the last durable batch, every state
+//! after it, and every log entry after the oldest kept state: a rolling
+//! file open for many batches keeps the checkpoint back to its first batch
+//! (rather than finishing files at every checkpoint, which would make one
+//! small file per batch); a long `rollover_interval` therefore means as
+//! many states on disk as batches it spans.
 //!
 //! This module sits below `exec` (it knows Arrow batches and JSON values,
 //! not operators): the driver converts its snapshots to and from them.
@@ -30,6 +47,7 @@ mod crash;
 mod inspect;
 mod state;
 mod store;
+mod wal;
 
 use std::path::{Path, PathBuf};
 
@@ -37,9 +55,11 @@ use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::SourceOffset;
+use crate::source::Source;
 
 pub use crash::{CRASH_VAR, CrashPoint};
 pub use inspect::{CheckpointInfo, QueryCheckpointInfo, inspect};
+pub use wal::WalSource;
 
 /// `--checkpoint DIR` and its companions, as a session's config holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +166,23 @@ pub struct CommitEntry {
     pub results: usize,
     /// The sinks and their positions (`stdout`, a file sink's path).
     pub sinks: Vec<String>,
+    /// The first batch whose results a sink holds only in files it has not
+    /// finished yet (a rolling file open across batches; a crash loses it):
+    /// recovery re-runs from there and retention keeps what that needs.
+    /// `None`: every result up to `batch_id` is durable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_from: Option<u64>,
+}
+
+impl CommitEntry {
+    /// The last batch whose results are durable in every sink: recovery
+    /// restores a state at or before it and sends the results after it.
+    pub fn durable(&self) -> Option<u64> {
+        match self.pending_from {
+            Some(first) => first.min(self.batch_id + 1).checked_sub(1),
+            None => Some(self.batch_id),
+        }
+    }
 }
 
 /// A state snapshot as the driver hands it over and gets it back.
@@ -170,8 +207,9 @@ pub struct Recovery {
     pub state: Option<StateSnapshot>,
     /// Logged batches after the state, to re-run exactly, in order.
     pub replay: Vec<OffsetsEntry>,
-    /// The last batch the sinks committed: replayed batches up to it run
-    /// for their state only, their results are not sent again.
+    /// The last batch whose results are durable in the sinks: replayed
+    /// batches up to it run for their state only, their results are not
+    /// sent again (a file sink's open files make this lag the commit log).
     pub committed: Option<u64>,
 }
 
@@ -227,6 +265,18 @@ impl QueryCheckpoint {
         &self.dir
     }
 
+    /// Wraps the source of `stream` (one that cannot re-read its input:
+    /// socket, stdin) in a write-ahead log under this checkpoint, so it
+    /// can resume; see [`WalSource`].
+    pub fn write_ahead(
+        &self,
+        stream: &str,
+        source: Box<dyn Source>,
+    ) -> Result<Box<dyn Source>, CheckpointError> {
+        let dir = wal_dir(&self.dir, stream);
+        Ok(Box::new(WalSource::open(source, dir)?))
+    }
+
     /// Logs what batch `entry.batch_id` reads, before it runs.
     pub fn log_offsets(&self, entry: &OffsetsEntry) -> Result<(), CheckpointError> {
         let path = store::entry(&self.dir.join("offsets"), entry.batch_id, "json");
@@ -261,27 +311,45 @@ impl QueryCheckpoint {
         batch_time_ms: i64,
         results: usize,
     ) -> Result<(), CheckpointError> {
+        self.commit_pending(batch_id, batch_time_ms, results, None)
+    }
+
+    /// [`Self::commit`] for a sink that holds results of batches from
+    /// `pending_from` on in files it has not finished (see
+    /// [`CommitEntry::pending_from`]).
+    pub fn commit_pending(
+        &self,
+        batch_id: u64,
+        batch_time_ms: i64,
+        results: usize,
+        pending_from: Option<u64>,
+    ) -> Result<(), CheckpointError> {
         crash::at(CrashPoint::BeforeCommitLog, batch_id);
         let entry = CommitEntry {
             batch_id,
             batch_time_ms,
             results,
             sinks: self.sinks.clone(),
+            pending_from: pending_from.filter(|p| *p <= batch_id),
         };
         let path = store::entry(&self.dir.join("commits"), batch_id, "json");
         store::write_json(&path, &entry, None)?;
         crash::at(CrashPoint::AfterCommitLog, batch_id);
         self.committed.send_replace(Some(batch_id));
-        self.retain(batch_id)
+        self.retain(batch_id, entry.durable())
     }
 
-    /// Keeps the newest [`KEEP_STATES`] states at or before `committed`
-    /// (and any after it), and the log entries after the oldest kept state;
-    /// the last commit entry always stays.
-    fn retain(&self, committed: u64) -> Result<(), CheckpointError> {
+    /// Keeps the newest [`KEEP_STATES`] states at or before `durable` (and
+    /// any after it), and the log entries after the oldest kept state; the
+    /// last commit entry always stays. With nothing durable yet (a sink's
+    /// file open since batch 0), everything stays.
+    fn retain(&self, committed: u64, durable: Option<u64>) -> Result<(), CheckpointError> {
+        let Some(durable) = durable else {
+            return Ok(());
+        };
         let states = self.dir.join("state");
         let ids = store::ids(&states, "json")?;
-        let done: Vec<u64> = ids.iter().copied().filter(|id| *id <= committed).collect();
+        let done: Vec<u64> = ids.iter().copied().filter(|id| *id <= durable).collect();
         let drop = done.len().saturating_sub(KEEP_STATES);
         for id in &done[..drop] {
             state::remove(&states, *id)?;
@@ -289,6 +357,21 @@ impl QueryCheckpoint {
         let Some(&oldest) = done.get(drop) else {
             return Ok(());
         };
+        // Write-ahead log entries from the oldest kept state's position on.
+        let wal = self.dir.join("wal");
+        if wal.is_dir() {
+            // A damaged state keeps its entries: a recovery may still need them.
+            let sources =
+                state::read_meta(&states, oldest).map_or_else(|_| Vec::new(), |m| m.sources);
+            for (stream, position) in &sources {
+                let dir = wal_dir(&self.dir, stream);
+                if let Some(keep_from) = wal::next_batch(position)
+                    && dir.is_dir()
+                {
+                    wal::prune(&dir, keep_from)?;
+                }
+            }
+        }
         for (sub, keep_from) in [("offsets", oldest + 1), ("commits", oldest)] {
             let dir = self.dir.join(sub);
             for id in store::ids(&dir, "json")? {
@@ -303,18 +386,18 @@ impl QueryCheckpoint {
     /// Where a restarted query carries on from (see the module docs).
     pub fn recover(&self) -> Result<Recovery, CheckpointError> {
         let commits = self.dir.join("commits");
-        let committed = match store::ids(&commits, "json")?.last() {
+        let (committed, durable) = match store::ids(&commits, "json")?.last() {
             Some(&id) => {
                 let entry: CommitEntry = store::read_json(&store::entry(&commits, id, "json"))?;
-                Some(entry.batch_id)
+                (Some(entry.batch_id), entry.durable())
             }
-            None => None,
+            None => (None, None),
         };
         let states = self.dir.join("state");
         let mut state = None;
         let mut damaged = None;
         for id in store::ids(&states, "json")?.into_iter().rev() {
-            if committed.is_none_or(|c| id > c) {
+            if durable.is_none_or(|d| id > d) {
                 continue;
             }
             match state::read(&states, id) {
@@ -352,9 +435,24 @@ impl QueryCheckpoint {
         Ok(Recovery {
             state,
             replay,
-            committed,
+            committed: durable,
         })
     }
+}
+
+/// The write-ahead log directory of `stream` in the query directory `dir`
+/// (characters other than letters, digits, `_` and `-` become `_`).
+fn wal_dir(dir: &Path, stream: &str) -> PathBuf {
+    let name: String = (stream.chars())
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join("wal").join(name)
 }
 
 /// The first part of `now` that differs from `stored`, as an error.

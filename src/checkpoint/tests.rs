@@ -157,3 +157,49 @@ fn inspect_reports_the_last_commit_offsets_and_state() {
     assert_eq!((q.state_batch, q.watermark_ms), (Some(1), Some(1)));
     assert!(q.state_bytes > 0);
 }
+
+#[test]
+fn an_open_sink_file_keeps_its_batches_and_recovery_restarts_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = open(dir.path(), &fingerprint("q", "s")).unwrap();
+    // A file sink's file is open from batch 3 to batch 15.
+    for id in 0..16 {
+        ck.log_offsets(&entry(id)).unwrap();
+        ck.write_state(&snapshot(id)).unwrap();
+        let pending = (id >= 3).then_some(3);
+        ck.commit_pending(id, 0, 1, pending).unwrap();
+    }
+    // Retention kept the states from before the file on: 0..=2 and 3..=15.
+    let states = store::ids(&ck.dir().join("state"), "json").unwrap();
+    assert_eq!(states, (0..16).collect::<Vec<_>>());
+    let recovery = ck.recover().unwrap();
+    assert_eq!(
+        recovery.committed,
+        Some(2),
+        "the open file's batches are not durable"
+    );
+    assert_eq!(recovery.state.map(|s| s.batch_id), Some(2));
+    assert_eq!(recovery.replay, (3..16).map(entry).collect::<Vec<_>>());
+    // The file is finished: everything is durable, retention catches up.
+    ck.commit_pending(15, 0, 1, None).unwrap();
+    let states = store::ids(&ck.dir().join("state"), "json").unwrap();
+    assert_eq!(states, (6..16).collect::<Vec<_>>());
+    let recovery = ck.recover().unwrap();
+    assert_eq!(recovery.committed, Some(15));
+    assert!(recovery.replay.is_empty());
+}
+
+#[test]
+fn a_file_open_since_batch_0_needs_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = open(dir.path(), &fingerprint("q", "s")).unwrap();
+    for id in 0..14 {
+        ck.log_offsets(&entry(id)).unwrap();
+        ck.write_state(&snapshot(id)).unwrap();
+        ck.commit_pending(id, 0, 1, Some(0)).unwrap();
+    }
+    let recovery = ck.recover().unwrap();
+    assert_eq!(recovery.committed, None);
+    assert!(recovery.state.is_none());
+    assert_eq!(recovery.replay.len(), 14);
+}

@@ -1,22 +1,23 @@
 //! Opening a query's checkpoint (`--checkpoint DIR`): the fingerprint of
 //! what the query is — its normalized SQL, each stream's schema and source
 //! (connector and options) and its sinks — and the check that every source
-//! can resume.
+//! can resume (by re-reading, or through a write-ahead log).
 
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast;
 
 use super::Context;
-use crate::checkpoint::{Fingerprint, QueryCheckpoint};
+use crate::checkpoint::{CheckpointSettings, Fingerprint, QueryCheckpoint};
 use crate::error::Error;
 use crate::exec::ExecError;
-use crate::source::{RESUMABLE_CONNECTORS, SourceError};
+use crate::source::{LOGGED_CONNECTORS, RESUMABLE_CONNECTORS, SourceError};
 use crate::sql::StreamingPlan;
 
 impl Context {
     /// The checkpoint of query `name` (`query` planned as `plan`, writing
-    /// to `sink`), when the session checkpoints; refuses sources that
+    /// to `sink`), when the session checkpoints or the query has `own`
+    /// settings (a sink's `checkpoint = 'DIR'`); refuses sources that
     /// cannot resume and a checkpoint written by another query.
     pub(super) fn open_checkpoint(
         &self,
@@ -24,22 +25,26 @@ impl Context {
         query: &ast::Query,
         plan: &StreamingPlan,
         sink: &str,
+        own: Option<CheckpointSettings>,
     ) -> Result<Option<Arc<QueryCheckpoint>>, Error> {
-        let Some(settings) = self.config().checkpoint else {
+        let Some(settings) = own.or(self.config().checkpoint) else {
             return Ok(None);
         };
         let mut parts = vec![("query".to_string(), query.to_string())];
         for (def, _) in &plan.streams {
-            if !RESUMABLE_CONNECTORS.contains(&def.connector.as_str()) {
+            let connector = def.connector.as_str();
+            if !RESUMABLE_CONNECTORS.contains(&connector) && !LOGGED_CONNECTORS.contains(&connector)
+            {
                 return Err(ExecError::Source {
                     query: name.to_string(),
                     stream: def.name.clone(),
                     source: SourceError::Runtime(format!(
                         "--checkpoint: the {} connector cannot resume from a checkpoint yet \
-                         (only {} can; a write-ahead log for socket and stdin is a later \
-                         increment); run without --checkpoint",
+                         (only {} can, and {} through a write-ahead log); run without \
+                         --checkpoint",
                         def.connector,
-                        RESUMABLE_CONNECTORS.join(", ")
+                        RESUMABLE_CONNECTORS.join(", "),
+                        LOGGED_CONNECTORS.join(" and ")
                     )),
                 }
                 .into());

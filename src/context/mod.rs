@@ -7,7 +7,7 @@
 //! - [`sinks`] — sink tables (`CREATE TABLE ... WITH (connector = ...)`),
 //! - [`queries`] — continuous queries, foreground (`SELECT`) and background
 //!   (`INSERT INTO`, `CREATE SINK`, `STOP QUERY`),
-//! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `DESCRIBE`,
+//! - [`show`] — `SHOW STREAMS`, `SHOW QUERIES`, `SHOW PROGRESS`, `DESCRIBE`,
 //! - [`explain`] — `EXPLAIN`,
 //! - [`settings`] — `SET`, `CREATE FUNCTION`,
 //! - [`ddl`] — one name per object, `DROP`,
@@ -244,6 +244,9 @@ impl Context {
                 if_not_exists,
             } => self.create_sink(name, query, options, *if_not_exists).await,
             Statement::ShowQueries => Ok(Output::Rows(vec![self.show_queries()?])),
+            Statement::ShowProgress { name, limit } => {
+                Ok(Output::Rows(vec![self.show_progress(name, *limit)?]))
+            }
             Statement::StopQuery(name) => self.stop_query(name).await,
             Statement::Drop {
                 kind,

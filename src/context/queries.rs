@@ -8,6 +8,7 @@ use datafusion::sql::sqlparser::ast;
 
 use super::{Context, Output};
 use crate::catalog::Kind;
+use crate::checkpoint::CheckpointSettings;
 use crate::error::Error;
 use crate::exec::start_query;
 use crate::options::Options;
@@ -36,7 +37,7 @@ impl Context {
         let interval_ms = config.batch_interval.as_millis() as i64;
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let hubs = self.runtime.late_hubs(&plan);
-        let checkpoint = self.open_checkpoint(&name, query, &plan, "stdout")?;
+        let checkpoint = self.open_checkpoint(&name, query, &plan, "stdout", None)?;
         let handle = start_query(
             name,
             plan,
@@ -126,7 +127,7 @@ impl Context {
             ),
             |def| {
                 self.attach_memory_table(def)?;
-                let output = self.start_planned(def.clone(), plan)?;
+                let output = self.start_planned(def.clone(), plan, query)?;
                 self.register_file_table(def)?;
                 Ok(output)
             },
@@ -145,22 +146,43 @@ impl Context {
             )));
         };
         plan.cast_to(&def.schema)?;
-        self.start_planned(def, plan)
+        self.start_planned(def, plan, query)
     }
 
-    pub(super) fn start_planned(&self, def: SinkDef, plan: StreamingPlan) -> Result<Output, Error> {
-        let sink = self.open_sink(&def)?;
+    /// Starts background query `def.name` (`query`, planned as `plan`)
+    /// into the sink `def`; under `--checkpoint DIR`, or with the sink
+    /// option `checkpoint = 'DIR'` (which takes precedence), the query
+    /// checkpoints in `DIR/<sink name>/` when its sink can
+    /// ([`sink::CHECKPOINT_CONNECTORS`]).
+    pub(super) fn start_planned(
+        &self,
+        def: SinkDef,
+        plan: StreamingPlan,
+        query: &ast::Query,
+    ) -> Result<Output, Error> {
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let config = self.config();
         let interval_ms = config.batch_interval.as_millis() as i64;
-        if config.checkpoint.is_some() {
+        let own = sink::own_checkpoint(&def.options).map(|dir| CheckpointSettings {
+            dir,
+            reset: false,
+            interval: config.checkpoint.as_ref().map_or(1, |c| c.interval),
+        });
+        if (own.is_some() || config.checkpoint.is_some())
+            && !sink::CHECKPOINT_CONNECTORS.contains(&def.connector.as_str())
+        {
             return Err(Error::Catalog(format!(
-                "--checkpoint covers foreground queries (results on stdout) so far; background \
-                 query {} (INSERT INTO, CREATE SINK) cannot checkpoint yet: run it without \
-                 --checkpoint",
-                def.name
+                "--checkpoint: background query {} writes to a {} sink, which cannot resume from \
+                 a checkpoint yet (the print, memory and kafka sinks cannot; {} can); run it \
+                 without --checkpoint (and without its checkpoint option)",
+                def.name,
+                def.connector,
+                sink::CHECKPOINT_CONNECTORS.join(", ")
             )));
         }
+        let described = format!("{} {} {:?}", def.connector, def.name, def.options);
+        let checkpoint = self.open_checkpoint(&def.name, query, &plan, &described, own)?;
+        let sink = self.open_sink(&def)?;
         let hubs = self.runtime.late_hubs(&plan);
         let handle = start_query(
             def.name.clone(),
@@ -169,7 +191,7 @@ impl Context {
             interval_ms,
             config.clock,
             config.limits,
-            None,
+            checkpoint,
         )?;
         let progress = handle.progress.clone();
         self.background.start(handle, sink, &def.connector)?;

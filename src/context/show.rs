@@ -1,5 +1,5 @@
-//! `SHOW STREAMS`, `SHOW QUERIES` and `DESCRIBE`: the catalog and the
-//! running queries as rows.
+//! `SHOW STREAMS`, `SHOW QUERIES`, `SHOW PROGRESS` and `DESCRIBE`: the
+//! catalog, the running queries and their progress records as rows.
 
 use std::sync::Arc;
 
@@ -147,6 +147,102 @@ impl Context {
             Field::new("lag", DataType::Utf8, true),
             Field::new("sink", DataType::Utf8, false),
             Field::new("error", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::Catalog(e.to_string()))
+    }
+}
+
+/// Records `SHOW PROGRESS` shows without a `LIMIT`.
+const SHOW_PROGRESS_DEFAULT: u64 = 10;
+
+impl Context {
+    /// `SHOW PROGRESS name [LIMIT n]`: the query's newest progress records,
+    /// oldest first, one row each (the same records `--progress-json`
+    /// writes and `SHOW QUERIES` totals).
+    pub(super) fn show_progress(
+        &self,
+        name: &str,
+        limit: Option<u64>,
+    ) -> Result<RecordBatch, Error> {
+        use datafusion::arrow::array::{Float64Array, Int64Array, UInt64Array};
+        let limit = limit.unwrap_or(SHOW_PROGRESS_DEFAULT);
+        let records = self
+            .background
+            .progress(name, usize::try_from(limit).unwrap_or(usize::MAX))?;
+        type Record = crate::report::ProgressRecord;
+        let count = |f: &dyn Fn(&Record) -> u64| -> ArrayRef {
+            Arc::new(UInt64Array::from(records.iter().map(f).collect::<Vec<_>>()))
+        };
+        let millis = |f: &dyn Fn(&Record) -> f64| -> ArrayRef {
+            Arc::new(Float64Array::from(
+                records
+                    .iter()
+                    .map(|r| (f(r) * 1e3).round() / 1e3)
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let rate = |f: &dyn Fn(&Record) -> Option<f64>| -> ArrayRef {
+            Arc::new(Float64Array::from(
+                records
+                    .iter()
+                    .map(|r| f(r).map(f64::round))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let text = |f: &dyn Fn(&Record) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from(records.iter().map(f).collect::<Vec<_>>()))
+        };
+        let columns = vec![
+            count(&|r| r.batch_id),
+            text(&|r| Some(r.batch_time.clone())),
+            count(&|r| r.input_rows),
+            count(&|r| r.output_rows),
+            rate(&|r| r.input_rows_per_second),
+            rate(&|r| r.processed_rows_per_second),
+            millis(&|r| r.durations.poll_ms),
+            millis(&|r| r.durations.checkpoint_ms),
+            millis(&|r| r.durations.query_ms),
+            millis(&|r| r.durations.sink_ms),
+            millis(&|r| r.durations.commit_ms),
+            millis(&|r| r.durations.total_ms),
+            Arc::new(Int64Array::from(
+                records.iter().map(|r| r.delay_ms).collect::<Vec<_>>(),
+            )) as ArrayRef,
+            text(&|r| r.watermark.clone()),
+            count(&|r| r.late_rows),
+            count(&|r| r.state_rows),
+            count(&|r| r.state_bytes),
+            text(&|r| {
+                let ranges: Vec<String> = (r.sources.iter())
+                    .flat_map(|s| {
+                        s.partitions.iter().map(move |p| {
+                            let lag = p.lag.map_or_else(String::new, |n| format!(" (lag {n})"));
+                            format!("{} {}: {}..{}{lag}", s.stream, p.partition, p.start, p.end)
+                        })
+                    })
+                    .collect();
+                (!ranges.is_empty()).then(|| ranges.join(", "))
+            }),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("batch_id", DataType::UInt64, false),
+            Field::new("batch_time", DataType::Utf8, false),
+            Field::new("rows_in", DataType::UInt64, false),
+            Field::new("rows_out", DataType::UInt64, false),
+            Field::new("input_rows_per_s", DataType::Float64, true),
+            Field::new("processed_rows_per_s", DataType::Float64, true),
+            Field::new("poll_ms", DataType::Float64, false),
+            Field::new("checkpoint_ms", DataType::Float64, false),
+            Field::new("query_ms", DataType::Float64, false),
+            Field::new("sink_ms", DataType::Float64, false),
+            Field::new("commit_ms", DataType::Float64, false),
+            Field::new("total_ms", DataType::Float64, false),
+            Field::new("delay_ms", DataType::Int64, false),
+            Field::new("watermark", DataType::Utf8, true),
+            Field::new("late_rows", DataType::UInt64, false),
+            Field::new("state_rows", DataType::UInt64, false),
+            Field::new("state_bytes", DataType::UInt64, false),
+            Field::new("offsets", DataType::Utf8, true),
         ]));
         RecordBatch::try_new(schema, columns).map_err(|e| Error::Catalog(e.to_string()))
     }

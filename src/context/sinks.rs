@@ -99,6 +99,7 @@ impl Context {
     /// Opens a sink on table `def`: a `memory` sink on the session's table
     /// of that name, any other through its connector.
     pub(super) fn open_sink(&self, def: &SinkDef) -> Result<Box<dyn sink::Sink>, Error> {
+        let def = &sink::without_query_options(def);
         match self.runtime.memory_table(&def.name) {
             Some(table) if def.connector == "memory" => {
                 Ok(Box::new(sink::MemorySink::open(def, table)?))
@@ -113,6 +114,7 @@ impl Context {
         if !sink::files::is_file_connector(&def.connector) {
             return Ok("");
         }
+        let def = &sink::without_query_options(def);
         let options = sink::files::FileSinkOptions::parse(&def.connector, &def.options).map_err(
             |source| sink::SinkError::Option {
                 sink: def.name.clone(),

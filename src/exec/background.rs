@@ -1,12 +1,16 @@
 //! Background queries: continuous queries whose results go to a sink table
 //! (`INSERT INTO t SELECT ...`, `CREATE SINK name AS SELECT ...`) instead of
-//! the console. The registry keeps each one's status for `SHOW QUERIES`,
+//! the console. The registry keeps each one's status for `SHOW QUERIES` and
+//! its last 100 progress records for `SHOW PROGRESS` (both from the records
+//! its sink task completes after each commit, so they agree),
 //! stops them by name (`STOP QUERY`) or all at once, and keeps failures until
 //! a front end reports them, so an error is never lost.
 //!
 //! A query's sink task writes each result, then commits each batch with its
 //! source ranges (`Sink::commit` with the [`BatchEnd`](super::BatchEnd)), and
-//! closes the sink at the end; every sink call runs on tokio's blocking pool
+//! closes the sink at the end. Under `--checkpoint` it logs each batch's
+//! commit after the sink's (with the first batch the sink holds only in
+//! unfinished files, see `CommitEntry::pending_from`); every sink call runs on tokio's blocking pool
 //! (sinks may block on writes and fsyncs), the sink moved there and back.
 
 use std::collections::BTreeMap;
@@ -18,7 +22,11 @@ use tokio::task::JoinHandle;
 use tokio::sync::{broadcast, watch};
 
 use super::{ExecError, QueryHandle, QueryStopper};
-use crate::report::{BatchEnd, QueryEvent, QueryProgress, QuerySummary, StreamLag};
+use crate::checkpoint::QueryCheckpoint;
+use crate::report::{
+    BatchEnd, BatchRecorder, ProgressHistory, ProgressRecord, QueryEvent, QueryProgress,
+    QuerySummary, StreamLag,
+};
 use crate::sink::Sink;
 
 /// Where a background query is in its life.
@@ -97,6 +105,8 @@ impl std::fmt::Display for QueryStatus {
 struct Entry {
     status: Arc<Mutex<QueryStatus>>,
     progress: watch::Receiver<QueryProgress>,
+    /// The query's last progress records (`SHOW PROGRESS`) and their totals.
+    history: Arc<Mutex<ProgressHistory>>,
     stopper: QueryStopper,
     task: Option<JoinHandle<()>>,
 }
@@ -108,6 +118,9 @@ pub struct Registry {
     /// Each batch's end once its sink committed it, for front ends that
     /// print progress (`--progress`).
     batch_ends: broadcast::Sender<BatchEnd>,
+    /// Each batch's progress record once its sink committed it, for front
+    /// ends that write them (`--progress-json`).
+    records: broadcast::Sender<ProgressRecord>,
 }
 
 /// Batch ends a slow reader of [`Registry::batch_ends`] may fall behind by
@@ -120,23 +133,38 @@ impl Default for Registry {
             queries: Mutex::default(),
             unreported: Arc::default(),
             batch_ends: broadcast::channel(BATCH_END_BACKLOG).0,
+            records: broadcast::channel(BATCH_END_BACKLOG).0,
         }
     }
 }
 
 impl Entry {
+    /// The query's status: counts, last batch, watermark and lag from its
+    /// progress records (what `SHOW PROGRESS` shows, so the views agree),
+    /// peak state and latencies from the driver's summary.
     fn status(&self) -> QueryStatus {
         let mut status = lock(&self.status).clone();
-        let progress = self.progress.borrow();
-        status.batches = progress.summary.batches;
-        status.input_rows = progress.summary.input_rows;
-        status.output_rows = progress.summary.output_rows;
-        status.late_rows = progress.summary.late_rows;
-        status.lag = progress.last.lag.clone();
-        status.last_batch = progress.last.duration;
-        status.watermark_ms = progress.last.watermark_ms;
-        status.watermark_held_by = progress.last.watermark_held_by.clone();
-        status.summary = progress.summary.clone();
+        status.summary = self.progress.borrow().summary.clone();
+        let history = lock(&self.history);
+        let totals = history.totals();
+        status.batches = totals.batches;
+        status.input_rows = totals.input_rows;
+        status.output_rows = totals.output_rows;
+        status.late_rows = totals.late_rows;
+        if let Some(last) = history.last() {
+            status.last_batch = Duration::from_secs_f64(last.durations.total_ms.max(0.0) / 1e3);
+            status.watermark_ms = last.watermark_ms;
+            status.watermark_held_by = last.watermark_held_by.clone();
+            status.lag = (last.sources.iter())
+                .filter(|s| s.partitions.iter().any(|p| p.lag.is_some()))
+                .map(|s| StreamLag {
+                    stream: s.stream.clone(),
+                    partitions: (s.partitions.iter())
+                        .map(|p| (p.partition.clone(), p.lag.unwrap_or(0)))
+                        .collect(),
+                })
+                .collect();
+        }
         status
     }
 }
@@ -156,6 +184,33 @@ async fn on_blocking_pool<T: Send + 'static>(
         Ok(done) => Ok(done),
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Err(join) => Err(format!("sink call cancelled: {join}")),
+    }
+}
+
+/// Logs batch `end` in the query's checkpoint once its sink committed it,
+/// with the first batch the sink still holds in unfinished files.
+fn commit_checkpoint(
+    checkpoint: Option<&QueryCheckpoint>,
+    end: &BatchEnd,
+    pending_from: Option<u64>,
+) -> Result<(), String> {
+    let Some(ck) = checkpoint else {
+        return Ok(());
+    };
+    ck.commit_pending(end.batch_id, end.batch_time_ms, end.results, pending_from)
+        .map_err(|e| e.to_string())
+}
+
+/// `name` is not a background query; says which are.
+fn unknown_query(name: &str, queries: &BTreeMap<String, Entry>) -> ExecError {
+    let known: Vec<String> = queries.keys().cloned().collect();
+    ExecError::UnknownQuery {
+        name: name.to_string(),
+        known: if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        },
     }
 }
 
@@ -204,26 +259,39 @@ impl Registry {
         let connector = connector.to_string();
         let name_of = name.clone();
         let batch_ends = self.batch_ends.clone();
+        let checkpoint = query.checkpoint();
+        if checkpoint.is_some() {
+            sink.resume_from_checkpoint();
+        }
+        let records = self.records.clone();
+        let history = Arc::new(Mutex::new(ProgressHistory::default()));
+        let history_of = history.clone();
         let task = tokio::spawn(async move {
             let mut query = query;
             let mut error = None;
             let mut status = String::new();
+            let mut last_end = None;
+            let mut recorder = BatchRecorder::new();
             while let Some(event) = query.next_event().await {
-                let committed = match &event {
-                    QueryEvent::BatchEnd(end) if batch_ends.receiver_count() > 0 => {
-                        Some(end.clone())
-                    }
-                    _ => None,
-                };
+                if let QueryEvent::BatchEnd(end) = &event {
+                    last_end = Some((end.batch_id, end.batch_time_ms, end.results));
+                }
+                let checkpoint = checkpoint.clone();
                 let written = on_blocking_pool(sink, move |sink| {
+                    let started = std::time::Instant::now();
                     let written = match &event {
-                        QueryEvent::Result(result) => sink.write(result),
-                        QueryEvent::BatchEnd(end) => sink.commit(end),
+                        QueryEvent::Result(result) => sink.write(result).map_err(|e| e.to_string()),
+                        QueryEvent::BatchEnd(end) => {
+                            sink.commit(end).map_err(|e| e.to_string()).and_then(|()| {
+                                commit_checkpoint(checkpoint.as_deref(), end, sink.pending_from())
+                            })
+                        }
                     };
-                    (written, sink.status())
+                    let took = started.elapsed();
+                    (written, sink.status(), event, took)
                 })
                 .await;
-                let (back, (written, now)) = match written {
+                let (back, (written, now, event, took)) = match written {
                     Ok(done) => done,
                     Err(e) => {
                         // The runtime is shutting down: the sink is gone.
@@ -236,19 +304,44 @@ impl Registry {
                 sink = back;
                 status = now;
                 if let Err(e) = written {
-                    error = Some(e.to_string());
+                    error = Some(e);
                     query.stop();
                     break;
                 }
-                lock(&shared).sink = format!("{connector}: {status}");
-                if let Some(end) = committed {
-                    let _ = batch_ends.send(end);
+                let description = format!("{connector}: {status}");
+                lock(&shared).sink = description.clone();
+                match event {
+                    QueryEvent::Result(result) => recorder.wrote(&result, took),
+                    QueryEvent::BatchEnd(end) => {
+                        let record = recorder.committed(&end, took, Some(description));
+                        if records.receiver_count() > 0 {
+                            let _ = records.send(record.clone());
+                        }
+                        lock(&history_of).push(record);
+                        if batch_ends.receiver_count() > 0 {
+                            let _ = batch_ends.send(end);
+                        }
+                    }
                 }
             }
-            let closed = match on_blocking_pool(sink, |sink| (sink.close(), sink.status())).await {
+            // Closing finishes open files: the last commit entry then says
+            // every batch is durable.
+            let reclose = last_end.filter(|_| error.is_none()).and(checkpoint);
+            let closed = match on_blocking_pool(sink, move |sink| {
+                let closed = sink.close().map_err(|e| e.to_string());
+                let closed = match (closed, reclose, last_end) {
+                    (Ok(()), Some(ck), Some((batch, time, results))) => ck
+                        .commit_pending(batch, time, results, sink.pending_from())
+                        .map_err(|e| e.to_string()),
+                    (closed, _, _) => closed,
+                };
+                (closed, sink.status())
+            })
+            .await
+            {
                 Ok((_, (closed, now))) => {
                     status = now;
-                    closed.map_err(|e| e.to_string())
+                    closed
                 }
                 Err(e) => Err(e),
             };
@@ -276,6 +369,7 @@ impl Registry {
             Entry {
                 status,
                 progress,
+                history,
                 stopper,
                 task: Some(task),
             },
@@ -291,6 +385,23 @@ impl Registry {
         self.batch_ends.subscribe()
     }
 
+    /// Each batch's progress record of every background query from now on,
+    /// sent once its sink has committed the batch: what `--progress-json`
+    /// writes. A reader more than 1,024 records behind gets `Lagged`.
+    pub fn records(&self) -> broadcast::Receiver<ProgressRecord> {
+        self.records.subscribe()
+    }
+
+    /// The newest `limit` progress records of query `name` (at most
+    /// [`ProgressHistory::CAPACITY`] are kept), oldest first.
+    pub fn progress(&self, name: &str, limit: usize) -> Result<Vec<ProgressRecord>, ExecError> {
+        let queries = lock(&self.queries);
+        match queries.get(name) {
+            Some(entry) => Ok(lock(&entry.history).recent(limit)),
+            None => Err(unknown_query(name, &queries)),
+        }
+    }
+
     /// Status of every background query, by name.
     pub fn list(&self) -> Vec<QueryStatus> {
         lock(&self.queries).values().map(Entry::status).collect()
@@ -302,15 +413,7 @@ impl Registry {
         let (task, status) = {
             let mut queries = lock(&self.queries);
             let Some(entry) = queries.get_mut(name) else {
-                let known: Vec<String> = queries.keys().cloned().collect();
-                return Err(ExecError::UnknownQuery {
-                    name: name.to_string(),
-                    known: if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    },
-                });
+                return Err(unknown_query(name, &queries));
             };
             entry.stopper.stop();
             {

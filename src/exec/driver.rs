@@ -26,8 +26,8 @@ use super::operator::{Cx, Operator, Watermark, fill_streams};
 use super::{Clock, ExecError};
 use crate::batch::{Batch, InputMark, StreamOffsets};
 use crate::report::{
-    BatchEnd, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary, RunLimits, StreamLag,
-    late_outcome,
+    BatchEnd, DriverPhases, Progress, QueryEvent, QueryProgress, QueryResult, QuerySummary,
+    RunLimits, StreamLag, late_outcome,
 };
 use crate::source::Source;
 use crate::sql::{StreamingPlan, TimeDomain};
@@ -121,6 +121,7 @@ impl<O: Operator> Driver<O> {
         let mut summary = QuerySummary::default();
         let mut time = self.clock.first_batch_time(self.interval_ms);
         let mut batch_id = 0;
+        let mut previous_start: Option<Instant> = None;
         if let Some(resumed) = self.resume(&tx, &mut summary).await? {
             (batch_id, time) = (resumed.batch_id, resumed.time);
             if resumed.closing {
@@ -153,15 +154,23 @@ impl<O: Operator> Driver<O> {
                     _ = tx.closed() => break,
                 }
             }
+            let since_previous = previous_start.map(|p| started.duration_since(p));
+            previous_start = Some(started);
             let before = self.positions()?;
             let polled = self.poll(batch_id, time).await?;
+            let polled_at = Instant::now();
             self.log_offsets(batch_id, time, &polled, before, false)?;
+            let logged_at = Instant::now();
             let input_rows: u64 = polled.iter().map(|b| b.num_rows() as u64).sum();
             let skipped: u64 = polled.iter().map(|b| b.skipped).sum();
+            let stream_rows = (self.sources.iter().zip(&polled))
+                .map(|((stream, _, _), b)| (stream.clone(), b.num_rows() as u64))
+                .collect();
             let offsets = self.stream_offsets(&polled);
             let lag = self.stream_lag(&polled);
             self.input = self.input.next(time, &offsets);
             let step = self.step(batch_id, time, polled, &offsets, false).await?;
+            let ran_at = Instant::now();
             summary.batches += 1;
             summary.input_rows += input_rows;
             summary.skipped += skipped;
@@ -183,7 +192,7 @@ impl<O: Operator> Driver<O> {
                 );
             }
             let watermark = self.watermarks.current.at;
-            let progress = Progress {
+            let mut progress = Progress {
                 input_rows,
                 skipped,
                 duration: started.elapsed(),
@@ -196,6 +205,14 @@ impl<O: Operator> Driver<O> {
                 late_routed,
                 offsets: offsets.clone(),
                 lag,
+                phases: DriverPhases {
+                    poll: polled_at - started,
+                    checkpoint: logged_at - polled_at,
+                    query: ran_at - logged_at,
+                },
+                started: Some(started),
+                since_previous,
+                stream_rows,
             };
             summary.peak_state_rows = summary.peak_state_rows.max(progress.state_rows);
             summary.peak_state_bytes = summary.peak_state_bytes.max(progress.state_bytes);
@@ -205,12 +222,14 @@ impl<O: Operator> Driver<O> {
                 .iter()
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
+            let saving = Instant::now();
+            self.save_state(batch_id, time + self.interval_ms, false, &summary)?;
+            progress.phases.checkpoint += saving.elapsed();
             self.progress.send_replace(QueryProgress {
                 summary: summary.clone(),
                 batch_id: Some(batch_id),
                 last: progress.clone(),
             });
-            self.save_state(batch_id, time + self.interval_ms, false, &summary)?;
             // Progress is attached to the batch's first result; the others
             // carry none so that totals add up.
             let results = step.results.len();

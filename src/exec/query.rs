@@ -149,6 +149,17 @@ pub fn start_query(
                 source,
             })?,
         };
+        // Sources that cannot re-read what they received resume from a
+        // write-ahead log in the checkpoint.
+        let source = match &checkpoint {
+            Some(ck) if source::LOGGED_CONNECTORS.contains(&def.connector.as_str()) => {
+                (ck.write_ahead(&def.name, source)).map_err(|source| ExecError::Checkpoint {
+                    query: name.clone(),
+                    source,
+                })?
+            }
+            _ => source,
+        };
         sources.push((def.name.clone(), with_batch_time(&def.schema), source));
     }
     let first_ms = clock.first_batch_time(interval_ms);

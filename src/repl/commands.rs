@@ -69,7 +69,8 @@ pub fn help() -> String {
     text += "\nStatements end with ';' and may span lines. A SELECT over a stream runs in the\n\
              foreground and prints every batch or window; Ctrl-C stops it after the current\n\
              batch. CREATE SINK ... AS SELECT and INSERT INTO ... SELECT run in the background:\n\
-             SHOW QUERIES lists them, STOP QUERY name stops one.\n";
+             SHOW QUERIES lists them, SHOW PROGRESS name shows one's last batches,\n\
+             STOP QUERY name stops one.\n";
     text
 }
 

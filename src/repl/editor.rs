@@ -23,9 +23,9 @@ const KEYWORDS: &[&str] = &[
     "AND", "AS", "ASC", "AVG", "BETWEEN", "BY", "CASE", "CAST", "COUNT", "CREATE", "DESC",
     "DESCRIBE", "DISTINCT", "ELSE", "END", "EXPLAIN", "FALSE", "FROM", "GROUP", "HAVING", "HOP",
     "IF", "IN", "INSERT", "INTERVAL", "INTO", "IS", "JOIN", "LEFT", "LIKE", "LIMIT", "MAX", "MIN",
-    "MINUTE", "NOT", "NULL", "ON", "OR", "ORDER", "QUERIES", "QUERY", "SECOND", "SELECT", "SET",
-    "SHOW", "SINK", "STOP", "STREAM", "STREAMS", "SUM", "TABLE", "TABLES", "THEN", "TRUE",
-    "TUMBLE", "UNION", "VALUES", "VIEW", "WHEN", "WHERE", "WITH",
+    "MINUTE", "NOT", "NULL", "ON", "OR", "ORDER", "PROGRESS", "QUERIES", "QUERY", "SECOND",
+    "SELECT", "SET", "SHOW", "SINK", "STOP", "STREAM", "STREAMS", "SUM", "TABLE", "TABLES", "THEN",
+    "TRUE", "TUMBLE", "UNION", "VALUES", "VIEW", "WHEN", "WHERE", "WITH",
 ];
 
 /// Column names every stream or window has.

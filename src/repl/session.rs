@@ -7,7 +7,7 @@
 
 use std::io::Stdout;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use quiver::{ConsoleSink, OutputFormat};
@@ -193,7 +193,8 @@ impl Session {
     async fn foreground(&mut self, mut query: QueryHandle) -> bool {
         let name = query.name.clone();
         let interval = self.ctx.config().batch_interval;
-        let mut progress = query.progress.clone();
+        let mut recorder = quiver::BatchRecorder::new();
+        let mut history = quiver::ProgressHistory::default();
         let mut stopping = false;
         self.sink.name_queries(false);
         eprintln!("{name} running; Ctrl-C stops it");
@@ -204,23 +205,26 @@ impl Session {
                     match event {
                         QueryEvent::Result(result) => {
                             self.status.clear();
+                            let writing = Instant::now();
                             if let Err(e) = self.sink.write_result(&result) {
                                 eprintln!("error: writing results: {e}");
                                 query.stop();
                                 stopping = true;
                             }
+                            recorder.wrote(&result, writing.elapsed());
                         }
                         QueryEvent::BatchEnd(end) => {
                             if let Some(line) = end.progress_line().filter(|_| self.progress) {
                                 self.status.clear();
                                 eprintln!("{line}");
                             }
+                            let record = recorder.committed(&end, Duration::ZERO, Some("console".into()));
+                            history.push(record);
+                            if !stopping {
+                                self.status.show(&name, &history, interval);
+                            }
                         }
                     }
-                }
-                Ok(()) = progress.changed(), if !stopping => {
-                    let latest = progress.borrow_and_update().clone();
-                    self.status.show(&name, &latest, interval);
                 }
                 _ = self.interrupts.recv() => {
                     self.status.erase();

@@ -3,6 +3,8 @@
 //! measurements ([`Progress`]), its totals ([`QuerySummary`],
 //! [`QueryProgress`]) and the limits it runs under ([`RunLimits`]). The
 //! driver produces them; handles, front ends and `SHOW QUERIES` read them.
+//! Each batch's consumer completes them into a [`ProgressRecord`] (`record`:
+//! phases, rates, offsets, lag), which `metrics` records for Prometheus.
 //! This is the bottom layer every other one may use (the sinks read results,
 //! the front ends print [`BatchEnd::progress_line`]), so it imports nothing
 //! of the engine above [`crate::batch`].
@@ -10,16 +12,22 @@
 //! read ([`StreamOffsets`], per stream).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
 mod latency;
+pub mod metrics;
+mod record;
 mod summary;
 mod text;
 
 pub use latency::LatencyHistogram;
+pub use record::{
+    BatchRecorder, PartitionProgress, PhaseDurations, ProgressHistory, ProgressRecord,
+    RecordTotals, SinkProgress, SourceProgress,
+};
 pub(crate) use summary::counted;
 pub(crate) use text::late_outcome;
 pub use text::{format_lag, format_time};
@@ -67,6 +75,28 @@ pub struct Progress {
     /// How far behind the end of its input each stream is after the batch,
     /// for the streams whose source can tell (Kafka); empty otherwise.
     pub lag: Vec<StreamLag>,
+    /// The driver's phases of the batch, measured as they ran.
+    pub phases: DriverPhases,
+    /// When the batch started (its poll), for the consumer to measure the
+    /// whole batch up to its commit ([`BatchRecorder`]).
+    pub started: Option<Instant>,
+    /// Wall time since the previous batch started, for the input rate;
+    /// `None` for a query's first batch.
+    pub since_previous: Option<Duration>,
+    /// Rows read per stream of the query, in its streams' order.
+    pub stream_rows: Vec<(String, u64)>,
+}
+
+/// The phases of a batch the driver runs, each measured with two
+/// `Instant::now()`; the sink's phases are measured by its consumer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverPhases {
+    /// Pulling (and decoding) every source.
+    pub poll: Duration,
+    /// Writing the checkpoint's offset log and state.
+    pub checkpoint: Duration,
+    /// Late-row routing, the operator, the watermark and closing windows.
+    pub query: Duration,
 }
 
 /// One stream's lag after a batch: per source partition, the records it

@@ -55,6 +55,31 @@ pub const CONNECTORS: &[&str] = &[
     "kafka",
 ];
 
+/// Connectors a background query under `--checkpoint` can write to: the
+/// file sinks (their commit log ties into the checkpoint's batch ids) and
+/// `blackhole`. The others (`print`, `memory`, `kafka`) are refused.
+pub const CHECKPOINT_CONNECTORS: &[&str] = &["parquet", "csv", "ndjson", "filesystem", "blackhole"];
+
+/// The sink option naming a background query's own checkpoint directory
+/// (`checkpoint = 'DIR'`, like `--checkpoint DIR` for that query only). It
+/// belongs to the query, not the connector: [`without_query_options`]
+/// removes it before a connector sees the options.
+pub const CHECKPOINT_OPTION: &str = "checkpoint";
+
+/// The directory of `options`' `checkpoint = 'DIR'`, if given.
+pub fn own_checkpoint(options: &Options) -> Option<std::path::PathBuf> {
+    options.get(CHECKPOINT_OPTION).map(std::path::PathBuf::from)
+}
+
+/// `def` without the options that belong to its query (`checkpoint`), as
+/// the connector is opened with them.
+pub fn without_query_options(def: &SinkDef) -> SinkDef {
+    SinkDef {
+        options: def.options.without(CHECKPOINT_OPTION),
+        ..def.clone()
+    }
+}
+
 /// A sink table: `CREATE TABLE t (...) WITH (connector = 'print')` or the
 /// target of `CREATE SINK name AS SELECT ... WITH (...)`. A definition only:
 /// a `memory` sink's table is a runtime object of the session, which opens
@@ -141,8 +166,7 @@ pub enum SinkError {
     #[error(
         "sink '{sink}': {mismatch}: this is a new run, not a replay of the one whose output is in {path}, \
          and writing there would skip or mix rows, so the sink stopped before this batch. Delete {path} (or choose another \
-         path or sink name) to start over; resuming a restarted wall-clock query needs checkpoints, which \
-         quiver does not have yet"
+         path or sink name) to start over; resuming a restarted wall-clock query needs --checkpoint"
     )]
     NotAReplay {
         /// The sink's name.
@@ -191,6 +215,17 @@ pub trait Sink: Send {
     }
     /// Flushes and commits everything written; the query has stopped.
     fn close(&mut self) -> Result<(), SinkError>;
+    /// The query runs under `--checkpoint` (called once, before the first
+    /// write): a restart resumes at the checkpoint's batch rather than
+    /// replaying from batch 0. Only the connectors in
+    /// [`CHECKPOINT_CONNECTORS`] are opened so.
+    fn resume_from_checkpoint(&mut self) {}
+    /// After a batch's `commit`: the first batch whose results were written
+    /// but are not durable yet (a file sink's rolling file still open), for
+    /// the checkpoint to re-run from after a crash. `None`: all durable.
+    fn pending_from(&self) -> Option<u64> {
+        None
+    }
     /// One line for `SHOW QUERIES` (files written, bytes, ...), if any.
     fn status(&self) -> String {
         String::new()

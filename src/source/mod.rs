@@ -32,7 +32,9 @@
 //! **Resuming.** For `--checkpoint` a connector reports its whole position
 //! as text (`Source::position`), moves back to one (`Source::seek`) and
 //! re-reads a logged batch exactly (`Source::poll_to`); files, nexmark
-//! and kafka do ([`RESUMABLE_CONNECTORS`]), the others refuse.
+//! and kafka do ([`RESUMABLE_CONNECTORS`]). Socket and stdin cannot re-read what they
+//! received: under `--checkpoint` a write-ahead log wraps them
+//! ([`LOGGED_CONNECTORS`], `checkpoint::WalSource`).
 
 mod files;
 mod kafka;
@@ -241,11 +243,17 @@ pub trait Source: Send {
 /// `poll_to`, so `--checkpoint` can resume them.
 pub const RESUMABLE_CONNECTORS: &[&str] = &["files", "nexmark", "kafka"];
 
+/// Connectors that cannot re-read their input (socket, stdin): under
+/// `--checkpoint` each batch they deliver is written to a write-ahead log
+/// before it is processed (`checkpoint::WalSource`), which resumes them.
+pub const LOGGED_CONNECTORS: &[&str] = &["socket", "stdin"];
+
 fn cannot_resume() -> SourceError {
     SourceError::Runtime(format!(
-        "this connector cannot resume from a checkpoint yet (only {} can; a write-ahead log \
-         for socket and stdin is a later increment); run without --checkpoint",
-        RESUMABLE_CONNECTORS.join(", ")
+        "this connector cannot resume from a checkpoint yet (only {} can, and {} through a \
+         write-ahead log); run without --checkpoint",
+        RESUMABLE_CONNECTORS.join(", "),
+        LOGGED_CONNECTORS.join(" and ")
     ))
 }
 

@@ -52,6 +52,7 @@ pub fn check_statement(statement: &Statement) -> Result<(), SqlError> {
         | Statement::Describe(_)
         | Statement::Set { .. }
         | Statement::ShowQueries
+        | Statement::ShowProgress { .. }
         | Statement::StopQuery(_)
         | Statement::Drop { .. }
         // CREATE EXTERNAL TABLE: names, types and options, no expressions

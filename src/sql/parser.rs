@@ -150,6 +150,17 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, ParserError> {
             parser.next_token();
             Ok(Statement::ShowQueries)
         }
+        (Some("SHOW"), Some("PROGRESS")) => {
+            parser.next_token();
+            parser.next_token();
+            let name = normalize_name(&parser.parse_object_name(false)?);
+            let limit = if parser.parse_keyword(Keyword::LIMIT) {
+                Some(parser.parse_literal_uint()?)
+            } else {
+                None
+            };
+            Ok(Statement::ShowProgress { name, limit })
+        }
         (Some("STOP"), Some("QUERY")) => {
             parser.next_token();
             parser.next_token();

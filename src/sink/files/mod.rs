@@ -23,6 +23,13 @@
 //! - **Encoding** ([`writer`]): Parquet (zstd by default; the Arrow schema is
 //!   embedded), CSV or NDJSON.
 //!
+//! Under `--checkpoint` (`crate::checkpoint`), a restarted query resumes
+//! at the checkpoint's batch instead of 0: the checkpoint's commit log
+//! entry of a batch is written after the sink's `commit` and records the
+//! oldest open file's first batch ([`Sink::pending_from`]); recovery re-runs
+//! from there, and this sink skips per partition the rows already in
+//! finished files, checking the journal from the first result it gets.
+//!
 //! A restarted query whose batch ids restart at 0 is taken for a replay: its
 //! results up to the committed batches are skipped. Before that, the sink
 //! checks every result against its batch journal ([`journal`]: each batch's
@@ -77,6 +84,8 @@ pub struct FileSink {
     last: Option<(u64, i64)>,
     stats: FileSinkStats,
     failed: bool,
+    /// Under `--checkpoint`: the first result may be past batch 0.
+    checkpointed: bool,
 }
 
 impl FileSink {
@@ -170,6 +179,7 @@ impl FileSink {
             last: None,
             stats: FileSinkStats::default(),
             failed: false,
+            checkpointed: false,
         })
     }
 
@@ -198,6 +208,11 @@ impl FileSink {
         // of one batch (several windows closing at once): a batch's rows of
         // a partition are in one file, which makes replays exact.
         if last != Some(batch) {
+            if last.is_none() && self.checkpointed {
+                // A checkpoint resumes after the batches it has made
+                // durable: the journal is checked from this batch on.
+                self.journal.skip_before(batch);
+            }
             self.check_replay(result)?;
             let due: Vec<String> = self
                 .open
@@ -382,6 +397,14 @@ impl Sink for FileSink {
             self.commit(&done)?;
         }
         Ok(())
+    }
+
+    fn resume_from_checkpoint(&mut self) {
+        self.checkpointed = true;
+    }
+
+    fn pending_from(&self) -> Option<u64> {
+        self.open.values().map(OpenFile::first_batch).min()
     }
 
     fn status(&self) -> String {

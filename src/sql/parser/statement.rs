@@ -82,6 +82,14 @@ pub enum Statement {
     },
     /// `SHOW QUERIES`: the background queries and their progress.
     ShowQueries,
+    /// `SHOW PROGRESS name [LIMIT n]`: the newest progress records of a
+    /// background query (10 unless `LIMIT` says; the last 100 are kept).
+    ShowProgress {
+        /// The background query.
+        name: String,
+        /// How many records, newest last.
+        limit: Option<u64>,
+    },
     /// `STOP QUERY name`: stop a background query after its current batch.
     StopQuery(String),
     /// `DROP STREAM | VIEW | TABLE [IF EXISTS] name`: quiver's own objects

@@ -225,3 +225,15 @@ fn parses_background_query_statements() {
     assert!(matches!(parsed[3].statement, Statement::ShowQueries));
     assert!(matches!(&parsed[4].statement, Statement::StopQuery(n) if n == "big"));
 }
+
+#[test]
+fn parses_show_progress_with_and_without_a_limit() {
+    let parsed = parse_script("SHOW PROGRESS big; show progress big limit 3").unwrap();
+    assert!(
+        matches!(&parsed[0].statement, Statement::ShowProgress { name, limit: None } if name == "big")
+    );
+    assert!(
+        matches!(&parsed[1].statement, Statement::ShowProgress { name, limit: Some(3) } if name == "big")
+    );
+    assert!(parse_script("SHOW PROGRESS big LIMIT x").is_err());
+}
