@@ -139,6 +139,9 @@ pub struct KafkaConsumer {
     rebalances: Rebalances,
     /// False under `assignment = 'group'` until the first assignment.
     seen_assignment: bool,
+    /// `next` changed (open, a checkpoint's seek) and the partitions are to
+    /// be assigned there before the next poll.
+    pending_assign: bool,
     /// Broker outages and the commits they hold back (interior mutability:
     /// commits happen from `&self`, see `KafkaSource::is_drained`).
     retry: RefCell<Retry>,
@@ -214,6 +217,7 @@ impl KafkaConsumer {
             assigned: Vec::new(),
             rebalances,
             seen_assignment: opts.assignment == Assignment::All,
+            pending_assign: false,
             retry: RefCell::new(Retry {
                 outage: Outage::new(&opts.bootstrap, signal),
                 unsent: Vec::new(),
@@ -224,18 +228,13 @@ impl KafkaConsumer {
             return me.subscribe();
         }
         let starts = me.resolve_starts()?;
-        let mut tpl = TopicPartitionList::new();
-        for (source_partition, start) in starts.iter().enumerate() {
-            let (topic, partition) = me.kafka_partition(source_partition as u32);
-            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
-                .map_err(|e| kafka_error(opts, "cannot build the assignment", &e))?;
-        }
-        me.consumer
-            .assign(&tpl)
-            .map_err(|e| kafka_error(opts, "cannot assign the partitions", &e))?;
         me.retry.get_mut().unsent = vec![None; starts.len()];
         me.assigned = vec![true; starts.len()];
         me.next = starts;
+        // Assigned by the first poll, after a checkpoint's seek if any:
+        // librdkafka asserts when an assignment is replaced before its
+        // partitions have started.
+        me.pending_assign = true;
         Ok(me)
     }
 
@@ -518,6 +517,7 @@ impl KafkaConsumer {
     /// Takes up to `max` messages from librdkafka's queue: waits up to
     /// `wait` for the first one, then takes only what is already there.
     pub fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled, SourceError> {
+        self.assign_if_pending()?;
         self.tend()?;
         let mut chunks: Vec<Option<Chunk>> = Vec::new();
         let deadline = Instant::now() + wait;
@@ -569,10 +569,12 @@ impl KafkaConsumer {
     /// from the current position below its partition's target, however
     /// long librdkafka takes to fetch them (bounded by option `timeout`
     /// without progress), nothing beyond. Messages fetched past a target
-    /// are dropped, and every partition is assigned again at its position,
-    /// so the next poll carries on from there.
+    /// are dropped, and those partitions seek back to their position, so
+    /// the next poll carries on from there.
     pub fn poll_until(&mut self, targets: &[Option<i64>]) -> Result<Polled, SourceError> {
+        self.assign_if_pending()?;
         let mut chunks: Vec<Option<Chunk>> = Vec::new();
+        let mut overshot = vec![false; targets.len()];
         let reached = |next: &[i64]| {
             (targets.iter().zip(next)).all(|(target, next)| target.is_none_or(|t| *next >= t))
         };
@@ -608,9 +610,14 @@ impl KafkaConsumer {
             };
             let (slot, offset) = (p as usize, message.offset());
             let Some(target) = targets.get(slot).copied().flatten() else {
+                overshot[slot] = true;
                 continue;
             };
-            if offset < read[slot] || offset >= target {
+            if offset < read[slot] {
+                continue;
+            }
+            if offset >= target {
+                overshot[slot] = true;
                 continue;
             }
             self.take(&mut chunks, p, &message);
@@ -618,7 +625,19 @@ impl KafkaConsumer {
             deadline = Instant::now() + self.opts.timeout;
         }
         let polled = self.finish(chunks);
-        self.reassign()?;
+        // Where a message past the target was dropped, fetch again from the
+        // position (the partition is fetching: a seek is enough).
+        for (p, overshot) in overshot.iter().enumerate() {
+            if !overshot {
+                continue;
+            }
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let at = Offset::Offset(self.next[p]);
+            if let Err(e) = self.consumer.seek(topic, partition, at, self.opts.timeout) {
+                tracing::debug!("{CONNECTOR} source: seek after a re-read: {e}");
+                self.pending_assign = true;
+            }
+        }
         Ok(polled)
     }
 
@@ -664,9 +683,11 @@ impl KafkaConsumer {
 
     /// Moves to `positions` (per source partition, the next offset to
     /// read; `None`: a partition the checkpoint does not know, which
-    /// starts at its earliest offset) and assigns every partition there.
+    /// starts at its earliest offset); the next poll assigns every
+    /// partition there, if any moved.
     pub fn seek_to(&mut self, positions: &[Option<i64>]) -> Result<(), SourceError> {
         for (p, position) in positions.iter().enumerate() {
+            let before = self.next[p];
             self.next[p] = match position {
                 Some(next) => *next,
                 None => {
@@ -677,8 +698,17 @@ impl KafkaConsumer {
                     low
                 }
             };
+            self.pending_assign |= self.next[p] != before;
         }
-        self.reassign()
+        Ok(())
+    }
+
+    /// Assigns every partition at its position if that is pending.
+    fn assign_if_pending(&mut self) -> Result<(), SourceError> {
+        if std::mem::take(&mut self.pending_assign) {
+            self.reassign()?;
+        }
+        Ok(())
     }
 
     /// Assigns every partition again at its position (`next`). librdkafka
