@@ -104,8 +104,8 @@ struct RunArgs {
     #[arg(long, global = true, requires = "metrics")]
     metrics_public: bool,
     /// Checkpoint continuous queries in this directory and, on a restart
-    /// with the same script, resume where they stopped (files and nexmark
-    /// sources; results on stdout).
+    /// with the same script, resume where they stopped (files, nexmark
+    /// and kafka sources; results on stdout).
     #[arg(long, global = true, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// Delete the checkpoint given by --checkpoint and start over.

@@ -424,3 +424,22 @@ async fn every_batch_has_a_contiguous_range_for_every_partition() {
     let ends: Vec<&str> = ends.values().map(String::as_str).collect();
     assert_eq!(ends, ["60", "30", "0"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_rate_bounds_every_batch_by_its_interval() {
+    let cluster = cluster("rate");
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "rate", &bids(90));
+    // 1 s batches at 20 records per second: at most 20 a batch.
+    let script = format!(
+        "{}SELECT count(*) AS n FROM bids;",
+        create_stream(&bootstrap, "rate", "r", ", max_rate = 20")
+    );
+    let rows = run(&script).await.unwrap();
+    let per_batch: Vec<i64> = (rows.iter())
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert!(per_batch.iter().all(|n| *n <= 20), "{per_batch:?}");
+    assert_eq!(per_batch.iter().sum::<i64>(), 90);
+    assert!(per_batch.iter().filter(|n| **n > 0).count() >= 5);
+}

@@ -40,10 +40,10 @@ impl Context {
                     stream: def.name.clone(),
                     source: SourceError::Runtime(format!(
                         "--checkpoint: the {} connector cannot resume from a checkpoint yet \
-                         (only {} can, and {} through a write-ahead log; Kafka offsets are a \
-                         later increment); run without --checkpoint",
+                         (only {} can, and {} through a write-ahead log); run without \
+                         --checkpoint",
                         def.connector,
-                        RESUMABLE_CONNECTORS.join(" and "),
+                        RESUMABLE_CONNECTORS.join(", "),
                         LOGGED_CONNECTORS.join(" and ")
                     )),
                 }

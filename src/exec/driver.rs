@@ -311,6 +311,7 @@ impl<O: Operator> Driver<O> {
                 let split = count > 1 || batch.partitions.iter().any(|p| *p != 0);
                 (event_time && split).then(|| PartitionedRows {
                     partitions: count,
+                    unowned: (0..count).filter(|p| !source.owns_partition(*p)).collect(),
                     batches: (batch.partitions.iter().copied())
                         .zip(batch.data.iter().cloned())
                         .collect(),
@@ -452,6 +453,7 @@ impl<O: Operator> Driver<O> {
                     };
                     // Run the stream's max once per partition, over its rows.
                     tracker.set_partitions(split.partitions, time);
+                    tracker.set_unowned(&split.unowned, time);
                     let table = &self.plan.streams[i].1;
                     for (p, rows) in split.by_partition().into_iter().enumerate() {
                         if rows.is_empty() {

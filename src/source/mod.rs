@@ -31,8 +31,8 @@
 //!
 //! **Resuming.** For `--checkpoint` a connector reports its whole position
 //! as text (`Source::position`), moves back to one (`Source::seek`) and
-//! re-reads a logged batch exactly (`Source::poll_to`); files and nexmark
-//! do ([`RESUMABLE_CONNECTORS`]). Socket and stdin cannot re-read what they
+//! re-reads a logged batch exactly (`Source::poll_to`); files, nexmark
+//! and kafka do ([`RESUMABLE_CONNECTORS`]). Socket and stdin cannot re-read what they
 //! received: under `--checkpoint` a write-ahead log wraps them
 //! ([`LOGGED_CONNECTORS`], `checkpoint::WalSource`).
 
@@ -188,6 +188,15 @@ pub trait Source: Send {
         1
     }
 
+    /// Whether the source reads `partition` now; a partition it does not
+    /// read holds no watermark back. Kafka under `assignment = 'group'`
+    /// reads only the group's share, which changes with rebalances; other
+    /// sources read all their partitions.
+    fn owns_partition(&self, partition: u32) -> bool {
+        let _ = partition;
+        true
+    }
+
     /// A partition's name for progress messages (a subdirectory's name, a
     /// number).
     fn partition_name(&self, partition: u32) -> String {
@@ -232,7 +241,7 @@ pub trait Source: Send {
 
 /// Connectors whose sources implement [`Source::position`], `seek` and
 /// `poll_to`, so `--checkpoint` can resume them.
-pub const RESUMABLE_CONNECTORS: &[&str] = &["files", "nexmark"];
+pub const RESUMABLE_CONNECTORS: &[&str] = &["files", "nexmark", "kafka"];
 
 /// Connectors that cannot re-read their input (socket, stdin): under
 /// `--checkpoint` each batch they deliver is written to a write-ahead log
@@ -243,7 +252,7 @@ fn cannot_resume() -> SourceError {
     SourceError::Runtime(format!(
         "this connector cannot resume from a checkpoint yet (only {} can, and {} through a \
          write-ahead log); run without --checkpoint",
-        RESUMABLE_CONNECTORS.join(" and "),
+        RESUMABLE_CONNECTORS.join(", "),
         LOGGED_CONNECTORS.join(" and ")
     ))
 }

@@ -120,6 +120,10 @@ pub struct StreamWatermark {
 #[derive(Debug, Clone)]
 struct PartitionWatermark {
     tracker: WatermarkTracker,
+    /// False while the source does not read the partition (a Kafka
+    /// partition the consumer group gave another query): it holds nothing
+    /// back.
+    owned: bool,
     /// Batch time the partition appeared at; `None` for partitions known
     /// from the start (their idle timeout runs from the query's start).
     since_ms: Option<i64>,
@@ -164,6 +168,7 @@ impl StreamWatermark {
             def: def.clone(),
             partitions: vec![PartitionWatermark {
                 tracker: WatermarkTracker::new(def),
+                owned: true,
                 since_ms: None,
             }],
         }
@@ -182,8 +187,25 @@ impl StreamWatermark {
         while self.partitions.len() < count as usize {
             self.partitions.push(PartitionWatermark {
                 tracker: WatermarkTracker::new(&self.def),
+                owned: true,
                 since_ms: Some(batch_time_ms),
             });
+        }
+    }
+
+    /// Makes the partitions in `unowned` disappear (the source no longer
+    /// reads them: they hold nothing back) and those not in it that had
+    /// disappeared appear again at `batch_time_ms`, with a fresh tracker: a
+    /// partition coming back holds the watermark back until it sends a row
+    /// or its idle timeout passes, like a new one.
+    pub fn set_unowned(&mut self, unowned: &[u32], batch_time_ms: i64) {
+        for (i, p) in self.partitions.iter_mut().enumerate() {
+            let owned = !unowned.contains(&(i as u32));
+            if owned && !p.owned {
+                p.tracker = WatermarkTracker::new(&self.def);
+                p.since_ms = Some(batch_time_ms);
+            }
+            p.owned = owned;
         }
     }
 
@@ -221,6 +243,7 @@ impl StreamWatermark {
                     last_data_ms: p.last_data_ms,
                     idle_timeout_ms,
                 },
+                owned: true,
                 since_ms: p.since_ms,
             })
             .collect();
@@ -243,7 +266,7 @@ impl StreamWatermark {
         let mut state = StreamState::Idle;
         for (i, p) in self.partitions.iter().enumerate() {
             let since = p.since_ms.map_or(started_ms, |s| s.max(started_ms));
-            if p.tracker.is_idle(batch_time_ms, since) {
+            if !p.owned || p.tracker.is_idle(batch_time_ms, since) {
                 continue;
             }
             let partition = i as u32;
@@ -311,6 +334,9 @@ pub struct PartitionedRows {
     pub partitions: u32,
     /// The batches, in delivery order, each with its partition.
     pub batches: Vec<(u32, RecordBatch)>,
+    /// Partitions the source does not read now (see
+    /// [`crate::source::Source::owns_partition`]).
+    pub unowned: Vec<u32>,
 }
 
 impl PartitionedRows {
@@ -379,6 +405,36 @@ mod tests {
             allowed_lateness: Duration::ZERO,
             late_policy: LatePolicy::Drop,
         }
+    }
+
+    #[test]
+    fn partitions_the_source_stops_reading_disappear_and_come_back_fresh() {
+        let mut s = StreamWatermark::new(&def(Some(10)));
+        s.set_partitions(2, 0);
+        s.observe(0, 0, Some(10_000));
+        assert_eq!(s.state(0, 0), StreamState::Waiting { partition: 1 });
+        // Partition 1 went to another query: it holds nothing back.
+        s.set_unowned(&[1], 1_000);
+        s.observe(0, 1_000, Some(12_000));
+        assert_eq!(
+            s.state(1_000, 0),
+            StreamState::At {
+                watermark: 12_000,
+                partition: 0
+            }
+        );
+        // Back again: a fresh tracker that waits for its first row.
+        s.observe(1, 500, Some(99_000));
+        s.set_unowned(&[], 2_000);
+        assert_eq!(s.state(2_000, 0), StreamState::Waiting { partition: 1 });
+        s.observe(1, 3_000, Some(11_000));
+        assert_eq!(
+            s.state(3_000, 0),
+            StreamState::At {
+                watermark: 11_000,
+                partition: 1
+            }
+        );
     }
 
     #[test]
@@ -522,6 +578,7 @@ mod tests {
         let rows = PartitionedRows {
             partitions: 3,
             batches: vec![(1, batch(1)), (0, batch(2)), (1, batch(3))],
+            unowned: Vec::new(),
         };
         let grouped = rows.by_partition();
         assert_eq!(grouped.iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 0]);

@@ -18,12 +18,13 @@ use datafusion::arrow::array::BinaryBuilder;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::options::{CONNECTOR, KafkaOptions, StartupMode};
+use super::group::{Change, Rebalances};
+use super::options::{Assignment, CONNECTOR, KafkaOptions, StartupMode};
 use super::outage::{Due, Outage, PROBE_TIMEOUT, Signal, is_transport};
 use crate::source::SourceError;
 
@@ -132,6 +133,15 @@ pub struct KafkaConsumer {
     next: Vec<i64>,
     /// Per source partition, the end (high watermark) seen at open.
     end_at_start: Vec<i64>,
+    /// Per source partition, whether this consumer reads it now.
+    assigned: Vec<bool>,
+    /// Rebalances librdkafka reported, not applied yet.
+    rebalances: Rebalances,
+    /// False under `assignment = 'group'` until the first assignment.
+    seen_assignment: bool,
+    /// `next` changed (open, a checkpoint's seek) and the partitions are to
+    /// be assigned there before the next poll.
+    pending_assign: bool,
     /// Broker outages and the commits they hold back (interior mutability:
     /// commits happen from `&self`, see `KafkaSource::is_drained`).
     retry: RefCell<Retry>,
@@ -152,7 +162,7 @@ struct Retry {
 /// own `FAIL` lines per connection attempt. Property values are redacted
 /// there too. Transport errors raise the [`Signal`] that starts an outage
 /// (see [`super::outage`]).
-pub struct Quiet(KafkaOptions, Signal);
+pub struct Quiet(KafkaOptions, Signal, Rebalances);
 
 impl ClientContext for Quiet {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -169,7 +179,22 @@ impl ClientContext for Quiet {
     }
 }
 
-impl ConsumerContext for Quiet {}
+/// Under `assignment = 'group'` the rebalance callbacks record the
+/// partitions taken away (before librdkafka unassigns them) and given
+/// (after it assigns them); see [`super::group`].
+impl ConsumerContext for Quiet {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.2.record(rebalance);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Revoke(_)) {
+            self.2.record(rebalance);
+        }
+    }
+}
 
 impl KafkaConsumer {
     /// Connects, looks the topics up, resolves where each partition starts
@@ -177,8 +202,10 @@ impl KafkaConsumer {
     /// `opts.timeout`, so a wrong address or topic fails instead of hanging.
     pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
         let signal = Signal::default();
+        let rebalances = Rebalances::default();
+        let context = Quiet(opts.clone(), signal.clone(), rebalances.clone());
         let consumer = client_config(opts)?
-            .create_with_context(Quiet(opts.clone(), signal.clone()))
+            .create_with_context(context)
             .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
         let mut me = Self {
             consumer,
@@ -187,25 +214,187 @@ impl KafkaConsumer {
             by_topic: Vec::new(),
             next: Vec::new(),
             end_at_start: Vec::new(),
+            assigned: Vec::new(),
+            rebalances,
+            seen_assignment: opts.assignment == Assignment::All,
+            pending_assign: false,
             retry: RefCell::new(Retry {
                 outage: Outage::new(&opts.bootstrap, signal),
                 unsent: Vec::new(),
             }),
         };
         me.discover()?;
-        let starts = me.resolve_starts()?;
-        let mut tpl = TopicPartitionList::new();
-        for (source_partition, start) in starts.iter().enumerate() {
-            let (topic, partition) = me.kafka_partition(source_partition as u32);
-            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
-                .map_err(|e| kafka_error(opts, "cannot build the assignment", &e))?;
+        if opts.assignment == Assignment::Group {
+            return me.subscribe();
         }
-        me.consumer
-            .assign(&tpl)
-            .map_err(|e| kafka_error(opts, "cannot assign the partitions", &e))?;
+        let starts = me.resolve_starts()?;
         me.retry.get_mut().unsent = vec![None; starts.len()];
+        me.assigned = vec![true; starts.len()];
         me.next = starts;
+        // Assigned by the first poll, after a checkpoint's seek if any:
+        // librdkafka asserts when an assignment is replaced before its
+        // partitions have started.
+        me.pending_assign = true;
         Ok(me)
+    }
+
+    /// Joins the group (`assignment = 'group'`): no partition is this
+    /// consumer's until the coordinator's first assignment, which a poll
+    /// receives. The ends seen now bound `--until-idle`.
+    fn subscribe(mut self) -> Result<Self, SourceError> {
+        let count = self.partitions.len();
+        let mut ends = Vec::with_capacity(count);
+        for p in 0..count {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let (_, high) = (self.consumer)
+                .fetch_watermarks(topic, partition, self.opts.timeout)
+                .map_err(|e| unreachable(&self.opts, &e))?;
+            ends.push(high);
+        }
+        self.end_at_start = ends;
+        self.next = vec![0; count];
+        self.assigned = vec![false; count];
+        self.retry.get_mut().unsent = vec![None; count];
+        let topics: Vec<&str> = self.opts.topics.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_error(&self.opts, "cannot join the consumer group", &e))?;
+        Ok(self)
+    }
+
+    /// Applies the rebalances librdkafka reported (see [`super::group`]):
+    /// a revoked partition's messages taken by this poll are dropped (its
+    /// next owner reads them from the committed offset); an assigned
+    /// partition starts at the group's committed offset (the earliest where
+    /// it has none) — or, when it comes back with a commit this consumer
+    /// still holds (refused during the rebalance), at that offset. Held
+    /// commits of partitions that went elsewhere are forgotten.
+    fn apply_rebalances(&mut self, chunks: &mut [Option<Chunk>]) -> Result<(), SourceError> {
+        for change in self.rebalances.take() {
+            let (list, assigned) = match change {
+                Change::Assigned(list) => (list, true),
+                Change::Revoked(list) => (list, false),
+            };
+            let partitions: Vec<u32> = (list.iter())
+                .filter_map(|(topic, partition)| self.source_partition(topic, *partition))
+                .collect();
+            let names: Vec<String> = (list.iter())
+                .map(|(topic, partition)| format!("{topic}/{partition}"))
+                .collect();
+            let names = if names.is_empty() {
+                "no partitions".to_string()
+            } else {
+                names.join(", ")
+            };
+            let group = &self.opts.group_id;
+            if assigned {
+                tracing::info!(
+                    "{CONNECTOR}: consumer group '{group}' assigned {names} to this query"
+                );
+            } else {
+                tracing::info!(
+                    "{CONNECTOR}: consumer group '{group}' revoked {names} from this query"
+                );
+            }
+            if assigned {
+                self.seen_assignment = true;
+                self.start_assigned(&partitions)?;
+            }
+            for &p in &partitions {
+                let slot = p as usize;
+                self.assigned[slot] = assigned;
+                if !assigned && let Some(chunk) = chunks.get_mut(slot) {
+                    *chunk = None;
+                }
+            }
+            if assigned {
+                // A commit held back for a partition that went elsewhere
+                // is not this consumer's to make any more.
+                let unsent = &mut self.retry.get_mut().unsent;
+                for (slot, next) in unsent.iter_mut().enumerate() {
+                    if !self.assigned[slot] {
+                        *next = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets where each newly assigned partition starts.
+    fn start_assigned(&mut self, partitions: &[u32]) -> Result<(), SourceError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            let (topic, partition) = self.kafka_partition(*p);
+            tpl.add_partition(topic, partition);
+        }
+        let committed = (self.consumer)
+            .committed_offsets(tpl, self.opts.timeout)
+            .map_err(|e| kafka_error(&self.opts, "cannot read the group's offsets", &e))?;
+        for &p in partitions {
+            let (topic, partition) = self.kafka_partition(p);
+            let topic = topic.to_string();
+            let topic = topic.as_str();
+            let (low, high) = (self.consumer)
+                .fetch_watermarks(topic, partition, self.opts.timeout)
+                .map_err(|e| unreachable(&self.opts, &e))?;
+            // A partition back after a rebalance whose commit this consumer
+            // still holds goes on from there: the group's offset is older.
+            let held = self.retry.borrow().unsent[p as usize];
+            let start = match committed
+                .find_partition(topic, partition)
+                .map(|e| e.offset())
+            {
+                _ if held.is_some() => held.unwrap_or_default(),
+                Some(Offset::Offset(n)) => n,
+                _ => low,
+            };
+            self.next[p as usize] = start.clamp(low, high.max(low));
+            if held.is_some() {
+                // librdkafka starts at the group's offset; move it on (a
+                // message it fetched before is skipped in `poll`).
+                let at = Offset::Offset(self.next[p as usize]);
+                if let Err(e) = self.consumer.seek(topic, partition, at, self.opts.timeout) {
+                    tracing::debug!("{CONNECTOR} source: seek after a rebalance: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this consumer reads source partition `p` now.
+    pub fn is_assigned(&self, p: u32) -> bool {
+        self.assigned.get(p as usize).copied().unwrap_or(false)
+    }
+
+    /// The source partitions this consumer reads now, in order: all of
+    /// them, or under `assignment = 'group'` the group's share.
+    pub fn assigned_partitions(&self) -> Vec<u32> {
+        (self.assigned.iter().enumerate())
+            .filter(|(_, a)| **a)
+            .map(|(p, _)| p as u32)
+            .collect()
+    }
+
+    /// Under `assignment = 'group'`: true once the group's committed
+    /// offsets of every partition reached the ends seen at open (whichever
+    /// consumer read them); always true otherwise.
+    pub fn group_reached_start_ends(&self) -> bool {
+        if self.opts.assignment == Assignment::All {
+            return true;
+        }
+        let Ok(tpl) = self.partition_list(Offset::Invalid) else {
+            return false;
+        };
+        let Ok(committed) = self.consumer.committed_offsets(tpl, self.opts.timeout) else {
+            return false;
+        };
+        let committed = self.offsets_in(&committed);
+        (committed.iter().zip(&self.end_at_start))
+            .all(|(c, end)| *end == 0 || c.is_some_and(|c| c >= *end))
     }
 
     /// Looks up the partitions of every topic; a topic that does not exist
@@ -328,11 +517,13 @@ impl KafkaConsumer {
     /// Takes up to `max` messages from librdkafka's queue: waits up to
     /// `wait` for the first one, then takes only what is already there.
     pub fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled, SourceError> {
+        self.assign_if_pending()?;
         self.tend()?;
         let mut chunks: Vec<Option<Chunk>> = Vec::new();
         let deadline = Instant::now() + wait;
         let mut taken = 0;
         while taken < max {
+            self.apply_rebalances(&mut chunks)?;
             let timeout = if taken == 0 {
                 deadline.saturating_duration_since(Instant::now())
             } else {
@@ -352,27 +543,129 @@ impl KafkaConsumer {
             let Some(p) = self.source_partition(message.topic(), message.partition()) else {
                 continue;
             };
-            let slot = p as usize;
-            if chunks.len() <= slot {
-                chunks.resize_with(slot + 1, || None);
+            if message.offset() < self.next[p as usize] && !self.rebalances.is_pending() {
+                continue; // fetched before a seek (see `start_assigned`)
             }
-            let chunk = chunks[slot].get_or_insert_with(|| {
-                let (topic, partition) = self.kafka_partition(p);
-                Chunk::new(p, topic, partition)
-            });
-            chunk
-                .values
-                .extend_from_slice(message.payload().unwrap_or_default());
-            chunk.ends.push(chunk.values.len());
-            chunk.has_value.push(message.payload().is_some());
-            chunk.keys.append_option(message.key());
-            chunk.offsets.push(message.offset());
-            chunk.timestamps.push(match message.timestamp() {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
-                Timestamp::NotAvailable => None,
-            });
+            if self.rebalances.is_pending() {
+                // This poll also rebalanced: apply that first (rare; the
+                // message is copied to let go of the consumer).
+                let message = message.detach();
+                self.apply_rebalances(&mut chunks)?;
+                if message.offset() < self.next[p as usize] {
+                    continue;
+                }
+                self.take(&mut chunks, p, &message);
+            } else {
+                self.take(&mut chunks, p, &message);
+            }
             taken += 1;
         }
+        self.apply_rebalances(&mut chunks)?;
+        Ok(self.finish(chunks))
+    }
+
+    /// Re-reads exactly up to `targets` (per source partition, the next
+    /// offset the logged batch stopped at; `None`: not read): every message
+    /// from the current position below its partition's target, however
+    /// long librdkafka takes to fetch them (bounded by option `timeout`
+    /// without progress), nothing beyond. Messages fetched past a target
+    /// are dropped, and those partitions seek back to their position, so
+    /// the next poll carries on from there.
+    pub fn poll_until(&mut self, targets: &[Option<i64>]) -> Result<Polled, SourceError> {
+        self.assign_if_pending()?;
+        let mut chunks: Vec<Option<Chunk>> = Vec::new();
+        let mut overshot = vec![false; targets.len()];
+        let reached = |next: &[i64]| {
+            (targets.iter().zip(next)).all(|(target, next)| target.is_none_or(|t| *next >= t))
+        };
+        let mut read: Vec<i64> = self.next.clone();
+        let mut deadline = Instant::now() + self.opts.timeout;
+        while !reached(&read) {
+            let now = Instant::now();
+            if now >= deadline {
+                let (p, stopped) = (read.iter().enumerate())
+                    .find(|(p, next)| targets[*p].is_some_and(|t| **next < t))
+                    .map(|(p, next)| (p as u32, *next))
+                    .unwrap_or_default();
+                let (topic, partition) = self.kafka_partition(p);
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source: cannot re-read the checkpoint's last batch: topic \
+                     '{topic}' partition {partition} has nothing after offset {stopped} within \
+                     {} (the batch logged up to {}); were its messages deleted by retention? \
+                     Start over with --checkpoint-reset",
+                    humantime::format_duration(self.opts.timeout),
+                    targets[p as usize].unwrap_or_default()
+                )));
+            }
+            let message = match self.consumer.poll(deadline - now) {
+                None => continue,
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    self.on_poll_error(&e)?;
+                    continue;
+                }
+            };
+            let Some(p) = self.source_partition(message.topic(), message.partition()) else {
+                continue;
+            };
+            let (slot, offset) = (p as usize, message.offset());
+            let Some(target) = targets.get(slot).copied().flatten() else {
+                overshot[slot] = true;
+                continue;
+            };
+            if offset < read[slot] {
+                continue;
+            }
+            if offset >= target {
+                overshot[slot] = true;
+                continue;
+            }
+            self.take(&mut chunks, p, &message);
+            read[slot] = offset + 1;
+            deadline = Instant::now() + self.opts.timeout;
+        }
+        let polled = self.finish(chunks);
+        // Where a message past the target was dropped, fetch again from the
+        // position (the partition is fetching: a seek is enough).
+        for (p, overshot) in overshot.iter().enumerate() {
+            if !overshot {
+                continue;
+            }
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let at = Offset::Offset(self.next[p]);
+            if let Err(e) = self.consumer.seek(topic, partition, at, self.opts.timeout) {
+                tracing::debug!("{CONNECTOR} source: seek after a re-read: {e}");
+                self.pending_assign = true;
+            }
+        }
+        Ok(polled)
+    }
+
+    /// Appends `message` of source partition `p` to its chunk.
+    fn take(&self, chunks: &mut Vec<Option<Chunk>>, p: u32, message: &impl Message) {
+        let slot = p as usize;
+        if chunks.len() <= slot {
+            chunks.resize_with(slot + 1, || None);
+        }
+        let chunk = chunks[slot].get_or_insert_with(|| {
+            let (topic, partition) = self.kafka_partition(p);
+            Chunk::new(p, topic, partition)
+        });
+        chunk
+            .values
+            .extend_from_slice(message.payload().unwrap_or_default());
+        chunk.ends.push(chunk.values.len());
+        chunk.has_value.push(message.payload().is_some());
+        chunk.keys.append_option(message.key());
+        chunk.offsets.push(message.offset());
+        chunk.timestamps.push(match message.timestamp() {
+            Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
+            Timestamp::NotAvailable => None,
+        });
+    }
+
+    /// The chunks taken, with their ranges; moves the positions past them.
+    fn finish(&mut self, chunks: Vec<Option<Chunk>>) -> Polled {
         let mut polled = Polled::default();
         for chunk in chunks.into_iter().flatten() {
             let first = chunk.offsets[0];
@@ -385,7 +678,56 @@ impl KafkaConsumer {
             });
             polled.chunks.push(chunk);
         }
-        Ok(polled)
+        polled
+    }
+
+    /// Moves to `positions` (per source partition, the next offset to
+    /// read; `None`: a partition the checkpoint does not know, which
+    /// starts at its earliest offset); the next poll assigns every
+    /// partition there, if any moved.
+    pub fn seek_to(&mut self, positions: &[Option<i64>]) -> Result<(), SourceError> {
+        for (p, position) in positions.iter().enumerate() {
+            let before = self.next[p];
+            self.next[p] = match position {
+                Some(next) => *next,
+                None => {
+                    let (topic, partition) = self.kafka_partition(p as u32);
+                    let (low, _) = (self.consumer)
+                        .fetch_watermarks(topic, partition, self.opts.timeout)
+                        .map_err(|e| unreachable(&self.opts, &e))?;
+                    low
+                }
+            };
+            self.pending_assign |= self.next[p] != before;
+        }
+        Ok(())
+    }
+
+    /// Assigns every partition at its position if that is pending.
+    fn assign_if_pending(&mut self) -> Result<(), SourceError> {
+        if std::mem::take(&mut self.pending_assign) {
+            self.reassign()?;
+        }
+        Ok(())
+    }
+
+    /// Assigns every partition again at its position (`next`). librdkafka
+    /// drops what it had fetched for the old assignment.
+    fn reassign(&mut self) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in self.next.iter().enumerate() {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*next))
+                .map_err(|e| kafka_error(&self.opts, "cannot build the assignment", &e))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| kafka_error(&self.opts, "cannot assign the partitions", &e))
+    }
+
+    /// The source partition of Kafka partition `partition` of `topic`.
+    pub fn partition_of(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.source_partition(topic, partition)
     }
 
     /// Errors librdkafka reports while fetching: those that will not go
@@ -483,6 +825,12 @@ impl KafkaConsumer {
             Err(e) if is_transport(&e) => {
                 Ok(Err(self.opts.redact(&format!("committing offsets: {e}"))))
             }
+            Err(e) if is_rebalance(&e) => {
+                // The group is rebalancing: the offsets stay held back and
+                // go with the next commit (see `apply_rebalances`).
+                tracing::debug!("{CONNECTOR} source: commit deferred: {e}");
+                Ok(Ok(()))
+            }
             Err(e) => Err(kafka_error(&self.opts, "committing offsets failed", &e)),
         }
     }
@@ -530,12 +878,14 @@ impl KafkaConsumer {
             .map_or(at_start, |high| high.max(at_start))
     }
 
-    /// True once every partition has been read up to the end it had at open.
+    /// True once every assigned partition has been read up to the end it
+    /// had at open (under `assignment = 'group'`: not before the first
+    /// assignment).
     pub fn reached_start_ends(&self) -> bool {
-        self.next
-            .iter()
-            .zip(&self.end_at_start)
-            .all(|(next, end)| next >= end)
+        self.seen_assignment
+            && (self.next.iter().zip(&self.end_at_start))
+                .zip(&self.assigned)
+                .all(|((next, end), assigned)| !assigned || next >= end)
     }
 }
 
@@ -558,6 +908,19 @@ fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceError> {
         config.set(name, value);
     }
     Ok(config)
+}
+
+/// True for a commit the coordinator refused because the group is
+/// rebalancing (or this consumer's generation just ended).
+fn is_rebalance(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+        )
+    )
 }
 
 fn kafka_error(opts: &KafkaOptions, what: &str, e: &KafkaError) -> SourceError {

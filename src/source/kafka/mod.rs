@@ -4,7 +4,8 @@
 //! this file is the thin glue to the [`Source`] trait.
 //!
 //! Offsets: a batch takes what librdkafka has fetched since the last one (at
-//! most `max_records_per_batch`), and records per partition the range it
+//! most `max_records_per_batch`, and `max_rate` per second of the batch
+//! interval), and records per partition the range it
 //! consumed. Once the batch's sinks have committed it (`Source::commit`,
 //! called by the driver; never for a batch whose sink failed) its ranges are
 //! committed to the group with [`KafkaConsumer::commit_batch`]: the committed
@@ -12,10 +13,19 @@
 //! lag (end offset − position) from librdkafka's cached watermarks ([`lag`]).
 //!
 //! The partitions are those the topics had at open: a partition added later
-//! is not read until the query restarts.
+//! is not read until the query restarts. By default the query reads all of
+//! them; under `assignment = 'group'` the group's coordinator splits them
+//! between the queries of one `group.id` ([`group`]).
+//!
+//! Checkpoints (`--checkpoint`): the position is every partition's next
+//! offset; a restart assigns each partition there (the checkpoint, not the
+//! group's offsets, is the source of truth; a partition it does not know
+//! starts at the earliest offset) and re-reads a logged batch's exact
+//! ranges ([`KafkaConsumer::poll_until`]).
 
 pub mod consumer;
 pub mod decode;
+pub mod group;
 mod lag;
 pub mod options;
 pub mod outage;
@@ -28,9 +38,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;
 use crate::options::Options;
-use consumer::{KafkaConsumer, OffsetRange};
+use consumer::{KafkaConsumer, OffsetRange, Polled};
 use decode::{KAFKA_COLUMNS, decode_chunk, system_fields, value_schema};
-use options::{CONNECTOR, KafkaOptions, ValueFormat};
+use options::{Assignment, CONNECTOR, KafkaOptions, ValueFormat};
 
 /// Longest a batch waits for the first message while the partitions are
 /// behind the end they had at open (librdkafka is still fetching); once
@@ -114,30 +124,22 @@ impl KafkaSource {
         }
         (0..count).find(|p| self.partition_name(*p) == name)
     }
-}
-
-impl Source for KafkaSource {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn poll_batch(&mut self, _ctx: &PollContext) -> Result<SourceData, SourceError> {
-        let wait = if self.consumer.reached_start_ends() {
-            Duration::ZERO
-        } else {
-            CATCH_UP_WAIT
-        };
-        let mut polled = self.consumer.poll(self.opts.max_records, wait)?;
+    /// Decodes `polled` into rows, with a range for each of `partitions`
+    /// (an empty one, start == end, where the poll took nothing: a
+    /// checkpoint needs them all) and each one's lag.
+    fn source_data(
+        &mut self,
+        mut polled: Polled,
+        partitions: &[u32],
+    ) -> Result<SourceData, SourceError> {
         let mut out = SourceData::default();
         for chunk in &mut polled.chunks {
             let decoded = decode_chunk(chunk, &self.schema, &self.values, &self.opts.format)?;
             out.skipped += decoded.skipped;
             out.extend_partition(chunk.partition, decoded.batch.into_iter().collect());
         }
-        // Every partition gets a range, an empty one (start == end) when
-        // the batch took nothing from it: a checkpoint needs them all.
-        let mut lag = Vec::with_capacity(self.consumer.partition_count() as usize);
-        for p in 0..self.consumer.partition_count() {
+        let mut lag = Vec::with_capacity(partitions.len());
+        for &p in partitions {
             let (topic, partition) = self.consumer.kafka_partition(p);
             let (start, end) = match polled.ranges.iter().find(|r| r.partition == p) {
                 Some(range) => (range.first, range.next),
@@ -154,11 +156,74 @@ impl Source for KafkaSource {
         Ok(out)
     }
 
+    /// A checkpoint's offsets and a group's assignment cannot both decide
+    /// what a query reads.
+    fn refuse_group_checkpoint(&self) -> Result<(), SourceError> {
+        if self.opts.assignment == Assignment::Group {
+            return Err(SourceError::Runtime(format!(
+                "{CONNECTOR} source: assignment = 'group' cannot resume from a checkpoint (the \
+                 group's coordinator, not the checkpoint, decides which partitions a query \
+                 reads); use assignment = 'all' with --checkpoint, or run without it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Per source partition, the next offset `position` (as
+    /// [`Source::position`] wrote it) names for it; `None` for partitions
+    /// it does not name (new since). Partitions it names that the topics
+    /// no longer have are ignored.
+    fn parse_position(&self, position: &str) -> Result<Vec<Option<i64>>, SourceError> {
+        let mut next = vec![None; self.consumer.partition_count() as usize];
+        for item in position.split(',').filter(|i| !i.is_empty()) {
+            let parsed = item.rsplit_once('=').and_then(|(name, offset)| {
+                let (topic, partition) = name.rsplit_once('/')?;
+                Some((
+                    topic,
+                    partition.parse::<i32>().ok()?,
+                    offset.parse::<i64>().ok()?,
+                ))
+            });
+            let Some((topic, partition, offset)) = parsed else {
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source: the checkpoint's position '{position}' is not \
+                     topic/partition=offset,...; start over with --checkpoint-reset"
+                )));
+            };
+            if let Some(p) = self.consumer.partition_of(topic, partition) {
+                next[p as usize] = Some(offset);
+            }
+        }
+        Ok(next)
+    }
+}
+
+impl Source for KafkaSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        let wait = if self.consumer.reached_start_ends() {
+            Duration::ZERO
+        } else {
+            CATCH_UP_WAIT
+        };
+        let polled = (self.consumer).poll(self.opts.batch_bound(ctx.interval_ms), wait)?;
+        let assigned = self.consumer.assigned_partitions();
+        self.source_data(polled, &assigned)
+    }
+
     /// Drained once every partition reached the end it had at open (an
     /// empty partition from the start), and no commit is held back by a
-    /// broker outage.
+    /// broker outage. Under `assignment = 'group'`: once this query's
+    /// partitions did, and the group as a whole committed every partition
+    /// up to those ends (a query whose share is done waits for the others,
+    /// and takes over the partitions of one that stops).
     fn is_drained(&self) -> bool {
-        self.consumer.reached_start_ends() && self.consumer.all_committed()
+        self.consumer.reached_start_ends()
+            && self.consumer.all_committed()
+            && self.consumer.group_reached_start_ends()
     }
 
     /// Commits each partition's `end` (the next offset to read) to the
@@ -195,8 +260,44 @@ impl Source for KafkaSource {
         Ok(())
     }
 
+    /// Every partition's next offset to read: `topic/partition=offset`,
+    /// comma-separated.
+    fn position(&self) -> Result<String, SourceError> {
+        self.refuse_group_checkpoint()?;
+        let items: Vec<String> = (0..self.consumer.partition_count())
+            .map(|p| format!("{}={}", self.partition_name(p), self.consumer.position(p)))
+            .collect();
+        Ok(items.join(","))
+    }
+
+    /// Assigns every partition at the checkpoint's offset; a partition
+    /// new since the checkpoint starts at its earliest offset. The
+    /// checkpoint, not the group's committed offsets, is the source of
+    /// truth.
+    fn seek(&mut self, position: &str) -> Result<(), SourceError> {
+        self.refuse_group_checkpoint()?;
+        let next = self.parse_position(position)?;
+        self.consumer.seek_to(&next)
+    }
+
+    /// Re-reads exactly the partitions and offsets up to `position`, with
+    /// a range for each partition it names (as the logged batch had).
+    fn poll_to(&mut self, _ctx: &PollContext, position: &str) -> Result<SourceData, SourceError> {
+        let targets = self.parse_position(position)?;
+        let polled = self.consumer.poll_until(&targets)?;
+        let named: Vec<u32> = (targets.iter().enumerate())
+            .filter(|(_, t)| t.is_some())
+            .map(|(p, _)| p as u32)
+            .collect();
+        self.source_data(polled, &named)
+    }
+
     fn partition_count(&self) -> u32 {
         self.consumer.partition_count().max(1)
+    }
+
+    fn owns_partition(&self, partition: u32) -> bool {
+        self.consumer.is_assigned(partition)
     }
 
     fn partition_name(&self, partition: u32) -> String {

@@ -20,7 +20,9 @@ const OWN_KEYS: &[&str] = &[
     "scan.startup.mode",
     "scan.startup.timestamp-millis",
     "max_records_per_batch",
+    "max_rate",
     "timeout",
+    "assignment",
 ];
 
 /// Prefix of options passed to librdkafka as they are.
@@ -45,6 +47,18 @@ pub enum StartupMode {
     Timestamp(i64),
 }
 
+/// Which partitions a query reads (`assignment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// Every partition of the topics, assigned by quiver (default): one
+    /// query reads the whole topic.
+    All,
+    /// The partitions the group's coordinator gives this consumer: the
+    /// queries of one `group.id` split the partitions between them and take
+    /// over those of a query that stops.
+    Group,
+}
+
 /// How message values are decoded.
 #[derive(Debug, Clone)]
 pub enum ValueFormat {
@@ -65,8 +79,14 @@ pub struct KafkaOptions {
     pub group_id: String,
     /// Where reading starts.
     pub startup: StartupMode,
+    /// Every partition, or the group's share.
+    pub assignment: Assignment,
     /// Most messages one batch takes, over all partitions.
     pub max_records: usize,
+    /// `max_rate`: most messages per second of batch interval, over all
+    /// partitions (a batch of interval `i` takes at most `max_rate * i`,
+    /// at least 1); `None`: no bound but `max_records`.
+    pub max_rate: Option<u64>,
     /// Bound on each blocking broker request (metadata, offsets, commit).
     pub timeout: Duration,
     /// How values decode.
@@ -82,7 +102,9 @@ impl std::fmt::Debug for KafkaOptions {
             .field("bootstrap", &self.bootstrap)
             .field("group_id", &self.group_id)
             .field("startup", &self.startup)
+            .field("assignment", &self.assignment)
             .field("max_records", &self.max_records)
+            .field("max_rate", &self.max_rate)
             .field("timeout", &self.timeout)
             .field("format", &self.format)
             .field("properties", &self.properties)
@@ -152,10 +174,37 @@ impl KafkaOptions {
                 )
                 .into());
         }
+        let assignment = match (options.get("assignment"))
+            .map(|m| m.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("all") => Assignment::All,
+            Some("group") => Assignment::Group,
+            Some(_) => {
+                return Err(options
+                    .invalid("assignment", "valid values are 'all' (default) and 'group'")
+                    .into());
+            }
+        };
+        if assignment == Assignment::Group && startup != StartupMode::GroupOffsets {
+            return Err(options
+                .invalid(
+                    "scan.startup.mode",
+                    "with assignment = 'group' every partition starts at the group's committed \
+                     offset (the earliest where it has none): only 'group-offsets' applies",
+                )
+                .into());
+        }
         let max_records = options.parse_or("max_records_per_batch", DEFAULT_MAX_RECORDS)?;
         if max_records == 0 {
             return Err(options
                 .invalid("max_records_per_batch", "must be at least 1")
+                .into());
+        }
+        let max_rate: Option<u64> = options.parse_opt("max_rate")?;
+        if max_rate == Some(0) {
+            return Err(options
+                .invalid("max_rate", "must be at least 1 (records per second)")
                 .into());
         }
         let timeout = match options.get("timeout") {
@@ -187,11 +236,24 @@ impl KafkaOptions {
             bootstrap,
             group_id,
             startup,
+            assignment,
             max_records,
+            max_rate,
             timeout,
             format,
             properties,
         })
+    }
+
+    /// Most messages a batch of `interval_ms` takes: `max_records_per_batch`,
+    /// and `max_rate` per second of the interval (at least 1).
+    pub fn batch_bound(&self, interval_ms: i64) -> usize {
+        let Some(rate) = self.max_rate else {
+            return self.max_records;
+        };
+        let by_rate = (u128::from(rate) * interval_ms.max(0) as u128 / 1000).max(1);
+        self.max_records
+            .min(usize::try_from(by_rate).unwrap_or(usize::MAX))
     }
 
     /// The format's name, for messages.
@@ -257,6 +319,32 @@ mod tests {
         assert_eq!(ts.startup, StartupMode::Timestamp(1_700_000_000_000));
         let err = mode("newest").unwrap_err().to_string();
         assert!(err.contains("'earliest'"), "{err}");
+    }
+
+    #[test]
+    fn assignment_is_all_or_group_and_group_needs_group_offsets() {
+        assert_eq!(parse(&[]).unwrap().assignment, Assignment::All);
+        let group = parse(&[("assignment", "group")]).unwrap();
+        assert_eq!(group.assignment, Assignment::Group);
+        let err = parse(&[("assignment", "some")]).unwrap_err().to_string();
+        assert!(err.contains("'group'"), "{err}");
+        let err = parse(&[("assignment", "group"), ("scan.startup.mode", "earliest")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("group-offsets"), "{err}");
+    }
+
+    #[test]
+    fn max_rate_bounds_a_batch_by_its_interval() {
+        assert_eq!(parse(&[]).unwrap().batch_bound(1_000), DEFAULT_MAX_RECORDS);
+        let rate = parse(&[("max_rate", "20")]).unwrap();
+        assert_eq!(rate.batch_bound(1_000), 20);
+        assert_eq!(rate.batch_bound(500), 10);
+        assert_eq!(rate.batch_bound(1), 1);
+        let both = parse(&[("max_rate", "1000"), ("max_records_per_batch", "30")]).unwrap();
+        assert_eq!(both.batch_bound(1_000), 30);
+        let err = parse(&[("max_rate", "0")]).unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{err}");
     }
 
     #[test]
