@@ -15,7 +15,7 @@ use quiver::{BatchEnd, BatchRecorder, ConsoleSink, OutputFormat, QueryEvent};
 use quiver::{Context, Output};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::ui::{Board, Kind, explain, feed_background};
+use crate::ui::{Board, Kind, explain, explain_insert, feed_background};
 
 /// Runs `script` on `ctx`, printing results to stdout in `format`, a
 /// line per batch on stderr when `progress` is set, each batch's
@@ -67,7 +67,8 @@ pub async fn run_script(
                 if let Some(board) = &board {
                     for status in ctx.background().list() {
                         if !board.knows(&status.name) {
-                            board.started(&status.name, Kind::Background, &statement.text, None);
+                            let plan = explain_insert(&ctx, &statement.text).await;
+                            board.started(&status.name, Kind::Background, &statement.text, plan);
                         }
                     }
                 }

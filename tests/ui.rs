@@ -204,6 +204,10 @@ fn a_background_query_shows_its_sink_and_the_rows_it_wrote() {
             .unwrap()
             .starts_with("INSERT INTO counts")
     );
+    assert!(
+        query["plan"].as_str().unwrap().contains("streaming_plan"),
+        "{query}"
+    );
     let sink = query["sink"].as_str().unwrap_or_default();
     assert!(sink.contains("blackhole"), "{query}");
     // Rows written per batch, as the sink counted them.

@@ -14,7 +14,7 @@ use quiver::{ConsoleSink, OutputFormat};
 use quiver::{Context, Output};
 use quiver::{QueryEvent, QueryHandle, QueryState};
 
-use crate::ui::{Kind, Page, explain, feed_background};
+use crate::ui::{Kind, Page, explain, explain_insert, feed_background};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::commands::{self, Command};
@@ -178,8 +178,9 @@ impl Session {
                         for status in self.ctx.background().list() {
                             if !page.board.knows(&status.name) {
                                 let kind = Kind::Background;
+                                let plan = explain_insert(&self.ctx, &statement.text).await;
                                 page.board
-                                    .started(&status.name, kind, &statement.text, None);
+                                    .started(&status.name, kind, &statement.text, plan);
                             }
                         }
                     }

@@ -40,6 +40,18 @@ pub async fn explain(ctx: &Context, sql: &str) -> Option<String> {
     (!plan.is_empty()).then(|| plan.trim_end().to_string())
 }
 
+/// The `EXPLAIN` of the query an `INSERT INTO ... SELECT` statement `sql`
+/// starts in the background; `None` for other statements (`CREATE SINK` is
+/// quiver's own syntax) or when it cannot be explained.
+pub async fn explain_insert(ctx: &Context, sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::{ast::Statement, dialect::GenericDialect, parser::Parser};
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
+    let [Statement::Insert(insert)] = statements.as_slice() else {
+        return None;
+    };
+    explain(ctx, &insert.source.as_ref()?.to_string()).await
+}
+
 /// Feeds `board` with the background queries' progress records, and
 /// their states once a second, for the live page.
 pub fn feed_background(ctx: Arc<Context>, board: Arc<Board>) {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::http::{Response, Routes};
 
 pub use board::{Board, Kind};
-pub use feed::{explain, feed_background};
+pub use feed::{explain, explain_insert, feed_background};
 
 /// The embedded files of the page: path, content type, content.
 const ASSETS: &[(&str, &str, &[u8])] = &[
