@@ -20,6 +20,9 @@ pub const KEYS: &[&str] = &[
     "row_group_rows",
     "compression",
     "refresh_interval",
+    // The query's own checkpoint directory: taken out before the sink opens
+    // (`sink::without_query_options`), listed so a misspelling names it.
+    "checkpoint",
 ];
 
 /// Flink-style and dashed spellings accepted for the documented names.
@@ -307,6 +310,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown option 'rollover'") && err.contains("rollover_rows"));
+        assert!(err.contains("checkpoint"), "{err}");
         let err = parse("parquet", &[("path", "o"), ("compression", "zip")])
             .unwrap_err()
             .to_string();
