@@ -104,8 +104,9 @@ struct RunArgs {
     #[arg(long, global = true, requires = "metrics")]
     metrics_public: bool,
     /// Checkpoint continuous queries in this directory and, on a restart
-    /// with the same script, resume where they stopped (files, nexmark
-    /// and kafka sources; results on stdout).
+    /// with the same script (or the same statements in the REPL), resume
+    /// where they stopped (files, nexmark, kafka, socket and stdin sources;
+    /// results on stdout or in file sinks).
     #[arg(long, global = true, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// Delete the checkpoint given by --checkpoint and start over.
@@ -246,11 +247,7 @@ fn run_cli(cli: Cli) -> ExitCode {
             }
         }
     }
-    let result = if interactive && cli.run.checkpoint.is_some() {
-        Err(anyhow::anyhow!(
-            "--checkpoint works with `quiver run` and -c so far, not in the REPL yet"
-        ))
-    } else if interactive && cli.run.progress_json.is_some() {
+    let result = if interactive && cli.run.progress_json.is_some() {
         Err(anyhow::anyhow!(
             "--progress-json works with `quiver run` and -c; in the REPL, SHOW PROGRESS name \
              shows a background query's records"

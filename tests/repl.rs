@@ -445,3 +445,45 @@ fn a_sink_with_a_checkpoint_option_checkpoints_in_the_repl() {
     send(&mut p, "\\q");
     expect_clean_exit(&mut p);
 }
+
+#[test]
+fn checkpoint_resumes_a_foreground_query_in_a_new_session() {
+    let home = tempfile::tempdir().unwrap();
+    let input = home.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("a.json"), "{\"a\": 41}\n{\"a\": 42}\n").unwrap();
+    let ck = home.path().join("ck");
+    let args = [
+        "--clock",
+        "simulated",
+        "--until-idle",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ];
+    let stream = format!(
+        "CREATE STREAM events (a BIGINT) WITH (connector = 'files', path = '{}', format = 'json');",
+        input.display()
+    );
+    // First session: the query prints the file's rows, commits the batch
+    // to the checkpoint and ends.
+    let mut p = repl(home.path(), &args);
+    run(&mut p, &stream, "created stream events");
+    let printed = run(&mut p, "SELECT a FROM events;", "ended after");
+    assert!(printed.contains("42"), "{printed}");
+    let commits = ck.join("query_1/commits");
+    assert!(
+        std::fs::read_dir(&commits).map_or(0, |d| d.count()) > 0,
+        "no commit logged in {}",
+        commits.display()
+    );
+    send(&mut p, "\\q");
+    expect_clean_exit(&mut p);
+    // Second session, same statements: the query resumes after the
+    // committed batch, so the rows are not printed again.
+    let mut p = repl(home.path(), &args);
+    run(&mut p, &stream, "created stream events");
+    let printed = run(&mut p, "SELECT a FROM events;", "ended after");
+    assert!(!printed.contains("42"), "printed again: {printed}");
+    send(&mut p, "\\q");
+    expect_clean_exit(&mut p);
+}

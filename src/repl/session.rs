@@ -7,7 +7,7 @@
 
 use std::io::Stdout;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::FutureExt;
 use quiver::{ConsoleSink, OutputFormat};
@@ -233,6 +233,8 @@ impl Session {
     async fn foreground(&mut self, mut query: QueryHandle) -> bool {
         let name = query.name.clone();
         let interval = self.ctx.config().batch_interval;
+        // With --checkpoint, each batch is committed once printed.
+        let checkpoint = query.checkpoint();
         let mut recorder = quiver::BatchRecorder::new();
         let mut history = quiver::ProgressHistory::default();
         let mut stopping = false;
@@ -258,7 +260,17 @@ impl Session {
                                 self.status.clear();
                                 eprintln!("{line}");
                             }
-                            let record = recorder.committed(&end, Duration::ZERO, Some("console".into()));
+                            let committing = Instant::now();
+                            if let Some(ck) = &checkpoint {
+                                let _ = std::io::Write::flush(&mut std::io::stdout());
+                                if let Err(e) = ck.commit(end.batch_id, end.batch_time_ms, end.results) {
+                                    self.status.clear();
+                                    eprintln!("error: {e}");
+                                    query.stop();
+                                    stopping = true;
+                                }
+                            }
+                            let record = recorder.committed(&end, committing.elapsed(), Some("console".into()));
                             if let Some(page) = &self.page {
                                 page.board.record(&record);
                             }
