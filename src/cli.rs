@@ -15,7 +15,7 @@ use quiver::{BatchEnd, BatchRecorder, ConsoleSink, OutputFormat, QueryEvent};
 use quiver::{Context, Output};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::ui::{Board, Kind, explain, explain_insert, feed_background};
+use crate::ui::{Board, background_started, feed_background, foreground_started};
 
 /// Runs `script` on `ctx`, printing results to stdout in `format`, a
 /// line per batch on stderr when `progress` is set, each batch's
@@ -65,12 +65,7 @@ pub async fn run_script(
             Output::Message(message) => {
                 eprintln!("{message}");
                 if let Some(board) = &board {
-                    for status in ctx.background().list() {
-                        if !board.knows(&status.name) {
-                            let plan = explain_insert(&ctx, &statement.text).await;
-                            board.started(&status.name, Kind::Background, &statement.text, plan);
-                        }
-                    }
+                    background_started(&ctx, board, &statement.text).await;
                 }
             }
             Output::Rows(rows) => sink.write_rows(&rows)?,
@@ -80,8 +75,7 @@ pub async fn run_script(
                     query.name
                 );
                 if let Some(board) = &board {
-                    let plan = explain(&ctx, &statement.text).await;
-                    board.started(&query.name, Kind::Foreground, &statement.text, plan);
+                    foreground_started(&ctx, board, &query.name, &statement.text).await;
                 }
                 queries.push(query);
             }

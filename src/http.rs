@@ -74,8 +74,21 @@ impl Routes {
     }
 }
 
-/// Binds `addr` (the caller has checked that a non-loopback address was
-/// asked for explicitly) and serves `routes` on the current tokio runtime
+/// Refuses `addr` for the server of option `option` (`--ui`, `--metrics`)
+/// unless it is loopback or `public` (`{option}-public`) was given: nothing
+/// served here has authentication.
+pub fn check_exposure(option: &str, addr: SocketAddr, public: bool) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && !public {
+        anyhow::bail!(
+            "{option} {addr} is not a loopback address and what it serves has no \
+             authentication; add {option}-public to serve it there anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Binds `addr` (the caller has checked it with [`check_exposure`]) and
+/// serves `routes` on the current tokio runtime
 /// until the process ends. Returns the address bound (port 0 picks one).
 pub async fn serve(addr: SocketAddr, routes: Routes) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)

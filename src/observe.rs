@@ -26,12 +26,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// address bound.
 pub async fn serve_metrics(addr: SocketAddr, public: bool) -> anyhow::Result<SocketAddr> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    if !addr.ip().is_loopback() && !public {
-        anyhow::bail!(
-            "--metrics {addr} is not a loopback address and the endpoint has no \
-             authentication; add --metrics-public to serve it there anyway"
-        );
-    }
+    crate::http::check_exposure("--metrics", addr, public)?;
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("_duration_seconds".into()),

@@ -14,7 +14,7 @@ use quiver::{ConsoleSink, OutputFormat};
 use quiver::{Context, Output};
 use quiver::{QueryEvent, QueryHandle, QueryState};
 
-use crate::ui::{Kind, Page, explain, explain_insert, feed_background};
+use crate::ui::{Page, background_started, feed_background, foreground_started};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::commands::{self, Command};
@@ -175,14 +175,7 @@ impl Session {
                 Ok(Output::Message(message)) => {
                     eprintln!("{message}");
                     if let Some(page) = &self.page {
-                        for status in self.ctx.background().list() {
-                            if !page.board.knows(&status.name) {
-                                let kind = Kind::Background;
-                                let plan = explain_insert(&self.ctx, &statement.text).await;
-                                page.board
-                                    .started(&status.name, kind, &statement.text, plan);
-                            }
-                        }
+                        background_started(&self.ctx, &page.board, &statement.text).await;
                     }
                     true
                 }
@@ -199,9 +192,8 @@ impl Session {
                 },
                 Ok(Output::Query(query)) => {
                     if let Some(page) = &self.page {
-                        let plan = explain(&self.ctx, &statement.text).await;
-                        let kind = Kind::Foreground;
-                        page.board.started(&query.name, kind, &statement.text, plan);
+                        foreground_started(&self.ctx, &page.board, &query.name, &statement.text)
+                            .await;
                     }
                     self.foreground(query).await
                 }

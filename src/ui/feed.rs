@@ -8,7 +8,7 @@ use datafusion::arrow::array::StringArray;
 use quiver::{Context, Output};
 use tokio::sync::broadcast;
 
-use super::Board;
+use super::{Board, Kind};
 
 /// The `EXPLAIN` of statement `sql`, for the live page; `None` when the
 /// statement cannot be explained (the page then shows its SQL only).
@@ -50,6 +50,23 @@ pub async fn explain_insert(ctx: &Context, sql: &str) -> Option<String> {
         return None;
     };
     explain(ctx, &insert.source.as_ref()?.to_string()).await
+}
+
+/// Puts the foreground query `name`, started by statement `sql`, on `board`.
+pub async fn foreground_started(ctx: &Context, board: &Board, name: &str, sql: &str) {
+    let plan = explain(ctx, sql).await;
+    board.started(name, Kind::Foreground, sql, plan);
+}
+
+/// Puts the background queries statement `sql` started (those `board`
+/// does not know yet) on `board`.
+pub async fn background_started(ctx: &Context, board: &Board, sql: &str) {
+    for status in ctx.background().list() {
+        if !board.knows(&status.name) {
+            let plan = explain_insert(ctx, sql).await;
+            board.started(&status.name, Kind::Background, sql, plan);
+        }
+    }
 }
 
 /// Feeds `board` with the background queries' progress records, and

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::http::{Response, Routes};
 
 pub use board::{Board, Kind};
-pub use feed::{explain, explain_insert, feed_background};
+pub use feed::{background_started, feed_background, foreground_started};
 
 /// The embedded files of the page: path, content type, content.
 const ASSETS: &[(&str, &str, &[u8])] = &[
@@ -66,12 +66,7 @@ pub struct Page {
 /// loopback only, unless `public` (the page has no authentication). Port 0
 /// picks a free port; the page's URL is returned for the front end to print.
 pub async fn start(addr: SocketAddr, public: bool, interval_ms: i64) -> anyhow::Result<Page> {
-    if !addr.ip().is_loopback() && !public {
-        anyhow::bail!(
-            "--ui {addr}: the page has no authentication, so it listens on loopback \
-             (127.0.0.1) by default; add --ui-public to serve it on {addr}"
-        );
-    }
+    crate::http::check_exposure("--ui", addr, public)?;
     let board = Arc::new(Board::new(interval_ms));
     let mut routes = Routes::default();
     for &(path, kind, body) in ASSETS {
