@@ -65,7 +65,7 @@ pub async fn run_script(
             Output::Message(message) => {
                 eprintln!("{message}");
                 if let Some(board) = &board {
-                    background_started(&ctx, board, &statement.text).await;
+                    background_started(&ctx, board, statement).await;
                 }
             }
             Output::Rows(rows) => sink.write_rows(&rows)?,
@@ -75,7 +75,7 @@ pub async fn run_script(
                     query.name
                 );
                 if let Some(board) = &board {
-                    foreground_started(&ctx, board, &query.name, &statement.text).await;
+                    foreground_started(&ctx, board, &query.name, statement).await;
                 }
                 queries.push(query);
             }

@@ -120,6 +120,7 @@ fn progress_json_has_one_record_per_batch_matching_the_source() {
                     "query_ms",
                     "sink_ms",
                     "commit_ms",
+                    "source_commit_ms",
                     "total_ms"
                 ]
                 .into()
@@ -151,6 +152,10 @@ fn progress_json_has_one_record_per_batch_matching_the_source() {
             }
             if i > 0 {
                 assert!(record.input_rows_per_second.is_some());
+                // The sources committed the previous batch before this one.
+                assert!(d.source_commit_ms > 0.0, "{d:?}");
+            } else {
+                assert_eq!(d.source_commit_ms, 0.0, "nothing to commit before batch 0");
             }
         }
         let rows: u64 = of.iter().map(|(_, r)| r.input_rows).sum();
@@ -337,6 +342,20 @@ async fn show_progress_and_show_queries_read_the_same_records() {
     assert_eq!(rows_out, 3);
     let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("out"), "{err}");
+    // A foreground query's records, kept by its front end once it ended.
+    let mut history = quiver::ProgressHistory::default();
+    for batch_id in 0..20 {
+        history.push(quiver::ProgressRecord {
+            query: "query_1".into(),
+            batch_id,
+            ..Default::default()
+        });
+    }
+    ctx.background().keep_foreground("query_1", history);
+    let kept = rows("SHOW PROGRESS query_1 LIMIT 3").await;
+    assert_eq!(column(&kept, "batch_id"), [17, 18, 19]);
+    let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
+    assert!(err.contains("out, query_1"), "{err}");
 }
 
 #[test]

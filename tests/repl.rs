@@ -185,6 +185,11 @@ fn foreground_query_ctrl_c_background_queries_errors_and_quit() {
     expect(&mut p, "stopping query_1 after the current batch");
     expect(&mut p, "query_1 stopped after");
     expect(&mut p, PROMPT);
+    // Its progress records stay for SHOW PROGRESS.
+    send(&mut p, "SHOW PROGRESS query_1 LIMIT 2;");
+    expect(&mut p, "| batch_id");
+    expect(&mut p, "| 1 ");
+    expect(&mut p, PROMPT);
 
     // Ctrl-C at an idle prompt, twice, does not end the session.
     for _ in 0..2 {

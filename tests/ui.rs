@@ -183,39 +183,55 @@ fn a_running_query_is_on_the_page_and_agrees_with_its_progress_lines() {
 }
 
 #[test]
-fn a_background_query_shows_its_sink_and_the_rows_it_wrote() {
+fn background_queries_show_their_plan_sink_and_the_rows_they_wrote() {
     let run = Run::start(
         "CREATE STREAM bids WITH (connector = 'nexmark', kind = 'bid', rate = 5000, seed = 1); \
          CREATE TABLE counts (channel VARCHAR, n BIGINT) WITH (connector = 'blackhole'); \
-         INSERT INTO counts SELECT channel, count(*) AS n FROM bids GROUP BY channel",
+         INSERT INTO counts SELECT channel, count(*) AS n FROM bids GROUP BY channel; \
+         CREATE SINK totals AS SELECT count(*) AS n FROM bids WITH (connector = 'blackhole')",
         &["--batch-interval", "200ms", "--max-batches", "30"],
     );
+    let by_name = |j: &serde_json::Value, name: &str| -> Option<serde_json::Value> {
+        (j["queries"].as_array()?.iter())
+            .find(|q| q["name"] == name)
+            .cloned()
+    };
     let json = run.wait_for(|j| {
-        j["queries"][0]["points"]["batch"]
-            .as_array()
-            .is_some_and(|b| b.len() >= 3)
+        ["counts", "totals"].iter().all(|name| {
+            by_name(j, name).is_some_and(|q| {
+                q["points"]["batch"]
+                    .as_array()
+                    .is_some_and(|b| b.len() >= 3)
+            })
+        })
     });
-    let query = &json["queries"][0];
-    assert_eq!(query["name"], "counts");
-    assert_eq!(query["kind"], "background");
-    assert!(
-        query["sql"]
-            .as_str()
-            .unwrap()
-            .starts_with("INSERT INTO counts")
-    );
-    assert!(
-        query["plan"].as_str().unwrap().contains("streaming_plan"),
-        "{query}"
-    );
-    let sink = query["sink"].as_str().unwrap_or_default();
-    assert!(sink.contains("blackhole"), "{query}");
-    // Rows written per batch, as the sink counted them.
-    let written: u64 = points(query, "output_rows")
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert!(written > 0, "{query}");
+    for (name, statement) in [
+        ("counts", "INSERT INTO counts"),
+        ("totals", "CREATE SINK totals"),
+    ] {
+        let query = by_name(&json, name).unwrap();
+        assert_eq!(query["kind"], "background", "{query}");
+        assert!(
+            query["sql"].as_str().unwrap().starts_with(statement),
+            "{query}"
+        );
+        // The plan of the SELECT, whichever statement started the query.
+        assert!(
+            query["plan"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("streaming_plan"),
+            "{query}"
+        );
+        let sink = query["sink"].as_str().unwrap_or_default();
+        assert!(sink.contains("blackhole"), "{query}");
+        // Rows written per batch, as the sink counted them.
+        let written: u64 = points(&query, "output_rows")
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert!(written > 0, "{query}");
+    }
 }
 
 #[test]

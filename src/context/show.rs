@@ -204,6 +204,7 @@ impl Context {
             millis(&|r| r.durations.query_ms),
             millis(&|r| r.durations.sink_ms),
             millis(&|r| r.durations.commit_ms),
+            millis(&|r| r.durations.source_commit_ms),
             millis(&|r| r.durations.total_ms),
             Arc::new(Int64Array::from(
                 records.iter().map(|r| r.delay_ms).collect::<Vec<_>>(),
@@ -236,6 +237,7 @@ impl Context {
             Field::new("query_ms", DataType::Float64, false),
             Field::new("sink_ms", DataType::Float64, false),
             Field::new("commit_ms", DataType::Float64, false),
+            Field::new("source_commit_ms", DataType::Float64, false),
             Field::new("total_ms", DataType::Float64, false),
             Field::new("delay_ms", DataType::Int64, false),
             Field::new("watermark", DataType::Utf8, true),

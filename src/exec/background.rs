@@ -121,7 +121,14 @@ pub struct Registry {
     /// Each batch's progress record once its sink committed it, for front
     /// ends that write them (`--progress-json`).
     records: broadcast::Sender<ProgressRecord>,
+    /// The progress records of the last foreground queries, as their front
+    /// end handed them over when they ended (`SHOW PROGRESS` after Ctrl-C),
+    /// oldest first, at most [`FOREGROUND_KEPT`].
+    ended_foreground: Mutex<std::collections::VecDeque<(String, ProgressHistory)>>,
 }
+
+/// Ended foreground queries whose records `SHOW PROGRESS` still finds.
+const FOREGROUND_KEPT: usize = 16;
 
 /// Batch ends a slow reader of [`Registry::batch_ends`] may fall behind by
 /// before it misses some (and is told how many).
@@ -134,6 +141,7 @@ impl Default for Registry {
             unreported: Arc::default(),
             batch_ends: broadcast::channel(BATCH_END_BACKLOG).0,
             records: broadcast::channel(BATCH_END_BACKLOG).0,
+            ended_foreground: Mutex::default(),
         }
     }
 }
@@ -203,14 +211,19 @@ fn commit_checkpoint(
 
 /// `name` is not a background query; says which are.
 fn unknown_query(name: &str, queries: &BTreeMap<String, Entry>) -> ExecError {
-    let known: Vec<String> = queries.keys().cloned().collect();
     ExecError::UnknownQuery {
         name: name.to_string(),
-        known: if known.is_empty() {
-            "none".into()
-        } else {
-            known.join(", ")
-        },
+        known: list_or_none(queries.keys().cloned()),
+    }
+}
+
+/// `names` comma-separated, or `none`.
+fn list_or_none(names: impl Iterator<Item = String>) -> String {
+    let known: Vec<String> = names.collect();
+    if known.is_empty() {
+        "none".into()
+    } else {
+        known.join(", ")
     }
 }
 
@@ -394,12 +407,39 @@ impl Registry {
 
     /// The newest `limit` progress records of query `name` (at most
     /// [`ProgressHistory::CAPACITY`] are kept), oldest first.
+    /// Falls back to the ended foreground queries a front end kept
+    /// ([`Registry::keep_foreground`]).
     pub fn progress(&self, name: &str, limit: usize) -> Result<Vec<ProgressRecord>, ExecError> {
         let queries = lock(&self.queries);
-        match queries.get(name) {
-            Some(entry) => Ok(lock(&entry.history).recent(limit)),
-            None => Err(unknown_query(name, &queries)),
+        if let Some(entry) = queries.get(name) {
+            return Ok(lock(&entry.history).recent(limit));
         }
+        let ended = lock(&self.ended_foreground);
+        match ended.iter().rev().find(|(query, _)| query == name) {
+            Some((_, history)) => Ok(history.recent(limit)),
+            None => {
+                let mut known: BTreeMap<String, ()> = Default::default();
+                known.extend(queries.keys().map(|k| (k.clone(), ())));
+                known.extend(ended.iter().map(|(k, _)| (k.clone(), ())));
+                Err(ExecError::UnknownQuery {
+                    name: name.to_string(),
+                    known: list_or_none(known.into_keys()),
+                })
+            }
+        }
+    }
+
+    /// Keeps the progress records of foreground query `name`, which ended
+    /// (or was stopped), so that `SHOW PROGRESS name` shows them: the front
+    /// end that consumed the query built them (it timed the printing).
+    /// The last 16 such queries are kept.
+    pub fn keep_foreground(&self, name: &str, history: ProgressHistory) {
+        let mut ended = lock(&self.ended_foreground);
+        ended.retain(|(query, _)| query != name);
+        if ended.len() == FOREGROUND_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back((name.to_string(), history));
     }
 
     /// Status of every background query, by name.

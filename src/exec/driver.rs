@@ -99,6 +99,9 @@ pub(super) struct Driver<O> {
     pub(super) handed_out: watch::Receiver<Option<u64>>,
     /// The last batch sent whose ranges the sources have not committed yet.
     pub(super) uncommitted: Option<(u64, Vec<StreamOffsets>)>,
+    /// How long the sources took to commit the last batch's ranges (see
+    /// `DriverPhases::source_commit`).
+    pub(super) source_commit: std::time::Duration,
     /// Where the query checkpoints (`--checkpoint`), if it does.
     pub(super) checkpoint: Option<Arc<crate::checkpoint::QueryCheckpoint>>,
     /// The last batch whose end was sent (a checkpointed query waits for
@@ -209,6 +212,7 @@ impl<O: Operator> Driver<O> {
                     poll: polled_at - started,
                     checkpoint: logged_at - polled_at,
                     query: ran_at - logged_at,
+                    source_commit: std::mem::take(&mut self.source_commit),
                 },
                 started: Some(started),
                 since_previous,

@@ -64,12 +64,12 @@ pub enum ExecError {
     /// A background query with this name is still running.
     #[error("query '{0}' is already running; STOP QUERY {0} first or pick another name")]
     AlreadyRunning(String),
-    /// `STOP QUERY` named no background query.
-    #[error("no background query named '{name}'; running queries: {known}")]
+    /// `STOP QUERY` or `SHOW PROGRESS` named no query quiver knows.
+    #[error("no background query named '{name}'; known queries: {known}")]
     UnknownQuery {
-        /// The name `STOP QUERY` gave.
+        /// The name the statement gave.
         name: String,
-        /// The running background queries, comma-separated.
+        /// The queries it could have named, comma-separated (`none`).
         known: String,
     },
     /// The query's checkpoint could not be written, read or resumed from.

@@ -175,7 +175,7 @@ impl Session {
                 Ok(Output::Message(message)) => {
                     eprintln!("{message}");
                     if let Some(page) = &self.page {
-                        background_started(&self.ctx, &page.board, &statement.text).await;
+                        background_started(&self.ctx, &page.board, statement).await;
                     }
                     true
                 }
@@ -192,8 +192,7 @@ impl Session {
                 },
                 Ok(Output::Query(query)) => {
                     if let Some(page) = &self.page {
-                        foreground_started(&self.ctx, &page.board, &query.name, &statement.text)
-                            .await;
+                        foreground_started(&self.ctx, &page.board, &query.name, statement).await;
                     }
                     self.foreground(query).await
                 }
@@ -277,6 +276,7 @@ impl Session {
                     self.status.erase();
                     if stopping {
                         eprintln!("{name} left to stop in the background");
+                        self.ctx.background().keep_foreground(&name, history);
                         return false;
                     }
                     eprintln!("stopping {name} after the current batch (Ctrl-C again to return at once)");
@@ -286,6 +286,8 @@ impl Session {
             }
         }
         self.status.clear();
+        // `SHOW PROGRESS name` shows what the query did.
+        self.ctx.background().keep_foreground(&name, history);
         let outcome = query.finish().await;
         if let Some(page) = &self.page {
             page.board

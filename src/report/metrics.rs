@@ -148,6 +148,7 @@ pub(super) fn record(r: &ProgressRecord) {
         ("query", d.query_ms),
         ("sink", d.sink_ms),
         ("commit", d.commit_ms),
+        ("source_commit", d.source_commit_ms),
     ] {
         histogram!(PHASE_DURATION_SECONDS, "query" => query.clone(), "phase" => phase)
             .record(ms / 1e3);

@@ -97,6 +97,11 @@ pub struct DriverPhases {
     pub checkpoint: Duration,
     /// Late-row routing, the operator, the watermark and closing windows.
     pub query: Duration,
+    /// The sources' commit of the previous batch's ranges (Kafka: the
+    /// consumer group's offsets), which the driver makes once that batch's
+    /// sink has committed and before this batch starts: outside this
+    /// batch's duration.
+    pub source_commit: Duration,
 }
 
 /// One stream's lag after a batch: per source partition, the records it

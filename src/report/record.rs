@@ -32,12 +32,19 @@ pub struct PhaseDurations {
     pub sink_ms: f64,
     /// The sink's commit of the batch (`Sink::commit`, the checkpoint's commit log).
     pub commit_ms: f64,
+    /// The sources' commit of the *previous* batch's ranges (Kafka: the
+    /// consumer group's offsets; 0 for sources that commit nothing). It
+    /// runs between that batch's sink commit and this batch's poll, so it
+    /// is not part of `total_ms` nor of [`PhaseDurations::sum_ms`].
+    #[serde(default)]
+    pub source_commit_ms: f64,
     /// From the start of the batch (its poll) to the end of its commit.
     pub total_ms: f64,
 }
 
 impl PhaseDurations {
-    /// The measured phases summed (everything but `total_ms`).
+    /// The phases of this batch summed: everything but `total_ms` and
+    /// `source_commit_ms` (the previous batch's, before this one started).
     pub fn sum_ms(&self) -> f64 {
         self.poll_ms + self.checkpoint_ms + self.query_ms + self.sink_ms + self.commit_ms
     }
@@ -201,6 +208,7 @@ impl ProgressRecord {
                 query_ms: ms(phases.query),
                 sink_ms: ms(measured.sink),
                 commit_ms: ms(measured.commit),
+                source_commit_ms: ms(phases.source_commit),
                 total_ms: if started.is_some() {
                     ms(total)
                 } else {
@@ -390,6 +398,7 @@ mod tests {
                 poll: Duration::from_millis(10),
                 checkpoint: Duration::ZERO,
                 query: Duration::from_millis(20),
+                source_commit: Duration::from_millis(4),
             },
             started: Some(started),
             since_previous: Some(Duration::from_millis(500)),
@@ -412,8 +421,14 @@ mod tests {
         let record = recorder.committed(&end(Some(progress)), Duration::from_millis(1), None);
         let d = record.durations;
         assert_eq!(
-            (d.poll_ms, d.query_ms, d.sink_ms, d.commit_ms),
-            (10.0, 20.0, 5.0, 1.0)
+            (
+                d.poll_ms,
+                d.query_ms,
+                d.sink_ms,
+                d.commit_ms,
+                d.source_commit_ms
+            ),
+            (10.0, 20.0, 5.0, 1.0, 4.0)
         );
         assert!(d.total_ms >= 50.0 && d.sum_ms() <= d.total_ms, "{d:?}");
         assert_eq!(record.input_rows_per_second, Some(14.0));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::StringArray;
-use quiver::{Context, Output};
+use quiver::{Context, Output, ParsedStatement};
 use tokio::sync::broadcast;
 
 use super::{Board, Kind};
@@ -40,31 +40,31 @@ pub async fn explain(ctx: &Context, sql: &str) -> Option<String> {
     (!plan.is_empty()).then(|| plan.trim_end().to_string())
 }
 
-/// The `EXPLAIN` of the query an `INSERT INTO ... SELECT` statement `sql`
-/// starts in the background; `None` for other statements (`CREATE SINK` is
-/// quiver's own syntax) or when it cannot be explained.
-pub async fn explain_insert(ctx: &Context, sql: &str) -> Option<String> {
-    use datafusion::sql::sqlparser::{ast::Statement, dialect::GenericDialect, parser::Parser};
-    let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
-    let [Statement::Insert(insert)] = statements.as_slice() else {
-        return None;
-    };
-    explain(ctx, &insert.source.as_ref()?.to_string()).await
+/// The plan of the query `statement` runs, for the live page (`None`
+/// when it runs none or cannot be explained).
+async fn plan_of(ctx: &Context, statement: &ParsedStatement) -> Option<String> {
+    explain(ctx, &statement.query_text()?).await
 }
 
-/// Puts the foreground query `name`, started by statement `sql`, on `board`.
-pub async fn foreground_started(ctx: &Context, board: &Board, name: &str, sql: &str) {
-    let plan = explain(ctx, sql).await;
-    board.started(name, Kind::Foreground, sql, plan);
+/// Puts the foreground query `name`, started by `statement`, on `board`.
+pub async fn foreground_started(
+    ctx: &Context,
+    board: &Board,
+    name: &str,
+    statement: &ParsedStatement,
+) {
+    let plan = plan_of(ctx, statement).await;
+    board.started(name, Kind::Foreground, &statement.text, plan);
 }
 
-/// Puts the background queries statement `sql` started (those `board`
-/// does not know yet) on `board`.
-pub async fn background_started(ctx: &Context, board: &Board, sql: &str) {
+/// Puts the background queries `statement` started (`INSERT INTO`,
+/// `CREATE SINK ... AS SELECT`: those `board` does not know yet) on
+/// `board`.
+pub async fn background_started(ctx: &Context, board: &Board, statement: &ParsedStatement) {
     for status in ctx.background().list() {
         if !board.knows(&status.name) {
-            let plan = explain_insert(ctx, sql).await;
-            board.started(&status.name, Kind::Background, sql, plan);
+            let plan = plan_of(ctx, statement).await;
+            board.started(&status.name, Kind::Background, &statement.text, plan);
         }
     }
 }

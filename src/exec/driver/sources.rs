@@ -61,6 +61,7 @@ impl<O: Operator> Driver<O> {
         if !handed_out {
             return Ok(false);
         }
+        let committing = std::time::Instant::now();
         self.on_sources("committing", move |query, sources| {
             for ((stream, _, source), offsets) in sources.iter_mut().zip(&offsets) {
                 if let Err(e) = source.commit(&offsets.ranges) {
@@ -69,6 +70,7 @@ impl<O: Operator> Driver<O> {
             }
         })
         .await?;
+        self.source_commit = committing.elapsed();
         Ok(true)
     }
 

@@ -132,3 +132,19 @@ pub struct ParsedStatement {
     /// 1-based line where it starts in the script.
     pub line: u64,
 }
+
+impl ParsedStatement {
+    /// The `SELECT` this statement runs, as SQL text, when it runs one: a
+    /// query, `EXPLAIN`, `INSERT INTO ... SELECT` or `CREATE SINK ... AS
+    /// SELECT`. What a front end explains to show a query's plan (the live
+    /// page), whatever statement started the query.
+    pub fn query_text(&self) -> Option<String> {
+        match &self.statement {
+            Statement::Query(query)
+            | Statement::Explain(query)
+            | Statement::Insert { query, .. }
+            | Statement::CreateSink { query, .. } => Some(query.to_string()),
+            _ => None,
+        }
+    }
+}

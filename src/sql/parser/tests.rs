@@ -237,3 +237,19 @@ fn parses_show_progress_with_and_without_a_limit() {
     );
     assert!(parse_script("SHOW PROGRESS big LIMIT x").is_err());
 }
+
+#[test]
+fn query_text_is_the_select_a_statement_runs() {
+    let parsed = parse_script(
+        "SELECT a FROM s; INSERT INTO t SELECT a FROM s; \
+         CREATE SINK k AS SELECT a FROM s WITH (connector = 'blackhole'); \
+         EXPLAIN SELECT a FROM s; SHOW QUERIES",
+    )
+    .unwrap();
+    let texts: Vec<Option<String>> = parsed.iter().map(ParsedStatement::query_text).collect();
+    let select = Some("SELECT a FROM s".to_string());
+    assert_eq!(
+        texts,
+        [select.clone(), select.clone(), select.clone(), select, None]
+    );
+}
