@@ -80,8 +80,10 @@ struct Points {
     late_rows: VecDeque<u64>,
     state_rows: VecDeque<u64>,
     state_bytes: VecDeque<u64>,
-    /// Records the sources hold beyond what was read (Kafka).
-    lag: VecDeque<Option<u64>>,
+    /// Per source partition (`stream partition`), the records it holds
+    /// beyond what was read (Kafka): one series each; `null` before the
+    /// partition appeared or when the batch had no lag for it.
+    lag: BTreeMap<String, VecDeque<Option<u64>>>,
 }
 
 impl Points {
@@ -104,11 +106,7 @@ impl Points {
         self.late_rows.push_back(r.late_rows);
         self.state_rows.push_back(r.state_rows);
         self.state_bytes.push_back(r.state_bytes);
-        let lags = (r.sources.iter())
-            .flat_map(|s| s.partitions.iter().filter_map(|p| p.lag))
-            .collect::<Vec<_>>();
-        self.lag
-            .push_back((!lags.is_empty()).then(|| lags.iter().sum()));
+        self.push_lags(r);
         if self.batch.len() > HISTORY {
             self.batch.pop_front();
             self.time.pop_front();
@@ -123,7 +121,34 @@ impl Points {
             self.late_rows.pop_front();
             self.state_rows.pop_front();
             self.state_bytes.pop_front();
-            self.lag.pop_front();
+            for series in self.lag.values_mut() {
+                series.pop_front();
+            }
+            // A partition that had no lag in any kept batch is gone.
+            self.lag
+                .retain(|_, series| series.iter().any(Option::is_some));
+        }
+    }
+
+    /// Appends record `r`'s lag per partition to each partition's series
+    /// (after `batch` got `r`'s point): a partition seen for the first
+    /// time gets `null` for the batches before.
+    fn push_lags(&mut self, r: &ProgressRecord) {
+        let lags: BTreeMap<String, u64> = (r.sources.iter())
+            .flat_map(|s| {
+                (s.partitions.iter())
+                    .filter_map(move |p| Some((format!("{} {}", s.stream, p.partition), p.lag?)))
+            })
+            .collect();
+        let before = self.batch.len() - 1;
+        for key in lags.keys() {
+            if !self.lag.contains_key(key) {
+                self.lag
+                    .insert(key.clone(), std::iter::repeat_n(None, before).collect());
+            }
+        }
+        for (key, series) in &mut self.lag {
+            series.push_back(lags.get(key).copied());
         }
     }
 }
@@ -312,8 +337,47 @@ mod tests {
             q["points"]["watermark_delay_s"],
             serde_json::json!([null, 2.5])
         );
-        assert_eq!(q["points"]["lag"], serde_json::json!([null, 7]));
+        assert_eq!(q["points"]["lag"], serde_json::json!({"bids 0": [null, 7]}));
         assert_eq!(q["lag"][0]["lag"], 7);
+    }
+
+    #[test]
+    fn lag_is_one_series_per_partition_aligned_with_the_batches() {
+        let board = Board::new(1000);
+        board.started("q", Kind::Foreground, "SELECT 1", None);
+        let with_lags = |batch_id: u64, lags: &[(&str, u64)]| {
+            let mut r = record(batch_id, batch_id as i64 * 1000, 1, None);
+            r.sources = vec![SourceProgress {
+                stream: "bids".into(),
+                input_rows: 1,
+                partitions: (lags.iter())
+                    .map(|(partition, lag)| PartitionProgress {
+                        partition: partition.to_string(),
+                        start: "0".into(),
+                        end: "1".into(),
+                        lag: Some(*lag),
+                    })
+                    .collect(),
+            }];
+            r
+        };
+        board.record(&with_lags(0, &[("0", 5)]));
+        // Partition 1 appears at the second batch.
+        board.record(&with_lags(1, &[("0", 4), ("1", 9)]));
+        board.record(&with_lags(2, &[("1", 8)]));
+        let json: serde_json::Value = serde_json::from_str(&board.to_json()).unwrap();
+        assert_eq!(
+            json["queries"][0]["points"]["lag"],
+            serde_json::json!({"bids 0": [5, 4, null], "bids 1": [null, 9, 8]})
+        );
+        // Once no kept batch has a lag for partition 0, its series goes.
+        for b in 3..(HISTORY as u64 + 3) {
+            board.record(&with_lags(b, &[("1", 1)]));
+        }
+        let json: serde_json::Value = serde_json::from_str(&board.to_json()).unwrap();
+        let lag = json["queries"][0]["points"]["lag"].as_object().unwrap();
+        assert_eq!(lag.keys().collect::<Vec<_>>(), ["bids 1"]);
+        assert_eq!(lag["bids 1"].as_array().unwrap().len(), HISTORY);
     }
 
     #[test]

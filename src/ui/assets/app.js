@@ -15,7 +15,7 @@ const METRICS = [
   ["state_rows", "state rows", false],
   ["state_bytes", "state bytes", false],
   ["output_rows", "output rows per batch", false],
-  ["lag", "Kafka lag (records)", true],
+  ["lag", "Kafka lag per partition (records)", true],
   ["checkpoint_ms", "checkpoint duration (ms)", true],
 ];
 
@@ -60,28 +60,46 @@ function section(q) {
   return s;
 }
 
+const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
+
+// A metric is one series (an array, one value per batch) or one series per
+// name (an object: the lag of each partition), drawn as one line each.
 function drawChart(s, q, metric, label, optional) {
-  const ys = q.points[metric];
+  const points = q.points[metric];
+  const named = Array.isArray(points) ? { [label]: points } : points;
+  const names = Object.keys(named);
+  const any = (ys) => ys.some((v) => v !== null && (!optional || v !== 0));
   // Nothing to draw: no watermark yet, a source without lag, no checkpoint.
-  if (!ys.some((v) => v !== null && (!optional || v !== 0))) return;
+  if (!names.some((n) => any(named[n]))) return;
   const key = q.name + "/" + metric;
-  const data = [q.points.time, ys.map((v) => (v === null ? null : v))];
+  const data = [q.points.time, ...names.map((n) => named[n])];
   let chart = charts.get(key);
+  // A new partition: the chart is drawn again with one more line.
+  if (chart && chart.root.parentElement.dataset.series !== names.join("\n")) {
+    chart.root.parentElement.remove();
+    chart.destroy();
+    charts.delete(key);
+    chart = undefined;
+  }
   if (!chart) {
     const box = el("div", { class: "chart", "data-metric": metric, "data-query": q.name },
       el("h3", {}, label));
+    box.dataset.series = names.join("\n");
     s.querySelector(".charts").append(box);
     chart = new uPlot({
       width: 420, height: 170,
-      series: [{}, { label, stroke: "#2563eb", width: 1.5, spanGaps: false }],
+      series: [{}, ...names.map((n, i) => ({
+        label: n, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+      }))],
       axes: [{}, { size: 60 }],
-      legend: { show: false },
+      legend: { show: names.length > 1 },
     }, data, box);
     charts.set(key, chart);
   } else {
     chart.setData(data);
   }
   const box = chart.root.parentElement;
+  const ys = named[names[0]];
   const n = ys.length;
   box.dataset.points = String(n);
   box.dataset.last = n ? String(ys[n - 1]) : "";
