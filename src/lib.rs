@@ -118,3 +118,16 @@ pub use window::WindowError;
 pub mod nexmark {
     pub use crate::source::nexmark::{NexmarkGenerator, NexmarkKind, Proportions, schema};
 }
+
+/// The Kafka source's message decoding (a chunk of one partition's messages
+/// → one Arrow batch in the stream's schema), for `quiver bench kafka`, which
+/// measures it on in-memory messages without a broker. The same functions
+/// the `kafka` connector calls; not a stable API.
+#[doc(hidden)]
+pub mod kafka_decode {
+    pub use crate::source::kafka::consumer::Chunk;
+    pub use crate::source::kafka::decode::{
+        DecodedChunk, KAFKA_COLUMNS, decode_chunk, system_fields, value_schema,
+    };
+    pub use crate::source::kafka::options::{KafkaOptions, ValueFormat};
+}
