@@ -300,16 +300,3 @@ fn batch_id(line: &str) -> Option<u64> {
     after.split(':').next()?.trim().parse().ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_id_reads_progress_lines() {
-        assert_eq!(
-            batch_id("progress: q_1 batch 12: 100000 rows in, watermark x"),
-            Some(12)
-        );
-        assert_eq!(batch_id("started q_1"), None);
-    }
-}

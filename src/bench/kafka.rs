@@ -4,7 +4,7 @@
 //!
 //! - **in memory** (always): the messages, held in memory, are cut into
 //!   batches, copied into one chunk per partition as the consumer does, and
-//!   decoded by the kafka source's own code ([`quiver::kafka_decode`]); each
+//!   decoded by the kafka source's own code (`quiver::kafka_decode`); each
 //!   batch then runs the GROUP BY in DataFusion. Baseline: arrow-json
 //!   decoding all the same bytes as one batch, then the GROUP BY once.
 //! - **mock cluster** (always): the messages produced into a 3-partition
@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{BinaryBuilder, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::json::{LineDelimitedWriter, ReaderBuilder};
 use datafusion::datasource::MemTable;
@@ -31,7 +31,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use quiver::kafka_decode::{Chunk, KafkaOptions, decode_chunk, system_fields};
+use quiver::kafka_decode::{KafkaOptions, decode_partition, system_fields};
 use quiver::nexmark::{NexmarkGenerator, NexmarkKind, schema as nexmark_schema};
 use quiver::{Config, Context, DEFAULT_SIMULATED_START_MS, Options, Output};
 
@@ -166,11 +166,12 @@ pub async fn in_memory(messages: &Messages, per_batch: usize) -> anyhow::Result<
         let to = (from + per_batch).min(n);
         let mut batches = Vec::with_capacity(PARTITIONS as usize);
         for partition in 0..PARTITIONS {
-            let mut chunk = chunk_of(messages, from, to, partition);
-            if chunk.len() == 0 {
+            let (values, ends, offsets) = partition_of(messages, from, to, partition);
+            if ends.is_empty() {
                 continue;
             }
-            let decoded = decode_chunk(&mut chunk, &schema, &values, &format)?;
+            let decoded =
+                decode_partition("bids", partition, offsets, values, ends, &schema, &format)?;
             rows += decoded.batch.as_ref().map_or(0, RecordBatch::num_rows);
             batches.extend(decoded.batch);
         }
@@ -214,32 +215,23 @@ pub async fn in_memory(messages: &Messages, per_batch: usize) -> anyhow::Result<
     })
 }
 
-/// Messages `from..to` of `partition`, copied into a chunk as the consumer
-/// copies what it polls.
-fn chunk_of(messages: &Messages, from: usize, to: usize, partition: i32) -> Chunk {
-    let first = from
-        + (partition as usize + PARTITIONS as usize - from % PARTITIONS as usize)
-            % PARTITIONS as usize;
-    let mut chunk = Chunk {
-        partition: partition as u32,
-        topic: "bids".into(),
-        kafka_partition: partition,
-        values: Vec::new(),
-        ends: Vec::new(),
-        has_value: Vec::new(),
-        keys: BinaryBuilder::new(),
-        offsets: Vec::new(),
-        timestamps: Vec::new(),
-    };
-    for i in (first..to).step_by(PARTITIONS as usize) {
-        chunk.values.extend_from_slice(messages.get(i));
-        chunk.ends.push(chunk.values.len());
-        chunk.has_value.push(true);
-        chunk.keys.append_null();
-        chunk.offsets.push((i / PARTITIONS as usize) as i64);
-        chunk.timestamps.push(None);
+/// Messages `from..to` of `partition` (values back to back, their ends,
+/// their offsets), copied out as the consumer copies what it polls.
+fn partition_of(
+    messages: &Messages,
+    from: usize,
+    to: usize,
+    partition: i32,
+) -> (Vec<u8>, Vec<usize>, Vec<i64>) {
+    let parts = PARTITIONS as usize;
+    let first = from + (partition as usize + parts - from % parts) % parts;
+    let (mut values, mut ends, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+    for i in (first..to).step_by(parts) {
+        values.extend_from_slice(messages.get(i));
+        ends.push(values.len());
+        offsets.push((i / parts) as i64);
     }
-    chunk
+    (values, ends, offsets)
 }
 
 /// Runs the benchmark's GROUP BY over `batches`; returns the group count.
@@ -275,7 +267,11 @@ async fn fresh_topic(broker: &str) -> anyhow::Result<String> {
                 .operation_timeout(Some(Duration::from_secs(10))),
         )
         .await
-        .map_err(|e| anyhow::anyhow!("creating topic {topic} on {broker}: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "creating topic {topic} on --broker {broker}: {e}; check the address and that the broker runs"
+            )
+        })?;
     for result in results {
         if let Err((name, code)) = result {
             anyhow::bail!("creating topic {name} on {broker}: {code}");
