@@ -299,4 +299,3 @@ fn batch_id(line: &str) -> Option<u64> {
     let (_, after) = rest.split_once(" batch ")?;
     after.split(':').next()?.trim().parse().ok()
 }
-
