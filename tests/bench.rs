@@ -87,6 +87,7 @@ fn bench_kafka_against_a_broker() {
         "broker: consume+decode+GROUP BY vs raw consume",
         &["quiver", "baseline", "events/s", "ratio"],
     );
+    line_with(&stdout, "goals", &["against the broker's raw consume"]);
 }
 
 #[test]
