@@ -177,9 +177,10 @@ pub async fn in_memory(messages: &Messages, per_batch: usize) -> anyhow::Result<
     let format = KafkaOptions::parse(&options)?.format;
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let n = messages.len();
+    let per_batch = per_batch.max(1);
     let started = Instant::now();
     let (mut groups, mut rows) = (0, 0);
-    for from in (0..n).step_by(per_batch.max(1)) {
+    for from in (0..n).step_by(per_batch) {
         let to = (from + per_batch).min(n);
         let mut batches = Vec::with_capacity(PARTITIONS as usize);
         for partition in 0..PARTITIONS {
@@ -196,6 +197,31 @@ pub async fn in_memory(messages: &Messages, per_batch: usize) -> anyhow::Result<
     }
     let quiver_eps = n as f64 / started.elapsed().as_secs_f64();
 
+    let (baseline_eps, baseline_groups) = arrow_json_one_batch(&ctx, messages, values).await?;
+    if rows != n {
+        anyhow::bail!("the kafka decoder gave {rows} rows for {n} messages");
+    }
+    if n > 0 && groups < baseline_groups {
+        anyhow::bail!(
+            "in-memory path produced {groups} groups, fewer than the baseline's {baseline_groups}"
+        );
+    }
+    Ok(Measurement {
+        name: format!("in memory: decode+batch+GROUP BY ({per_batch}/batch)"),
+        quiver: quiver_eps,
+        baseline: baseline_eps,
+        unit: "events/s",
+    })
+}
+
+/// The baseline: arrow-json decoding all messages as one batch, then the
+/// GROUP BY once; returns events/s and the group count.
+async fn arrow_json_one_batch(
+    ctx: &SessionContext,
+    messages: &Messages,
+    values: SchemaRef,
+) -> anyhow::Result<(f64, usize)> {
+    let n = messages.len();
     let mut lines = Vec::with_capacity(messages.bytes.len() + n);
     for i in 0..n {
         lines.extend_from_slice(messages.get(i));
@@ -214,22 +240,8 @@ pub async fn in_memory(messages: &Messages, per_batch: usize) -> anyhow::Result<
         rest = &rest[used..];
     }
     let all: Vec<RecordBatch> = decoder.flush()?.into_iter().collect();
-    let baseline_groups = group_by(&ctx, values, all).await?;
-    let baseline_eps = n as f64 / started.elapsed().as_secs_f64();
-    if rows != n {
-        anyhow::bail!("the kafka decoder gave {rows} rows for {n} messages");
-    }
-    if n > 0 && groups < baseline_groups {
-        anyhow::bail!(
-            "in-memory path produced {groups} groups, fewer than the baseline's {baseline_groups}"
-        );
-    }
-    Ok(Measurement {
-        name: format!("in memory: decode+batch+GROUP BY ({per_batch}/batch)"),
-        quiver: quiver_eps,
-        baseline: baseline_eps,
-        unit: "events/s",
-    })
+    let groups = group_by(ctx, values, all).await?;
+    Ok((n as f64 / started.elapsed().as_secs_f64(), groups))
 }
 
 /// Messages `from..to` of `partition` (values back to back, their ends,
