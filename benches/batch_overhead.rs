@@ -20,6 +20,8 @@ fn main() -> anyhow::Result<()> {
         batches: 2_000,
         query: Vec::new(),
         rate: 100_000,
+        broker: None,
+        kill_after: 5,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

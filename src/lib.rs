@@ -118,3 +118,48 @@ pub use window::WindowError;
 pub mod nexmark {
     pub use crate::source::nexmark::{NexmarkGenerator, NexmarkKind, Proportions, schema};
 }
+
+/// The Kafka source's message decoding (one partition's messages → one
+/// Arrow batch in the stream's schema), for `quiver bench kafka`, which
+/// measures it on in-memory messages without a broker: the same code the
+/// `kafka` connector runs on what it polled. Not a stable API.
+#[doc(hidden)]
+pub mod kafka_decode {
+    use datafusion::arrow::array::BinaryBuilder;
+    use datafusion::arrow::datatypes::SchemaRef;
+
+    use crate::source::kafka::consumer::Chunk;
+    use crate::source::kafka::decode::{decode_chunk, value_schema};
+
+    pub use crate::source::kafka::decode::{DecodedChunk, KAFKA_COLUMNS, system_fields};
+    pub use crate::source::kafka::options::{KafkaOptions, ValueFormat};
+
+    /// Decodes the messages of `topic`'s `partition` at `offsets` (values
+    /// back to back in `values`, message `i` ending at `ends[i]`; no keys,
+    /// no timestamps) into `schema` (the stream's columns, then
+    /// [`system_fields`]) as the kafka source does.
+    pub fn decode_partition(
+        topic: &str,
+        partition: i32,
+        offsets: Vec<i64>,
+        values: Vec<u8>,
+        ends: Vec<usize>,
+        schema: &SchemaRef,
+        format: &ValueFormat,
+    ) -> Result<DecodedChunk, crate::FormatError> {
+        let mut keys = BinaryBuilder::new();
+        offsets.iter().for_each(|_| keys.append_null());
+        let mut chunk = Chunk {
+            partition: partition as u32,
+            topic: topic.to_string(),
+            kafka_partition: partition,
+            has_value: vec![true; ends.len()],
+            timestamps: vec![None; ends.len()],
+            values,
+            ends,
+            keys,
+            offsets,
+        };
+        decode_chunk(&mut chunk, schema, &value_schema(schema), format)
+    }
+}

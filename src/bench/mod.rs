@@ -10,7 +10,14 @@
 //!   results as one batch (see [`nexmark`]).
 //! - `sink`: the Parquet file sink against a bare `ArrowWriter` over the same
 //!   batches, and the files a 10-minute run leaves (see [`sink`]).
+//! - `kafka`: JSON bid messages through the kafka source's decoding and a
+//!   per-batch GROUP BY, from memory, a mock cluster and optionally a broker,
+//!   against raw decoding / a bare librdkafka consumer (see [`kafka`]).
+//! - `checkpoint`: Nexmark q5 and q11 with and without `--checkpoint`, the
+//!   checkpoint's size, and recovery time after a kill (see [`checkpoint`]).
 
+pub mod checkpoint;
+pub mod kafka;
 pub mod nexmark;
 pub mod sink;
 
@@ -27,12 +34,13 @@ use quiver::{Config, Context, DEFAULT_SIMULATED_START_MS, Output};
 /// Arguments of `quiver bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: overhead, throughput, nexmark, sink, or all (overhead,
-    /// throughput and sink).
-    #[arg(default_value = "all", value_parser = ["overhead", "throughput", "nexmark", "sink", "all"])]
+    /// Which benchmark: overhead, throughput, nexmark, sink, kafka,
+    /// checkpoint, or all (overhead, throughput and sink).
+    #[arg(default_value = "all", value_parser = ["overhead", "throughput", "nexmark", "sink", "kafka", "checkpoint", "all"])]
     pub which: String,
-    /// Nexmark queries to run, comma-separated (`quiver bench nexmark`).
-    #[arg(long, default_value = "q0,q5,q7,q8,q11", value_delimiter = ',')]
+    /// Nexmark queries to run, comma-separated (`quiver bench nexmark`,
+    /// default q0,q5,q7,q8,q11; `quiver bench checkpoint`, default q5,q11).
+    #[arg(long, value_delimiter = ',')]
     pub query: Vec<String>,
     /// Nexmark events per second of event time (one batch per second).
     #[arg(long, default_value_t = 100_000)]
@@ -46,6 +54,25 @@ pub struct BenchArgs {
     /// Batches for the overhead benchmark.
     #[arg(long, default_value_t = 2_000)]
     pub batches: u64,
+    /// A Kafka broker (`HOST:PORT`) for `quiver bench kafka` to also measure
+    /// against: a fresh 3-partition topic is created on it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<String>,
+    /// `quiver bench checkpoint`: the batch after which the checkpointed run
+    /// is killed to time its recovery.
+    #[arg(long, default_value_t = 5)]
+    pub kill_after: u64,
+}
+
+impl BenchArgs {
+    /// `--query`, or `default` (comma-separated) when not given.
+    fn queries(&self, default: &str) -> Vec<String> {
+        if self.query.is_empty() {
+            default.split(',').map(str::to_string).collect()
+        } else {
+            self.query.clone()
+        }
+    }
 }
 
 /// The per-batch aggregate both benchmarks run.
@@ -92,7 +119,19 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     if args.which == "nexmark" {
-        nexmark::run(&args.query, args.events, args.rate).await?;
+        nexmark::run(&args.queries("q0,q5,q7,q8,q11"), args.events, args.rate).await?;
+    }
+    if args.which == "kafka" {
+        kafka::run(args.events, args.events_per_batch, args.broker.as_deref()).await?;
+    }
+    if args.which == "checkpoint" {
+        checkpoint::run(
+            &args.queries("q5,q11"),
+            args.events,
+            args.rate,
+            args.kill_after,
+        )
+        .await?;
     }
     if matches!(args.which.as_str(), "sink" | "all") {
         for m in sink::sink(args.events, args.events_per_batch)? {

@@ -37,7 +37,7 @@
 //! ([`LOGGED_CONNECTORS`], `checkpoint::WalSource`).
 
 mod files;
-mod kafka;
+pub(crate) mod kafka;
 pub mod late;
 mod lines;
 pub mod nexmark;
