@@ -292,7 +292,9 @@ fn random_sigkills_on_a_real_broker_leave_the_uninterrupted_parquet_and_kafka_ou
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let mut child = quiver(dir.path(), true).spawn().unwrap();
+            // Each run's stderr, for the failure message.
+            let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+            let mut child = quiver(dir.path(), true).stderr(log).spawn().unwrap();
             if attempts > 8 {
                 // Let the sequence finish.
                 let status = common::wait_or_kill(child, TIMEOUT * 6, "last run");
@@ -309,7 +311,8 @@ fn random_sigkills_on_a_real_broker_leave_the_uninterrupted_parquet_and_kafka_ou
             child.wait().unwrap();
             kills += 1;
         }
-        let what = format!("seed {seed}, sequence {sequences}");
+        let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
+        let what = format!("seed {seed}, sequence {sequences} (the last run's stderr:\n{log})");
         assert_eq!(
             common::parquet_rows(&dir.path().join("out"), dir.path()),
             parquet,

@@ -58,14 +58,18 @@ pub const CONNECTORS: &[&str] = &[
 /// Connectors a background query under `--checkpoint` can write to: the
 /// file sinks (their commit log ties into the checkpoint's batch ids),
 /// `kafka` (a replayed batch keeps its `quiver.batch` id; exactly-once
-/// skips the batches its transactions already committed, see [`kafka`])
-/// and `blackhole`. The others (`print`, `memory`) are refused.
+/// skips the batches its transactions already committed, see [`kafka`]),
+/// `print` (at least once, as the console: a batch printed but not yet in
+/// the commit log when the process died is printed again) and `blackhole`.
+/// `memory` is refused: its table lives in the process and a restart
+/// would resume into an empty one.
 pub const CHECKPOINT_CONNECTORS: &[&str] = &[
     "parquet",
     "csv",
     "ndjson",
     "filesystem",
     "kafka",
+    "print",
     "blackhole",
 ];
 
