@@ -3,6 +3,9 @@
 //! and commit logs).
 //!
 //! Per query, a directory (`<checkpoint>/<query name>/`) holds:
+//! - `id`: this checkpoint's identity, made when it is created (so a
+//!   `--checkpoint-reset` makes a new one): a kafka sink tags its messages
+//!   with it and, on a restart, looks only for its own batches.
 //! - `fingerprint.json`: what the query is (normalized SQL, stream schemas,
 //!   sources and their options, sinks); a restart against another query is
 //!   refused with the difference named (`--checkpoint-reset` starts over).
@@ -57,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::SourceOffset;
 use crate::source::Source;
 
-pub use crash::{CRASH_VAR, CrashPoint};
+pub use crash::{CRASH_VAR, CrashPoint, at_with_results as crash_at};
 pub use inspect::{CheckpointInfo, QueryCheckpointInfo, inspect};
 pub use wal::WalSource;
 
@@ -223,6 +226,8 @@ pub struct QueryCheckpoint {
     sinks: Vec<String>,
     /// The last batch committed in this run, for the driver to wait on.
     committed: tokio::sync::watch::Sender<Option<u64>>,
+    /// This checkpoint's identity (see [`Self::id`]).
+    id: String,
 }
 
 impl QueryCheckpoint {
@@ -252,7 +257,9 @@ impl QueryCheckpoint {
         } else {
             store::write_json(&path, fingerprint, None)?;
         }
+        let id = identity(&dir)?;
         Ok(Self {
+            id,
             dir,
             interval: interval.max(1),
             sinks,
@@ -263,6 +270,14 @@ impl QueryCheckpoint {
     /// The query's checkpoint directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// This checkpoint's identity: made when the checkpoint is created,
+    /// the same across restarts, new after `--checkpoint-reset`. Sinks that
+    /// look for their own output of earlier runs (a kafka sink's
+    /// `quiver.checkpoint` header) tell it by this.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Wraps the source of `stream` (one that cannot re-read its input:
@@ -324,7 +339,7 @@ impl QueryCheckpoint {
         results: usize,
         pending_from: Option<u64>,
     ) -> Result<(), CheckpointError> {
-        crash::at(CrashPoint::BeforeCommitLog, batch_id);
+        crash::at_with_results(CrashPoint::BeforeCommitLog, batch_id, results > 0);
         let entry = CommitEntry {
             batch_id,
             batch_time_ms,
@@ -334,7 +349,7 @@ impl QueryCheckpoint {
         };
         let path = store::entry(&self.dir.join("commits"), batch_id, "json");
         store::write_json(&path, &entry, None)?;
-        crash::at(CrashPoint::AfterCommitLog, batch_id);
+        crash::at_with_results(CrashPoint::AfterCommitLog, batch_id, results > 0);
         self.committed.send_replace(Some(batch_id));
         self.retain(batch_id, entry.durable())
     }
@@ -453,6 +468,29 @@ fn wal_dir(dir: &Path, stream: &str) -> PathBuf {
         })
         .collect();
     dir.join("wal").join(name)
+}
+
+/// The identity in `dir/id`, made (time and process id, in hex) and
+/// written atomically if the checkpoint has none yet.
+fn identity(dir: &Path) -> Result<String, CheckpointError> {
+    let path = dir.join("id");
+    if path.exists() {
+        let id = std::fs::read_to_string(&path).map_err(store::io(&path, "reading"))?;
+        let id = id.trim();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(CheckpointError::Corrupted {
+                path,
+                reason: format!("'{id}' is not a checkpoint id"),
+            });
+        }
+        return Ok(id.to_string());
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let id = format!("{nanos:x}-{:x}", std::process::id());
+    store::write_atomic(&path, id.as_bytes(), None)?;
+    Ok(id)
 }
 
 /// The first part of `now` that differs from `stored`, as an error.

@@ -173,7 +173,7 @@ impl Context {
         {
             return Err(Error::Catalog(format!(
                 "--checkpoint: background query {} writes to a {} sink, which cannot resume from \
-                 a checkpoint yet (the print, memory and kafka sinks cannot; {} can); run it \
+                 a checkpoint yet (the memory sink cannot; {} can); run it \
                  without --checkpoint (and without its checkpoint option)",
                 def.name,
                 def.connector,

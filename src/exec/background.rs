@@ -273,8 +273,8 @@ impl Registry {
         let name_of = name.clone();
         let batch_ends = self.batch_ends.clone();
         let checkpoint = query.checkpoint();
-        if checkpoint.is_some() {
-            sink.resume_from_checkpoint();
+        if let Some(ck) = &checkpoint {
+            sink.resume_from_checkpoint(ck.id());
         }
         let records = self.records.clone();
         let history = Arc::new(Mutex::new(ProgressHistory::default()));

@@ -130,6 +130,7 @@ impl<O: Operator> Driver<O> {
             if resumed.closing {
                 self.close_open_windows(batch_id, time, &tx, &stop, &mut summary)
                     .await?;
+                self.commit_handed_out().await?;
                 return Ok(summary);
             }
         }

@@ -56,9 +56,22 @@ pub const CONNECTORS: &[&str] = &[
 ];
 
 /// Connectors a background query under `--checkpoint` can write to: the
-/// file sinks (their commit log ties into the checkpoint's batch ids) and
-/// `blackhole`. The others (`print`, `memory`, `kafka`) are refused.
-pub const CHECKPOINT_CONNECTORS: &[&str] = &["parquet", "csv", "ndjson", "filesystem", "blackhole"];
+/// file sinks (their commit log ties into the checkpoint's batch ids),
+/// `kafka` (a replayed batch keeps its `quiver.batch` id; exactly-once
+/// skips the batches its transactions already committed, see [`kafka`]),
+/// `print` (at least once, as the console: a batch printed but not yet in
+/// the commit log when the process died is printed again) and `blackhole`.
+/// `memory` is refused: its table lives in the process and a restart
+/// would resume into an empty one.
+pub const CHECKPOINT_CONNECTORS: &[&str] = &[
+    "parquet",
+    "csv",
+    "ndjson",
+    "filesystem",
+    "kafka",
+    "print",
+    "blackhole",
+];
 
 /// The sink option naming a background query's own checkpoint directory
 /// (`checkpoint = 'DIR'`, like `--checkpoint DIR` for that query only). It
@@ -217,9 +230,13 @@ pub trait Sink: Send {
     fn close(&mut self) -> Result<(), SinkError>;
     /// The query runs under `--checkpoint` (called once, before the first
     /// write): a restart resumes at the checkpoint's batch rather than
-    /// replaying from batch 0. Only the connectors in
+    /// replaying from batch 0. `checkpoint` is the checkpoint's identity
+    /// (`QueryCheckpoint::id`), the same across restarts: a kafka sink tags
+    /// its messages with it. Only the connectors in
     /// [`CHECKPOINT_CONNECTORS`] are opened so.
-    fn resume_from_checkpoint(&mut self) {}
+    fn resume_from_checkpoint(&mut self, checkpoint: &str) {
+        let _ = checkpoint;
+    }
     /// After a batch's `commit`: the first batch whose results were written
     /// but are not durable yet (a file sink's rolling file still open), for
     /// the checkpoint to re-run from after a crash. `None`: all durable.

@@ -324,6 +324,11 @@ impl<O: Operator> Driver<O> {
                         return Ok(None);
                     }
                 }
+                // Its source offsets are committed once it is handed out,
+                // as a live batch's are (a closing batch reads nothing).
+                if !entry.closing {
+                    self.uncommitted = Some((id, offsets.clone()));
+                }
                 let end = self.batch_end(id, time, results, offsets, None);
                 if tx.send(end).await.is_err() {
                     return Ok(None);

@@ -399,7 +399,7 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn resume_from_checkpoint(&mut self) {
+    fn resume_from_checkpoint(&mut self, _checkpoint: &str) {
         self.checkpointed = true;
     }
 

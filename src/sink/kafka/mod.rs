@@ -5,14 +5,37 @@
 //!
 //! Delivery: by default the producer is idempotent (no duplicates from its
 //! own retries) and every message carries a `quiver.batch` header, the id of
-//! the batch that produced it, so a reader can drop the messages of a batch
-//! replayed after a restart. [`Sink::commit`] flushes the producer and fails
-//! the query if any message of the batch was not delivered: nothing is
-//! dropped silently. With `sink.semantic = 'exactly-once'` the producer is
-//! transactional and each batch is one transaction, begun at the batch's
-//! first write and committed in `commit`; a batch that fails (or a query
-//! that stops mid-batch) is aborted, so `read_committed` readers never see
-//! it.
+//! the batch that produced it, and a `quiver.run` header, the run of the
+//! sink that sent it (when it was opened, in nanoseconds since 1970, as a
+//! decimal). [`Sink::commit`] flushes the producer and fails the query if
+//! any message of the batch was not delivered: nothing is dropped silently.
+//! With `sink.semantic = 'exactly-once'` the producer is transactional and
+//! each batch is one transaction, begun at the batch's first write and
+//! committed in `commit`; a batch that fails (or a query that stops
+//! mid-batch) is aborted, so `read_committed` readers never see it.
+//!
+//! **Under `--checkpoint`** every message also carries `quiver.checkpoint`,
+//! the checkpoint's identity, and a crash is recovered as follows.
+//! - At-least-once (default): the restart re-runs the batches after the
+//!   last one in the checkpoint's commit log, with the same ids and the same
+//!   input, so the same rows; the batch the process died in (possibly half
+//!   delivered) comes again, complete, under a newer `quiver.run`. A reader
+//!   gets every row exactly once by keeping, per `quiver.batch`, only the
+//!   messages of the greatest `quiver.run` (dropping the earlier, possibly
+//!   partial, delivery). `SHOW QUERIES` says so on the sink's line.
+//! - Exactly-once: abort and replay. The restarted producer's
+//!   `init_transactions`, with the same `transactional.id`, fences the dead
+//!   process and aborts the transaction it left open; the batch is re-run
+//!   from the checkpoint and sent in a new transaction. If the dead process
+//!   had already committed the batch's transaction (it died before the
+//!   commit log entry), [`resume`] finds that batch id in the topic with a
+//!   `read_committed` reader and the sink skips it, so `read_committed`
+//!   readers see every batch exactly once. This needs one output topic
+//!   (not `topic.column`).
+//!
+//! Crash point (`QUIVER_CHECKPOINT_CRASH=after_kafka_send_before_commit@n`,
+//! or `@r<n>` for the `n`-th batch that sent messages): the batch's messages
+//! are enqueued, not yet flushed nor committed.
 //!
 //! Blocking: `write` only enqueues (waiting while librdkafka's queue is
 //! full); `commit` blocks on the flush and the transaction commit, bounded
@@ -20,6 +43,7 @@
 
 pub mod encode;
 pub mod options;
+mod resume;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,11 +56,20 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::{Sink, SinkDef, SinkError};
+use crate::checkpoint::{CrashPoint, crash_at};
 use crate::report::{BatchEnd, QueryResult};
 use options::{KafkaSinkOptions, Semantic, TopicChoice};
 
 /// The header every message carries: the id of the batch that produced it.
 pub const BATCH_HEADER: &str = "quiver.batch";
+
+/// The header every message carries: the run of the sink that sent it
+/// (nanoseconds since 1970 when it was opened). A batch replayed after a
+/// crash comes again under a greater run: keep, per batch, the greatest.
+pub const RUN_HEADER: &str = "quiver.run";
+
+/// The header messages carry under `--checkpoint`: the checkpoint's identity.
+pub const CHECKPOINT_HEADER: &str = "quiver.checkpoint";
 
 /// Delivery failures the producer reported since the last commit.
 #[derive(Debug, Default)]
@@ -125,6 +158,15 @@ pub struct KafkaSink {
     /// Messages delivered (committed), and batches committed with messages.
     delivered: u64,
     batches: u64,
+    /// This run's `quiver.run` header value.
+    run: String,
+    /// The checkpoint's identity, under `--checkpoint`.
+    checkpoint: Option<String>,
+    /// Exactly-once under `--checkpoint`: the last batch found committed in
+    /// the topic (read at the first write; `Some(None)`: none).
+    committed_before: Option<Option<u64>>,
+    /// Rows of replayed batches not sent again (already committed).
+    skipped: u64,
 }
 
 impl KafkaSink {
@@ -226,6 +268,13 @@ impl KafkaSink {
             pending: 0,
             delivered: 0,
             batches: 0,
+            run: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+                .to_string(),
+            checkpoint: None,
+            committed_before: None,
+            skipped: 0,
         })
     }
 
@@ -333,6 +382,31 @@ impl KafkaSink {
         self.check_deliveries()
     }
 
+    /// Exactly-once under `--checkpoint`: the last batch of this checkpoint
+    /// already committed to the topic (read back once, see [`resume`]).
+    fn committed_before(&mut self) -> Result<Option<u64>, SinkError> {
+        if let Some(last) = self.committed_before {
+            return Ok(last);
+        }
+        let (Some(checkpoint), Semantic::ExactlyOnce) = (&self.checkpoint, self.opts.semantic)
+        else {
+            return Ok(None);
+        };
+        let TopicChoice::Fixed(topic) = &self.opts.topic else {
+            return Err(self.error(
+ "sink.semantic = 'exactly-once' with topic.column cannot resume from a checkpoint (quiver cannot tell which topic holds its last committed batch); write to one topic, or use the default at-least-once mode"
+                    .into(),
+            ));
+        };
+        let last = resume::last_committed_batch(&self.opts, topic, checkpoint).map_err(|e| {
+            self.error(format!(
+                "cannot find the last batch committed to topic '{topic}' before the restart: {e}"
+            ))
+        })?;
+        self.committed_before = Some(last);
+        Ok(last)
+    }
+
     fn commit_batch(&mut self) -> Result<(), SinkError> {
         self.flush()?;
         if self.open_batch.is_some() {
@@ -354,6 +428,13 @@ impl Sink for KafkaSink {
         if result.num_rows() == 0 {
             return Ok(());
         }
+        if self
+            .committed_before()?
+            .is_some_and(|last| result.batch_id <= last)
+        {
+            self.skipped += result.num_rows() as u64;
+            return Ok(());
+        }
         if self.opts.semantic == Semantic::ExactlyOnce && self.open_batch.is_none() {
             self.producer
                 .begin_transaction()
@@ -361,10 +442,21 @@ impl Sink for KafkaSink {
             self.open_batch = Some(result.batch_id);
         }
         let batch_id = result.batch_id.to_string();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: BATCH_HEADER,
-            value: Some(batch_id.as_bytes()),
-        });
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: BATCH_HEADER,
+                value: Some(batch_id.as_bytes()),
+            })
+            .insert(Header {
+                key: RUN_HEADER,
+                value: Some(self.run.as_bytes()),
+            });
+        if let Some(checkpoint) = &self.checkpoint {
+            headers = headers.insert(Header {
+                key: CHECKPOINT_HEADER,
+                value: Some(checkpoint.as_bytes()),
+            });
+        }
         for rows in &result.rows {
             let encoded = encode::encode(rows, &self.opts)
                 .map_err(|e| self.error(format!("cannot encode a row: {e}")))?;
@@ -384,7 +476,12 @@ impl Sink for KafkaSink {
         self.check_deliveries()
     }
 
-    fn commit(&mut self, _end: &BatchEnd) -> Result<(), SinkError> {
+    fn commit(&mut self, end: &BatchEnd) -> Result<(), SinkError> {
+        crash_at(
+            CrashPoint::AfterKafkaSendBeforeCommit,
+            end.batch_id,
+            self.pending > 0,
+        );
         match self.commit_batch() {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -405,6 +502,10 @@ impl Sink for KafkaSink {
         self.flush()
     }
 
+    fn resume_from_checkpoint(&mut self, checkpoint: &str) {
+        self.checkpoint = Some(checkpoint.to_string());
+    }
+
     fn status(&self) -> String {
         let mode = match self.opts.semantic {
             Semantic::ExactlyOnce => format!(
@@ -415,8 +516,22 @@ impl Sink for KafkaSink {
                 format!("at-least-once (idempotent, '{BATCH_HEADER}' header per message)")
             }
         };
+        let recovery = match (&self.checkpoint, self.opts.semantic) {
+            (None, _) => String::new(),
+            (Some(_), Semantic::AtLeastOnce) => format!(
+                "; checkpointed: a batch replayed after a crash comes again with the same '{BATCH_HEADER}' and a newer '{RUN_HEADER}' (readers keep, per batch, the newest run)"
+            ),
+            (Some(_), Semantic::ExactlyOnce) => match self.committed_before {
+                Some(Some(last)) => format!(
+                    "; checkpointed: batches up to {last} were committed before the restart, {} replayed row(s) not sent again",
+                    self.skipped
+                ),
+                _ => "; checkpointed: an open transaction of a crashed run is aborted and its batch sent again"
+                    .to_string(),
+            },
+        };
         format!(
-            "kafka {} ({}): {} messages in {} batches, {mode}",
+            "kafka {} ({}): {} messages in {} batches, {mode}{recovery}",
             self.target,
             self.opts.format.name(),
             self.delivered,

@@ -273,11 +273,28 @@ impl Source for KafkaSource {
     /// Assigns every partition at the checkpoint's offset; a partition
     /// new since the checkpoint starts at its earliest offset. The
     /// checkpoint, not the group's committed offsets, is the source of
-    /// truth.
+    /// truth. The group gets the checkpoint's offsets too: the process may
+    /// have died between a batch's commit log and its offset commit (which
+    /// runs before the next batch), and a restart with nothing left to
+    /// read would otherwise leave the group's offsets behind for good.
     fn seek(&mut self, position: &str) -> Result<(), SourceError> {
         self.refuse_group_checkpoint()?;
         let next = self.parse_position(position)?;
-        self.consumer.seek_to(&next)
+        self.consumer.seek_to(&next)?;
+        let at: Vec<OffsetRange> = (next.iter().enumerate())
+            .filter_map(|(p, next)| {
+                next.map(|next| OffsetRange {
+                    partition: p as u32,
+                    first: next,
+                    next,
+                })
+            })
+            .collect();
+        self.consumer.commit_batch(&at)?;
+        for range in at {
+            self.committed[range.partition as usize] = Some(range.next);
+        }
+        Ok(())
     }
 
     /// Re-reads exactly the partitions and offsets up to `position`, with

@@ -1,0 +1,101 @@
+//! Helpers the crash tests share (`tests/crash_recovery.rs`,
+//! `tests/kafka_broker_crash.rs`): a seeded RNG for random kill times and
+//! the rows of a Parquet sink's visible files.
+
+// Each test crate uses the part it needs.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// A splitmix64 generator: deterministic from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// The seed of a random crash test: `QUIVER_CRASH_SEED` (to replay a
+/// sequence), else the time. Print it.
+pub fn crash_seed() -> u64 {
+    match std::env::var("QUIVER_CRASH_SEED") {
+        Ok(seed) => seed.parse().expect("QUIVER_CRASH_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}
+
+/// Every row of every visible Parquet file under `root` (names starting
+/// with `.` or `_` are hidden), each as `<directory relative to base>:
+/// <values>`, sorted.
+pub fn parquet_rows(root: &Path, base: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with(['.', '_']) {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let partition = d.strip_prefix(base).unwrap().display().to_string();
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let options = FormatOptions::default();
+                let columns: Vec<_> = (batch.columns().iter())
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                    .collect();
+                for row in 0..batch.num_rows() {
+                    let values: Vec<String> =
+                        columns.iter().map(|c| c.value(row).to_string()).collect();
+                    rows.push(format!("{partition}: {}", values.join(",")));
+                }
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Waits for `child`, killing it after `limit` (a hang guard).
+pub fn wait_or_kill(mut child: Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("{what}: quiver hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
