@@ -22,6 +22,7 @@ fn main() -> anyhow::Result<()> {
         rate: 100_000,
         broker: None,
         kill_after: 5,
+        state_every: vec![1],
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

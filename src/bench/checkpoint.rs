@@ -2,8 +2,9 @@
 //! 1 s batches (simulated clock, back to back), in the same run:
 //!
 //! - **throughput**: the query over the same events without and with a
-//!   checkpoint (state snapshot every batch, in a temp directory),
-//!   alternating, best of [`ROUNDS`] each; the ratio is what is left.
+//!   checkpoint (in a temp directory; a state snapshot every N batches for
+//!   each N of `--state-every`, the logs every batch), alternating, best of
+//!   [`ROUNDS`] each; the ratio is what is left.
 //! - **size**: the checkpoint directory after the run, by kind (state
 //!   snapshots, offsets and commit logs), and what one batch writes.
 //! - **recovery**: the quiver binary itself (`std::env::current_exe()`) runs
@@ -30,17 +31,26 @@ pub const ROUNDS: usize = 2;
 const HANG_GUARD: Duration = Duration::from_secs(300);
 
 /// Runs the checkpoint benchmark for each query of `names` and prints it.
-pub async fn run(names: &[String], events: u64, rate: u64, kill_after: u64) -> anyhow::Result<()> {
+pub async fn run(
+    names: &[String],
+    events: u64,
+    rate: u64,
+    kill_after: u64,
+    state_every: &[u64],
+) -> anyhow::Result<()> {
+    if state_every.contains(&0) {
+        anyhow::bail!("--state-every takes batch counts of at least 1");
+    }
     println!(
         "checkpoint: {events} events at {rate} events/s of event time, 1 s batches (simulated clock), \
-         state snapshot every batch; best of {ROUNDS}"
+         state snapshot every {state_every:?} batches; best of {ROUNDS}"
     );
     for name in names {
         let Some(text) = nexmark::query(name) else {
             anyhow::bail!("unknown Nexmark query '{name}'");
         };
         let dir = scratch_dir(name)?;
-        let result = measure(name, text, events, rate, kill_after, &dir).await;
+        let result = measure(name, text, events, rate, kill_after, state_every, &dir).await;
         // Best effort: a leftover temp directory is harmless.
         let _ = std::fs::remove_dir_all(&dir);
         result?;
@@ -70,31 +80,39 @@ async fn measure(
     events: u64,
     rate: u64,
     kill_after: u64,
+    state_every: &[u64],
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let checkpoint = dir.join("checkpoint");
-    let (checkpointed, batches) = throughput(name, text, events, rate, &checkpoint).await?;
-    println!(
-        "{name:<4} size: {}",
-        Sizes::of(&checkpoint)?.describe(batches)
-    );
     let script = dir.join("script.sql");
     std::fs::write(&script, format!("{}\n{text}\n", nexmark::ddl(events, rate)))?;
-    let fresh = first_batch_after(&script, None, None)?;
-    let recovery_dir = dir.join("recovery");
-    crash_at(&script, &recovery_dir, kill_after)?;
-    let recovered = first_batch_after(&script, Some(&recovery_dir), Some(kill_after))?;
-    let batch = checkpointed.as_secs_f64() / batches.max(1) as f64;
-    let overhead = recovered.as_secs_f64() - batch;
-    println!(
-        "{name:<4} recovery: killed before batch {kill_after} ran; restart to its first new batch (after replaying \
-         {kill_after}) {:.3} s, less one mean checkpointed batch ({batch:.3} s): {overhead:.3} s (goal < 2 s: {}) \
-         | fresh start to its first batch {:.3} s  ratio {:.2}",
-        recovered.as_secs_f64(),
-        met(overhead < 2.0),
-        fresh.as_secs_f64(),
-        recovered.as_secs_f64() / fresh.as_secs_f64()
-    );
+    let fresh = first_batch_after(&script, None, None, 1)?;
+    for &every in state_every {
+        let label = format!("{name} every {every}");
+        let checkpoint = dir.join(format!("checkpoint-{every}"));
+        let (checkpointed, batches) =
+            throughput(&label, text, events, rate, &checkpoint, every).await?;
+        println!(
+            "{label}: size {}",
+            Sizes::of(&checkpoint)?.describe(batches, every)
+        );
+        let recovery_dir = dir.join(format!("recovery-{every}"));
+        crash_at(&script, &recovery_dir, kill_after, every)?;
+        let recovered = first_batch_after(&script, Some(&recovery_dir), Some(kill_after), every)?;
+        // The state restored is that of the last multiple of `every`
+        // before the kill; the batches after it are replayed.
+        let replayed = kill_after % every + 1;
+        let batch = checkpointed.as_secs_f64() / batches.max(1) as f64;
+        let overhead = recovered.as_secs_f64() - replayed as f64 * batch;
+        println!(
+            "{label}: recovery: killed before batch {kill_after} ran; restart to its first new batch (after replaying \
+             {replayed}) {:.3} s, less {replayed} mean checkpointed batches ({batch:.3} s each): {overhead:.3} s \
+             (goal < 2 s: {}) | fresh start to its first batch {:.3} s  ratio {:.2}",
+            recovered.as_secs_f64(),
+            met(overhead < 2.0),
+            fresh.as_secs_f64(),
+            recovered.as_secs_f64() / fresh.as_secs_f64()
+        );
+    }
     Ok(())
 }
 
@@ -107,22 +125,23 @@ async fn throughput(
     events: u64,
     rate: u64,
     checkpoint: &Path,
+    every: u64,
 ) -> anyhow::Result<(Duration, u64)> {
     let (mut plain, mut checkpointed) = (Duration::MAX, Duration::MAX);
     let mut batches = 0;
     for _ in 0..ROUNDS {
-        plain = plain.min(run_in_process(text, events, rate, None).await?.0);
+        plain = plain.min(run_in_process(text, events, rate, None, every).await?.0);
         if checkpoint.exists() {
             std::fs::remove_dir_all(checkpoint)?;
         }
-        let (took, ran) = run_in_process(text, events, rate, Some(checkpoint)).await?;
+        let (took, ran) = run_in_process(text, events, rate, Some(checkpoint), every).await?;
         checkpointed = checkpointed.min(took);
         batches = ran;
     }
     let eps = |d: Duration| events as f64 / d.as_secs_f64();
     let ratio = plain.as_secs_f64() / checkpointed.as_secs_f64();
     println!(
-        "{name:<4} throughput: without {:.2}M events/s ({:.2} s), with --checkpoint {:.2}M events/s ({:.2} s), \
+        "{name}: throughput: without {:.2}M events/s ({:.2} s), with --checkpoint {:.2}M events/s ({:.2} s), \
          {batches} batches  ratio {ratio:.2} (loss {:.1}%; goal < 10%: {})",
         eps(plain) / 1e6,
         plain.as_secs_f64(),
@@ -141,12 +160,13 @@ async fn run_in_process(
     events: u64,
     rate: u64,
     checkpoint: Option<&Path>,
+    every: u64,
 ) -> anyhow::Result<(Duration, u64)> {
     let mut config = Config::bounded(Duration::from_secs(1));
     config.checkpoint = checkpoint.map(|dir| CheckpointSettings {
         dir: dir.to_path_buf(),
         reset: false,
-        interval: 1,
+        interval: every,
     });
     let ctx = Context::new(config);
     ctx.sql(&nexmark::ddl(events, rate)).await?;
@@ -205,8 +225,9 @@ impl Sizes {
     }
 
     /// One line: totals on disk and the mean written per batch (a state
-    /// snapshot is two files, a batch's logs two entries).
-    fn describe(&self, batches: u64) -> String {
+    /// snapshot, two files, every `every` batches; a batch's logs, two
+    /// entries, every batch).
+    fn describe(&self, batches: u64, every: u64) -> String {
         let per = |(bytes, files): (u64, u64), per_batch: u64| {
             (bytes as f64 / (files / per_batch).max(1) as f64) / 1e3
         };
@@ -221,13 +242,13 @@ impl Sizes {
             self.logs.0 as f64 / 1e3,
             self.logs.1,
             self.other.0 as f64 / 1e3,
-            per(self.state, 2),
+            per(self.state, 2) / every as f64,
             per(self.logs, 2),
         )
     }
 }
 
-fn quiver_run(script: &Path, checkpoint: Option<&Path>) -> anyhow::Result<Command> {
+fn quiver_run(script: &Path, checkpoint: Option<&Path>, every: u64) -> anyhow::Result<Command> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("run")
@@ -242,14 +263,15 @@ fn quiver_run(script: &Path, checkpoint: Option<&Path>) -> anyhow::Result<Comman
     }
     if let Some(dir) = checkpoint {
         command.arg("--checkpoint").arg(dir);
+        command.arg("--checkpoint-interval").arg(every.to_string());
     }
     Ok(command)
 }
 
 /// Runs the script under `--checkpoint dir` and kills it (the checkpoint
 /// crash hook: `abort`) once batch `batch`'s offsets are logged.
-fn crash_at(script: &Path, dir: &Path, batch: u64) -> anyhow::Result<()> {
-    let output = quiver_run(script, Some(dir))?
+fn crash_at(script: &Path, dir: &Path, batch: u64, every: u64) -> anyhow::Result<()> {
+    let output = quiver_run(script, Some(dir), every)?
         .env(CHECKPOINT_CRASH_VAR, format!("after_offsets_log@{batch}"))
         .stderr(Stdio::piped())
         .output()?;
@@ -273,9 +295,10 @@ fn first_batch_after(
     script: &Path,
     checkpoint: Option<&Path>,
     killed: Option<u64>,
+    every: u64,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let mut child = quiver_run(script, checkpoint)?
+    let mut child = quiver_run(script, checkpoint, every)?
         .stderr(Stdio::piped())
         .spawn()?;
     let Some(stderr) = child.stderr.take() else {

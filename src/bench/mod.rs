@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// is killed to time its recovery.
     #[arg(long, default_value_t = 5)]
     pub kill_after: u64,
+    /// `quiver bench checkpoint`: state snapshot intervals to measure, in
+    /// batches, comma-separated (`--checkpoint-interval` of each run; the
+    /// logs are written every batch).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
+    pub state_every: Vec<u64>,
 }
 
 impl BenchArgs {
@@ -130,6 +135,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.events,
             args.rate,
             args.kill_after,
+            &args.state_every,
         )
         .await?;
     }
