@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray, UInt32Array,
 };
 use datafusion::arrow::compute::{concat_batches, take};
@@ -45,13 +45,30 @@ pub fn value_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Rows decoded from one chunk, and how many messages were skipped.
+/// Rows decoded from one chunk, and the messages left out.
 #[derive(Debug)]
 pub struct DecodedChunk {
     /// One batch in the stream's full schema (none when nothing decoded).
     pub batch: Option<RecordBatch>,
-    /// Malformed messages skipped under `on_error = 'skip'`.
+    /// Malformed messages skipped under `on_error = 'skip'` (or
+    /// `'dead_letter'`): `rejected.len()`.
     pub skipped: u64,
+    /// The skipped messages, as they came, with why they were rejected
+    /// (what `on_error = 'dead_letter'` writes out).
+    pub rejected: Vec<Rejected>,
+}
+
+/// A malformed message left out of the rows: its bytes and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its offset in the chunk's partition.
+    pub offset: i64,
+    /// Its key, if it had one.
+    pub key: Option<Vec<u8>>,
+    /// Its value, if it had one (a tombstone has none).
+    pub value: Option<Vec<u8>>,
+    /// The decode error.
+    pub error: String,
 }
 
 /// Decodes `chunk` into `schema` (values in `values`, then system columns).
@@ -61,22 +78,33 @@ pub fn decode_chunk(
     values: &SchemaRef,
     format: &ValueFormat,
 ) -> Result<DecodedChunk, FormatError> {
-    let (columns, kept, skipped) = match format {
+    let (columns, kept, reasons) = match format {
         ValueFormat::Raw => {
             let array: BinaryArray = (0..chunk.len())
                 .map(|i| chunk.has_value[i].then(|| chunk.value(i)))
                 .collect();
-            (vec![Arc::new(array) as ArrayRef], None, 0)
+            (vec![Arc::new(array) as ArrayRef], None, Vec::new())
         }
         ValueFormat::Decoded(f) if f.kind == FormatKind::Text => decode_text(chunk, f)?,
         ValueFormat::Decoded(f) => decode_records(chunk, values, f)?,
     };
-    let system = system_columns(chunk, kept.as_ref())?;
+    let keys = chunk.keys.finish();
+    let rejected: Vec<Rejected> = (reasons.into_iter())
+        .map(|(i, error)| Rejected {
+            offset: chunk.offsets[i],
+            key: keys.is_valid(i).then(|| keys.value(i).to_vec()),
+            value: chunk.has_value[i].then(|| chunk.value(i).to_vec()),
+            error,
+        })
+        .collect();
+    let skipped = rejected.len() as u64;
+    let system = system_columns(chunk, keys, kept.as_ref())?;
     let rows = system[0].len();
     if rows == 0 {
         return Ok(DecodedChunk {
             batch: None,
             skipped,
+            rejected,
         });
     }
     let mut all = Vec::with_capacity(schema.fields().len());
@@ -95,18 +123,20 @@ pub fn decode_chunk(
     Ok(DecodedChunk {
         batch: Some(batch),
         skipped,
+        rejected,
     })
 }
 
-/// Value columns, the messages they came from (`None`: all of them), skipped count.
-type Columns = (Vec<ArrayRef>, Option<UInt32Array>, u64);
+/// Value columns, the messages they came from (`None`: all of them), and
+/// the messages skipped (index in the chunk, why).
+type Columns = (Vec<ArrayRef>, Option<UInt32Array>, Vec<(usize, String)>);
 
 /// text: each message is one `line` (not split at newlines); a value that is
 /// not UTF-8 (or absent) is malformed.
 fn decode_text(chunk: &Chunk, format: &Format) -> Result<Columns, FormatError> {
     let mut lines = Vec::with_capacity(chunk.len());
     let mut kept = Vec::new();
-    let mut skipped = 0;
+    let mut rejected = Vec::new();
     for i in 0..chunk.len() {
         let text = match (chunk.has_value[i], std::str::from_utf8(chunk.value(i))) {
             (true, Ok(text)) => text,
@@ -116,8 +146,7 @@ fn decode_text(chunk: &Chunk, format: &Format) -> Result<Columns, FormatError> {
                 } else {
                     "message has no value"
                 };
-                malformed(format, chunk, i, why)?;
-                skipped += 1;
+                rejected.push((i, malformed(format, chunk, i, why)?));
                 continue;
             }
         };
@@ -129,8 +158,8 @@ fn decode_text(chunk: &Chunk, format: &Format) -> Result<Columns, FormatError> {
         kept.push(i as u32);
     }
     let array: ArrayRef = Arc::new(StringArray::from(lines));
-    let kept = (skipped > 0).then(|| UInt32Array::from(kept));
-    Ok((vec![array], kept, skipped))
+    let kept = (!rejected.is_empty()).then(|| UInt32Array::from(kept));
+    Ok((vec![array], kept, rejected))
 }
 
 /// json / csv: the whole chunk at once, message by message if that fails.
@@ -152,13 +181,13 @@ fn decode_records(
         if let Ok(decoded) = strict.decode(values, &joined, false, "kafka") {
             let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
             if rows == chunk.len() {
-                return Ok((columns_of(values, &decoded.batches)?, None, 0));
+                return Ok((columns_of(values, &decoded.batches)?, None, Vec::new()));
             }
         }
     }
     let mut good = Vec::new();
     let mut kept = Vec::new();
-    let mut skipped = 0;
+    let mut rejected = Vec::new();
     for i in 0..chunk.len() {
         let result = if chunk.has_value[i] {
             strict.decode(values, chunk.value(i), false, &chunk.origin(i))
@@ -177,18 +206,17 @@ fn decode_records(
                     kept.push(i as u32);
                 } else {
                     let why = format!("{rows} records in one message, expected 1");
-                    malformed(format, chunk, i, &why)?;
-                    skipped += 1;
+                    rejected.push((i, malformed(format, chunk, i, &why)?));
                 }
             }
             Err(e) if format.on_error == OnError::Fail => return Err(e),
-            Err(_) => skipped += 1,
+            Err(e) => rejected.push((i, e.to_string())),
         }
     }
     Ok((
         columns_of(values, &good)?,
         Some(UInt32Array::from(kept)),
-        skipped,
+        rejected,
     ))
 }
 
@@ -198,26 +226,29 @@ fn columns_of(values: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<ArrayRe
     Ok(batch.columns().to_vec())
 }
 
-/// Under `on_error = 'fail'` the error for message `i`; `Ok` under `skip`.
-fn malformed(format: &Format, chunk: &Chunk, i: usize, why: &str) -> Result<(), FormatError> {
+/// Message `i` is malformed because of `why`: the error under `on_error =
+/// 'fail'`, its text (to skip it with) under `skip`.
+fn malformed(format: &Format, chunk: &Chunk, i: usize, why: &str) -> Result<String, FormatError> {
+    let error = FormatError::Malformed {
+        format: format.name(),
+        origin: chunk.origin(i),
+        message: why.to_string(),
+    };
     match format.on_error {
-        OnError::Skip => Ok(()),
-        OnError::Fail => Err(FormatError::Malformed {
-            format: format.name(),
-            origin: chunk.origin(i),
-            message: why.to_string(),
-        }),
+        OnError::Skip => Ok(error.to_string()),
+        OnError::Fail => Err(error),
     }
 }
 
 /// `_key, _topic, _partition, _offset, _timestamp` of the `kept` messages.
 fn system_columns(
     chunk: &mut Chunk,
+    keys: BinaryArray,
     kept: Option<&UInt32Array>,
 ) -> Result<Vec<ArrayRef>, FormatError> {
     let n = chunk.len();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(chunk.keys.finish()),
+        Arc::new(keys),
         Arc::new(StringArray::from(vec![chunk.topic.as_str(); n])),
         Arc::new(Int32Array::from(vec![chunk.kafka_partition; n])),
         Arc::new(Int64Array::from(chunk.offsets.clone())),
@@ -298,8 +329,23 @@ mod tests {
         let values = [Some(r#"{"a": 1}"#), Some("oops"), None, Some(r#"{"a": 3}"#)];
         let skip = format(&[("format", "json"), ("on_error", "skip")]);
         let d = decode_chunk(&mut chunk(&values), &full, &value, &skip).unwrap();
-        let batch = d.batch.unwrap();
         assert_eq!(d.skipped, 2);
+        let rejected: Vec<_> = (d.rejected.iter())
+            .map(|r| (r.offset, r.key.clone(), r.value.clone()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (11, Some(b"k1".to_vec()), Some(b"oops".to_vec())),
+                (12, Some(b"k2".to_vec()), None)
+            ]
+        );
+        assert!(
+            d.rejected[0].error.contains("offset 11"),
+            "{:?}",
+            d.rejected
+        );
+        let batch = d.batch.unwrap();
         let a = batch.column(0).as_primitive::<Int64Type>();
         let offsets = batch.column(4).as_primitive::<Int64Type>();
         assert_eq!(

@@ -24,6 +24,7 @@
 //! ranges ([`KafkaConsumer::poll_until`]).
 
 pub mod consumer;
+pub mod dead_letter;
 pub mod decode;
 pub mod group;
 mod lag;
@@ -39,6 +40,7 @@ use super::{PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;
 use crate::options::Options;
 use consumer::{KafkaConsumer, OffsetRange, Polled};
+use dead_letter::DeadLetters;
 use decode::{KAFKA_COLUMNS, decode_chunk, system_fields, value_schema};
 use options::{Assignment, CONNECTOR, KafkaOptions, ValueFormat};
 
@@ -96,6 +98,8 @@ pub struct KafkaSource {
     consumer: KafkaConsumer,
     /// Per source partition, the offset last committed to the group.
     committed: Vec<Option<i64>>,
+    /// `on_error = 'dead_letter'`: where malformed messages go.
+    dead_letters: Option<DeadLetters>,
 }
 
 impl KafkaSource {
@@ -105,7 +109,9 @@ impl KafkaSource {
     pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
         let opts = KafkaOptions::parse(options)?;
         let consumer = KafkaConsumer::open(&opts)?;
+        let dead_letters = DeadLetters::open(&opts)?;
         Ok(Self {
+            dead_letters,
             values: value_schema(&schema),
             schema,
             opts,
@@ -136,6 +142,9 @@ impl KafkaSource {
         for chunk in &mut polled.chunks {
             let decoded = decode_chunk(chunk, &self.schema, &self.values, &self.opts.format)?;
             out.skipped += decoded.skipped;
+            if let Some(dead_letters) = &mut self.dead_letters {
+                dead_letters.write(&chunk.topic, chunk.kafka_partition, &decoded.rejected)?;
+            }
             out.extend_partition(chunk.partition, decoded.batch.into_iter().collect());
         }
         let mut lag = Vec::with_capacity(partitions.len());
@@ -229,8 +238,12 @@ impl Source for KafkaSource {
     /// Commits each partition's `end` (the next offset to read) to the
     /// group, where it moved since the last commit (also a partition never
     /// read, so the group records where it stands). A failed commit is
-    /// retried with the next batch's.
+    /// retried with the next batch's. Dead letters written so far are made
+    /// durable first; if that fails nothing is committed.
     fn commit(&mut self, ranges: &[SourceOffset]) -> Result<(), SourceError> {
+        if let Some(dead_letters) = &mut self.dead_letters {
+            dead_letters.flush()?;
+        }
         let mut moved = Vec::new();
         for (i, range) in ranges.iter().enumerate() {
             let Some(p) = self.partition_named(&range.partition, i) else {

@@ -23,6 +23,8 @@ const OWN_KEYS: &[&str] = &[
     "max_rate",
     "timeout",
     "assignment",
+    "dead_letter.topic",
+    "dead_letter.path",
 ];
 
 /// Prefix of options passed to librdkafka as they are.
@@ -59,6 +61,15 @@ pub enum Assignment {
     Group,
 }
 
+/// Where `on_error = 'dead_letter'` writes malformed messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterTarget {
+    /// `dead_letter.topic`: a topic on the same `bootstrap.servers`.
+    Topic(String),
+    /// `dead_letter.path`: a file that NDJSON lines are appended to.
+    File(std::path::PathBuf),
+}
+
 /// How message values are decoded.
 #[derive(Debug, Clone)]
 pub enum ValueFormat {
@@ -91,6 +102,9 @@ pub struct KafkaOptions {
     pub timeout: Duration,
     /// How values decode.
     pub format: ValueFormat,
+    /// `on_error = 'dead_letter'`: where malformed messages go (the format
+    /// then skips them, and the source writes them there).
+    pub dead_letter: Option<DeadLetterTarget>,
     /// `properties.<name>` options, prefix removed; values are secret.
     pub properties: PassThrough,
 }
@@ -107,6 +121,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("max_rate", &self.max_rate)
             .field("timeout", &self.timeout)
             .field("format", &self.format)
+            .field("dead_letter", &self.dead_letter)
             .field("properties", &self.properties)
             .finish()
     }
@@ -215,6 +230,8 @@ impl KafkaOptions {
         if timeout.is_zero() {
             return Err(options.invalid("timeout", "must be positive").into());
         }
+        let (dead_letter, options) = dead_letter(options)?;
+        let options = &options;
         let format = match options
             .get("format")
             .map(str::to_ascii_lowercase)
@@ -241,6 +258,7 @@ impl KafkaOptions {
             max_rate,
             timeout,
             format,
+            dead_letter,
             properties,
         })
     }
@@ -271,6 +289,50 @@ impl KafkaOptions {
     pub fn redact(&self, message: &str) -> String {
         self.properties.redact(message)
     }
+}
+
+/// `on_error = 'dead_letter'` with exactly one of `dead_letter.topic` and
+/// `dead_letter.path`: the target, and `options` with `on_error = 'skip'`
+/// for the format (which then leaves malformed messages out).
+fn dead_letter(options: &Options) -> Result<(Option<DeadLetterTarget>, Options), SourceError> {
+    let wanted =
+        (options.get("on_error")).is_some_and(|v| v.trim().eq_ignore_ascii_case("dead_letter"));
+    let topic = options.get("dead_letter.topic").map(str::trim);
+    let path = options.get("dead_letter.path").map(str::trim);
+    if !wanted {
+        if let Some(key) = (topic.map(|_| "dead_letter.topic")).or(path.map(|_| "dead_letter.path"))
+        {
+            return Err(options
+                .invalid(key, "only used with on_error = 'dead_letter'")
+                .into());
+        }
+        return Ok((None, options.clone()));
+    }
+    let target = match (topic, path) {
+        (Some(topic), None) if !topic.is_empty() => DeadLetterTarget::Topic(topic.to_string()),
+        (None, Some(path)) if !path.is_empty() => DeadLetterTarget::File(path.into()),
+        (Some(_), Some(_)) => {
+            return Err(options
+                .invalid(
+                    "dead_letter.path",
+                    "give either dead_letter.topic or dead_letter.path, not both",
+                )
+                .into());
+        }
+        _ => {
+            return Err(options
+                .invalid(
+                    "on_error",
+                    "'dead_letter' needs dead_letter.topic = 'TOPIC' (on the same \
+                     bootstrap.servers) or dead_letter.path = 'FILE' (NDJSON lines)",
+                )
+                .into());
+        }
+    };
+    let skip = options
+        .without("on_error")
+        .merged(Options::new([("on_error", "skip")]));
+    Ok((Some(target), skip))
 }
 
 #[cfg(test)]
@@ -369,6 +431,47 @@ mod tests {
             opts.redact("Invalid value \"hunter2\" for property"),
             "Invalid value \"***\" for property"
         );
+    }
+
+    #[test]
+    fn dead_letter_needs_exactly_one_target() {
+        let topic = parse(&[("on_error", "dead_letter"), ("dead_letter.topic", "dlq")]).unwrap();
+        assert_eq!(
+            topic.dead_letter,
+            Some(DeadLetterTarget::Topic("dlq".into()))
+        );
+        let ValueFormat::Decoded(format) = &topic.format else {
+            panic!("text format");
+        };
+        assert_eq!(format.on_error, crate::format::OnError::Skip);
+        let file = parse(&[("on_error", "dead_letter"), ("dead_letter.path", "/t/x")]).unwrap();
+        assert_eq!(
+            file.dead_letter,
+            Some(DeadLetterTarget::File("/t/x".into()))
+        );
+        let err = parse(&[("on_error", "dead_letter")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dead_letter.topic") && err.contains("dead_letter.path"),
+            "{err}"
+        );
+        let err = parse(&[
+            ("on_error", "dead_letter"),
+            ("dead_letter.topic", "dlq"),
+            ("dead_letter.path", "/t/x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = parse(&[("dead_letter.topic", "dlq")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'dead_letter.topic'") && err.contains("on_error"),
+            "{err}"
+        );
+        assert_eq!(parse(&[]).unwrap().dead_letter, None);
     }
 
     #[test]
