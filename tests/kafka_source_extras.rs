@@ -366,3 +366,63 @@ async fn dead_letter_options_are_checked() {
         "{err}"
     );
 }
+
+/// The README's `_headers` example: one row per header, filtered by name.
+const TRACES: &str = "SELECT CAST(h['value'] AS VARCHAR) AS trace, count(*) AS n \
+     FROM (SELECT unnest(_headers) AS h FROM bids) WHERE h['key'] = 'trace' GROUP BY trace;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_a_list_of_key_value_structs_queryable_with_unnest() {
+    let cluster = cluster(&["h"]);
+    let bootstrap = cluster.bootstrap_servers();
+    let bid = |user: &str| format!(r#"{{"user": "{user}", "amount": 1}}"#);
+    let with = |partition, key, headers| Msg {
+        headers,
+        ..msg(partition, key, &bid(key))
+    };
+    produce(
+        &bootstrap,
+        "h",
+        &[
+            with(0, "a", vec![("trace", "t1"), ("origin", "web")]),
+            with(1, "b", vec![("trace", "t1")]),
+            with(2, "c", vec![("origin", "app"), ("trace", "t2")]),
+            msg(2, "d", &bid("d")),
+        ],
+    );
+    let script = format!("{}{TRACES}", create_stream(&bootstrap, "h", "g", ""));
+    let rows = run(&script).await.unwrap();
+    let mut traces = BTreeMap::new();
+    for batch in &rows {
+        let names = batch.column(0).as_string::<i32>();
+        let n = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            *traces.entry(names.value(i).to_string()).or_insert(0) += n.value(i);
+        }
+    }
+    assert_eq!(traces, BTreeMap::from([("t1".into(), 2), ("t2".into(), 1)]));
+    // A message without headers has an empty list; `*` leaves `_headers` out.
+    let script = format!(
+        "{}SELECT user, array_length(_headers) AS n FROM bids WHERE user = 'd';",
+        create_stream(&bootstrap, "h", "g2", "")
+    );
+    let rows = run(&script).await.unwrap();
+    let lengths: Vec<_> = (rows.iter())
+        .flat_map(|b| {
+            b.column(1)
+                .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(lengths, [Some(0)]);
+    let script = format!(
+        "{}SELECT * FROM bids;",
+        create_stream(&bootstrap, "h", "g3", "")
+    );
+    let rows = run(&script).await.unwrap();
+    let names: Vec<String> = (rows[0].schema().fields().iter())
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["user", "amount"]);
+}

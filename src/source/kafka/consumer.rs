@@ -14,13 +14,13 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::BinaryBuilder;
+use datafusion::arrow::array::{ArrayBuilder, BinaryBuilder};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::group::{Change, Rebalances};
@@ -418,6 +418,13 @@ impl KafkaConsumer {
             Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
             Timestamp::NotAvailable => None,
         });
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                chunk.header_keys.append_value(header.key);
+                chunk.header_values.append_option(header.value);
+            }
+        }
+        (chunk.header_ends).push(chunk.header_keys.len() as i32);
     }
 
     /// The chunks taken, with their ranges; moves the positions past them.

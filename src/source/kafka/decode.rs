@@ -1,6 +1,7 @@
 //! Kafka messages → Arrow rows: each message is one row of the stream's
 //! columns (decoded from its value) followed by the system columns `_key`,
-//! `_topic`, `_partition`, `_offset` and `_timestamp`.
+//! `_topic`, `_partition`, `_offset`, `_timestamp` and `_headers` (a list of
+//! `{key, value}` structs, empty for a message without headers).
 //!
 //! json and csv values of a chunk are decoded in one go through
 //! [`crate::format`]; if that fails or does not give one row per message,
@@ -10,18 +11,26 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, UInt32Array,
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+    StructArray, TimestampMillisecondArray, UInt32Array,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{concat_batches, take};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
 use super::consumer::Chunk;
 use super::options::ValueFormat;
 use crate::format::{Format, FormatError, FormatKind, OnError};
 
 /// The system columns every kafka stream has after its own columns.
-pub const KAFKA_COLUMNS: &[&str] = &["_key", "_topic", "_partition", "_offset", "_timestamp"];
+pub const KAFKA_COLUMNS: &[&str] = &[
+    "_key",
+    "_topic",
+    "_partition",
+    "_offset",
+    "_timestamp",
+    "_headers",
+];
 
 /// The fields of [`KAFKA_COLUMNS`].
 pub fn system_fields() -> Vec<Field> {
@@ -31,7 +40,42 @@ pub fn system_fields() -> Vec<Field> {
         Field::new("_partition", DataType::Int32, false),
         Field::new("_offset", DataType::Int64, false),
         Field::new("_timestamp", crate::batch::time_type(), true),
+        Field::new("_headers", DataType::List(header_item()), false),
     ]
+}
+
+/// The fields of one header: `key` (a string in Kafka) and `value` (bytes,
+/// null when the header has none).
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// The item field of the `_headers` list.
+fn header_item() -> FieldRef {
+    Arc::new(Field::new("item", DataType::Struct(header_fields()), false))
+}
+
+/// The `_headers` column of `chunk`: each message's headers in order.
+fn headers_column(chunk: &mut Chunk) -> Result<ArrayRef, FormatError> {
+    let keys = chunk.header_keys.finish();
+    let values = chunk.header_values.finish();
+    let pairs = StructArray::try_new(
+        header_fields(),
+        vec![Arc::new(keys), Arc::new(values)],
+        None,
+    )
+    .map_err(|e| arrow_error(&e.to_string()))?;
+    let mut ends = Vec::with_capacity(chunk.header_ends.len() + 1);
+    ends.push(0);
+    ends.extend_from_slice(&chunk.header_ends);
+    // Ascending from 0 by construction (`KafkaConsumer::take`).
+    let offsets = OffsetBuffer::<i32>::new(ends.into());
+    let list = ListArray::try_new(header_item(), offsets, Arc::new(pairs), None)
+        .map_err(|e| arrow_error(&e.to_string()))?;
+    Ok(Arc::new(list))
 }
 
 /// The schema of the decoded values alone: `schema` without the system columns.
@@ -240,7 +284,7 @@ fn malformed(format: &Format, chunk: &Chunk, i: usize, why: &str) -> Result<Stri
     }
 }
 
-/// `_key, _topic, _partition, _offset, _timestamp` of the `kept` messages.
+/// `_key, _topic, _partition, _offset, _timestamp, _headers` of the `kept` messages.
 fn system_columns(
     chunk: &mut Chunk,
     keys: BinaryArray,
@@ -253,6 +297,7 @@ fn system_columns(
         Arc::new(Int32Array::from(vec![chunk.kafka_partition; n])),
         Arc::new(Int64Array::from(chunk.offsets.clone())),
         Arc::new(TimestampMillisecondArray::from(chunk.timestamps.clone())),
+        headers_column(chunk)?,
     ];
     match kept {
         None => Ok(columns),
@@ -275,7 +320,7 @@ fn arrow_error(message: &str) -> FormatError {
 mod tests {
     use super::*;
     use crate::options::Options;
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::{Array, ArrayBuilder, AsArray};
     use datafusion::arrow::datatypes::Int64Type;
 
     fn chunk(values: &[Option<&str>]) -> Chunk {
@@ -289,8 +334,16 @@ mod tests {
             keys: datafusion::arrow::array::BinaryBuilder::new(),
             offsets: Vec::new(),
             timestamps: Vec::new(),
+            header_keys: datafusion::arrow::array::StringBuilder::new(),
+            header_values: datafusion::arrow::array::BinaryBuilder::new(),
+            header_ends: Vec::new(),
         };
         for (i, v) in values.iter().enumerate() {
+            if i % 2 == 1 {
+                c.header_keys.append_value("h");
+                c.header_values.append_value(format!("v{i}"));
+            }
+            c.header_ends.push(c.header_keys.len() as i32);
             c.values.extend_from_slice(v.unwrap_or_default().as_bytes());
             c.ends.push(c.values.len());
             c.has_value.push(v.is_some());
@@ -318,7 +371,7 @@ mod tests {
         let mut c = chunk(&[Some(r#"{"a": 1}"#), Some(r#"{"a": 2}"#)]);
         let d = decode_chunk(&mut c, &full, &value, &format(&[("format", "json")])).unwrap();
         let batch = d.batch.unwrap();
-        assert_eq!(batch.num_columns(), 6);
+        assert_eq!(batch.num_columns(), 7);
         let offsets = batch.column(4).as_primitive::<Int64Type>();
         assert_eq!(offsets.values().to_vec(), [10, 11]);
     }
