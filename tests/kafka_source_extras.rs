@@ -426,3 +426,28 @@ async fn headers_are_a_list_of_key_value_structs_queryable_with_unnest() {
         .collect();
     assert_eq!(names, ["user", "amount"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_properties_fail_at_create_stream_naming_them_without_secrets() {
+    // No broker at all: CREATE STREAM checks the configuration locally.
+    let ctx = context(true);
+    let create = |extra: &str| create_stream("127.0.0.1:1", "t", "g", extra);
+    let err = ctx
+        .sql(&create(", 'properties.fetch.max.bytez' = '1'"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("option 'properties.fetch.max.bytez'"), "{err}");
+    let err = ctx
+        .sql(&create(
+            ", 'properties.sasl.password' = 'SeCrEt1', 'properties.session.timeout.ms' = 'SeCrEt1'",
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("'properties.session.timeout.ms'"), "{err}");
+    assert!(!err.contains("SeCrEt1"), "{err}");
+    ctx.sql(&create(", 'properties.fetch.max.bytes' = '1000000'"))
+        .await
+        .expect("a known property passes");
+}

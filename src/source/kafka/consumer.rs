@@ -34,6 +34,7 @@ mod commits;
 mod config;
 
 pub use chunk::{Chunk, OffsetRange, Polled};
+pub use config::check_config;
 use config::{client_config, is_rebalance, kafka_error, unknown_topic, unreachable};
 
 /// A consumer assigned to every partition of the stream's topics.

@@ -56,6 +56,7 @@ pub(super) fn resolve_schema(
     options: &Options,
 ) -> Result<SchemaRef, SourceError> {
     let opts = KafkaOptions::parse(options)?;
+    consumer::check_config(&opts)?;
     let values = match (&opts.format, declared) {
         (_, Some(schema)) => schema,
         (ValueFormat::Raw, None) => Arc::new(Schema::new(vec![Field::new(

@@ -38,6 +38,29 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
     Ok(config)
 }
 
+/// Checks the configuration without contacting a broker (librdkafka's
+/// `rd_kafka_conf_set` knows every property and the values of typed ones):
+/// an unknown property (`properties.fetch.max.bytez`) or a bad value is an
+/// error naming the option, with `properties.*` values redacted. Run at
+/// CREATE STREAM, so a typo fails there, not when a query starts.
+pub fn check_config(opts: &KafkaOptions) -> Result<(), SourceError> {
+    match client_config(opts)?.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(KafkaError::ClientConfig(_, description, key, _)) => {
+            let option = match key.as_str() {
+                "bootstrap.servers" | "group.id" => key.clone(),
+                _ => format!("properties.{key}"),
+            };
+            Err(SourceError::Runtime(format!(
+                "{CONNECTOR} source: option '{option}' is invalid: {}; see librdkafka's \
+                 CONFIGURATION.md for the properties and their values",
+                opts.redact(&description)
+            )))
+        }
+        Err(e) => Err(kafka_error(opts, "invalid configuration", &e)),
+    }
+}
+
 /// True for a commit the coordinator refused because the group is
 /// rebalancing (or this consumer's generation just ended).
 pub(super) fn is_rebalance(e: &KafkaError) -> bool {
@@ -74,4 +97,38 @@ pub(super) fn unknown_topic(opts: &KafkaOptions, topic: &str) -> SourceError {
         "{CONNECTOR} source: topic '{topic}' does not exist on '{}'; create it or fix option 'topic'",
         opts.bootstrap
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Options;
+
+    fn opts(extra: &[(&'static str, &'static str)]) -> KafkaOptions {
+        let mut pairs = vec![
+            ("topic", "t"),
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("group.id", "g"),
+        ];
+        pairs.extend_from_slice(extra);
+        KafkaOptions::parse(&Options::new(pairs)).unwrap()
+    }
+
+    #[test]
+    fn unknown_properties_and_bad_values_are_named_without_a_broker() {
+        assert!(check_config(&opts(&[("properties.fetch.max.bytes", "1000000")])).is_ok());
+        assert!(check_config(&opts(&[("properties.sasl.password", "hunter2")])).is_ok());
+        let err = check_config(&opts(&[("properties.fetch.max.bytez", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("option 'properties.fetch.max.bytez'"), "{err}");
+        let err = check_config(&opts(&[
+            ("properties.sasl.password", "hunter2"),
+            ("properties.auto.offset.reset", "hunter2"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'properties.auto.offset.reset'"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }
