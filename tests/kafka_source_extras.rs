@@ -451,3 +451,140 @@ async fn unknown_properties_fail_at_create_stream_naming_them_without_secrets() 
         .await
         .expect("a known property passes");
 }
+
+/// `(user, count)` summed over `rows`.
+fn counts(rows: &[RecordBatch]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for batch in rows {
+        let keys = batch.column(0).as_string::<i32>();
+        let n = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            *out.entry(keys.value(i).to_string()).or_default() += n.value(i);
+        }
+    }
+    out
+}
+
+fn bid(partition: i32, user: &'static str) -> Msg {
+    msg(
+        partition,
+        user,
+        &format!(r#"{{"user": "{user}", "amount": 1}}"#),
+    )
+}
+
+/// A stream over `topic-pattern` instead of `topic`.
+fn pattern_stream(bootstrap: &str, pattern: &str, group: &str, extra: &str) -> String {
+    create_stream(bootstrap, "x", group, extra)
+        .replace("topic = 'x'", &format!("'topic-pattern' = '{pattern}'"))
+}
+
+const PER_USER: &str = "SELECT user, count(*) AS n FROM bids GROUP BY user;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_pattern_reads_every_matching_topic_assigned_or_in_a_group() {
+    let cluster = cluster(&["bids-eu", "bids-us", "asks"]);
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "bids-eu", &[bid(0, "eu"), bid(1, "eu")]);
+    produce(&bootstrap, "bids-us", &[bid(2, "us")]);
+    produce(&bootstrap, "asks", &[bid(0, "ask")]);
+    let expected = BTreeMap::from([("eu".to_string(), 2), ("us".to_string(), 1)]);
+    for (group, extra) in [("all", ""), ("grp", ", assignment = 'group'")] {
+        let script = format!(
+            "{}{PER_USER}",
+            pattern_stream(&bootstrap, "^bids-.*", group, extra)
+        );
+        assert_eq!(counts(&run(&script).await.unwrap()), expected, "{group}");
+        assert_eq!(
+            committed_and_ends(&bootstrap, "bids-eu", group),
+            [(1, 1), (1, 1), (0, 0)],
+            "{group}"
+        );
+        assert_eq!(
+            committed_and_ends(&bootstrap, "bids-us", group)[2],
+            (1, 1),
+            "{group}"
+        );
+    }
+    let err = run(&format!(
+        "{}{PER_USER}",
+        create_stream(&bootstrap, "asks", "g", ", 'topic-pattern' = 'a.*'")
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.contains("not both"), "{err}");
+}
+
+/// Runs `script` (not until idle), calls `mid_run` once the first rows
+/// are out, and stops once the per-user counts reach `until`; the counts.
+async fn run_until(
+    script: &str,
+    mid_run: impl FnOnce(),
+    until: &BTreeMap<String, i64>,
+) -> BTreeMap<String, i64> {
+    let ctx = context(false);
+    let outputs = ctx.sql(script).await.unwrap();
+    let Some(Output::Query(mut query)) = outputs.into_iter().last() else {
+        panic!("a continuous query");
+    };
+    let mut seen = BTreeMap::new();
+    let mut mid_run = Some(mid_run);
+    // A hang guard only: the new topic is found within a second or so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while &seen != until && std::time::Instant::now() < deadline {
+        let Some(result) = query.next().await else {
+            break;
+        };
+        for (user, n) in counts(&result.rows) {
+            *seen.entry(user).or_default() += n;
+        }
+        if !seen.is_empty()
+            && let Some(f) = mid_run.take()
+        {
+            f();
+        }
+    }
+    query.stop();
+    while query.next().await.is_some() {}
+    query.finish().await.unwrap();
+    seen
+}
+
+/// A topic created while the query runs, matching its pattern, is read
+/// from its first message: also what was written to it before it was found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_while_running_is_read_from_the_earliest_offset() {
+    let until = BTreeMap::from([("old".to_string(), 1), ("new".to_string(), 3)]);
+    // A new topic rejoins the group: the mock cluster's coordinator then
+    // waits up to a session timeout (45 s by default) for the member.
+    let group_mode = ", assignment = 'group', 'properties.session.timeout.ms' = '6000'";
+    for (group, extra) in [("all", ""), ("grp", group_mode)] {
+        let cluster = cluster(&["grow-1"]);
+        let bootstrap = cluster.bootstrap_servers();
+        produce(&bootstrap, "grow-1", &[bid(0, "old")]);
+        let new_topic = "grow-2";
+        let script = format!(
+            "{}{PER_USER}",
+            pattern_stream(
+                &bootstrap,
+                "grow-.*",
+                group,
+                &format!(", 'scan.topic-partition-discovery.interval' = '300ms'{extra}")
+            )
+        );
+        let create = || {
+            cluster.create_topic(new_topic, PARTITIONS, 1).unwrap();
+            produce(
+                &bootstrap,
+                new_topic,
+                &[bid(0, "new"), bid(1, "new"), bid(2, "new")],
+            );
+        };
+        assert_eq!(run_until(&script, create, &until).await, until, "{group}");
+        assert_eq!(
+            committed_and_ends(&bootstrap, new_topic, group),
+            [(1, 1); 3],
+            "{group}"
+        );
+    }
+}

@@ -12,10 +12,16 @@
 //! offset is the next one to read. Each poll also reports every partition's
 //! lag (end offset − position) from librdkafka's cached watermarks ([`lag`]).
 //!
-//! The partitions are those the topics had at open: a partition added later
-//! is not read until the query restarts. By default the query reads all of
+//! The partitions are those the topics (`topic`, or those matching
+//! `topic-pattern`) have at open, and those that appear later, found every
+//! `scan.topic-partition-discovery.interval` and read from their earliest
+//! offset (`consumer::discovery`). By default the query reads all of
 //! them; under `assignment = 'group'` the group's coordinator splits them
 //! between the queries of one `group.id` ([`group`]).
+//!
+//! Malformed messages are failed on, skipped, or written to a dead-letter
+//! topic or file ([`dead_letter`]), made durable before the batch's offsets
+//! are committed.
 //!
 //! Checkpoints (`--checkpoint`): the position is every partition's next
 //! offset; a restart assigns each partition there (the checkpoint, not the
@@ -220,6 +226,8 @@ impl Source for KafkaSource {
             CATCH_UP_WAIT
         };
         let polled = (self.consumer).poll(self.opts.batch_bound(ctx.interval_ms), wait)?;
+        // Partitions found while running (see `consumer::discovery`).
+        (self.committed).resize(self.consumer.partition_count() as usize, None);
         let assigned = self.consumer.assigned_partitions();
         self.source_data(polled, &assigned)
     }
@@ -245,6 +253,7 @@ impl Source for KafkaSource {
         if let Some(dead_letters) = &mut self.dead_letters {
             dead_letters.flush()?;
         }
+        (self.committed).resize(self.consumer.partition_count() as usize, None);
         let mut moved = Vec::new();
         for (i, range) in ranges.iter().enumerate() {
             let Some(p) = self.partition_named(&range.partition, i) else {

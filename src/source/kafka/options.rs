@@ -15,6 +15,8 @@ pub(super) const CONNECTOR: &str = "kafka";
 /// Options of the kafka connector besides the format ones and `properties.*`.
 const OWN_KEYS: &[&str] = &[
     "topic",
+    "topic-pattern",
+    "scan.topic-partition-discovery.interval",
     "bootstrap.servers",
     "group.id",
     "scan.startup.mode",
@@ -32,6 +34,9 @@ const PROPERTY_PREFIX: &str = "properties.";
 
 /// Default bound on one batch.
 const DEFAULT_MAX_RECORDS: usize = 100_000;
+
+/// Default time between two looks for new partitions and topics.
+const DEFAULT_DISCOVERY: Duration = Duration::from_secs(10);
 
 /// Default bound on every blocking broker request at open and commit.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,11 +84,35 @@ pub enum ValueFormat {
     Raw,
 }
 
+/// The topics a stream reads: named, or every topic whose name matches.
+#[derive(Debug, Clone)]
+pub enum Topics {
+    /// `topic`: these topics, in the order given; each must exist.
+    Named(Vec<String>),
+    /// `topic-pattern`: every topic whose whole name matches (Rust regex
+    /// syntax), now and later; none matching yet is not an error.
+    Pattern(regex::Regex),
+}
+
+impl Topics {
+    /// Whether the stream reads `topic`.
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Topics::Named(names) => names.iter().any(|n| n == topic),
+            // Internal topics (`__consumer_offsets`) only when named.
+            Topics::Pattern(re) => !topic.starts_with("__") && re.is_match(topic),
+        }
+    }
+}
+
 /// The parsed options of one kafka stream.
 #[derive(Clone)]
 pub struct KafkaOptions {
-    /// Topics to read, in the order given.
-    pub topics: Vec<String>,
+    /// The topics to read.
+    pub topics: Topics,
+    /// How often to look for new partitions (a topic grew, a new topic
+    /// matches `topic-pattern`): `scan.topic-partition-discovery.interval`.
+    pub discovery: Duration,
     /// `bootstrap.servers`.
     pub bootstrap: String,
     /// `group.id`: the consumer group whose offsets are read and committed.
@@ -113,6 +142,7 @@ impl std::fmt::Debug for KafkaOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaOptions")
             .field("topics", &self.topics)
+            .field("discovery", &self.discovery)
             .field("bootstrap", &self.bootstrap)
             .field("group_id", &self.group_id)
             .field("startup", &self.startup)
@@ -136,15 +166,62 @@ impl KafkaOptions {
             .filter(|(k, _)| !k.starts_with(PROPERTY_PREFIX))
             .map(|(k, v)| (k.to_string(), v.to_string()));
         Options::new(own).check_keys(CONNECTOR, &valid)?;
-        let topics: Vec<String> = options
-            .required(CONNECTOR, "topic")?
-            .split(',')
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
-        if topics.is_empty() {
+        let topics = match (options.get("topic"), options.get("topic-pattern")) {
+            (Some(_), Some(_)) => {
+                return Err(options
+                    .invalid(
+                        "topic-pattern",
+                        "give either 'topic' (names) or 'topic-pattern' (a regular expression), not both",
+                    )
+                    .into());
+            }
+            (None, Some(pattern)) => {
+                // The whole name must match, as in Flink.
+                let anchored = format!("^(?:{})$", pattern.trim());
+                match regex::Regex::new(&anchored) {
+                    Ok(re) => Topics::Pattern(re),
+                    Err(e) => {
+                        return Err(options
+                            .invalid("topic-pattern", format!("not a regular expression: {e}"))
+                            .into());
+                    }
+                }
+            }
+            (topic, None) => {
+                let Some(topic) = topic else {
+                    return Err(crate::options::OptionError::Missing {
+                        owner: format!("connector '{CONNECTOR}'"),
+                        key: "topic' or 'topic-pattern".into(),
+                    }
+                    .into());
+                };
+                let topics: Vec<String> = (topic.split(','))
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if topics.is_empty() {
+                    return Err(options
+                        .invalid("topic", "name one topic or a comma-separated list")
+                        .into());
+                }
+                Topics::Named(topics)
+            }
+        };
+        let discovery = match options.get("scan.topic-partition-discovery.interval") {
+            None => DEFAULT_DISCOVERY,
+            Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                options.invalid(
+                    "scan.topic-partition-discovery.interval",
+                    format!("{e}; e.g. '10s'"),
+                )
+            })?,
+        };
+        if discovery.is_zero() {
             return Err(options
-                .invalid("topic", "name one topic or a comma-separated list")
+                .invalid(
+                    "scan.topic-partition-discovery.interval",
+                    "must be positive",
+                )
                 .into());
         }
         let bootstrap = options
@@ -250,6 +327,7 @@ impl KafkaOptions {
         let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
         Ok(Self {
             topics,
+            discovery,
             bootstrap,
             group_id,
             startup,
@@ -356,7 +434,8 @@ mod tests {
     #[test]
     fn defaults_and_topic_list() {
         let opts = parse(&[]).unwrap();
-        assert_eq!(opts.topics, ["a", "b"]);
+        assert!(matches!(&opts.topics, Topics::Named(t) if t == &["a", "b"]));
+        assert_eq!(opts.discovery, DEFAULT_DISCOVERY);
         assert_eq!(opts.startup, StartupMode::GroupOffsets);
         assert_eq!(opts.max_records, DEFAULT_MAX_RECORDS);
         assert_eq!(opts.format_name(), "text");
@@ -431,6 +510,36 @@ mod tests {
             opts.redact("Invalid value \"hunter2\" for property"),
             "Invalid value \"***\" for property"
         );
+    }
+
+    #[test]
+    fn topic_pattern_matches_whole_names_and_excludes_topic() {
+        let pattern = |p: &'static str| {
+            KafkaOptions::parse(&Options::new([
+                ("topic-pattern", p),
+                ("bootstrap.servers", "b:1"),
+                ("group.id", "g"),
+            ]))
+        };
+        let topics = pattern("^bids-.*").unwrap().topics;
+        assert!(topics.matches("bids-eu") && !topics.matches("old-bids-eu"));
+        let topics = pattern("bids|asks").unwrap().topics;
+        assert!(topics.matches("asks") && !topics.matches("asks2"));
+        assert!(!pattern(".*").unwrap().topics.matches("__consumer_offsets"));
+        let err = pattern("bids-(").unwrap_err().to_string();
+        assert!(
+            err.contains("'topic-pattern'") && err.contains("regular expression"),
+            "{err}"
+        );
+        let err = parse(&[("topic-pattern", "x")]).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = KafkaOptions::parse(&Options::new([
+            ("bootstrap.servers", "b:1"),
+            ("group.id", "g"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("topic-pattern"), "{err}");
     }
 
     #[test]

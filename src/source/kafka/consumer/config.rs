@@ -26,7 +26,13 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // librdkafka's own metadata refresh finds new partitions of the
+        // subscribed topics (`assignment = 'group'`) as often as quiver looks.
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            opts.discovery.as_millis().min(i32::MAX as u128).to_string(),
+        );
     for (name, value) in opts.properties.iter() {
         if let Some((_, why)) = REFUSED_PROPERTIES.iter().find(|(k, _)| *k == name) {
             return Err(SourceError::Runtime(format!(
