@@ -301,7 +301,7 @@ async fn property_values_stay_out_of_errors() {
             &bootstrap,
             "p",
             "g",
-            ", 'properties.auto.offset.reset' = 'SeCrEt-VaLuE'"
+            ", 'properties.session.timeout.ms' = 'SeCrEt-VaLuE'"
         )
     );
     let err = run(&script).await.unwrap_err();

@@ -13,6 +13,11 @@ const REFUSED_PROPERTIES: &[(&str, &str)] = &[
         "enable.auto.offset.store",
         "quiver commits offsets itself after each batch",
     ),
+    (
+        "auto.offset.reset",
+        "use option 'scan.startup.mode'; partitions without a committed offset, and those \
+         found while running, start at the earliest offset",
+    ),
     ("bootstrap.servers", "use option 'bootstrap.servers'"),
     ("group.id", "use option 'group.id'"),
 ];
@@ -130,11 +135,15 @@ mod tests {
         assert!(err.contains("option 'properties.fetch.max.bytez'"), "{err}");
         let err = check_config(&opts(&[
             ("properties.sasl.password", "hunter2"),
-            ("properties.auto.offset.reset", "hunter2"),
+            ("properties.session.timeout.ms", "hunter2"),
         ]))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("'properties.auto.offset.reset'"), "{err}");
+        assert!(err.contains("'properties.session.timeout.ms'"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+        let err = check_config(&opts(&[("properties.auto.offset.reset", "latest")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scan.startup.mode"), "{err}");
     }
 }
