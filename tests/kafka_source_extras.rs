@@ -588,3 +588,51 @@ async fn a_topic_created_while_running_is_read_from_the_earliest_offset() {
         );
     }
 }
+
+/// A broker that does not answer at start fails the query within `timeout`
+/// naming option `startup.retry`; with that option the query starts, runs
+/// empty batches while retrying, and reads everything once the broker is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_at_start_is_retried_under_startup_retry() {
+    let cluster = cluster(&["in"]);
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, "in", &[bid(0, "a"), bid(1, "b"), bid(2, "c")]);
+    cluster.broker_down(1).expect("down");
+    let script = |extra: &str| {
+        format!(
+            "{}{PER_USER}",
+            create_stream(&bootstrap, "in", "g", extra).replace("timeout = '5s'", "timeout = '1s'")
+        )
+    };
+    let err = run(&script("")).await.unwrap_err();
+    assert!(
+        err.contains("no answer from bootstrap.servers") && err.contains("'startup.retry'"),
+        "{err}"
+    );
+    let ctx = context(true);
+    let outputs = ctx.sql(&script(", 'startup.retry' = '5m'")).await.unwrap();
+    let Some(Output::Query(mut query)) = outputs.into_iter().last() else {
+        panic!("a continuous query");
+    };
+    let (mut rows, mut batches) = (Vec::new(), 0);
+    while let Some(event) = query.next_event().await {
+        match event {
+            quiver::QueryEvent::BatchEnd(_) => {
+                batches += 1;
+                if batches == 3 {
+                    cluster.broker_up(1).expect("up");
+                }
+            }
+            quiver::QueryEvent::Result(result) => {
+                let n: usize = result.rows.iter().map(RecordBatch::num_rows).sum();
+                assert!(n == 0 || batches >= 3, "rows before the broker was up");
+                rows.extend(result.rows);
+            }
+        }
+    }
+    query.finish().await.unwrap();
+    assert!(batches > 3, "{batches}");
+    let expected = BTreeMap::from([("a".into(), 1), ("b".into(), 1), ("c".into(), 1)]);
+    assert_eq!(counts(&rows), expected);
+    assert_eq!(committed_and_ends(&bootstrap, "in", "g"), [(1, 1); 3]);
+}

@@ -35,7 +35,7 @@ mod config;
 mod discovery;
 
 pub use chunk::{Chunk, OffsetRange, Polled};
-pub use config::check_config;
+pub use config::{check_config, is_unreachable};
 use config::{client_config, is_rebalance, kafka_error, unknown_topic, unreachable};
 
 /// A consumer assigned to every partition of the stream's topics.

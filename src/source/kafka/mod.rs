@@ -29,6 +29,7 @@
 //! starts at the earliest offset) and re-reads a logged batch's exact
 //! ranges ([`KafkaConsumer::poll_until`]).
 
+mod connect;
 pub mod consumer;
 pub mod dead_letter;
 pub mod decode;
@@ -45,6 +46,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;
 use crate::options::Options;
+pub use connect::open;
 use consumer::{KafkaConsumer, OffsetRange, Polled};
 use dead_letter::DeadLetters;
 use decode::{KAFKA_COLUMNS, decode_chunk, system_fields, value_schema};

@@ -27,6 +27,7 @@ const OWN_KEYS: &[&str] = &[
     "assignment",
     "dead_letter.topic",
     "dead_letter.path",
+    "startup.retry",
 ];
 
 /// Prefix of options passed to librdkafka as they are.
@@ -129,6 +130,9 @@ pub struct KafkaOptions {
     pub max_rate: Option<u64>,
     /// Bound on each blocking broker request (metadata, offsets, commit).
     pub timeout: Duration,
+    /// `startup.retry`: how long to keep retrying a broker that does not
+    /// answer when the query starts; `None`: fail at once.
+    pub startup_retry: Option<Duration>,
     /// How values decode.
     pub format: ValueFormat,
     /// `on_error = 'dead_letter'`: where malformed messages go (the format
@@ -150,6 +154,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("max_records", &self.max_records)
             .field("max_rate", &self.max_rate)
             .field("timeout", &self.timeout)
+            .field("startup_retry", &self.startup_retry)
             .field("format", &self.format)
             .field("dead_letter", &self.dead_letter)
             .field("properties", &self.properties)
@@ -307,6 +312,14 @@ impl KafkaOptions {
         if timeout.is_zero() {
             return Err(options.invalid("timeout", "must be positive").into());
         }
+        let startup_retry = match options.get("startup.retry") {
+            None => None,
+            Some(text) => Some(
+                humantime::parse_duration(text.trim())
+                    .map_err(|e| options.invalid("startup.retry", format!("{e}; e.g. '5m'")))?,
+            ),
+        }
+        .filter(|d| !d.is_zero());
         let (dead_letter, options) = dead_letter(options)?;
         let options = &options;
         let format = match options
@@ -335,6 +348,7 @@ impl KafkaOptions {
             max_records,
             max_rate,
             timeout,
+            startup_retry,
             format,
             dead_letter,
             properties,

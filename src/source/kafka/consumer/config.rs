@@ -93,10 +93,19 @@ pub(super) fn kafka_error(opts: &KafkaOptions, what: &str, e: &KafkaError) -> So
     ))
 }
 
+/// How every "the broker does not answer" error starts (see [`is_unreachable`]).
+const UNREACHABLE: &str = "kafka source: no answer from bootstrap.servers";
+
+/// True for the error of a broker that did not answer (as opposed to an
+/// unknown topic, a refused option...): what `startup.retry` retries.
+pub fn is_unreachable(e: &SourceError) -> bool {
+    matches!(e, SourceError::Runtime(message) if message.starts_with(UNREACHABLE))
+}
+
 pub(super) fn unreachable(opts: &KafkaOptions, e: &KafkaError) -> SourceError {
     SourceError::Runtime(format!(
-        "{CONNECTOR} source: no answer from bootstrap.servers '{}' within {} ({}); \
-         check the address and that the broker runs, or raise option 'timeout'",
+        "{UNREACHABLE} '{}' within {} ({}); check the address and that the broker runs, \
+         raise option 'timeout', or keep retrying at start with option 'startup.retry'",
         opts.bootstrap,
         humantime::format_duration(opts.timeout),
         opts.redact(&e.to_string())
