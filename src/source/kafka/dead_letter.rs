@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
@@ -49,7 +49,6 @@ enum Writer {
     Topic {
         producer: ThreadedProducer<DeliveryContext>,
         topic: String,
-        opts: KafkaOptions,
     },
     File {
         path: PathBuf,
@@ -126,7 +125,6 @@ impl DeadLetters {
                 Writer::Topic {
                     producer,
                     topic: to,
-                    ..
                 } => {
                     let (p, o) = (partition.to_string(), letter.offset.to_string());
                     let headers = OwnedHeaders::new()
@@ -171,11 +169,8 @@ impl DeadLetters {
             return Ok(());
         }
         match &mut self.writer {
-            Writer::Topic {
-                producer,
-                topic,
-                opts,
-            } => {
+            Writer::Topic { producer, topic } => {
+                let opts = &producer.context().opts;
                 let flushed = producer.flush(opts.timeout);
                 let failed = (producer.context().failed.lock())
                     .unwrap_or_else(PoisonError::into_inner)
@@ -249,7 +244,6 @@ fn open_topic(opts: &KafkaOptions, topic: &str) -> Result<Writer, SourceError> {
     Ok(Writer::Topic {
         producer,
         topic: topic.to_string(),
-        opts: opts.clone(),
     })
 }
 
@@ -261,9 +255,7 @@ fn send(
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(code), back))
-                if code == rdkafka::types::RDKafkaErrorCode::QueueFull =>
-            {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
