@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 3;
@@ -265,6 +266,39 @@ async fn dead_letters_go_to_a_topic_with_their_origin_before_the_offsets_are_com
     assert_eq!(
         committed_and_ends(&bootstrap, "in", "g"),
         [(1, 1), (2, 2), (2, 2)]
+    );
+}
+
+/// Dead letters that cannot be written stop the batch's offsets from
+/// being committed: the malformed messages are neither lost nor skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_not_committed_when_dead_letters_cannot_be_written() {
+    let cluster = cluster(&["in", "dlq"]);
+    let bootstrap = cluster.bootstrap_servers();
+    good_and_bad(&bootstrap, "in");
+    // Every produce request from now on is refused.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+    );
+    let script = format!(
+        "{}SELECT user, amount FROM bids;",
+        create_stream(
+            &bootstrap,
+            "in",
+            "g",
+            ", on_error = 'dead_letter', 'dead_letter.topic' = 'dlq'"
+        )
+        .replace("timeout = '5s'", "timeout = '2s'")
+    );
+    let err = run(&script).await.unwrap_err();
+    assert!(
+        err.contains("cannot write dead letters to topic 'dlq'"),
+        "{err}"
+    );
+    assert!(
+        (committed_and_ends(&bootstrap, "in", "g").iter()).all(|(committed, _)| *committed < 0),
+        "nothing committed"
     );
 }
 

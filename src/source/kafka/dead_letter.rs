@@ -13,7 +13,8 @@
 //! (file); [`DeadLetters::flush`] waits until every dead letter is
 //! acknowledged by the broker or fsynced, and the source calls it before it
 //! commits a batch's offsets, so a committed offset never skips a message
-//! that is neither in the results nor dead-lettered. A batch read again
+//! that is neither in the results nor dead-lettered; a dead letter that
+//! cannot be written fails the query (at its next poll). A batch read again
 //! (its sink failed, or a crash before the commit) writes its dead letters
 //! again: at least once, like the results.
 
@@ -43,6 +44,9 @@ pub struct DeadLetters {
     writer: Writer,
     /// Dead letters written but not flushed yet.
     pending: u64,
+    /// Why dead letters were lost (a delivery or a sync failed): sticky,
+    /// the query must stop before it commits past them.
+    failed: Option<String>,
 }
 
 enum Writer {
@@ -109,7 +113,11 @@ impl DeadLetters {
                 }
             }
         };
-        Ok(Some(Self { writer, pending: 0 }))
+        Ok(Some(Self {
+            writer,
+            pending: 0,
+            failed: None,
+        }))
     }
 
     /// Writes the rejected messages of one Kafka partition (not durable
@@ -161,13 +169,36 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// An error once dead letters were lost: the source fails its next
+    /// poll with it (a failed commit alone is only a warning, retried).
+    pub fn check(&self) -> Result<(), SourceError> {
+        match &self.failed {
+            Some(reason) => Err(SourceError::Runtime(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// True when every dead letter written is durable.
+    pub fn is_flushed(&self) -> bool {
+        self.pending == 0 && self.failed.is_none()
+    }
+
     /// Makes every dead letter written so far durable: acknowledged by the
     /// broker (within option `timeout`) or fsynced. An error means the
-    /// batch's offsets must not be committed.
+    /// batch's offsets must not be committed; it stays (see [`Self::check`]).
     pub fn flush(&mut self) -> Result<(), SourceError> {
+        self.check()?;
         if self.pending == 0 {
             return Ok(());
         }
+        let flushed = self.sync();
+        if let Err(e) = &flushed {
+            self.failed = Some(e.to_string());
+        }
+        flushed
+    }
+
+    fn sync(&mut self) -> Result<(), SourceError> {
         match &mut self.writer {
             Writer::Topic { producer, topic } => {
                 let opts = &producer.context().opts;

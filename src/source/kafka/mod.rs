@@ -222,6 +222,9 @@ impl Source for KafkaSource {
     }
 
     fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        if let Some(dead_letters) = &self.dead_letters {
+            dead_letters.check()?;
+        }
         let wait = if self.consumer.reached_start_ends() {
             Duration::ZERO
         } else {
@@ -236,12 +239,16 @@ impl Source for KafkaSource {
 
     /// Drained once every partition reached the end it had at open (an
     /// empty partition from the start), and no commit is held back by a
-    /// broker outage. Under `assignment = 'group'`: once this query's
+    /// broker outage, and every dead letter is durable. Under
+    /// `assignment = 'group'`: once this query's
     /// partitions did, and the group as a whole committed every partition
     /// up to those ends (a query whose share is done waits for the others,
     /// and takes over the partitions of one that stops).
     fn is_drained(&self) -> bool {
-        self.consumer.reached_start_ends()
+        self.dead_letters
+            .as_ref()
+            .is_none_or(DeadLetters::is_flushed)
+            && self.consumer.reached_start_ends()
             && self.consumer.all_committed()
             && self.consumer.group_reached_start_ends()
     }
