@@ -34,6 +34,7 @@ pub const SYSTEM_COLUMNS: &[&str] = &[
     "_partition",
     "_offset",
     "_timestamp",
+    "_headers",
 ];
 
 /// The Arrow type of time columns produced by quiver (`_batch_time`,

@@ -125,7 +125,7 @@ pub mod nexmark {
 /// `kafka` connector runs on what it polled. Not a stable API.
 #[doc(hidden)]
 pub mod kafka_decode {
-    use datafusion::arrow::array::BinaryBuilder;
+    use datafusion::arrow::array::{BinaryBuilder, StringBuilder};
     use datafusion::arrow::datatypes::SchemaRef;
 
     use crate::source::kafka::consumer::Chunk;
@@ -136,7 +136,7 @@ pub mod kafka_decode {
 
     /// Decodes the messages of `topic`'s `partition` at `offsets` (values
     /// back to back in `values`, message `i` ending at `ends[i]`; no keys,
-    /// no timestamps) into `schema` (the stream's columns, then
+    /// no timestamps, no headers) into `schema` (the stream's columns, then
     /// [`system_fields`]) as the kafka source does.
     pub fn decode_partition(
         topic: &str,
@@ -158,6 +158,9 @@ pub mod kafka_decode {
             values,
             ends,
             keys,
+            header_keys: StringBuilder::new(),
+            header_values: BinaryBuilder::new(),
+            header_ends: vec![0; offsets.len()],
             offsets,
         };
         decode_chunk(&mut chunk, schema, &value_schema(schema), format)

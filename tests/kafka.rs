@@ -246,12 +246,12 @@ async fn malformed_messages_fail_naming_the_offset_or_are_skipped() {
         err.contains("malformed json in kafka topic 'bad' partition 2 offset 0"),
         "{err}"
     );
-    // Nothing was committed for the failed batch.
-    assert!(
-        committed_and_ends(&bootstrap, "bad", "f")
-            .iter()
-            .all(|(committed, _)| *committed < 0)
-    );
+    // Nothing was committed past the malformed message (partition 2,
+    // offset 0). An earlier batch may have taken partitions 0 and 1 before
+    // librdkafka had fetched partition 2, and committed them (and partition
+    // 2 at 0, where it stood).
+    let committed = committed_and_ends(&bootstrap, "bad", "f");
+    assert!(committed[2].0 <= 0, "{committed:?}");
     let skip = format!(
         "{}{COUNT_PER_USER}",
         create_stream(&bootstrap, "bad", "s", ", on_error = 'skip'")
@@ -301,7 +301,7 @@ async fn property_values_stay_out_of_errors() {
             &bootstrap,
             "p",
             "g",
-            ", 'properties.auto.offset.reset' = 'SeCrEt-VaLuE'"
+            ", 'properties.session.timeout.ms' = 'SeCrEt-VaLuE'"
         )
     );
     let err = run(&script).await.unwrap_err();

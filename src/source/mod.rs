@@ -322,7 +322,7 @@ pub fn open(def: &StreamDef) -> Result<Box<dyn Source>, SourceError> {
             schema,
             &def.options,
         )?)),
-        "kafka" => Ok(Box::new(kafka::KafkaSource::open(schema, &def.options)?)),
+        "kafka" => kafka::open(schema, &def.options),
         LATE_CONNECTOR => Err(SourceError::Runtime(format!(
             "stream '{}' holds late rows: its source reads the session's hub of that stream",
             def.name

@@ -14,17 +14,17 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::BinaryBuilder;
+use datafusion::arrow::array::{ArrayBuilder, BinaryBuilder};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::group::{Change, Rebalances};
-use super::options::{Assignment, CONNECTOR, KafkaOptions, StartupMode};
+use super::options::{Assignment, CONNECTOR, KafkaOptions, StartupMode, Topics};
 use super::outage::{Due, Outage, PROBE_TIMEOUT, Signal, is_transport};
 use crate::source::SourceError;
 
@@ -32,14 +32,21 @@ mod assignment;
 mod chunk;
 mod commits;
 mod config;
+mod discovery;
 
 pub use chunk::{Chunk, OffsetRange, Polled};
+pub use config::{check_config, is_unreachable};
 use config::{client_config, is_rebalance, kafka_error, unknown_topic, unreachable};
 
 /// A consumer assigned to every partition of the stream's topics.
 pub struct KafkaConsumer {
     consumer: BaseConsumer<Quiet>,
     opts: KafkaOptions,
+    /// The topics read so far (the named ones, or those `topic-pattern`
+    /// matched), by topic index.
+    topics: Vec<String>,
+    /// When to look for new partitions next (see [`discovery`]).
+    next_discovery: Instant,
     /// Source partition `i` is `(topic index, kafka partition)`.
     partitions: Vec<(usize, i32)>,
     /// Per topic index, source partition number by Kafka partition number.
@@ -125,6 +132,8 @@ impl KafkaConsumer {
         let mut me = Self {
             consumer,
             opts: opts.clone(),
+            topics: Vec::new(),
+            next_discovery: Instant::now() + opts.discovery,
             partitions: Vec::new(),
             by_topic: Vec::new(),
             next: Vec::new(),
@@ -153,22 +162,39 @@ impl KafkaConsumer {
         Ok(me)
     }
 
-    /// Looks up the partitions of every topic; a topic that does not exist
-    /// or a cluster that does not answer is an error naming it.
+    /// Looks up the partitions of every topic; a named topic that does not
+    /// exist or a cluster that does not answer is an error naming it.
     fn discover(&mut self) -> Result<(), SourceError> {
-        let opts = &self.opts;
-        for (t, topic) in opts.topics.iter().enumerate() {
+        let opts = self.opts.clone();
+        let Topics::Named(names) = &opts.topics else {
+            let found =
+                (self.matching_partitions(opts.timeout)).map_err(|e| unreachable(&opts, &e))?;
+            for (topic, ids) in found {
+                for id in ids {
+                    self.register(&topic, id);
+                }
+            }
+            if self.partitions.is_empty() {
+                tracing::warn!(
+                    "{CONNECTOR}: no topic on '{}' matches topic-pattern yet; topics created \
+                     later are read once found",
+                    opts.bootstrap
+                );
+            }
+            return Ok(());
+        };
+        for topic in names {
             let metadata = self
                 .consumer
                 .fetch_metadata(Some(topic), opts.timeout)
-                .map_err(|e| unreachable(opts, &e))?;
+                .map_err(|e| unreachable(&opts, &e))?;
             let Some(found) = metadata.topics().iter().find(|m| m.name() == topic) else {
-                return Err(unknown_topic(opts, topic));
+                return Err(unknown_topic(&opts, topic));
             };
             if let Some(code) = found.error() {
                 let code = RDKafkaErrorCode::from(code);
                 if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-                    return Err(unknown_topic(opts, topic));
+                    return Err(unknown_topic(&opts, topic));
                 }
                 return Err(SourceError::Runtime(format!(
                     "{CONNECTOR} source: topic '{topic}' on '{}': {code}",
@@ -176,18 +202,45 @@ impl KafkaConsumer {
                 )));
             }
             if found.partitions().is_empty() {
-                return Err(unknown_topic(opts, topic));
+                return Err(unknown_topic(&opts, topic));
             }
             let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
             ids.sort_unstable();
-            let mut index = vec![None; ids.last().map_or(0, |m| *m as usize + 1)];
-            for id in ids {
-                index[id as usize] = Some(self.partitions.len() as u32);
-                self.partitions.push((t, id));
+            if !self.topics.contains(topic) {
+                self.topics.push(topic.clone());
+                self.by_topic.push(Vec::new());
             }
-            self.by_topic.push(index);
+            for id in ids {
+                self.register(topic, id);
+            }
         }
         Ok(())
+    }
+
+    /// Adds Kafka partition `partition` of `topic` as the next source
+    /// partition (not assigned, position 0: the caller sets them).
+    fn register(&mut self, topic: &str, partition: i32) -> u32 {
+        let t = match self.topics.iter().position(|name| name == topic) {
+            Some(t) => t,
+            None => {
+                self.topics.push(topic.to_string());
+                self.by_topic.push(Vec::new());
+                self.topics.len() - 1
+            }
+        };
+        let p = self.partitions.len() as u32;
+        let slot = usize::try_from(partition).unwrap_or_default();
+        let index = &mut self.by_topic[t];
+        if index.len() <= slot {
+            index.resize(slot + 1, None);
+        }
+        index[slot] = Some(p);
+        self.partitions.push((t, partition));
+        self.next.push(0);
+        self.end_at_start.push(0);
+        self.assigned.push(false);
+        self.retry.get_mut().unsent.push(None);
+        p
     }
 
     /// The offset each partition starts at, after `scan.startup.mode`, and
@@ -267,12 +320,13 @@ impl KafkaConsumer {
     /// The topic and Kafka partition of source partition `p`.
     pub fn kafka_partition(&self, p: u32) -> (&str, i32) {
         let (topic, partition) = self.partitions[p as usize];
-        (self.opts.topics[topic].as_str(), partition)
+        (self.topics[topic].as_str(), partition)
     }
 
     /// Takes up to `max` messages from librdkafka's queue: waits up to
     /// `wait` for the first one, then takes only what is already there.
     pub fn poll(&mut self, max: usize, wait: Duration) -> Result<Polled, SourceError> {
+        self.discover_new()?;
         self.assign_if_pending()?;
         self.tend()?;
         let mut chunks: Vec<Option<Chunk>> = Vec::new();
@@ -418,6 +472,13 @@ impl KafkaConsumer {
             Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
             Timestamp::NotAvailable => None,
         });
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                chunk.header_keys.append_value(header.key);
+                chunk.header_values.append_option(header.value);
+            }
+        }
+        (chunk.header_ends).push(chunk.header_keys.len() as i32);
     }
 
     /// The chunks taken, with their ranges; moves the positions past them.
@@ -477,7 +538,7 @@ impl KafkaConsumer {
     }
 
     fn source_partition(&self, topic: &str, partition: i32) -> Option<u32> {
-        let t = self.opts.topics.iter().position(|name| name == topic)?;
+        let t = self.topics.iter().position(|name| name == topic)?;
         *self.by_topic[t].get(usize::try_from(partition).ok()?)?
     }
 

@@ -1,6 +1,7 @@
 //! Kafka messages → Arrow rows: each message is one row of the stream's
 //! columns (decoded from its value) followed by the system columns `_key`,
-//! `_topic`, `_partition`, `_offset` and `_timestamp`.
+//! `_topic`, `_partition`, `_offset`, `_timestamp` and `_headers` (a list of
+//! `{key, value}` structs, empty for a message without headers).
 //!
 //! json and csv values of a chunk are decoded in one go through
 //! [`crate::format`]; if that fails or does not give one row per message,
@@ -10,18 +11,26 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, UInt32Array,
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+    StructArray, TimestampMillisecondArray, UInt32Array,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{concat_batches, take};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
 use super::consumer::Chunk;
 use super::options::ValueFormat;
 use crate::format::{Format, FormatError, FormatKind, OnError};
 
 /// The system columns every kafka stream has after its own columns.
-pub const KAFKA_COLUMNS: &[&str] = &["_key", "_topic", "_partition", "_offset", "_timestamp"];
+pub const KAFKA_COLUMNS: &[&str] = &[
+    "_key",
+    "_topic",
+    "_partition",
+    "_offset",
+    "_timestamp",
+    "_headers",
+];
 
 /// The fields of [`KAFKA_COLUMNS`].
 pub fn system_fields() -> Vec<Field> {
@@ -31,7 +40,42 @@ pub fn system_fields() -> Vec<Field> {
         Field::new("_partition", DataType::Int32, false),
         Field::new("_offset", DataType::Int64, false),
         Field::new("_timestamp", crate::batch::time_type(), true),
+        Field::new("_headers", DataType::List(header_item()), false),
     ]
+}
+
+/// The fields of one header: `key` (a string in Kafka) and `value` (bytes,
+/// null when the header has none).
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// The item field of the `_headers` list.
+fn header_item() -> FieldRef {
+    Arc::new(Field::new("item", DataType::Struct(header_fields()), false))
+}
+
+/// The `_headers` column of `chunk`: each message's headers in order.
+fn headers_column(chunk: &mut Chunk) -> Result<ArrayRef, FormatError> {
+    let keys = chunk.header_keys.finish();
+    let values = chunk.header_values.finish();
+    let pairs = StructArray::try_new(
+        header_fields(),
+        vec![Arc::new(keys), Arc::new(values)],
+        None,
+    )
+    .map_err(|e| arrow_error(&e.to_string()))?;
+    let mut ends = Vec::with_capacity(chunk.header_ends.len() + 1);
+    ends.push(0);
+    ends.extend_from_slice(&chunk.header_ends);
+    // Ascending from 0 by construction (`KafkaConsumer::take`).
+    let offsets = OffsetBuffer::<i32>::new(ends.into());
+    let list = ListArray::try_new(header_item(), offsets, Arc::new(pairs), None)
+        .map_err(|e| arrow_error(&e.to_string()))?;
+    Ok(Arc::new(list))
 }
 
 /// The schema of the decoded values alone: `schema` without the system columns.
@@ -45,13 +89,30 @@ pub fn value_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Rows decoded from one chunk, and how many messages were skipped.
+/// Rows decoded from one chunk, and the messages left out.
 #[derive(Debug)]
 pub struct DecodedChunk {
     /// One batch in the stream's full schema (none when nothing decoded).
     pub batch: Option<RecordBatch>,
-    /// Malformed messages skipped under `on_error = 'skip'`.
+    /// Malformed messages skipped under `on_error = 'skip'` (or
+    /// `'dead_letter'`): `rejected.len()`.
     pub skipped: u64,
+    /// The skipped messages, as they came, with why they were rejected
+    /// (what `on_error = 'dead_letter'` writes out).
+    pub rejected: Vec<Rejected>,
+}
+
+/// A malformed message left out of the rows: its bytes and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its offset in the chunk's partition.
+    pub offset: i64,
+    /// Its key, if it had one.
+    pub key: Option<Vec<u8>>,
+    /// Its value, if it had one (a tombstone has none).
+    pub value: Option<Vec<u8>>,
+    /// The decode error.
+    pub error: String,
 }
 
 /// Decodes `chunk` into `schema` (values in `values`, then system columns).
@@ -61,22 +122,33 @@ pub fn decode_chunk(
     values: &SchemaRef,
     format: &ValueFormat,
 ) -> Result<DecodedChunk, FormatError> {
-    let (columns, kept, skipped) = match format {
+    let (columns, kept, reasons) = match format {
         ValueFormat::Raw => {
             let array: BinaryArray = (0..chunk.len())
                 .map(|i| chunk.has_value[i].then(|| chunk.value(i)))
                 .collect();
-            (vec![Arc::new(array) as ArrayRef], None, 0)
+            (vec![Arc::new(array) as ArrayRef], None, Vec::new())
         }
         ValueFormat::Decoded(f) if f.kind == FormatKind::Text => decode_text(chunk, f)?,
         ValueFormat::Decoded(f) => decode_records(chunk, values, f)?,
     };
-    let system = system_columns(chunk, kept.as_ref())?;
+    let keys = chunk.keys.finish();
+    let rejected: Vec<Rejected> = (reasons.into_iter())
+        .map(|(i, error)| Rejected {
+            offset: chunk.offsets[i],
+            key: keys.is_valid(i).then(|| keys.value(i).to_vec()),
+            value: chunk.has_value[i].then(|| chunk.value(i).to_vec()),
+            error,
+        })
+        .collect();
+    let skipped = rejected.len() as u64;
+    let system = system_columns(chunk, keys, kept.as_ref())?;
     let rows = system[0].len();
     if rows == 0 {
         return Ok(DecodedChunk {
             batch: None,
             skipped,
+            rejected,
         });
     }
     let mut all = Vec::with_capacity(schema.fields().len());
@@ -95,18 +167,20 @@ pub fn decode_chunk(
     Ok(DecodedChunk {
         batch: Some(batch),
         skipped,
+        rejected,
     })
 }
 
-/// Value columns, the messages they came from (`None`: all of them), skipped count.
-type Columns = (Vec<ArrayRef>, Option<UInt32Array>, u64);
+/// Value columns, the messages they came from (`None`: all of them), and
+/// the messages skipped (index in the chunk, why).
+type Columns = (Vec<ArrayRef>, Option<UInt32Array>, Vec<(usize, String)>);
 
 /// text: each message is one `line` (not split at newlines); a value that is
 /// not UTF-8 (or absent) is malformed.
 fn decode_text(chunk: &Chunk, format: &Format) -> Result<Columns, FormatError> {
     let mut lines = Vec::with_capacity(chunk.len());
     let mut kept = Vec::new();
-    let mut skipped = 0;
+    let mut rejected = Vec::new();
     for i in 0..chunk.len() {
         let text = match (chunk.has_value[i], std::str::from_utf8(chunk.value(i))) {
             (true, Ok(text)) => text,
@@ -116,8 +190,7 @@ fn decode_text(chunk: &Chunk, format: &Format) -> Result<Columns, FormatError> {
                 } else {
                     "message has no value"
                 };
-                malformed(format, chunk, i, why)?;
-                skipped += 1;
+                rejected.push((i, malformed(format, chunk, i, why)?));
                 continue;
             }
         };
@@ -129,8 +202,8 @@ fn decode_text(chunk: &Chunk, format: &Format) -> Result<Columns, FormatError> {
         kept.push(i as u32);
     }
     let array: ArrayRef = Arc::new(StringArray::from(lines));
-    let kept = (skipped > 0).then(|| UInt32Array::from(kept));
-    Ok((vec![array], kept, skipped))
+    let kept = (!rejected.is_empty()).then(|| UInt32Array::from(kept));
+    Ok((vec![array], kept, rejected))
 }
 
 /// json / csv: the whole chunk at once, message by message if that fails.
@@ -152,13 +225,13 @@ fn decode_records(
         if let Ok(decoded) = strict.decode(values, &joined, false, "kafka") {
             let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
             if rows == chunk.len() {
-                return Ok((columns_of(values, &decoded.batches)?, None, 0));
+                return Ok((columns_of(values, &decoded.batches)?, None, Vec::new()));
             }
         }
     }
     let mut good = Vec::new();
     let mut kept = Vec::new();
-    let mut skipped = 0;
+    let mut rejected = Vec::new();
     for i in 0..chunk.len() {
         let result = if chunk.has_value[i] {
             strict.decode(values, chunk.value(i), false, &chunk.origin(i))
@@ -177,18 +250,17 @@ fn decode_records(
                     kept.push(i as u32);
                 } else {
                     let why = format!("{rows} records in one message, expected 1");
-                    malformed(format, chunk, i, &why)?;
-                    skipped += 1;
+                    rejected.push((i, malformed(format, chunk, i, &why)?));
                 }
             }
             Err(e) if format.on_error == OnError::Fail => return Err(e),
-            Err(_) => skipped += 1,
+            Err(e) => rejected.push((i, e.to_string())),
         }
     }
     Ok((
         columns_of(values, &good)?,
         Some(UInt32Array::from(kept)),
-        skipped,
+        rejected,
     ))
 }
 
@@ -198,30 +270,34 @@ fn columns_of(values: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<ArrayRe
     Ok(batch.columns().to_vec())
 }
 
-/// Under `on_error = 'fail'` the error for message `i`; `Ok` under `skip`.
-fn malformed(format: &Format, chunk: &Chunk, i: usize, why: &str) -> Result<(), FormatError> {
+/// Message `i` is malformed because of `why`: the error under `on_error =
+/// 'fail'`, its text (to skip it with) under `skip`.
+fn malformed(format: &Format, chunk: &Chunk, i: usize, why: &str) -> Result<String, FormatError> {
+    let error = FormatError::Malformed {
+        format: format.name(),
+        origin: chunk.origin(i),
+        message: why.to_string(),
+    };
     match format.on_error {
-        OnError::Skip => Ok(()),
-        OnError::Fail => Err(FormatError::Malformed {
-            format: format.name(),
-            origin: chunk.origin(i),
-            message: why.to_string(),
-        }),
+        OnError::Skip => Ok(error.to_string()),
+        OnError::Fail => Err(error),
     }
 }
 
-/// `_key, _topic, _partition, _offset, _timestamp` of the `kept` messages.
+/// `_key, _topic, _partition, _offset, _timestamp, _headers` of the `kept` messages.
 fn system_columns(
     chunk: &mut Chunk,
+    keys: BinaryArray,
     kept: Option<&UInt32Array>,
 ) -> Result<Vec<ArrayRef>, FormatError> {
     let n = chunk.len();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(chunk.keys.finish()),
+        Arc::new(keys),
         Arc::new(StringArray::from(vec![chunk.topic.as_str(); n])),
         Arc::new(Int32Array::from(vec![chunk.kafka_partition; n])),
         Arc::new(Int64Array::from(chunk.offsets.clone())),
         Arc::new(TimestampMillisecondArray::from(chunk.timestamps.clone())),
+        headers_column(chunk)?,
     ];
     match kept {
         None => Ok(columns),
@@ -244,7 +320,7 @@ fn arrow_error(message: &str) -> FormatError {
 mod tests {
     use super::*;
     use crate::options::Options;
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::{Array, ArrayBuilder, AsArray};
     use datafusion::arrow::datatypes::Int64Type;
 
     fn chunk(values: &[Option<&str>]) -> Chunk {
@@ -258,8 +334,16 @@ mod tests {
             keys: datafusion::arrow::array::BinaryBuilder::new(),
             offsets: Vec::new(),
             timestamps: Vec::new(),
+            header_keys: datafusion::arrow::array::StringBuilder::new(),
+            header_values: datafusion::arrow::array::BinaryBuilder::new(),
+            header_ends: Vec::new(),
         };
         for (i, v) in values.iter().enumerate() {
+            if i % 2 == 1 {
+                c.header_keys.append_value("h");
+                c.header_values.append_value(format!("v{i}"));
+            }
+            c.header_ends.push(c.header_keys.len() as i32);
             c.values.extend_from_slice(v.unwrap_or_default().as_bytes());
             c.ends.push(c.values.len());
             c.has_value.push(v.is_some());
@@ -287,7 +371,7 @@ mod tests {
         let mut c = chunk(&[Some(r#"{"a": 1}"#), Some(r#"{"a": 2}"#)]);
         let d = decode_chunk(&mut c, &full, &value, &format(&[("format", "json")])).unwrap();
         let batch = d.batch.unwrap();
-        assert_eq!(batch.num_columns(), 6);
+        assert_eq!(batch.num_columns(), 7);
         let offsets = batch.column(4).as_primitive::<Int64Type>();
         assert_eq!(offsets.values().to_vec(), [10, 11]);
     }
@@ -298,8 +382,23 @@ mod tests {
         let values = [Some(r#"{"a": 1}"#), Some("oops"), None, Some(r#"{"a": 3}"#)];
         let skip = format(&[("format", "json"), ("on_error", "skip")]);
         let d = decode_chunk(&mut chunk(&values), &full, &value, &skip).unwrap();
-        let batch = d.batch.unwrap();
         assert_eq!(d.skipped, 2);
+        let rejected: Vec<_> = (d.rejected.iter())
+            .map(|r| (r.offset, r.key.clone(), r.value.clone()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (11, Some(b"k1".to_vec()), Some(b"oops".to_vec())),
+                (12, Some(b"k2".to_vec()), None)
+            ]
+        );
+        assert!(
+            d.rejected[0].error.contains("offset 11"),
+            "{:?}",
+            d.rejected
+        );
+        let batch = d.batch.unwrap();
         let a = batch.column(0).as_primitive::<Int64Type>();
         let offsets = batch.column(4).as_primitive::<Int64Type>();
         assert_eq!(

@@ -12,10 +12,16 @@
 //! offset is the next one to read. Each poll also reports every partition's
 //! lag (end offset − position) from librdkafka's cached watermarks ([`lag`]).
 //!
-//! The partitions are those the topics had at open: a partition added later
-//! is not read until the query restarts. By default the query reads all of
+//! The partitions are those the topics (`topic`, or those matching
+//! `topic-pattern`) have at open, and those that appear later, found every
+//! `scan.topic-partition-discovery.interval` and read from their earliest
+//! offset (`consumer::discovery`). By default the query reads all of
 //! them; under `assignment = 'group'` the group's coordinator splits them
 //! between the queries of one `group.id` ([`group`]).
+//!
+//! Malformed messages are failed on, skipped, or written to a dead-letter
+//! topic or file ([`dead_letter`]), made durable before the batch's offsets
+//! are committed.
 //!
 //! Checkpoints (`--checkpoint`): the position is every partition's next
 //! offset; a restart assigns each partition there (the checkpoint, not the
@@ -23,7 +29,9 @@
 //! starts at the earliest offset) and re-reads a logged batch's exact
 //! ranges ([`KafkaConsumer::poll_until`]).
 
+mod connect;
 pub mod consumer;
+pub mod dead_letter;
 pub mod decode;
 pub mod group;
 mod lag;
@@ -38,7 +46,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{PollContext, Source, SourceData, SourceError};
 use crate::batch::SourceOffset;
 use crate::options::Options;
+pub use connect::open;
 use consumer::{KafkaConsumer, OffsetRange, Polled};
+use dead_letter::DeadLetters;
 use decode::{KAFKA_COLUMNS, decode_chunk, system_fields, value_schema};
 use options::{Assignment, CONNECTOR, KafkaOptions, ValueFormat};
 
@@ -54,6 +64,7 @@ pub(super) fn resolve_schema(
     options: &Options,
 ) -> Result<SchemaRef, SourceError> {
     let opts = KafkaOptions::parse(options)?;
+    consumer::check_config(&opts)?;
     let values = match (&opts.format, declared) {
         (_, Some(schema)) => schema,
         (ValueFormat::Raw, None) => Arc::new(Schema::new(vec![Field::new(
@@ -96,6 +107,8 @@ pub struct KafkaSource {
     consumer: KafkaConsumer,
     /// Per source partition, the offset last committed to the group.
     committed: Vec<Option<i64>>,
+    /// `on_error = 'dead_letter'`: where malformed messages go.
+    dead_letters: Option<DeadLetters>,
 }
 
 impl KafkaSource {
@@ -105,7 +118,9 @@ impl KafkaSource {
     pub fn open(schema: SchemaRef, options: &Options) -> Result<Self, SourceError> {
         let opts = KafkaOptions::parse(options)?;
         let consumer = KafkaConsumer::open(&opts)?;
+        let dead_letters = DeadLetters::open(&opts)?;
         Ok(Self {
+            dead_letters,
             values: value_schema(&schema),
             schema,
             opts,
@@ -136,6 +151,9 @@ impl KafkaSource {
         for chunk in &mut polled.chunks {
             let decoded = decode_chunk(chunk, &self.schema, &self.values, &self.opts.format)?;
             out.skipped += decoded.skipped;
+            if let Some(dead_letters) = &mut self.dead_letters {
+                dead_letters.write(&chunk.topic, chunk.kafka_partition, &decoded.rejected)?;
+            }
             out.extend_partition(chunk.partition, decoded.batch.into_iter().collect());
         }
         let mut lag = Vec::with_capacity(partitions.len());
@@ -204,24 +222,33 @@ impl Source for KafkaSource {
     }
 
     fn poll_batch(&mut self, ctx: &PollContext) -> Result<SourceData, SourceError> {
+        if let Some(dead_letters) = &self.dead_letters {
+            dead_letters.check()?;
+        }
         let wait = if self.consumer.reached_start_ends() {
             Duration::ZERO
         } else {
             CATCH_UP_WAIT
         };
         let polled = (self.consumer).poll(self.opts.batch_bound(ctx.interval_ms), wait)?;
+        // Partitions found while running (see `consumer::discovery`).
+        (self.committed).resize(self.consumer.partition_count() as usize, None);
         let assigned = self.consumer.assigned_partitions();
         self.source_data(polled, &assigned)
     }
 
     /// Drained once every partition reached the end it had at open (an
     /// empty partition from the start), and no commit is held back by a
-    /// broker outage. Under `assignment = 'group'`: once this query's
+    /// broker outage, and every dead letter is durable. Under
+    /// `assignment = 'group'`: once this query's
     /// partitions did, and the group as a whole committed every partition
     /// up to those ends (a query whose share is done waits for the others,
     /// and takes over the partitions of one that stops).
     fn is_drained(&self) -> bool {
-        self.consumer.reached_start_ends()
+        self.dead_letters
+            .as_ref()
+            .is_none_or(DeadLetters::is_flushed)
+            && self.consumer.reached_start_ends()
             && self.consumer.all_committed()
             && self.consumer.group_reached_start_ends()
     }
@@ -229,8 +256,13 @@ impl Source for KafkaSource {
     /// Commits each partition's `end` (the next offset to read) to the
     /// group, where it moved since the last commit (also a partition never
     /// read, so the group records where it stands). A failed commit is
-    /// retried with the next batch's.
+    /// retried with the next batch's. Dead letters written so far are made
+    /// durable first; if that fails nothing is committed.
     fn commit(&mut self, ranges: &[SourceOffset]) -> Result<(), SourceError> {
+        if let Some(dead_letters) = &mut self.dead_letters {
+            dead_letters.flush()?;
+        }
+        (self.committed).resize(self.consumer.partition_count() as usize, None);
         let mut moved = Vec::new();
         for (i, range) in ranges.iter().enumerate() {
             let Some(p) = self.partition_named(&range.partition, i) else {

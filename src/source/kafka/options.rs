@@ -15,6 +15,8 @@ pub(super) const CONNECTOR: &str = "kafka";
 /// Options of the kafka connector besides the format ones and `properties.*`.
 const OWN_KEYS: &[&str] = &[
     "topic",
+    "topic-pattern",
+    "scan.topic-partition-discovery.interval",
     "bootstrap.servers",
     "group.id",
     "scan.startup.mode",
@@ -23,6 +25,9 @@ const OWN_KEYS: &[&str] = &[
     "max_rate",
     "timeout",
     "assignment",
+    "dead_letter.topic",
+    "dead_letter.path",
+    "startup.retry",
 ];
 
 /// Prefix of options passed to librdkafka as they are.
@@ -30,6 +35,9 @@ const PROPERTY_PREFIX: &str = "properties.";
 
 /// Default bound on one batch.
 const DEFAULT_MAX_RECORDS: usize = 100_000;
+
+/// Default time between two looks for new partitions and topics.
+const DEFAULT_DISCOVERY: Duration = Duration::from_secs(10);
 
 /// Default bound on every blocking broker request at open and commit.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +67,15 @@ pub enum Assignment {
     Group,
 }
 
+/// Where `on_error = 'dead_letter'` writes malformed messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterTarget {
+    /// `dead_letter.topic`: a topic on the same `bootstrap.servers`.
+    Topic(String),
+    /// `dead_letter.path`: a file that NDJSON lines are appended to.
+    File(std::path::PathBuf),
+}
+
 /// How message values are decoded.
 #[derive(Debug, Clone)]
 pub enum ValueFormat {
@@ -68,11 +85,35 @@ pub enum ValueFormat {
     Raw,
 }
 
+/// The topics a stream reads: named, or every topic whose name matches.
+#[derive(Debug, Clone)]
+pub enum Topics {
+    /// `topic`: these topics, in the order given; each must exist.
+    Named(Vec<String>),
+    /// `topic-pattern`: every topic whose whole name matches (Rust regex
+    /// syntax), now and later; none matching yet is not an error.
+    Pattern(regex::Regex),
+}
+
+impl Topics {
+    /// Whether the stream reads `topic`.
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Topics::Named(names) => names.iter().any(|n| n == topic),
+            // Internal topics (`__consumer_offsets`) only when named.
+            Topics::Pattern(re) => !topic.starts_with("__") && re.is_match(topic),
+        }
+    }
+}
+
 /// The parsed options of one kafka stream.
 #[derive(Clone)]
 pub struct KafkaOptions {
-    /// Topics to read, in the order given.
-    pub topics: Vec<String>,
+    /// The topics to read.
+    pub topics: Topics,
+    /// How often to look for new partitions (a topic grew, a new topic
+    /// matches `topic-pattern`): `scan.topic-partition-discovery.interval`.
+    pub discovery: Duration,
     /// `bootstrap.servers`.
     pub bootstrap: String,
     /// `group.id`: the consumer group whose offsets are read and committed.
@@ -89,8 +130,14 @@ pub struct KafkaOptions {
     pub max_rate: Option<u64>,
     /// Bound on each blocking broker request (metadata, offsets, commit).
     pub timeout: Duration,
+    /// `startup.retry`: how long to keep retrying a broker that does not
+    /// answer when the query starts; `None`: fail at once.
+    pub startup_retry: Option<Duration>,
     /// How values decode.
     pub format: ValueFormat,
+    /// `on_error = 'dead_letter'`: where malformed messages go (the format
+    /// then skips them, and the source writes them there).
+    pub dead_letter: Option<DeadLetterTarget>,
     /// `properties.<name>` options, prefix removed; values are secret.
     pub properties: PassThrough,
 }
@@ -99,6 +146,7 @@ impl std::fmt::Debug for KafkaOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaOptions")
             .field("topics", &self.topics)
+            .field("discovery", &self.discovery)
             .field("bootstrap", &self.bootstrap)
             .field("group_id", &self.group_id)
             .field("startup", &self.startup)
@@ -106,7 +154,9 @@ impl std::fmt::Debug for KafkaOptions {
             .field("max_records", &self.max_records)
             .field("max_rate", &self.max_rate)
             .field("timeout", &self.timeout)
+            .field("startup_retry", &self.startup_retry)
             .field("format", &self.format)
+            .field("dead_letter", &self.dead_letter)
             .field("properties", &self.properties)
             .finish()
     }
@@ -121,15 +171,62 @@ impl KafkaOptions {
             .filter(|(k, _)| !k.starts_with(PROPERTY_PREFIX))
             .map(|(k, v)| (k.to_string(), v.to_string()));
         Options::new(own).check_keys(CONNECTOR, &valid)?;
-        let topics: Vec<String> = options
-            .required(CONNECTOR, "topic")?
-            .split(',')
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
-        if topics.is_empty() {
+        let topics = match (options.get("topic"), options.get("topic-pattern")) {
+            (Some(_), Some(_)) => {
+                return Err(options
+                    .invalid(
+                        "topic-pattern",
+                        "give either 'topic' (names) or 'topic-pattern' (a regular expression), not both",
+                    )
+                    .into());
+            }
+            (None, Some(pattern)) => {
+                // The whole name must match, as in Flink.
+                let anchored = format!("^(?:{})$", pattern.trim());
+                match regex::Regex::new(&anchored) {
+                    Ok(re) => Topics::Pattern(re),
+                    Err(e) => {
+                        return Err(options
+                            .invalid("topic-pattern", format!("not a regular expression: {e}"))
+                            .into());
+                    }
+                }
+            }
+            (topic, None) => {
+                let Some(topic) = topic else {
+                    return Err(crate::options::OptionError::Missing {
+                        owner: format!("connector '{CONNECTOR}'"),
+                        key: "topic' or 'topic-pattern".into(),
+                    }
+                    .into());
+                };
+                let topics: Vec<String> = (topic.split(','))
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if topics.is_empty() {
+                    return Err(options
+                        .invalid("topic", "name one topic or a comma-separated list")
+                        .into());
+                }
+                Topics::Named(topics)
+            }
+        };
+        let discovery = match options.get("scan.topic-partition-discovery.interval") {
+            None => DEFAULT_DISCOVERY,
+            Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                options.invalid(
+                    "scan.topic-partition-discovery.interval",
+                    format!("{e}; e.g. '10s'"),
+                )
+            })?,
+        };
+        if discovery.is_zero() {
             return Err(options
-                .invalid("topic", "name one topic or a comma-separated list")
+                .invalid(
+                    "scan.topic-partition-discovery.interval",
+                    "must be positive",
+                )
                 .into());
         }
         let bootstrap = options
@@ -215,6 +312,16 @@ impl KafkaOptions {
         if timeout.is_zero() {
             return Err(options.invalid("timeout", "must be positive").into());
         }
+        let startup_retry = match options.get("startup.retry") {
+            None => None,
+            Some(text) => Some(
+                humantime::parse_duration(text.trim())
+                    .map_err(|e| options.invalid("startup.retry", format!("{e}; e.g. '5m'")))?,
+            ),
+        }
+        .filter(|d| !d.is_zero());
+        let (dead_letter, options) = dead_letter(options)?;
+        let options = &options;
         let format = match options
             .get("format")
             .map(str::to_ascii_lowercase)
@@ -233,6 +340,7 @@ impl KafkaOptions {
         let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
         Ok(Self {
             topics,
+            discovery,
             bootstrap,
             group_id,
             startup,
@@ -240,7 +348,9 @@ impl KafkaOptions {
             max_records,
             max_rate,
             timeout,
+            startup_retry,
             format,
+            dead_letter,
             properties,
         })
     }
@@ -273,6 +383,50 @@ impl KafkaOptions {
     }
 }
 
+/// `on_error = 'dead_letter'` with exactly one of `dead_letter.topic` and
+/// `dead_letter.path`: the target, and `options` with `on_error = 'skip'`
+/// for the format (which then leaves malformed messages out).
+fn dead_letter(options: &Options) -> Result<(Option<DeadLetterTarget>, Options), SourceError> {
+    let wanted =
+        (options.get("on_error")).is_some_and(|v| v.trim().eq_ignore_ascii_case("dead_letter"));
+    let topic = options.get("dead_letter.topic").map(str::trim);
+    let path = options.get("dead_letter.path").map(str::trim);
+    if !wanted {
+        if let Some(key) = (topic.map(|_| "dead_letter.topic")).or(path.map(|_| "dead_letter.path"))
+        {
+            return Err(options
+                .invalid(key, "only used with on_error = 'dead_letter'")
+                .into());
+        }
+        return Ok((None, options.clone()));
+    }
+    let target = match (topic, path) {
+        (Some(topic), None) if !topic.is_empty() => DeadLetterTarget::Topic(topic.to_string()),
+        (None, Some(path)) if !path.is_empty() => DeadLetterTarget::File(path.into()),
+        (Some(_), Some(_)) => {
+            return Err(options
+                .invalid(
+                    "dead_letter.path",
+                    "give either dead_letter.topic or dead_letter.path, not both",
+                )
+                .into());
+        }
+        _ => {
+            return Err(options
+                .invalid(
+                    "on_error",
+                    "'dead_letter' needs dead_letter.topic = 'TOPIC' (on the same \
+                     bootstrap.servers) or dead_letter.path = 'FILE' (NDJSON lines)",
+                )
+                .into());
+        }
+    };
+    let skip = options
+        .without("on_error")
+        .merged(Options::new([("on_error", "skip")]));
+    Ok((Some(target), skip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +448,8 @@ mod tests {
     #[test]
     fn defaults_and_topic_list() {
         let opts = parse(&[]).unwrap();
-        assert_eq!(opts.topics, ["a", "b"]);
+        assert!(matches!(&opts.topics, Topics::Named(t) if t == &["a", "b"]));
+        assert_eq!(opts.discovery, DEFAULT_DISCOVERY);
         assert_eq!(opts.startup, StartupMode::GroupOffsets);
         assert_eq!(opts.max_records, DEFAULT_MAX_RECORDS);
         assert_eq!(opts.format_name(), "text");
@@ -369,6 +524,77 @@ mod tests {
             opts.redact("Invalid value \"hunter2\" for property"),
             "Invalid value \"***\" for property"
         );
+    }
+
+    #[test]
+    fn topic_pattern_matches_whole_names_and_excludes_topic() {
+        let pattern = |p: &'static str| {
+            KafkaOptions::parse(&Options::new([
+                ("topic-pattern", p),
+                ("bootstrap.servers", "b:1"),
+                ("group.id", "g"),
+            ]))
+        };
+        let topics = pattern("^bids-.*").unwrap().topics;
+        assert!(topics.matches("bids-eu") && !topics.matches("old-bids-eu"));
+        let topics = pattern("bids|asks").unwrap().topics;
+        assert!(topics.matches("asks") && !topics.matches("asks2"));
+        assert!(!pattern(".*").unwrap().topics.matches("__consumer_offsets"));
+        let err = pattern("bids-(").unwrap_err().to_string();
+        assert!(
+            err.contains("'topic-pattern'") && err.contains("regular expression"),
+            "{err}"
+        );
+        let err = parse(&[("topic-pattern", "x")]).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = KafkaOptions::parse(&Options::new([
+            ("bootstrap.servers", "b:1"),
+            ("group.id", "g"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("topic-pattern"), "{err}");
+    }
+
+    #[test]
+    fn dead_letter_needs_exactly_one_target() {
+        let topic = parse(&[("on_error", "dead_letter"), ("dead_letter.topic", "dlq")]).unwrap();
+        assert_eq!(
+            topic.dead_letter,
+            Some(DeadLetterTarget::Topic("dlq".into()))
+        );
+        let ValueFormat::Decoded(format) = &topic.format else {
+            panic!("text format");
+        };
+        assert_eq!(format.on_error, crate::format::OnError::Skip);
+        let file = parse(&[("on_error", "dead_letter"), ("dead_letter.path", "/t/x")]).unwrap();
+        assert_eq!(
+            file.dead_letter,
+            Some(DeadLetterTarget::File("/t/x".into()))
+        );
+        let err = parse(&[("on_error", "dead_letter")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dead_letter.topic") && err.contains("dead_letter.path"),
+            "{err}"
+        );
+        let err = parse(&[
+            ("on_error", "dead_letter"),
+            ("dead_letter.topic", "dlq"),
+            ("dead_letter.path", "/t/x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = parse(&[("dead_letter.topic", "dlq")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'dead_letter.topic'") && err.contains("on_error"),
+            "{err}"
+        );
+        assert_eq!(parse(&[]).unwrap().dead_letter, None);
     }
 
     #[test]

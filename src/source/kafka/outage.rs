@@ -14,9 +14,10 @@
 //! that succeeds ends it (`... reachable again after 14 s`) and the
 //! offsets held back are committed then.
 //!
-//! A broker that does not answer when the query *starts* is still one
-//! clear error within option `timeout` (a wrong address is far more likely
-//! then than an outage; see `KafkaConsumer::open`).
+//! A broker that does not answer when the query *starts* is one clear
+//! error within option `timeout` (a wrong address is far more likely then
+//! than an outage), unless option `startup.retry` asks to keep trying: then
+//! the same status line and backoff apply (see `super::connect`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

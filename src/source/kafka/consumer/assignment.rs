@@ -22,11 +22,22 @@ impl KafkaConsumer {
         self.next = vec![0; count];
         self.assigned = vec![false; count];
         self.retry.get_mut().unsent = vec![None; count];
-        let topics: Vec<&str> = self.opts.topics.iter().map(String::as_str).collect();
+        self.resubscribe()?;
+        Ok(self)
+    }
+
+    /// Subscribes to the topics known now (the whole list again: a topic
+    /// that `topic-pattern` found later is added this way). Without any
+    /// topic yet there is nothing to subscribe to, nor to wait for.
+    pub(super) fn resubscribe(&mut self) -> Result<(), SourceError> {
+        if self.topics.is_empty() {
+            self.seen_assignment = true;
+            return Ok(());
+        }
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         self.consumer
             .subscribe(&topics)
-            .map_err(|e| kafka_error(&self.opts, "cannot join the consumer group", &e))?;
-        Ok(self)
+            .map_err(|e| kafka_error(&self.opts, "cannot join the consumer group", &e))
     }
 
     /// Applies the rebalances librdkafka reported (see [`super::group`]):
@@ -45,6 +56,17 @@ impl KafkaConsumer {
                 Change::Assigned(list) => (list, true),
                 Change::Revoked(list) => (list, false),
             };
+            if assigned {
+                // Partitions librdkafka found before our own discovery did.
+                for (topic, partition) in &list {
+                    if self.source_partition(topic, *partition).is_none()
+                        && self.opts.topics.matches(topic)
+                    {
+                        let p = self.register(topic, *partition);
+                        self.end_at_start[p as usize] = self.high_watermark(p)?;
+                    }
+                }
+            }
             let partitions: Vec<u32> = (list.iter())
                 .filter_map(|(topic, partition)| self.source_partition(topic, *partition))
                 .collect();

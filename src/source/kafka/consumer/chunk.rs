@@ -2,6 +2,7 @@
 //! partition ([`Chunk`]) and the offset range each covers ([`OffsetRange`]).
 
 use super::*;
+use datafusion::arrow::array::StringBuilder;
 
 /// The offsets one batch consumed from one source partition: `first` up to,
 /// not including, `next` (the offset to resume from; what gets committed).
@@ -36,6 +37,14 @@ pub struct Chunk {
     pub offsets: Vec<i64>,
     /// Message timestamps in ms since the epoch, when the message has one.
     pub timestamps: Vec<Option<i64>>,
+    /// The headers of all messages back to back: names (a header name is a
+    /// string in Kafka) and values; message `i` has those from
+    /// `header_ends[i-1]` to `header_ends[i]`.
+    pub header_keys: StringBuilder,
+    /// Header values (null for a header without one), parallel to `header_keys`.
+    pub header_values: BinaryBuilder,
+    /// End of each message's headers in `header_keys`.
+    pub header_ends: Vec<i32>,
 }
 
 impl Chunk {
@@ -50,6 +59,9 @@ impl Chunk {
             keys: BinaryBuilder::new(),
             offsets: Vec::new(),
             timestamps: Vec::new(),
+            header_keys: StringBuilder::new(),
+            header_values: BinaryBuilder::new(),
+            header_ends: Vec::new(),
         }
     }
 

@@ -76,7 +76,7 @@ impl KafkaConsumer {
     pub(super) fn tend(&self) -> Result<(), SourceError> {
         let due = self.retry.borrow_mut().outage.due();
         if due == Due::Probe {
-            let topic = self.opts.topics.first().map(String::as_str);
+            let topic = self.topics.first().map(String::as_str);
             let probe = match self
                 .consumer
                 .fetch_metadata(topic, PROBE_TIMEOUT.min(self.opts.timeout))

@@ -13,6 +13,11 @@ const REFUSED_PROPERTIES: &[(&str, &str)] = &[
         "enable.auto.offset.store",
         "quiver commits offsets itself after each batch",
     ),
+    (
+        "auto.offset.reset",
+        "use option 'scan.startup.mode'; partitions without a committed offset, and those \
+         found while running, start at the earliest offset",
+    ),
     ("bootstrap.servers", "use option 'bootstrap.servers'"),
     ("group.id", "use option 'group.id'"),
 ];
@@ -26,7 +31,13 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // librdkafka's own metadata refresh finds new partitions of the
+        // subscribed topics (`assignment = 'group'`) as often as quiver looks.
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            opts.discovery.as_millis().min(i32::MAX as u128).to_string(),
+        );
     for (name, value) in opts.properties.iter() {
         if let Some((_, why)) = REFUSED_PROPERTIES.iter().find(|(k, _)| *k == name) {
             return Err(SourceError::Runtime(format!(
@@ -36,6 +47,29 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
         config.set(name, value);
     }
     Ok(config)
+}
+
+/// Checks the configuration without contacting a broker (librdkafka's
+/// `rd_kafka_conf_set` knows every property and the values of typed ones):
+/// an unknown property (`properties.fetch.max.bytez`) or a bad value is an
+/// error naming the option, with `properties.*` values redacted. Run at
+/// CREATE STREAM, so a typo fails there, not when a query starts.
+pub fn check_config(opts: &KafkaOptions) -> Result<(), SourceError> {
+    match client_config(opts)?.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(KafkaError::ClientConfig(_, description, key, _)) => {
+            let option = match key.as_str() {
+                "bootstrap.servers" | "group.id" => key.clone(),
+                _ => format!("properties.{key}"),
+            };
+            Err(SourceError::Runtime(format!(
+                "{CONNECTOR} source: option '{option}' is invalid: {}; see librdkafka's \
+                 CONFIGURATION.md for the properties and their values",
+                opts.redact(&description)
+            )))
+        }
+        Err(e) => Err(kafka_error(opts, "invalid configuration", &e)),
+    }
 }
 
 /// True for a commit the coordinator refused because the group is
@@ -59,10 +93,19 @@ pub(super) fn kafka_error(opts: &KafkaOptions, what: &str, e: &KafkaError) -> So
     ))
 }
 
+/// How every "the broker does not answer" error starts (see [`is_unreachable`]).
+const UNREACHABLE: &str = "kafka source: no answer from bootstrap.servers";
+
+/// True for the error of a broker that did not answer (as opposed to an
+/// unknown topic, a refused option...): what `startup.retry` retries.
+pub fn is_unreachable(e: &SourceError) -> bool {
+    matches!(e, SourceError::Runtime(message) if message.starts_with(UNREACHABLE))
+}
+
 pub(super) fn unreachable(opts: &KafkaOptions, e: &KafkaError) -> SourceError {
     SourceError::Runtime(format!(
-        "{CONNECTOR} source: no answer from bootstrap.servers '{}' within {} ({}); \
-         check the address and that the broker runs, or raise option 'timeout'",
+        "{UNREACHABLE} '{}' within {} ({}); check the address and that the broker runs, \
+         raise option 'timeout', or keep retrying at start with option 'startup.retry'",
         opts.bootstrap,
         humantime::format_duration(opts.timeout),
         opts.redact(&e.to_string())
@@ -74,4 +117,42 @@ pub(super) fn unknown_topic(opts: &KafkaOptions, topic: &str) -> SourceError {
         "{CONNECTOR} source: topic '{topic}' does not exist on '{}'; create it or fix option 'topic'",
         opts.bootstrap
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Options;
+
+    fn opts(extra: &[(&'static str, &'static str)]) -> KafkaOptions {
+        let mut pairs = vec![
+            ("topic", "t"),
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("group.id", "g"),
+        ];
+        pairs.extend_from_slice(extra);
+        KafkaOptions::parse(&Options::new(pairs)).unwrap()
+    }
+
+    #[test]
+    fn unknown_properties_and_bad_values_are_named_without_a_broker() {
+        assert!(check_config(&opts(&[("properties.fetch.max.bytes", "1000000")])).is_ok());
+        assert!(check_config(&opts(&[("properties.sasl.password", "hunter2")])).is_ok());
+        let err = check_config(&opts(&[("properties.fetch.max.bytez", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("option 'properties.fetch.max.bytez'"), "{err}");
+        let err = check_config(&opts(&[
+            ("properties.sasl.password", "hunter2"),
+            ("properties.session.timeout.ms", "hunter2"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'properties.session.timeout.ms'"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = check_config(&opts(&[("properties.auto.offset.reset", "latest")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scan.startup.mode"), "{err}");
+    }
 }
