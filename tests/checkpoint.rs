@@ -79,9 +79,30 @@ fn files_hop_resumes_exactly_after_a_crash_at_every_point() {
             std::fs::remove_dir_all(dir.path().join("ck")).ok();
             let crash = format!("{point}@{batch}");
             let (before, after) = crash_and_resume(dir.path(), &args, &crash);
-            assert_eq!([before, after].concat(), full, "{crash}");
+            if *point == "mid_state_write" {
+                // The state is written while the next batch runs and is
+                // printed: the abort may fall after a batch was printed and
+                // before its commit was logged, which repeats that batch.
+                assert_resumed_at_least_once(&full, &before, &after, &crash);
+            } else {
+                assert_eq!([before, after].concat(), full, "{crash}");
+            }
         }
     }
+}
+
+/// `before` (a crashed run's rows) then `after` (the restart's) are `full`,
+/// except that the restart may first repeat the last rows `before` printed
+/// (a batch printed but not committed: the console is at least once).
+fn assert_resumed_at_least_once(full: &[String], before: &[String], after: &[String], crash: &str) {
+    let overlap = before.len() + after.len() - full.len();
+    assert_eq!(before, &full[..before.len()], "{crash}");
+    assert_eq!(
+        after[..overlap],
+        before[before.len() - overlap..],
+        "{crash}"
+    );
+    assert_eq!(after[overlap..], full[before.len()..], "{crash}");
 }
 
 #[test]
@@ -103,7 +124,11 @@ fn with_a_state_every_third_batch_the_batches_since_are_replayed() {
     ] {
         std::fs::remove_dir_all(dir.path().join("ck")).ok();
         let (before, after) = crash_and_resume(dir.path(), &args, crash);
-        assert_eq!([before, after].concat(), full, "{crash}");
+        if crash.starts_with("mid_state_write") {
+            assert_resumed_at_least_once(&full, &before, &after, crash);
+        } else {
+            assert_eq!([before, after].concat(), full, "{crash}");
+        }
     }
 }
 
@@ -118,15 +143,11 @@ fn a_crash_between_printing_and_the_commit_log_repeats_that_batch_only() {
         let (before, after) = crash_and_resume(dir.path(), &args, &crash);
         // The first run printed a prefix of the output; the restart repeats
         // the last batch it printed (`overlap` rows), then carries on.
-        let overlap = before.len() + after.len() - full.len();
-        assert!(overlap > 0, "{crash}: nothing repeated");
-        assert_eq!(before, full[..before.len()], "{crash}");
-        assert_eq!(
-            after[..overlap],
-            before[before.len() - overlap..],
-            "{crash}"
+        assert!(
+            before.len() + after.len() > full.len(),
+            "{crash}: nothing repeated"
         );
-        assert_eq!(after[overlap..], full[before.len()..], "{crash}");
+        assert_resumed_at_least_once(&full, &before, &after, &crash);
     }
 }
 

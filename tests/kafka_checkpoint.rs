@@ -148,7 +148,13 @@ fn kafka_resumes_from_the_checkpoint_offsets_after_a_crash_at_every_point() {
         for batch in [0, 2, 4] {
             let group = format!("g{i}-{batch}");
             let crash = format!("{point}@{batch}");
-            let both = crash_and_resume(dir.path(), &bootstrap, &group, &crash);
+            let mut both = crash_and_resume(dir.path(), &bootstrap, &group, &crash);
+            if *point == "mid_state_write" {
+                // The state is written while the next batch runs and is
+                // printed: the crash may repeat a printed, uncommitted
+                // batch (the console is at least once).
+                both.dedup();
+            }
             assert_eq!(both, full, "{crash}");
             assert_eq!(committed(&bootstrap, &group), ends, "{crash}");
         }

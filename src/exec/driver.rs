@@ -99,6 +99,10 @@ pub(super) struct Driver<O> {
     pub(super) handed_out: watch::Receiver<Option<u64>>,
     /// The last batch sent whose ranges the sources have not committed yet.
     pub(super) uncommitted: Option<(u64, Vec<StreamOffsets>)>,
+    /// The state snapshot being written on the blocking pool, if any (see
+    /// `Driver::save_state`).
+    pub(super) state_write:
+        Option<tokio::task::JoinHandle<Result<(), crate::checkpoint::CheckpointError>>>,
     /// How long the sources took to commit the last batch's ranges (see
     /// `DriverPhases::source_commit`).
     pub(super) source_commit: std::time::Duration,
@@ -116,8 +120,20 @@ struct Step {
 }
 
 impl<O: Operator> Driver<O> {
+    /// Runs the query's batches until its input ends, a limit is reached or
+    /// it is stopped; the last state snapshot is on disk before it returns.
     pub(super) async fn run(
         mut self,
+        tx: mpsc::Sender<QueryEvent>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<QuerySummary, ExecError> {
+        let summary = self.run_batches(tx, stop).await?;
+        self.state_written().await?;
+        Ok(summary)
+    }
+
+    async fn run_batches(
+        &mut self,
         tx: mpsc::Sender<QueryEvent>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<QuerySummary, ExecError> {
@@ -228,7 +244,8 @@ impl<O: Operator> Driver<O> {
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
             let saving = Instant::now();
-            self.save_state(batch_id, time + self.interval_ms, false, &summary)?;
+            self.save_state(batch_id, time + self.interval_ms, false, &summary)
+                .await?;
             progress.phases.checkpoint = match self.checkpoint {
                 Some(_) => progress.phases.checkpoint + saving.elapsed(),
                 // Nothing was written: a phase of 0, not the time of a no-op.
@@ -541,7 +558,8 @@ impl<O: Operator> Driver<O> {
                 .iter()
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
-            self.save_state(batch_id, time + self.interval_ms, true, summary)?;
+            self.save_state(batch_id, time + self.interval_ms, true, summary)
+                .await?;
             self.progress.send_modify(|p| {
                 p.summary = summary.clone();
                 p.last.watermark_ms = self.watermarks.current.at;

@@ -188,6 +188,7 @@ pub fn start_query(
                 input: InputMark::default(),
                 handed_out: handed_out_rx,
                 uncommitted: None,
+                state_write: None,
                 source_commit: std::time::Duration::ZERO,
                 checkpoint: checkpoint.clone(),
                 last_sent: None,

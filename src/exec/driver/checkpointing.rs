@@ -109,15 +109,21 @@ impl<O: Operator> Driver<O> {
         ck.log_offsets(&entry).map_err(|e| self.checkpoint_error(e))
     }
 
-    /// Writes the state after batch `batch_id` when one is due.
-    pub(super) fn save_state(
-        &self,
+    /// Writes the state after batch `batch_id` when one is due: the
+    /// snapshot is taken here, between batches, and written to disk on the
+    /// blocking pool while the next batches run (as Flink's asynchronous
+    /// snapshots), at most one write at a time. Until the write is done
+    /// the previous state is the newest on disk, and the offsets log still
+    /// reaches back to it (retention only counts finished states), so a
+    /// crash meanwhile recovers from there and replays a few more batches.
+    pub(super) async fn save_state(
+        &mut self,
         batch_id: u64,
         next_time: i64,
         closing: bool,
         summary: &QuerySummary,
     ) -> Result<(), ExecError> {
-        let Some(ck) = &self.checkpoint else {
+        let Some(ck) = self.checkpoint.clone() else {
             return Ok(());
         };
         if !ck.state_due(batch_id) {
@@ -159,7 +165,22 @@ impl<O: Operator> Driver<O> {
             batches,
             sources: streams.zip(self.positions()?).collect(),
         };
-        ck.write_state(&state).map_err(|e| self.checkpoint_error(e))
+        self.state_written().await?;
+        self.state_write = Some(tokio::task::spawn_blocking(move || ck.write_state(&state)));
+        Ok(())
+    }
+
+    /// Waits until the state write in flight (see [`Driver::save_state`]),
+    /// if any, is on disk.
+    pub(super) async fn state_written(&mut self) -> Result<(), ExecError> {
+        let Some(write) = self.state_write.take() else {
+            return Ok(());
+        };
+        match write.await {
+            Ok(written) => written.map_err(|e| self.checkpoint_error(e)),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(self.unusable(format!("writing the state was cancelled: {join}"))),
+        }
     }
 
     /// Restores `state` into the operator, the driver and the sources.
@@ -316,7 +337,8 @@ impl<O: Operator> Driver<O> {
             summary.output_rows += (step.results.iter())
                 .map(|r| r.num_rows() as u64)
                 .sum::<u64>();
-            self.save_state(id, time + self.interval_ms, entry.closing, summary)?;
+            self.save_state(id, time + self.interval_ms, entry.closing, summary)
+                .await?;
             if recovery.committed.is_none_or(|c| id > c) {
                 let results = step.results.len();
                 for result in step.results {

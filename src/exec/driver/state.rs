@@ -240,6 +240,7 @@ mod tests {
             input: InputMark::default(),
             handed_out: tokio::sync::watch::channel(None).1,
             uncommitted: None,
+            state_write: None,
             source_commit: std::time::Duration::ZERO,
             checkpoint: None,
             last_sent: None,
