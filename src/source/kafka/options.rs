@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::avro::{AVRO_KEYS, AvroFormat};
 use crate::format::{Format, FormatKind};
 use crate::options::{Options, PassThrough};
 use crate::source::{FORMAT_KEYS, SourceError};
@@ -83,6 +84,8 @@ pub enum ValueFormat {
     Decoded(Format),
     /// `raw`: one `value` BINARY column, the bytes as they are.
     Raw,
+    /// `avro`: Avro datums of the writer schema in `avro.schema`.
+    Avro(AvroFormat),
 }
 
 /// The topics a stream reads: named, or every topic whose name matches.
@@ -165,7 +168,9 @@ impl std::fmt::Debug for KafkaOptions {
 impl KafkaOptions {
     /// Parses and checks the options of a kafka stream.
     pub fn parse(options: &Options) -> Result<Self, SourceError> {
-        let valid: Vec<&str> = OWN_KEYS.iter().chain(FORMAT_KEYS).copied().collect();
+        let valid: Vec<&str> = (OWN_KEYS.iter().chain(FORMAT_KEYS).chain(AVRO_KEYS))
+            .copied()
+            .collect();
         let own = options
             .iter()
             .filter(|(k, _)| !k.starts_with(PROPERTY_PREFIX))
@@ -335,6 +340,12 @@ impl KafkaOptions {
                 }
                 ValueFormat::Raw
             }
+            Some("avro") => ValueFormat::Avro(AvroFormat::parse(options)?),
+            _ if let Some(key) = AVRO_KEYS.iter().find(|k| options.get(k).is_some()) => {
+                return Err(options
+                    .invalid(key, "only used with format = 'avro'")
+                    .into());
+            }
             _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text)?),
         };
         let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
@@ -372,6 +383,7 @@ impl KafkaOptions {
         match &self.format {
             ValueFormat::Decoded(format) => format.name(),
             ValueFormat::Raw => "raw",
+            ValueFormat::Avro(_) => "avro",
         }
     }
 
