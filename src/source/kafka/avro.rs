@@ -15,8 +15,6 @@
 //! (a failed decoder may hold a partial row) and the malformed ones follow
 //! `on_error`.
 
-use std::sync::Arc;
-
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, new_empty_array};
@@ -300,6 +298,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{AsArray, BinaryBuilder, StringBuilder};
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+    use std::sync::Arc;
 
     const SCHEMA: &str = r#"{"type": "record", "name": "bid", "fields": [
         {"name": "user", "type": "string"}, {"name": "amount", "type": "long"}]}"#;
