@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::avro::{AVRO_KEYS, AvroFormat};
-use crate::format::{Format, FormatKind};
+use crate::format::{Format, FormatError, FormatKind};
 use crate::options::{Options, PassThrough};
 use crate::source::{FORMAT_KEYS, SourceError};
 
@@ -346,7 +346,15 @@ impl KafkaOptions {
                     .invalid(key, "only used with format = 'avro'")
                     .into());
             }
-            _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text)?),
+            _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text).map_err(
+                |e| match e {
+                    FormatError::UnknownFormat { name, valid } => FormatError::UnknownFormat {
+                        name,
+                        valid: format!("{valid}, avro, raw"),
+                    },
+                    other => other,
+                },
+            )?),
         };
         let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
         Ok(Self {
@@ -617,5 +625,12 @@ mod tests {
         assert!(err.to_string().contains("at least 1"), "{err}");
         let err = parse(&[("format", "raw"), ("header", "true")]).unwrap_err();
         assert!(err.to_string().contains("'raw'"), "{err}");
+        let err = parse(&[("format", "protobuf")]).unwrap_err();
+        assert!(err.to_string().contains("text, avro, raw"), "{err}");
+        let err = parse(&[("format", "json"), ("avro.schema", "{}")]).unwrap_err();
+        assert!(
+            err.to_string().contains("only used with format = 'avro'"),
+            "{err}"
+        );
     }
 }
