@@ -11,14 +11,15 @@
 //!
 //! The decoder only reads framed input, so each datum is given a fixed
 //! Confluent header of schema id 0 before decoding. A chunk is decoded in
-//! one go; if any message fails, each is decoded alone with a fresh decoder
-//! (a failed decoder may hold a partial row) and the malformed ones follow
-//! `on_error`.
+//! one go; if any message fails, each is checked alone (the checking
+//! decoder is rebuilt after a failure: it may hold part of a row), the
+//! malformed ones follow `on_error` and the rest are decoded together.
 
+use arrow_avro::errors::AvroError;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, new_empty_array};
-use datafusion::arrow::compute::{can_cast_types, cast, concat_batches};
+use datafusion::arrow::compute::{can_cast_types, cast};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 
 use super::consumer::Chunk;
@@ -35,6 +36,9 @@ const NAME: &str = "avro";
 
 /// Length of Confluent's wire header: magic byte 0, 4-byte big-endian schema id.
 const CONFLUENT_HEADER: usize = 5;
+
+/// Why a message with bytes after its datum is malformed.
+const TRAILING: &str = "bytes left after the datum";
 
 /// The header put before every datum for the decoder (schema id 0).
 const FRAME_HEADER: [u8; CONFLUENT_HEADER] = [0; CONFLUENT_HEADER];
@@ -127,80 +131,93 @@ impl AvroFormat {
     /// The `values` columns of `chunk`'s messages, the messages kept
     /// (`None`: all) and the malformed ones under `on_error = 'skip'`.
     pub(super) fn decode(&self, chunk: &Chunk, values: &SchemaRef) -> Result<Columns, FormatError> {
-        if let Some(batch) = self.decode_all(chunk) {
+        let all: Vec<usize> = (0..chunk.len()).collect();
+        if let Some(batch) = self.decode_all(chunk, &all) {
             return Ok((self.project(Some(batch), values)?, None, Vec::new()));
         }
+        let (good, rejected) = self.check_each(chunk)?;
+        let batch = match good.is_empty() {
+            true => None,
+            false => self.decode_all(chunk, &good),
+        };
+        if !good.is_empty() && batch.is_none() {
+            // Each decoded alone by `check_each`, so not expected.
+            return Err(malformed(
+                "messages that decode one by one failed together".into(),
+            ));
+        }
+        let kept = UInt32Array::from_iter_values(good.iter().map(|i| *i as u32));
+        Ok((self.project(batch, values)?, Some(kept), rejected))
+    }
+
+    /// The messages that decode alone and the malformed ones (index, why)
+    /// under `on_error = 'skip'`; the first malformed one under `'fail'`.
+    /// One decoder checks them all, rebuilt after a failure (it may hold
+    /// part of a row then).
+    fn check_each(&self, chunk: &Chunk) -> Result<(Vec<usize>, Vec<(usize, String)>), FormatError> {
         let mut good = Vec::new();
-        let mut kept = Vec::new();
         let mut rejected = Vec::new();
+        let mut checker: Option<Decoder> = None;
         for i in 0..chunk.len() {
-            let result = self.decode_one(chunk, i);
-            match result {
-                Ok(batch) => {
-                    good.push(batch);
-                    kept.push(i as u32);
-                }
-                Err(why) => {
-                    let error = FormatError::Malformed {
-                        format: NAME,
-                        origin: chunk.origin(i),
-                        message: why,
-                    };
-                    match self.on_error {
-                        OnError::Fail => return Err(error),
-                        OnError::Skip => rejected.push((i, error.to_string())),
+            let result = self.frame(chunk, i).and_then(|frame| {
+                let decoder = match &mut checker {
+                    Some(decoder) => decoder,
+                    None => checker.insert(decoder(&self.schema_json, chunk.len())?),
+                };
+                let room = decoder.capacity();
+                let used = decoder.decode(&frame).map_err(|e| match e {
+                    // The decoder took what followed the datum for a next frame.
+                    AvroError::ParseError(m) if m.starts_with("Missing magic") => {
+                        TRAILING.to_string()
                     }
+                    e => e.to_string(),
+                })?;
+                match (used == frame.len(), room - decoder.capacity()) {
+                    (true, 1) => Ok(()),
+                    (false, _) if used <= CONFLUENT_HEADER => Err(format!(
+                        "{} bytes are not a complete datum of the writer schema",
+                        frame.len() - CONFLUENT_HEADER
+                    )),
+                    _ => Err(TRAILING.to_string()),
+                }
+            });
+            match result {
+                Ok(()) => good.push(i),
+                Err(why) => {
+                    checker = None;
+                    rejected.push((i, self.reject(chunk, i, why)?));
                 }
             }
         }
-        let batch = match good.is_empty() {
-            true => None,
-            false => Some(
-                concat_batches(&good[0].schema(), &good).map_err(|e| malformed(e.to_string()))?,
-            ),
-        };
-        Ok((
-            self.project(batch, values)?,
-            Some(UInt32Array::from(kept)),
-            rejected,
-        ))
+        Ok((good, rejected))
     }
 
-    /// Every message of `chunk` decoded by one decoder, or `None` if any
-    /// of them is malformed.
-    fn decode_all(&self, chunk: &Chunk) -> Option<RecordBatch> {
-        let mut decoder = decoder(&self.schema_json, chunk.len().max(1)).ok()?;
-        for i in 0..chunk.len() {
+    /// The error of message `i`, malformed because of `why`: returned under
+    /// `on_error = 'fail'`, its text under `'skip'`.
+    fn reject(&self, chunk: &Chunk, i: usize, why: String) -> Result<String, FormatError> {
+        let error = FormatError::Malformed {
+            format: NAME,
+            origin: chunk.origin(i),
+            message: why,
+        };
+        match self.on_error {
+            OnError::Fail => Err(error),
+            OnError::Skip => Ok(error.to_string()),
+        }
+    }
+
+    /// Messages `which` of `chunk` decoded by one decoder, or `None` if
+    /// any of them is malformed.
+    fn decode_all(&self, chunk: &Chunk, which: &[usize]) -> Option<RecordBatch> {
+        let mut decoder = decoder(&self.schema_json, which.len().max(1)).ok()?;
+        for &i in which {
             let frame = self.frame(chunk, i).ok()?;
             if decoder.decode(&frame).ok()? != frame.len() {
                 return None;
             }
         }
         let batch = decoder.flush().ok()??;
-        (batch.num_rows() == chunk.len()).then_some(batch)
-    }
-
-    /// Message `i` alone as one row, or why it is malformed.
-    fn decode_one(&self, chunk: &Chunk, i: usize) -> Result<RecordBatch, String> {
-        let frame = self.frame(chunk, i)?;
-        let mut decoder = decoder(&self.schema_json, 1).map_err(|e| e.to_string())?;
-        let used = decoder.decode(&frame).map_err(|e| e.to_string())?;
-        let body = frame.len() - CONFLUENT_HEADER;
-        if used != frame.len() {
-            let why = match used <= CONFLUENT_HEADER {
-                true => format!("{body} bytes are not a complete datum of the writer schema"),
-                false => format!(
-                    "{} trailing bytes after the datum",
-                    frame.len().saturating_sub(used)
-                ),
-            };
-            return Err(why);
-        }
-        match decoder.flush() {
-            Ok(Some(batch)) if batch.num_rows() == 1 => Ok(batch),
-            Ok(_) => Err("no datum decoded".into()),
-            Err(e) => Err(e.to_string()),
-        }
+        (batch.num_rows() == which.len()).then_some(batch)
     }
 
     /// Message `i`'s datum behind the decoder's header, or why it has none.
@@ -408,6 +425,11 @@ mod tests {
         );
         let offsets: Vec<usize> = rejected.iter().map(|r| r.0).collect();
         assert_eq!(offsets, [1, 2]);
+        assert!(
+            rejected[0].1.contains("not a complete datum"),
+            "{rejected:?}"
+        );
+        assert!(rejected[1].1.contains(TRAILING), "{rejected:?}");
         let err = format(&[]).unwrap().decode(&chunk(&messages), &values());
         let err = err.unwrap_err().to_string();
         assert!(
