@@ -43,6 +43,10 @@ const TRAILING: &str = "bytes left after the datum";
 /// The header put before every datum for the decoder (schema id 0).
 const FRAME_HEADER: [u8; CONFLUENT_HEADER] = [0; CONFLUENT_HEADER];
 
+/// The messages that decode (indices in the chunk) and the malformed ones
+/// skipped (index, why).
+type Checked = (Vec<usize>, Vec<(usize, String)>);
+
 /// How `format = 'avro'` values are read: the writer schema, the framing
 /// and the malformed-message policy.
 #[derive(Debug, Clone)]
@@ -154,7 +158,7 @@ impl AvroFormat {
     /// under `on_error = 'skip'`; the first malformed one under `'fail'`.
     /// One decoder checks them all, rebuilt after a failure (it may hold
     /// part of a row then).
-    fn check_each(&self, chunk: &Chunk) -> Result<(Vec<usize>, Vec<(usize, String)>), FormatError> {
+    fn check_each(&self, chunk: &Chunk) -> Result<Checked, FormatError> {
         let mut good = Vec::new();
         let mut rejected = Vec::new();
         let mut checker: Option<Decoder> = None;
