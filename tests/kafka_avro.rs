@@ -1,7 +1,8 @@
 //! `format = 'avro'` on the kafka source against librdkafka's mock cluster:
 //! Avro-encoded bids (hand-encoded datums, behind Confluent's wire header or
 //! bare) are read until idle into the declared columns by name, and a
-//! malformed datum fails naming its offset or is skipped.
+//! malformed datum fails naming its offset, is skipped or goes to a
+//! dead-letter file.
 
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ async fn confluent_framed_and_bare_avro_bids_become_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_datum_fails_naming_its_offset_or_is_skipped() {
+async fn a_malformed_datum_fails_naming_its_offset_is_skipped_or_dead_lettered() {
     let values = [
         bid("a", 1, true),
         b"\x00\x00\x00\x00\x2a\x09".to_vec(),
@@ -158,6 +159,20 @@ async fn a_malformed_datum_fails_naming_its_offset_or_is_skipped() {
         .await
         .unwrap();
     assert_eq!(rows, [row("a", 1, 0), row("c", 3, 2)]);
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let extra = format!(
+        ", on_error = 'dead_letter', 'dead_letter.path' = '{}'",
+        dead.display()
+    );
+    let rows = run(&script(&bootstrap, "bad", "g6", &extra)).await.unwrap();
+    assert_eq!(rows, [row("a", 1, 0), row("c", 3, 2)]);
+    let lines = std::fs::read_to_string(&dead).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(
+        lines.contains("malformed avro") && lines.contains("offset 1"),
+        "{lines}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
