@@ -443,6 +443,31 @@ mod tests {
     }
 
     #[test]
+    fn nullable_unions_become_nulls_and_types_are_cast() {
+        let schema = r#"{"type": "record", "name": "r", "fields": [
+            {"name": "note", "type": ["null", "string"]}, {"name": "n", "type": "int"}]}"#;
+        let options = [("format", "avro"), ("avro.schema", schema)];
+        let avro = AvroFormat::parse(&Options::new(options)).unwrap();
+        // note: union branch 0 (null) / branch 1 + "hi"; n: int 3 / -1.
+        let messages = [
+            vec![0, 0, 0, 0, 1, 0, 6],
+            [vec![0, 0, 0, 0, 1, 2], long(2), b"hi".to_vec(), long(-1)].concat(),
+        ];
+        let values = Arc::new(Schema::new(vec![
+            Field::new("note", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        avro.check_columns(&values).unwrap();
+        let (columns, _, _) = avro.decode(&chunk(&messages), &values).unwrap();
+        let notes: Vec<_> = columns[0].as_string::<i32>().iter().collect();
+        assert_eq!(notes, [None, Some("hi")]);
+        assert_eq!(
+            columns[1].as_primitive::<Int64Type>().values().to_vec(),
+            [3, -1]
+        );
+    }
+
+    #[test]
     fn options_and_columns_are_checked_up_front() {
         let err = AvroFormat::parse(&Options::new([("format", "avro")])).unwrap_err();
         assert!(err.to_string().contains("avro.schema"), "{err}");
