@@ -7,6 +7,7 @@
 //! [`crate::format`]; if that fails or does not give one row per message,
 //! each message is decoded alone, so a malformed one is skipped (or named
 //! by topic, partition and offset) without misaligning the system columns.
+//! avro values are decoded by [`super::avro`].
 
 use std::sync::Arc;
 
@@ -131,6 +132,7 @@ pub fn decode_chunk(
         }
         ValueFormat::Decoded(f) if f.kind == FormatKind::Text => decode_text(chunk, f)?,
         ValueFormat::Decoded(f) => decode_records(chunk, values, f)?,
+        ValueFormat::Avro(f) => f.decode(chunk, values)?,
     };
     let keys = chunk.keys.finish();
     let rejected: Vec<Rejected> = (reasons.into_iter())
@@ -173,7 +175,7 @@ pub fn decode_chunk(
 
 /// Value columns, the messages they came from (`None`: all of them), and
 /// the messages skipped (index in the chunk, why).
-type Columns = (Vec<ArrayRef>, Option<UInt32Array>, Vec<(usize, String)>);
+pub(super) type Columns = (Vec<ArrayRef>, Option<UInt32Array>, Vec<(usize, String)>);
 
 /// text: each message is one `line` (not split at newlines); a value that is
 /// not UTF-8 (or absent) is malformed.

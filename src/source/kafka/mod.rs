@@ -29,6 +29,7 @@
 //! starts at the earliest offset) and re-reads a logged batch's exact
 //! ranges ([`KafkaConsumer::poll_until`]).
 
+pub mod avro;
 mod connect;
 pub mod consumer;
 pub mod dead_letter;
@@ -66,7 +67,12 @@ pub(super) fn resolve_schema(
     let opts = KafkaOptions::parse(options)?;
     consumer::check_config(&opts)?;
     let values = match (&opts.format, declared) {
+        (ValueFormat::Avro(avro), Some(schema)) => {
+            avro.check_columns(&schema)?;
+            schema
+        }
         (_, Some(schema)) => schema,
+        (ValueFormat::Avro(avro), None) => avro.columns(),
         (ValueFormat::Raw, None) => Arc::new(Schema::new(vec![Field::new(
             "value",
             DataType::Binary,

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use crate::format::{Format, FormatKind};
+use super::avro::{AVRO_KEYS, AvroFormat};
+use crate::format::{Format, FormatError, FormatKind};
 use crate::options::{Options, PassThrough};
 use crate::source::{FORMAT_KEYS, SourceError};
 
@@ -83,6 +84,8 @@ pub enum ValueFormat {
     Decoded(Format),
     /// `raw`: one `value` BINARY column, the bytes as they are.
     Raw,
+    /// `avro`: Avro datums of the writer schema in `avro.schema`.
+    Avro(AvroFormat),
 }
 
 /// The topics a stream reads: named, or every topic whose name matches.
@@ -165,7 +168,9 @@ impl std::fmt::Debug for KafkaOptions {
 impl KafkaOptions {
     /// Parses and checks the options of a kafka stream.
     pub fn parse(options: &Options) -> Result<Self, SourceError> {
-        let valid: Vec<&str> = OWN_KEYS.iter().chain(FORMAT_KEYS).copied().collect();
+        let valid: Vec<&str> = (OWN_KEYS.iter().chain(FORMAT_KEYS).chain(AVRO_KEYS))
+            .copied()
+            .collect();
         let own = options
             .iter()
             .filter(|(k, _)| !k.starts_with(PROPERTY_PREFIX))
@@ -335,7 +340,21 @@ impl KafkaOptions {
                 }
                 ValueFormat::Raw
             }
-            _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text)?),
+            Some("avro") => ValueFormat::Avro(AvroFormat::parse(options)?),
+            _ if let Some(key) = AVRO_KEYS.iter().find(|k| options.get(k).is_some()) => {
+                return Err(options
+                    .invalid(key, "only used with format = 'avro'")
+                    .into());
+            }
+            _ => ValueFormat::Decoded(Format::from_options(options, FormatKind::Text).map_err(
+                |e| match e {
+                    FormatError::UnknownFormat { name, valid } => FormatError::UnknownFormat {
+                        name,
+                        valid: format!("{valid}, avro, raw"),
+                    },
+                    other => other,
+                },
+            )?),
         };
         let properties = PassThrough::from_options(options, PROPERTY_PREFIX);
         Ok(Self {
@@ -372,6 +391,7 @@ impl KafkaOptions {
         match &self.format {
             ValueFormat::Decoded(format) => format.name(),
             ValueFormat::Raw => "raw",
+            ValueFormat::Avro(_) => "avro",
         }
     }
 
@@ -605,5 +625,12 @@ mod tests {
         assert!(err.to_string().contains("at least 1"), "{err}");
         let err = parse(&[("format", "raw"), ("header", "true")]).unwrap_err();
         assert!(err.to_string().contains("'raw'"), "{err}");
+        let err = parse(&[("format", "protobuf")]).unwrap_err();
+        assert!(err.to_string().contains("text, avro, raw"), "{err}");
+        let err = parse(&[("format", "json"), ("avro.schema", "{}")]).unwrap_err();
+        assert!(
+            err.to_string().contains("only used with format = 'avro'"),
+            "{err}"
+        );
     }
 }
