@@ -55,6 +55,10 @@ pub struct KafkaConsumer {
     next: Vec<i64>,
     /// Per source partition, the end (high watermark) seen at open.
     end_at_start: Vec<i64>,
+    /// Per source partition, whether librdkafka reported partition EOF
+    /// since `end_at_start` was read: the end was reached even where no
+    /// message sits at `end - 1` (a transaction's commit marker).
+    eof: Vec<bool>,
     /// Per source partition, whether this consumer reads it now.
     assigned: Vec<bool>,
     /// Rebalances librdkafka reported, not applied yet.
@@ -138,6 +142,7 @@ impl KafkaConsumer {
             by_topic: Vec::new(),
             next: Vec::new(),
             end_at_start: Vec::new(),
+            eof: Vec::new(),
             assigned: Vec::new(),
             rebalances,
             seen_assignment: opts.assignment == Assignment::All,
@@ -238,6 +243,7 @@ impl KafkaConsumer {
         self.partitions.push((t, partition));
         self.next.push(0);
         self.end_at_start.push(0);
+        self.eof.push(false);
         self.assigned.push(false);
         self.retry.get_mut().unsent.push(None);
         p
@@ -258,6 +264,7 @@ impl KafkaConsumer {
             bounds.push((low, high));
         }
         self.end_at_start = bounds.iter().map(|(_, high)| *high).collect();
+        self.eof = vec![false; bounds.len()];
         let requested: Vec<Option<i64>> = match opts.startup {
             StartupMode::Earliest => vec![None; bounds.len()],
             StartupMode::Latest => bounds.iter().map(|(_, high)| Some(*high)).collect(),
@@ -342,6 +349,10 @@ impl KafkaConsumer {
             let message = match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.on_partition_eof(partition);
+                    continue;
+                }
                 Some(Err(e)) => {
                     self.on_poll_error(&e)?;
                     if Instant::now() >= deadline {
@@ -408,7 +419,7 @@ impl KafkaConsumer {
                 )));
             }
             let message = match self.consumer.poll(deadline - now) {
-                None => continue,
+                None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Ok(message)) => message,
                 Some(Err(e)) => {
                     self.on_poll_error(&e)?;
@@ -559,11 +570,39 @@ impl KafkaConsumer {
 
     /// True once every assigned partition has been read up to the end it
     /// had at open (under `assignment = 'group'`: not before the first
-    /// assignment).
+    /// assignment): its position reached that end, or librdkafka reported
+    /// partition EOF since (a partition whose last offsets are transaction
+    /// markers, which are never delivered, ends past its last message).
     pub fn reached_start_ends(&self) -> bool {
         self.seen_assignment
             && (self.next.iter().zip(&self.end_at_start))
-                .zip(&self.assigned)
-                .all(|((next, end), assigned)| !assigned || next >= end)
+                .zip(self.assigned.iter().zip(&self.eof))
+                .all(|((next, end), (assigned, eof))| !assigned || *eof || next >= end)
+    }
+
+    /// librdkafka reached the end of Kafka partition `partition` of some
+    /// topic (rdkafka's `PartitionEOF` does not say which): every message
+    /// before it was delivered and taken (`poll` takes all it polls), and
+    /// the end then was at least the one read at open. Where several
+    /// topics have that partition number, those whose librdkafka position
+    /// did not reach their end seen at open are left alone.
+    fn on_partition_eof(&mut self, partition: i32) {
+        let candidates: Vec<usize> = (0..self.partitions.len())
+            .filter(|&p| self.assigned[p] && self.partitions[p].1 == partition)
+            .collect();
+        let positions = match candidates.len() {
+            0 => return,
+            1 => None,
+            _ => self.consumer.position().ok(),
+        };
+        for p in candidates {
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let reached = positions.as_ref().is_none_or(|tpl| {
+                let at = tpl.find_partition(topic, partition).map(|e| e.offset());
+                matches!(at, Some(Offset::Offset(n)) if n >= self.end_at_start[p])
+            });
+            tracing::debug!("{CONNECTOR} source: partition EOF on {topic}/{partition}: {reached}");
+            self.eof[p] |= reached;
+        }
     }
 }

@@ -18,6 +18,7 @@ impl KafkaConsumer {
                 .map_err(|e| unreachable(&self.opts, &e))?;
             ends.push(high);
         }
+        self.eof = vec![false; ends.len()];
         self.end_at_start = ends;
         self.next = vec![0; count];
         self.assigned = vec![false; count];
@@ -64,6 +65,7 @@ impl KafkaConsumer {
                     {
                         let p = self.register(topic, *partition);
                         self.end_at_start[p as usize] = self.high_watermark(p)?;
+                        self.eof[p as usize] = false;
                     }
                 }
             }

@@ -1,0 +1,229 @@
+//! `--until-idle` over a topic written by a transactional producer, on
+//! librdkafka's mock cluster. Each committed transaction leaves a commit
+//! marker after its messages, so a partition's end offset is one past the
+//! last *data* message and a consumer's position never reaches it by
+//! reading messages alone; quiver also counts librdkafka's partition EOF
+//! (reported at or after the end seen at start) as reaching the end.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const TOPIC: &str = "lines";
+const PARTITIONS: i32 = 3;
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Hang guard only: nothing is asserted about time.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Produces `per` lines to every partition (`p<p> w<i % 4>`), each
+/// partition's lines followed by a transaction commit marker (written as a
+/// raw Produce request: the mock cluster's transactions write none);
+/// returns the word counts they add.
+fn produce_with_markers(bootstrap: &str, per: usize) -> BTreeMap<String, i64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    let mut counts = BTreeMap::new();
+    for p in 0..PARTITIONS {
+        for i in 0..per {
+            let line = format!("p{p} w{}", i % 4);
+            for word in line.split(' ') {
+                *counts.entry(word.to_string()).or_default() += 1;
+            }
+            let record = BaseRecord::<(), _>::to(TOPIC).partition(p).payload(&line);
+            producer.send(record).expect("enqueue");
+        }
+    }
+    producer.flush(TIMEOUT).expect("flush");
+    for p in 0..PARTITIONS {
+        produce_commit_marker(bootstrap, p);
+    }
+    counts
+}
+
+/// Appends a transaction commit marker (a control batch of one record) to
+/// `partition` with a Produce v3 request.
+fn produce_commit_marker(bootstrap: &str, partition: i32) {
+    // The control record: key = (version 0, type 1 = commit), value =
+    // (version 0, coordinator epoch 0).
+    let (key, value) = ([0u8, 0, 0, 1], [0u8, 0, 0, 0, 0, 0]);
+    let mut record = vec![0u8, 0, 0]; // attributes, timestamp delta, offset delta
+    record.push(zigzag(key.len() as i64));
+    record.extend_from_slice(&key);
+    record.push(zigzag(value.len() as i64));
+    record.extend_from_slice(&value);
+    record.push(0); // no headers
+    let mut records = vec![zigzag(record.len() as i64)];
+    records.extend_from_slice(&record);
+    // From attributes on: what the CRC covers.
+    let mut tail = Vec::new();
+    tail.extend_from_slice(&0x30i16.to_be_bytes()); // transactional | control
+    tail.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    tail.extend_from_slice(&0i64.to_be_bytes()); // first timestamp
+    tail.extend_from_slice(&0i64.to_be_bytes()); // max timestamp
+    tail.extend_from_slice(&4242i64.to_be_bytes()); // producer id
+    tail.extend_from_slice(&0i16.to_be_bytes()); // producer epoch
+    tail.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    tail.extend_from_slice(&1i32.to_be_bytes()); // one record
+    tail.extend_from_slice(&records);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    batch.extend_from_slice(&((4 + 1 + 4 + tail.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&crc32c(&tail).to_be_bytes());
+    batch.extend_from_slice(&tail);
+
+    let mut request = Vec::new();
+    request.extend_from_slice(&0i16.to_be_bytes()); // Produce
+    request.extend_from_slice(&3i16.to_be_bytes()); // v3
+    request.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    request.extend_from_slice(&(-1i16).to_be_bytes()); // no client id
+    request.extend_from_slice(&(-1i16).to_be_bytes()); // no transactional id
+    request.extend_from_slice(&1i16.to_be_bytes()); // acks
+    request.extend_from_slice(&10_000i32.to_be_bytes());
+    request.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    request.extend_from_slice(&(TOPIC.len() as i16).to_be_bytes());
+    request.extend_from_slice(TOPIC.as_bytes());
+    request.extend_from_slice(&1i32.to_be_bytes()); // one partition
+    request.extend_from_slice(&partition.to_be_bytes());
+    request.extend_from_slice(&(batch.len() as i32).to_be_bytes());
+    request.extend_from_slice(&batch);
+
+    let address = bootstrap.split(',').next().expect("an address");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the mock");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream
+        .write_all(&(request.len() as i32).to_be_bytes())
+        .expect("send");
+    stream.write_all(&request).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).expect("response");
+    // correlation id, topic count, topic name, partition count, partition,
+    // then the error code.
+    let at = 4 + 4 + 2 + TOPIC.len() + 4 + 4;
+    let error = i16::from_be_bytes([response[at], response[at + 1]]);
+    assert_eq!(error, 0, "the mock refused the commit marker");
+}
+
+/// A small non-negative value as a one-byte zigzag varint.
+fn zigzag(n: i64) -> u8 {
+    assert!((0..64).contains(&n));
+    (n << 1) as u8
+}
+
+/// CRC-32C (Castagnoli), as record batches carry it.
+fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Per partition: the group's committed offset, the last data message's
+/// offset + 1 and the end offset (high watermark).
+fn offsets(bootstrap: &str, group: &str) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(TOPIC, p);
+    }
+    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
+    (0..PARTITIONS)
+        .map(|p| {
+            let offset = match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(n)) => n,
+                _ => -1,
+            };
+            let (_, high) = (consumer.fetch_watermarks(TOPIC, p, TIMEOUT)).expect("watermarks");
+            (offset, high)
+        })
+        .collect()
+}
+
+#[test]
+fn until_idle_ends_on_a_transactional_topic_and_counts_every_line_once() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let produced = produce_with_markers(&bootstrap, 20);
+    let ends = offsets(&bootstrap, "txn");
+    // The commit markers: each partition ends past its 20 data messages.
+    assert!(ends.iter().all(|(_, end)| *end == 21), "{ends:?}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = format!(
+        "CREATE STREAM lines WITH (connector = 'kafka', topic = '{TOPIC}', \
+         'bootstrap.servers' = '{bootstrap}', 'group.id' = 'txn', format = 'text');\n\
+         SELECT word, count(*) AS n FROM (SELECT unnest(string_to_array(line, ' ')) AS word \
+         FROM lines) GROUP BY word;\n"
+    );
+    std::fs::write(dir.path().join("txn.sql"), script).expect("write the script");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(dir.path())
+        .args(["run", "txn.sql", "--until-idle", "--format", "csv"])
+        .args(["--batch-interval", "100ms"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run quiver");
+    let started = Instant::now();
+    let mut hung = false;
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > PATIENCE {
+            hung = true;
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = child.wait().expect("wait");
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let _ = child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout);
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    assert!(!hung, "--until-idle never ended; stderr:\n{stderr}");
+    assert!(status.success(), "{stderr}");
+    let mut counts = BTreeMap::new();
+    for line in stdout.lines().skip(1) {
+        let (word, n) = line.split_once(',').expect("word,n");
+        *counts.entry(word.to_string()).or_default() += n.parse::<i64>().expect("a count");
+    }
+    assert_eq!(counts, produced);
+    // The committed offsets are past the last message read (Kafka's
+    // convention), at most the end: a second run reads nothing old.
+    for (p, (committed, end)) in offsets(&bootstrap, "txn").iter().enumerate() {
+        assert!(
+            *committed >= 20 && committed <= end,
+            "partition {p}: {committed} of {end}"
+        );
+    }
+}
