@@ -1,10 +1,11 @@
-//! `--until-idle` over a topic written by a transactional producer, on
+//! `--until-idle` over topics as a transactional producer leaves them, on
 //! librdkafka's mock cluster. Each committed transaction leaves a commit
 //! marker after its messages, so a partition's end offset is one past the
 //! last *data* message and a consumer's position never reaches it by
 //! reading messages alone; quiver also counts librdkafka's partition EOF
-//! (reported at or after the end seen at start) as reaching the end.
-
+//! (reported after the end seen at start was read) as reaching the end.
+//! The mock cluster's transactions write no markers, so the test writes
+//! one itself with a raw Produce request (a control record batch).
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -25,7 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// partition's lines followed by a transaction commit marker (written as a
 /// raw Produce request: the mock cluster's transactions write none);
 /// returns the word counts they add.
-fn produce_with_markers(bootstrap: &str, per: usize) -> BTreeMap<String, i64> {
+fn produce_with_markers(bootstrap: &str, topic: &str, per: usize) -> BTreeMap<String, i64> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -33,24 +34,24 @@ fn produce_with_markers(bootstrap: &str, per: usize) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for p in 0..PARTITIONS {
         for i in 0..per {
-            let line = format!("p{p} w{}", i % 4);
+            let line = format!("{topic}{p} w{}", i % 4);
             for word in line.split(' ') {
                 *counts.entry(word.to_string()).or_default() += 1;
             }
-            let record = BaseRecord::<(), _>::to(TOPIC).partition(p).payload(&line);
+            let record = BaseRecord::<(), _>::to(topic).partition(p).payload(&line);
             producer.send(record).expect("enqueue");
         }
     }
     producer.flush(TIMEOUT).expect("flush");
     for p in 0..PARTITIONS {
-        produce_commit_marker(bootstrap, p);
+        produce_commit_marker(bootstrap, topic, p);
     }
     counts
 }
 
 /// Appends a transaction commit marker (a control batch of one record) to
 /// `partition` with a Produce v3 request.
-fn produce_commit_marker(bootstrap: &str, partition: i32) {
+fn produce_commit_marker(bootstrap: &str, topic: &str, partition: i32) {
     // The control record: key = (version 0, type 1 = commit), value =
     // (version 0, coordinator epoch 0).
     let (key, value) = ([0u8, 0, 0, 1], [0u8, 0, 0, 0, 0, 0]);
@@ -90,8 +91,8 @@ fn produce_commit_marker(bootstrap: &str, partition: i32) {
     request.extend_from_slice(&1i16.to_be_bytes()); // acks
     request.extend_from_slice(&10_000i32.to_be_bytes());
     request.extend_from_slice(&1i32.to_be_bytes()); // one topic
-    request.extend_from_slice(&(TOPIC.len() as i16).to_be_bytes());
-    request.extend_from_slice(TOPIC.as_bytes());
+    request.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    request.extend_from_slice(topic.as_bytes());
     request.extend_from_slice(&1i32.to_be_bytes()); // one partition
     request.extend_from_slice(&partition.to_be_bytes());
     request.extend_from_slice(&(batch.len() as i32).to_be_bytes());
@@ -110,7 +111,7 @@ fn produce_commit_marker(bootstrap: &str, partition: i32) {
     stream.read_exact(&mut response).expect("response");
     // correlation id, topic count, topic name, partition count, partition,
     // then the error code.
-    let at = 4 + 4 + 2 + TOPIC.len() + 4 + 4;
+    let at = 4 + 4 + 2 + topic.len() + 4 + 4;
     let error = i16::from_be_bytes([response[at], response[at + 1]]);
     assert_eq!(error, 0, "the mock refused the commit marker");
 }
@@ -139,7 +140,7 @@ fn crc32c(bytes: &[u8]) -> u32 {
 
 /// Per partition: the group's committed offset, the last data message's
 /// offset + 1 and the end offset (high watermark).
-fn offsets(bootstrap: &str, group: &str) -> Vec<(i64, i64)> {
+fn offsets(bootstrap: &str, topic: &str, group: &str) -> Vec<(i64, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -147,34 +148,27 @@ fn offsets(bootstrap: &str, group: &str) -> Vec<(i64, i64)> {
         .expect("consumer");
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition(TOPIC, p);
+        tpl.add_partition(topic, p);
     }
     let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
     (0..PARTITIONS)
         .map(|p| {
-            let offset = match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
+            let offset = match committed.find_partition(topic, p).map(|e| e.offset()) {
                 Some(rdkafka::Offset::Offset(n)) => n,
                 _ => -1,
             };
-            let (_, high) = (consumer.fetch_watermarks(TOPIC, p, TIMEOUT)).expect("watermarks");
+            let (_, high) = (consumer.fetch_watermarks(topic, p, TIMEOUT)).expect("watermarks");
             (offset, high)
         })
         .collect()
 }
 
-#[test]
-fn until_idle_ends_on_a_transactional_topic_and_counts_every_line_once() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
-    let bootstrap = cluster.bootstrap_servers();
-    let produced = produce_with_markers(&bootstrap, 20);
-    let ends = offsets(&bootstrap, "txn");
-    // The commit markers: each partition ends past its 20 data messages.
-    assert!(ends.iter().all(|(_, end)| *end == 21), "{ends:?}");
-
+/// Runs `SELECT word, count(*)` over `topics` with `--until-idle` (group
+/// `txn`) and returns the summed counts; fails if it does not end.
+fn word_counts_until_idle(bootstrap: &str, topics: &str) -> BTreeMap<String, i64> {
     let dir = tempfile::tempdir().expect("temp dir");
     let script = format!(
-        "CREATE STREAM lines WITH (connector = 'kafka', topic = '{TOPIC}', \
+        "CREATE STREAM lines WITH (connector = 'kafka', topic = '{topics}', \
          'bootstrap.servers' = '{bootstrap}', 'group.id' = 'txn', format = 'text');\n\
          SELECT word, count(*) AS n FROM (SELECT unnest(string_to_array(line, ' ')) AS word \
          FROM lines) GROUP BY word;\n"
@@ -217,13 +211,47 @@ fn until_idle_ends_on_a_transactional_topic_and_counts_every_line_once() {
         let (word, n) = line.split_once(',').expect("word,n");
         *counts.entry(word.to_string()).or_default() += n.parse::<i64>().expect("a count");
     }
-    assert_eq!(counts, produced);
-    // The committed offsets are past the last message read (Kafka's
-    // convention), at most the end: a second run reads nothing old.
-    for (p, (committed, end)) in offsets(&bootstrap, "txn").iter().enumerate() {
+    counts
+}
+
+/// The committed offsets are past the last message read (Kafka's
+/// convention) and at most the end: a second run reads nothing old.
+fn assert_committed_past_the_messages(bootstrap: &str, topic: &str, per: i64) {
+    for (p, (committed, end)) in offsets(bootstrap, topic, "txn").iter().enumerate() {
         assert!(
-            *committed >= 20 && committed <= end,
-            "partition {p}: {committed} of {end}"
+            *committed >= per && committed <= end,
+            "{topic}/{p}: {committed} of {end}"
         );
     }
+}
+
+#[test]
+fn until_idle_ends_on_a_transactional_topic_and_counts_every_line_once() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let produced = produce_with_markers(&bootstrap, TOPIC, 20);
+    // The commit markers: each partition ends past its 20 data messages.
+    let ends = offsets(&bootstrap, TOPIC, "txn");
+    assert!(ends.iter().all(|(_, end)| *end == 21), "{ends:?}");
+    assert_eq!(word_counts_until_idle(&bootstrap, TOPIC), produced);
+    assert_committed_past_the_messages(&bootstrap, TOPIC, 20);
+}
+
+/// Two topics share partition numbers, and librdkafka's partition EOF
+/// names only the number: each topic's partitions still count as read to
+/// their end (by librdkafka's position), and only then.
+#[test]
+fn until_idle_ends_on_two_transactional_topics_with_the_same_partition_numbers() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("lines", PARTITIONS, 1).expect("topic");
+    cluster.create_topic("more", PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let mut produced = produce_with_markers(&bootstrap, "lines", 20);
+    for (word, n) in produce_with_markers(&bootstrap, "more", 30) {
+        *produced.entry(word).or_default() += n;
+    }
+    assert_eq!(word_counts_until_idle(&bootstrap, "lines,more"), produced);
+    assert_committed_past_the_messages(&bootstrap, "lines", 20);
+    assert_committed_past_the_messages(&bootstrap, "more", 30);
 }
