@@ -165,11 +165,11 @@ fn offsets(bootstrap: &str, topic: &str, group: &str) -> Vec<(i64, i64)> {
 
 /// Runs `SELECT word, count(*)` over `topics` with `--until-idle` (group
 /// `txn`) and returns the summed counts; fails if it does not end.
-fn word_counts_until_idle(bootstrap: &str, topics: &str) -> BTreeMap<String, i64> {
+fn word_counts_until_idle(bootstrap: &str, topics: &str, extra: &str) -> BTreeMap<String, i64> {
     let dir = tempfile::tempdir().expect("temp dir");
     let script = format!(
         "CREATE STREAM lines WITH (connector = 'kafka', topic = '{topics}', \
-         'bootstrap.servers' = '{bootstrap}', 'group.id' = 'txn', format = 'text');\n\
+         'bootstrap.servers' = '{bootstrap}', 'group.id' = 'txn', format = 'text'{extra});\n\
          SELECT word, count(*) AS n FROM (SELECT unnest(string_to_array(line, ' ')) AS word \
          FROM lines) GROUP BY word;\n"
     );
@@ -214,14 +214,12 @@ fn word_counts_until_idle(bootstrap: &str, topics: &str) -> BTreeMap<String, i64
     counts
 }
 
-/// The committed offsets are past the last message read (Kafka's
-/// convention) and at most the end: a second run reads nothing old.
-fn assert_committed_past_the_messages(bootstrap: &str, topic: &str, per: i64) {
+/// The group's committed offsets are the partition ends, past the markers
+/// (Kafka's convention: the next offset to read), as a Java consumer's
+/// would be: a second run reads nothing old, and lag tools show none.
+fn assert_committed_ends(bootstrap: &str, topic: &str, per: i64) {
     for (p, (committed, end)) in offsets(bootstrap, topic, "txn").iter().enumerate() {
-        assert!(
-            *committed >= per && committed <= end,
-            "{topic}/{p}: {committed} of {end}"
-        );
+        assert_eq!((*committed, *end), (per + 1, per + 1), "{topic}/{p}");
     }
 }
 
@@ -234,8 +232,8 @@ fn until_idle_ends_on_a_transactional_topic_and_counts_every_line_once() {
     // The commit markers: each partition ends past its 20 data messages.
     let ends = offsets(&bootstrap, TOPIC, "txn");
     assert!(ends.iter().all(|(_, end)| *end == 21), "{ends:?}");
-    assert_eq!(word_counts_until_idle(&bootstrap, TOPIC), produced);
-    assert_committed_past_the_messages(&bootstrap, TOPIC, 20);
+    assert_eq!(word_counts_until_idle(&bootstrap, TOPIC, ""), produced);
+    assert_committed_ends(&bootstrap, TOPIC, 20);
 }
 
 /// Two topics share partition numbers, and librdkafka's partition EOF
@@ -251,7 +249,23 @@ fn until_idle_ends_on_two_transactional_topics_with_the_same_partition_numbers()
     for (word, n) in produce_with_markers(&bootstrap, "more", 30) {
         *produced.entry(word).or_default() += n;
     }
-    assert_eq!(word_counts_until_idle(&bootstrap, "lines,more"), produced);
-    assert_committed_past_the_messages(&bootstrap, "lines", 20);
-    assert_committed_past_the_messages(&bootstrap, "more", 30);
+    assert_eq!(
+        word_counts_until_idle(&bootstrap, "lines,more", ""),
+        produced
+    );
+    assert_committed_ends(&bootstrap, "lines", 20);
+    assert_committed_ends(&bootstrap, "more", 30);
+}
+
+/// Under `assignment = 'group'` `--until-idle` waits for the group's
+/// committed offsets to reach the ends: they do, past the markers.
+#[test]
+fn until_idle_ends_on_a_transactional_topic_under_group_assignment() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let produced = produce_with_markers(&bootstrap, TOPIC, 20);
+    let group = ", assignment = 'group'";
+    assert_eq!(word_counts_until_idle(&bootstrap, TOPIC, group), produced);
+    assert_committed_ends(&bootstrap, TOPIC, 20);
 }

@@ -55,10 +55,11 @@ pub struct KafkaConsumer {
     next: Vec<i64>,
     /// Per source partition, the end (high watermark) seen at open.
     end_at_start: Vec<i64>,
-    /// Per source partition, whether librdkafka reported partition EOF
-    /// since `end_at_start` was read: the end was reached even where no
-    /// message sits at `end - 1` (a transaction's commit marker).
-    eof: Vec<bool>,
+    /// Per source partition, librdkafka's position at its last partition
+    /// EOF since it was (re)assigned or moved: past the transaction markers
+    /// after the last message, which are never delivered (so `next` stops
+    /// short of the end).
+    eof_at: Vec<Option<i64>>,
     /// Per source partition, whether this consumer reads it now.
     assigned: Vec<bool>,
     /// Rebalances librdkafka reported, not applied yet.
@@ -142,7 +143,7 @@ impl KafkaConsumer {
             by_topic: Vec::new(),
             next: Vec::new(),
             end_at_start: Vec::new(),
-            eof: Vec::new(),
+            eof_at: Vec::new(),
             assigned: Vec::new(),
             rebalances,
             seen_assignment: opts.assignment == Assignment::All,
@@ -243,7 +244,7 @@ impl KafkaConsumer {
         self.partitions.push((t, partition));
         self.next.push(0);
         self.end_at_start.push(0);
-        self.eof.push(false);
+        self.eof_at.push(None);
         self.assigned.push(false);
         self.retry.get_mut().unsent.push(None);
         p
@@ -264,7 +265,7 @@ impl KafkaConsumer {
             bounds.push((low, high));
         }
         self.end_at_start = bounds.iter().map(|(_, high)| *high).collect();
-        self.eof = vec![false; bounds.len()];
+        self.eof_at = vec![None; bounds.len()];
         let requested: Vec<Option<i64>> = match opts.startup {
             StartupMode::Earliest => vec![None; bounds.len()],
             StartupMode::Latest => bounds.iter().map(|(_, high)| Some(*high)).collect(),
@@ -576,33 +577,48 @@ impl KafkaConsumer {
     pub fn reached_start_ends(&self) -> bool {
         self.seen_assignment
             && (self.next.iter().zip(&self.end_at_start))
-                .zip(self.assigned.iter().zip(&self.eof))
-                .all(|((next, end), (assigned, eof))| !assigned || *eof || next >= end)
+                .zip(self.assigned.iter().zip(&self.eof_at))
+                .all(|((next, end), (assigned, eof))| {
+                    !assigned || *next >= *end || eof.is_some_and(|at| at >= *end)
+                })
     }
 
     /// librdkafka reached the end of Kafka partition `partition` of some
     /// topic (rdkafka's `PartitionEOF` does not say which): every message
-    /// before it was delivered and taken (`poll` takes all it polls), and
-    /// the end then was at least the one read at open. Where several
-    /// topics have that partition number, those whose librdkafka position
-    /// did not reach their end seen at open are left alone.
+    /// before it was delivered and taken (`poll` takes all it polls).
+    /// Records librdkafka's position then (no broker request) for each
+    /// assigned partition of that number; where several topics have it,
+    /// the position tells which reached its end.
     fn on_partition_eof(&mut self, partition: i32) {
-        let candidates: Vec<usize> = (0..self.partitions.len())
-            .filter(|&p| self.assigned[p] && self.partitions[p].1 == partition)
-            .collect();
-        let positions = match candidates.len() {
-            0 => return,
-            1 => None,
-            _ => self.consumer.position().ok(),
+        let Ok(positions) = self.consumer.position() else {
+            return;
         };
-        for p in candidates {
+        for p in 0..self.partitions.len() {
+            if !self.assigned[p] || self.partitions[p].1 != partition {
+                continue;
+            }
             let (topic, partition) = self.kafka_partition(p as u32);
-            let reached = positions.as_ref().is_none_or(|tpl| {
-                let at = tpl.find_partition(topic, partition).map(|e| e.offset());
-                matches!(at, Some(Offset::Offset(n)) if n >= self.end_at_start[p])
-            });
-            tracing::debug!("{CONNECTOR} source: partition EOF on {topic}/{partition}: {reached}");
-            self.eof[p] |= reached;
+            let at = positions
+                .find_partition(topic, partition)
+                .map(|e| e.offset());
+            if let Some(Offset::Offset(at)) = at
+                && at >= self.next[p]
+            {
+                self.eof_at[p] = Some(at);
+            }
+        }
+    }
+
+    /// The offset to commit for source partition `p` after a batch that
+    /// ends at `next`: past the transaction markers that follow `next`
+    /// when librdkafka's partition EOF showed only markers are there, so
+    /// the group's committed offset reaches the partition's end (as a Java
+    /// consumer's would).
+    pub fn commit_offset(&self, p: u32, next: i64) -> i64 {
+        let at = self.eof_at.get(p as usize).copied().flatten();
+        match at {
+            Some(at) if self.next.get(p as usize) == Some(&next) => at.max(next),
+            _ => next,
         }
     }
 }

@@ -18,7 +18,7 @@ impl KafkaConsumer {
                 .map_err(|e| unreachable(&self.opts, &e))?;
             ends.push(high);
         }
-        self.eof = vec![false; ends.len()];
+        self.eof_at = vec![None; ends.len()];
         self.end_at_start = ends;
         self.next = vec![0; count];
         self.assigned = vec![false; count];
@@ -65,7 +65,6 @@ impl KafkaConsumer {
                     {
                         let p = self.register(topic, *partition);
                         self.end_at_start[p as usize] = self.high_watermark(p)?;
-                        self.eof[p as usize] = false;
                     }
                 }
             }
@@ -97,6 +96,7 @@ impl KafkaConsumer {
             for &p in &partitions {
                 let slot = p as usize;
                 self.assigned[slot] = assigned;
+                self.eof_at[slot] = None;
                 if !assigned && let Some(chunk) = chunks.get_mut(slot) {
                     *chunk = None;
                 }
@@ -208,7 +208,10 @@ impl KafkaConsumer {
                     low
                 }
             };
-            self.pending_assign |= self.next[p] != before;
+            if self.next[p] != before {
+                self.pending_assign = true;
+                self.eof_at[p] = None;
+            }
         }
         Ok(())
     }

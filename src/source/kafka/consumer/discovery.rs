@@ -55,7 +55,6 @@ impl KafkaConsumer {
         );
         for &p in &added {
             self.end_at_start[p as usize] = self.high_watermark(p)?;
-            self.eof[p as usize] = false;
         }
         match self.opts.assignment {
             Assignment::All => {
