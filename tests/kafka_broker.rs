@@ -3,7 +3,8 @@
 //! with rdkafka, `quiver run sql/kafka/*.sql --until-idle`, outputs compared
 //! with what was produced, and the group's committed offsets compared with
 //! the partition ends. One test stops the broker mid-run and restarts it:
-//! nothing lost, nothing counted twice.
+//! nothing lost, nothing counted twice. Another runs two processes of one
+//! consumer group and stops one midway: every line counted once overall.
 //!
 //! Every test skips (with a message) unless `QUIVER_KAFKA_BROKER=host:port`
 //! names a running broker and `QUIVER_KAFKA_BROKER_SH` the script that runs
@@ -317,5 +318,141 @@ fn a_broker_stopped_and_restarted_mid_run_loses_and_duplicates_nothing() {
     if stderr.contains(&status) {
         assert!(stderr.contains("reachable again after"), "{stderr}");
     }
+    broker.assert_committed_ends(&topic, &topic, lines.len());
+}
+
+/// A running `quiver run` whose stderr lines are collected as they come
+/// (to see the group's assignments) and whose stdout is kept whole.
+struct Running {
+    child: Child,
+    stderr: std::sync::Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    stdout: std::sync::Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn start(mut command: Command) -> Self {
+        let mut child = command.spawn().expect("run quiver");
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let (out, err) = (out.expect("stdout"), err.expect("stderr"));
+        let stdout = std::sync::Arc::new(Mutex::new(String::new()));
+        let stderr = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (o, e) = (stdout.clone(), stderr.clone());
+        let readers = vec![
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = std::io::BufReader::new(out).read_to_string(&mut s);
+                *o.lock().unwrap() = s;
+            }),
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    e.lock().unwrap().push(line);
+                }
+            }),
+        ];
+        Self {
+            child,
+            stderr,
+            readers,
+            stdout,
+        }
+    }
+
+    /// How many assignments the group has given this process so far.
+    fn assignments(&self) -> usize {
+        let stderr = self.stderr.lock().unwrap();
+        stderr.iter().filter(|l| l.contains("' assigned ")).count()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Waits for the end (killing it after `limit`, a hang guard), checks
+    /// it succeeded, and returns its stdout and stderr.
+    fn finish(mut self, limit: Duration) -> (String, String) {
+        let started = Instant::now();
+        while self.running() {
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = self.child.wait().expect("wait");
+        for reader in self.readers {
+            reader.join().expect("join");
+        }
+        let stderr = self.stderr.lock().unwrap().join("\n");
+        assert!(status.success(), "quiver failed; stderr:\n{stderr}");
+        let stdout = self.stdout.lock().unwrap().clone();
+        (stdout, stderr)
+    }
+
+    /// Stops the process as Ctrl-C would: it finishes and commits its
+    /// batch, then ends (exit 0).
+    fn stop(self) -> (String, String) {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(kill.expect("kill").success());
+        self.finish(TIMEOUT * 3)
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "waited too long for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two processes of one group (`assignment = 'group'`) split a 3-partition
+/// topic; the first is stopped (SIGTERM) midway, the second takes its
+/// partitions and ends with `--until-idle`. Summed over both outputs every
+/// line counts exactly once, and the group committed the partition ends.
+#[test]
+fn two_processes_of_one_group_one_stopped_midway_count_every_line_once() {
+    let Some(broker) = Broker::from_env("kafka_group_scale_out") else {
+        return;
+    };
+    let _one = BROKER.lock().unwrap_or_else(|e| e.into_inner());
+    let topic = broker.topic("group");
+    let (lines, expected) = lines(6_000);
+    broker.produce(&topic, &lines);
+    // Small batches so that the run spans both processes and the stop.
+    let extra = ", assignment = 'group', max_records_per_batch = '20', \
+                 'properties.session.timeout.ms' = '6000'";
+    let sql = script("wordcount.sql", &broker, &topic, &topic, extra);
+    let run = || Running::start(quiver(&sql, &["--batch-interval", "100ms"]));
+    let mut a = run();
+    wait_for("A's first assignment", TIMEOUT * 2, || a.assignments() >= 1);
+    let mut b = run();
+    wait_for("the group to split the partitions", TIMEOUT * 2, || {
+        b.assignments() >= 1 && a.assignments() >= 2
+    });
+    // Let both read a while.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.running(), "A ended before the stop: make the run longer");
+    assert!(b.running(), "B ended before A's stop: make the run longer");
+    let b_before = b.assignments();
+    let (from_a, a_err) = a.stop();
+    wait_for("B to take A's partitions", TIMEOUT * 2, || {
+        b.assignments() > b_before
+    });
+    let (from_b, b_err) = b.finish(TIMEOUT * 3);
+    let (from_a, from_b) = (word_totals(&from_a), word_totals(&from_b));
+    assert!(
+        !from_a.is_empty() && !from_b.is_empty(),
+        "A: {from_a:?}\nB: {from_b:?}"
+    );
+    let mut both = from_a.clone();
+    for (word, n) in &from_b {
+        *both.entry(word.clone()).or_default() += n;
+    }
+    assert_eq!(
+        both, expected,
+        "A: {from_a:?}\nB: {from_b:?}\nA's stderr:\n{a_err}\nB's stderr:\n{b_err}"
+    );
     broker.assert_committed_ends(&topic, &topic, lines.len());
 }

@@ -55,6 +55,11 @@ pub struct KafkaConsumer {
     next: Vec<i64>,
     /// Per source partition, the end (high watermark) seen at open.
     end_at_start: Vec<i64>,
+    /// Per source partition, librdkafka's position at its last partition
+    /// EOF since it was (re)assigned or moved: past the transaction markers
+    /// after the last message, which are never delivered (so `next` stops
+    /// short of the end).
+    eof_at: Vec<Option<i64>>,
     /// Per source partition, whether this consumer reads it now.
     assigned: Vec<bool>,
     /// Rebalances librdkafka reported, not applied yet.
@@ -138,6 +143,7 @@ impl KafkaConsumer {
             by_topic: Vec::new(),
             next: Vec::new(),
             end_at_start: Vec::new(),
+            eof_at: Vec::new(),
             assigned: Vec::new(),
             rebalances,
             seen_assignment: opts.assignment == Assignment::All,
@@ -238,6 +244,7 @@ impl KafkaConsumer {
         self.partitions.push((t, partition));
         self.next.push(0);
         self.end_at_start.push(0);
+        self.eof_at.push(None);
         self.assigned.push(false);
         self.retry.get_mut().unsent.push(None);
         p
@@ -258,6 +265,7 @@ impl KafkaConsumer {
             bounds.push((low, high));
         }
         self.end_at_start = bounds.iter().map(|(_, high)| *high).collect();
+        self.eof_at = vec![None; bounds.len()];
         let requested: Vec<Option<i64>> = match opts.startup {
             StartupMode::Earliest => vec![None; bounds.len()],
             StartupMode::Latest => bounds.iter().map(|(_, high)| Some(*high)).collect(),
@@ -342,6 +350,10 @@ impl KafkaConsumer {
             let message = match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.on_partition_eof(partition);
+                    continue;
+                }
                 Some(Err(e)) => {
                     self.on_poll_error(&e)?;
                     if Instant::now() >= deadline {
@@ -408,7 +420,7 @@ impl KafkaConsumer {
                 )));
             }
             let message = match self.consumer.poll(deadline - now) {
-                None => continue,
+                None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Ok(message)) => message,
                 Some(Err(e)) => {
                     self.on_poll_error(&e)?;
@@ -559,11 +571,54 @@ impl KafkaConsumer {
 
     /// True once every assigned partition has been read up to the end it
     /// had at open (under `assignment = 'group'`: not before the first
-    /// assignment).
+    /// assignment): its position reached that end, or librdkafka reported
+    /// partition EOF since (a partition whose last offsets are transaction
+    /// markers, which are never delivered, ends past its last message).
     pub fn reached_start_ends(&self) -> bool {
         self.seen_assignment
             && (self.next.iter().zip(&self.end_at_start))
-                .zip(&self.assigned)
-                .all(|((next, end), assigned)| !assigned || next >= end)
+                .zip(self.assigned.iter().zip(&self.eof_at))
+                .all(|((next, end), (assigned, eof))| {
+                    !assigned || *next >= *end || eof.is_some_and(|at| at >= *end)
+                })
+    }
+
+    /// librdkafka reached the end of Kafka partition `partition` of some
+    /// topic (rdkafka's `PartitionEOF` does not say which): every message
+    /// before it was delivered and taken (`poll` takes all it polls).
+    /// Records librdkafka's position then (no broker request) for each
+    /// assigned partition of that number; where several topics have it,
+    /// the position tells which reached its end.
+    fn on_partition_eof(&mut self, partition: i32) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for p in 0..self.partitions.len() {
+            if !self.assigned[p] || self.partitions[p].1 != partition {
+                continue;
+            }
+            let (topic, partition) = self.kafka_partition(p as u32);
+            let at = positions
+                .find_partition(topic, partition)
+                .map(|e| e.offset());
+            if let Some(Offset::Offset(at)) = at
+                && at >= self.next[p]
+            {
+                self.eof_at[p] = Some(at);
+            }
+        }
+    }
+
+    /// The offset to commit for source partition `p` after a batch that
+    /// ends at `next`: past the transaction markers that follow `next`
+    /// when librdkafka's partition EOF showed only markers are there, so
+    /// the group's committed offset reaches the partition's end (as a Java
+    /// consumer's would).
+    pub fn commit_offset(&self, p: u32, next: i64) -> i64 {
+        let at = self.eof_at.get(p as usize).copied().flatten();
+        match at {
+            Some(at) if self.next.get(p as usize) == Some(&next) => at.max(next),
+            _ => next,
+        }
     }
 }

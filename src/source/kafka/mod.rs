@@ -282,7 +282,7 @@ impl Source for KafkaSource {
                     ))
                 })
             };
-            let next = offset(&range.end)?;
+            let next = self.consumer.commit_offset(p, offset(&range.end)?);
             if self.committed[p as usize] != Some(next) {
                 moved.push(OffsetRange {
                     partition: p,

@@ -18,6 +18,7 @@ impl KafkaConsumer {
                 .map_err(|e| unreachable(&self.opts, &e))?;
             ends.push(high);
         }
+        self.eof_at = vec![None; ends.len()];
         self.end_at_start = ends;
         self.next = vec![0; count];
         self.assigned = vec![false; count];
@@ -95,6 +96,7 @@ impl KafkaConsumer {
             for &p in &partitions {
                 let slot = p as usize;
                 self.assigned[slot] = assigned;
+                self.eof_at[slot] = None;
                 if !assigned && let Some(chunk) = chunks.get_mut(slot) {
                     *chunk = None;
                 }
@@ -206,7 +208,10 @@ impl KafkaConsumer {
                     low
                 }
             };
-            self.pending_assign |= self.next[p] != before;
+            if self.next[p] != before {
+                self.pending_assign = true;
+                self.eof_at[p] = None;
+            }
         }
         Ok(())
     }

@@ -30,7 +30,9 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
         .set("group.id", &opts.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        // Partition EOF tells `--until-idle` a partition ending in
+        // transaction markers (never delivered) was read to its end.
+        .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
         // librdkafka's own metadata refresh finds new partitions of the
         // subscribed topics (`assignment = 'group'`) as often as quiver looks.
