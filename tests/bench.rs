@@ -61,6 +61,11 @@ fn bench_kafka_decodes_in_memory_and_consumes_a_mock_cluster() {
         "mock cluster: consume+decode+GROUP BY vs raw consume",
         &["quiver", "baseline", "events/s", "ratio"],
     );
+    line_with(
+        &stdout,
+        "mock cluster: raw StreamConsumer (async) vs raw BaseConsumer",
+        &["events/s", "ratio"],
+    );
     assert!(
         !stdout.contains("broker:"),
         "no broker was given:\n{stdout}"

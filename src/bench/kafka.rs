@@ -15,6 +15,11 @@
 //!   quiver; the faster read counts).
 //! - **broker** (`--broker HOST:PORT`): the same on a real broker, on a fresh
 //!   3-partition topic.
+//!
+//! On the mock cluster and the broker it also times an async
+//! `StreamConsumer` reading the same messages against the `BaseConsumer`:
+//! the kafka source polls a `BaseConsumer` on the blocking pool, and this
+//! line is what that choice is measured by.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,7 +31,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -330,12 +335,23 @@ async fn over_kafka(
     // topic may be colder); the faster one counts.
     let before = raw().await??;
     let quiver = quiver_consume(bootstrap, topic, n, per_batch).await?;
-    let raw_eps = n as f64 / before.min(raw().await??).as_secs_f64();
+    let base = before.min(raw().await??);
+    let raw_eps = n as f64 / base.as_secs_f64();
     let quiver_eps = n as f64 / quiver.as_secs_f64();
+    let stream = stream_consume(bootstrap, topic, n).await?;
     println!(
         "{what}: produced {n} messages in {:.2} s ({:.0} events/s)",
         n as f64 / produce_eps,
         produce_eps
+    );
+    println!(
+        "{}",
+        Measurement {
+            name: format!("{what}: raw StreamConsumer (async) vs raw BaseConsumer"),
+            quiver: n as f64 / stream.as_secs_f64(),
+            baseline: raw_eps,
+            unit: "events/s",
+        }
     );
     Ok(Measurement {
         name: format!("{what}: consume+decode+GROUP BY vs raw consume"),
@@ -405,6 +421,41 @@ fn raw_consume(bootstrap: &str, topic: &str, n: u64) -> anyhow::Result<Duration>
                 anyhow::bail!("raw consumer: {read} of {n} messages, then nothing for {STALL:?}")
             }
             None => {}
+        }
+    }
+    std::hint::black_box(bytes);
+    Ok(started.elapsed())
+}
+
+/// [`raw_consume`] with an async `StreamConsumer` on this runtime.
+async fn stream_consume(bootstrap: &str, topic: &str, n: u64) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("quiver-bench-stream-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let mut partitions = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        partitions.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&partitions)?;
+    let (mut read, mut bytes) = (0u64, 0usize);
+    while read < n {
+        match tokio::time::timeout(STALL, consumer.recv()).await {
+            Ok(message) => {
+                bytes += message?.payload().map_or(0, <[u8]>::len);
+                read += 1;
+            }
+            Err(_) => {
+                anyhow::bail!("stream consumer: {read} of {n} messages, then nothing for {STALL:?}")
+            }
         }
     }
     std::hint::black_box(bytes);
