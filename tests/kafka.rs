@@ -12,13 +12,12 @@ use datafusion::arrow::datatypes::Int64Type;
 use quiver::{Clock, RunLimits};
 use quiver::{Config, Context, Output};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
-const PARTITIONS: i32 = 3;
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::kafka::{PARTITIONS, TIMEOUT, committed_and_ends};
 
 /// A mock cluster with a 3-partition `topic`.
 fn cluster(topic: &str) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
@@ -106,32 +105,6 @@ fn counts(rows: &[RecordBatch]) -> BTreeMap<String, i64> {
         }
     }
     out
-}
-
-/// The group's committed offset and the high watermark of each partition.
-fn committed_and_ends(bootstrap: &str, topic: &str, group: &str) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-    (0..PARTITIONS)
-        .map(|p| {
-            let offset = match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => -1,
-            };
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, TIMEOUT)
-                .expect("watermarks");
-            (offset, high)
-        })
-        .collect()
 }
 
 const COUNT_PER_USER: &str = "SELECT user, count(*) AS n FROM bids GROUP BY user;";

@@ -10,14 +10,14 @@ use std::time::Duration;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use quiver::{Clock, Config, Context, Output, RunLimits};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-const PARTITIONS: i32 = 3;
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::kafka::{PARTITIONS, TIMEOUT, committed_and_ends};
 const SIMULATED: Clock = Clock::Simulated {
     start_ms: 1_767_225_600_000,
 };
@@ -72,31 +72,6 @@ fn count_and_sum(rows: &[RecordBatch]) -> (i64, i64) {
         }
     }
     (n, total)
-}
-
-fn committed_and_ends(bootstrap: &str, topic: &str, group: &str) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-    (0..PARTITIONS)
-        .map(|p| {
-            let offset = match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => -1,
-            };
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, TIMEOUT)
-                .expect("watermarks");
-            (offset, high)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,8 +16,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-const PARTITIONS: i32 = 3;
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::kafka::{PARTITIONS, TIMEOUT, committed_and_ends};
 
 type Cluster = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
 
@@ -122,32 +123,6 @@ fn users_and_amounts(rows: &[RecordBatch]) -> Vec<(String, i64)> {
     }
     out.sort();
     out
-}
-
-/// The group's committed offset and the high watermark of each partition.
-fn committed_and_ends(bootstrap: &str, topic: &str, group: &str) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-    (0..PARTITIONS)
-        .map(|p| {
-            let offset = match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => -1,
-            };
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, TIMEOUT)
-                .expect("watermarks");
-            (offset, high)
-        })
-        .collect()
 }
 
 /// A dead letter as read back: key, value, and the headers by name.

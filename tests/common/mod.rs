@@ -1,9 +1,11 @@
 //! Helpers the crash tests share (`tests/crash_recovery.rs`,
 //! `tests/kafka_broker_crash.rs`): a seeded RNG for random kill times and
-//! the rows of a Parquet sink's visible files.
+//! the rows of a Parquet sink's visible files; and the Kafka tests' ([`kafka`]).
 
 // Each test crate uses the part it needs.
 #![allow(dead_code)]
+
+pub mod kafka;
 
 use std::path::Path;
 use std::process::Child;
