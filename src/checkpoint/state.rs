@@ -7,8 +7,9 @@
 use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::reader::StreamReader;
-use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use serde::{Deserialize, Serialize};
 
 use super::crash::CrashPoint;
@@ -35,9 +36,17 @@ fn encode(batches: &[RecordBatch], path: &Path) -> Result<Vec<u8>, CheckpointErr
             path.display()
         ))
     };
+    // LZ4-compressed buffers: state is mostly keys and partial aggregates,
+    // and fewer bytes to write and fsync cost less than compressing them
+    // (BENCHMARKS.md, "Checkpoint cost and recovery"). Readers detect it.
+    let options = IpcWriteOptions::default()
+        .try_with_compression(Some(CompressionType::LZ4_FRAME))
+        .map_err(failed)?;
     let mut out = Vec::new();
     for batch in batches {
-        let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(failed)?;
+        let mut writer =
+            StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options.clone())
+                .map_err(failed)?;
         writer.write(batch).map_err(failed)?;
         let bytes = writer.into_inner().map_err(failed)?;
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
