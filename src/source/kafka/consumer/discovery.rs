@@ -1,5 +1,6 @@
-//! Partitions that appear while a query runs: a topic grows, or a new topic
-//! matches `topic-pattern`. Every `scan.topic-partition-discovery.interval`
+//! The partitions a query reads: those its topics (or `topic-pattern`) have
+//! when it opens, and those that appear while it runs: a topic grows, or a
+//! new topic matches `topic-pattern`. Every `scan.topic-partition-discovery.interval`
 //! a poll asks the cluster's metadata (one request, bounded by the probe
 //! timeout, skipped during an outage) and registers what is new as further
 //! source partitions. They start at the **earliest** offset, so nothing
@@ -14,6 +15,88 @@
 use super::*;
 
 impl KafkaConsumer {
+    /// Looks up the partitions of every topic; a named topic that does not
+    /// exist or a cluster that does not answer is an error naming it.
+    pub(super) fn discover(&mut self) -> Result<(), SourceError> {
+        let opts = self.opts.clone();
+        let Topics::Named(names) = &opts.topics else {
+            let found =
+                (self.matching_partitions(opts.timeout)).map_err(|e| unreachable(&opts, &e))?;
+            for (topic, ids) in found {
+                for id in ids {
+                    self.register(&topic, id);
+                }
+            }
+            if self.partitions.is_empty() {
+                tracing::warn!(
+                    "{CONNECTOR}: no topic on '{}' matches topic-pattern yet; topics created \
+                     later are read once found",
+                    opts.bootstrap
+                );
+            }
+            return Ok(());
+        };
+        for topic in names {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(topic), opts.timeout)
+                .map_err(|e| unreachable(&opts, &e))?;
+            let Some(found) = metadata.topics().iter().find(|m| m.name() == topic) else {
+                return Err(unknown_topic(&opts, topic));
+            };
+            if let Some(code) = found.error() {
+                let code = RDKafkaErrorCode::from(code);
+                if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                    return Err(unknown_topic(&opts, topic));
+                }
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source: topic '{topic}' on '{}': {code}",
+                    opts.bootstrap
+                )));
+            }
+            if found.partitions().is_empty() {
+                return Err(unknown_topic(&opts, topic));
+            }
+            let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            if !self.topics.contains(topic) {
+                self.topics.push(topic.clone());
+                self.by_topic.push(Vec::new());
+            }
+            for id in ids {
+                self.register(topic, id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds Kafka partition `partition` of `topic` as the next source
+    /// partition (not assigned, position 0: the caller sets them).
+    pub(super) fn register(&mut self, topic: &str, partition: i32) -> u32 {
+        let t = match self.topics.iter().position(|name| name == topic) {
+            Some(t) => t,
+            None => {
+                self.topics.push(topic.to_string());
+                self.by_topic.push(Vec::new());
+                self.topics.len() - 1
+            }
+        };
+        let p = self.partitions.len() as u32;
+        let slot = usize::try_from(partition).unwrap_or_default();
+        let index = &mut self.by_topic[t];
+        if index.len() <= slot {
+            index.resize(slot + 1, None);
+        }
+        index[slot] = Some(p);
+        self.partitions.push((t, partition));
+        self.next.push(0);
+        self.end_at_start.push(0);
+        self.eof_at.push(None);
+        self.assigned.push(false);
+        self.retry.get_mut().unsent.push(None);
+        p
+    }
+
     /// Looks for new partitions if the interval has passed.
     pub(super) fn discover_new(&mut self) -> Result<(), SourceError> {
         let now = Instant::now();
