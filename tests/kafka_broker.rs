@@ -10,6 +10,8 @@
 //! names a running broker and `QUIVER_KAFKA_BROKER_SH` the script that runs
 //! it (to create topics, and to stop and restart it).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,9 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -100,28 +101,7 @@ impl Broker {
 
     /// Per partition, the group's committed offset and the partition's end.
     fn committed_and_ends(&self, topic: &str, group: &str) -> Vec<(i64, i64)> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.address)
-            .set("group.id", group)
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition(topic, p);
-        }
-        let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-        (0..PARTITIONS)
-            .map(|p| {
-                let offset = match committed.find_partition(topic, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(n)) => n,
-                    _ => -1,
-                };
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, p, TIMEOUT)
-                    .expect("watermarks");
-                (offset, high)
-            })
-            .collect()
+        common::kafka::committed_and_ends_within(&self.address, topic, group, TIMEOUT)
     }
 
     fn assert_committed_ends(&self, topic: &str, group: &str, total: usize) {

@@ -108,28 +108,7 @@ impl Broker {
 
     /// Per input partition, the group's committed offset and the end.
     fn committed_and_ends(&self, topic: &str, group: &str) -> Vec<(i64, i64)> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.address)
-            .set("group.id", group)
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition(topic, p);
-        }
-        let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-        (0..PARTITIONS)
-            .map(|p| {
-                let offset = match committed.find_partition(topic, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(n)) => n,
-                    _ => -1,
-                };
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, p, TIMEOUT)
-                    .expect("watermarks");
-                (offset, high)
-            })
-            .collect()
+        common::kafka::committed_and_ends_within(&self.address, topic, group, TIMEOUT)
     }
 
     /// Every message of the 1-partition `topic`: value, `quiver.batch`,

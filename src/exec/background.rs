@@ -418,12 +418,12 @@ impl Registry {
         match ended.iter().rev().find(|(query, _)| query == name) {
             Some((_, history)) => Ok(history.recent(limit)),
             None => {
-                let mut known: BTreeMap<String, ()> = Default::default();
-                known.extend(queries.keys().map(|k| (k.clone(), ())));
-                known.extend(ended.iter().map(|(k, _)| (k.clone(), ())));
+                let known: std::collections::BTreeSet<String> = (queries.keys().cloned())
+                    .chain(ended.iter().map(|(k, _)| k.clone()))
+                    .collect();
                 Err(ExecError::UnknownQuery {
                     name: name.to_string(),
-                    known: list_or_none(known.into_keys()),
+                    known: list_or_none(known.into_iter()),
                 })
             }
         }
