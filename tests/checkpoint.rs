@@ -157,19 +157,24 @@ fn a_corrupted_state_falls_back_to_the_previous_one_end_to_end() {
     let full = rows(&quiver(dir.path(), &["run", "recovery.sql"], None));
     let args = ["run", "recovery.sql", "--checkpoint", "ck"];
     let first = quiver(dir.path(), &args, Some("after_offsets_log@4"));
-    // Batch 3's state is the newest; damage it.
-    let arrow = dir
-        .path()
-        .join("ck/query_1/state/00000000000000000003.arrow");
+    // Damage the newest state (batch 3's, or batch 2's when the crash came
+    // while batch 3's was still being written, off the query's path).
+    let states = dir.path().join("ck/query_1/state");
+    let mut written: Vec<_> = std::fs::read_dir(&states)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
+        .collect();
+    written.sort();
+    assert!(written.len() >= 2, "{written:?}");
+    let arrow = written.pop().unwrap();
     let bytes = std::fs::read(&arrow).unwrap();
     std::fs::write(&arrow, &bytes[..bytes.len() / 2]).unwrap();
     let second = quiver(dir.path(), &args, None);
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("00000000000000000003.arrow' is corrupted"),
-        "{stderr}"
-    );
+    let name = arrow.file_name().unwrap().to_string_lossy();
+    assert!(stderr.contains(&format!("{name}' is corrupted")), "{stderr}");
     assert_eq!([rows(&first), rows(&second)].concat(), full);
 }
 

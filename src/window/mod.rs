@@ -20,7 +20,7 @@ mod sessions;
 mod watermark;
 
 pub use panes::PaneBuffer;
-pub use sessions::{OpenSessions, SessionsSnapshot};
+pub use sessions::{OpenSessions, SessionRows, SessionsSnapshot};
 pub use watermark::{
     LatePolicy, PartitionWatermarkState, PartitionedRows, StreamWatermark, WatermarkDef, combine,
 };

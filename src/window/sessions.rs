@@ -29,7 +29,7 @@ use datafusion::common::HashMap;
 
 mod snapshot;
 
-pub use snapshot::SessionsSnapshot;
+pub use snapshot::{SessionRows, SessionsSnapshot};
 
 /// Retained rows beyond twice the open ones that trigger copying the open
 /// rows into one batch (so small states are not copied over and over).
@@ -334,24 +334,7 @@ impl OpenSessions {
 
     /// The rows `refs` point at, in that order, as one batch.
     fn gather(&self, refs: &[RowRef]) -> Result<RecordBatch, ArrowError> {
-        let mut ids: Vec<u32> = refs.iter().map(|at| at.batch).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let position: HashMap<u32, usize> = ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let batches = ids
-            .iter()
-            .map(|id| {
-                self.batches
-                    .get(id)
-                    .map(|r| &r.batch)
-                    .ok_or_else(|| ArrowError::InvalidArgumentError("session row lost".into()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let indices: Vec<(usize, usize)> = refs
-            .iter()
-            .map(|at| (position[&at.batch], at.row as usize))
-            .collect();
-        interleave_record_batch(&batches, &indices)
+        gather(|id| self.batches.get(&id).map(|r| &r.batch), refs)
     }
 
     /// Copies the open rows into one batch when the retained batches hold
@@ -395,6 +378,29 @@ impl OpenSessions {
         self.batches.insert(id, Retained { batch, live });
         Ok(())
     }
+}
+
+/// The rows `refs` point at, in that order, as one batch; `batch` finds a
+/// retained batch by its id.
+fn gather<'a>(
+    batch: impl Fn(u32) -> Option<&'a RecordBatch>,
+    refs: &[RowRef],
+) -> Result<RecordBatch, ArrowError> {
+    let mut ids: Vec<u32> = refs.iter().map(|at| at.batch).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let position: HashMap<u32, usize> = ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let batches = ids
+        .iter()
+        .map(|id| {
+            batch(*id).ok_or_else(|| ArrowError::InvalidArgumentError("session row lost".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let indices: Vec<(usize, usize)> = refs
+        .iter()
+        .map(|at| (position[&at.batch], at.row as usize))
+        .collect();
+    interleave_record_batch(&batches, &indices)
 }
 
 #[cfg(test)]

@@ -132,7 +132,6 @@ impl<O: Operator> Driver<O> {
         let snapshot = self.snapshot(batch_id + 1, next_time, summary);
         let operator = (self.operator.snapshot())
             .map_err(|e| self.unusable(format!("cannot snapshot the operator: {e}")))?;
-        let (operator, batches) = to_parts(operator);
         let w = snapshot.watermarks;
         let s = &snapshot.summary;
         let meta = DriverMeta {
@@ -157,16 +156,24 @@ impl<O: Operator> Driver<O> {
                 s.peak_state_bytes as u64,
             ],
         };
+        let driver = serde_json::to_value(meta).unwrap_or_default();
         let streams = self.sources.iter().map(|(s, _, _)| s.clone());
-        let state = StateSnapshot {
-            batch_id,
-            driver: serde_json::to_value(meta).unwrap_or_default(),
-            operator,
-            batches,
-            sources: streams.zip(self.positions()?).collect(),
-        };
+        let sources = streams.zip(self.positions()?).collect();
         self.state_written().await?;
-        self.state_write = Some(tokio::task::spawn_blocking(move || ck.write_state(&state)));
+        self.state_write = Some(tokio::task::spawn_blocking(move || {
+            // Copying the operator's rows out (open sessions) happens here,
+            // off the query's path, like the encoding and the write.
+            let (operator, batches) = to_parts(operator).map_err(|e| {
+                CheckpointError::Unusable(format!("cannot snapshot the operator: {e}"))
+            })?;
+            ck.write_state(&StateSnapshot {
+                batch_id,
+                driver,
+                operator,
+                batches,
+                sources,
+            })
+        }));
         Ok(())
     }
 

@@ -7,7 +7,8 @@ use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::{OperatorSnapshot, PaneSnapshot};
-use crate::window::SessionsSnapshot;
+use crate::window::{SessionRows, SessionsSnapshot};
+use datafusion::arrow::error::ArrowError;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -19,10 +20,12 @@ struct Meta {
     session_rows: Option<usize>,
 }
 
-/// The snapshot as JSON and its record batches.
+/// The snapshot as JSON and its record batches. Copies the open sessions'
+/// rows out of the batches they are held in, so it belongs on the
+/// checkpoint writer's thread.
 pub(in crate::exec) fn to_parts(
     snapshot: OperatorSnapshot,
-) -> (serde_json::Value, Vec<RecordBatch>) {
+) -> Result<(serde_json::Value, Vec<RecordBatch>), ArrowError> {
     let mut batches = Vec::new();
     let buffers = (snapshot.buffers.into_iter())
         .map(|buffer| {
@@ -36,19 +39,23 @@ pub(in crate::exec) fn to_parts(
             (buffer.pane_ms, panes)
         })
         .collect();
-    let session_rows = snapshot.sessions.map(|s| {
-        batches.push(s.sessions);
-        let n = s.rows.len();
-        batches.extend(s.rows);
-        n
-    });
+    let session_rows = match snapshot.sessions {
+        Some(s) => {
+            batches.push(s.sessions);
+            let rows = s.rows.into_batches()?;
+            let n = rows.len();
+            batches.extend(rows);
+            Some(n)
+        }
+        None => None,
+    };
     let meta = Meta {
         kind: snapshot.kind.to_string(),
         closed_until: snapshot.closed_until,
         buffers,
         session_rows,
     };
-    (serde_json::to_value(meta).unwrap_or_default(), batches)
+    Ok((serde_json::to_value(meta).unwrap_or_default(), batches))
 }
 
 /// The snapshot `to_parts` took apart.
@@ -84,7 +91,7 @@ pub(in crate::exec) fn from_parts(
             let table = take(1)?.pop().ok_or("operator state lacks its sessions")?;
             Some(SessionsSnapshot {
                 sessions: table,
-                rows: take(n)?,
+                rows: SessionRows::copied(take(n)?),
             })
         }
         None => None,

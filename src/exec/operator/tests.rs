@@ -231,12 +231,7 @@ fn snapshot_rows(snapshot: &OperatorSnapshot) -> usize {
         .flat_map(|(_, batches)| batches)
         .map(RecordBatch::num_rows)
         .sum();
-    let sessions: usize = snapshot
-        .sessions
-        .iter()
-        .flat_map(|s| &s.rows)
-        .map(RecordBatch::num_rows)
-        .sum();
+    let sessions: usize = snapshot.sessions.iter().map(|s| s.rows.num_rows()).sum();
     panes + sessions
 }
 

@@ -5,6 +5,11 @@
 //!
 //! Keys are exported as their values (decoded from the row format), not as
 //! row-format bytes, whose encoding Arrow does not promise to keep.
+//!
+//! Taking a snapshot is cheap, since it runs between a query's batches: the
+//! open rows are kept as references into the batches the sessions hold
+//! (shared, not copied), and [`SessionRows::into_batches`] copies them out
+//! later, on the checkpoint writer's thread.
 
 use std::sync::Arc;
 
@@ -14,7 +19,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 
-use super::{OpenSessions, Retained, RowRef, Session};
+use super::{OpenSessions, Retained, RowRef, Session, gather};
+use datafusion::common::HashMap;
 
 /// Columns of [`SessionsSnapshot::sessions`] before the key columns.
 const START: &str = "start";
@@ -30,8 +36,50 @@ pub struct SessionsSnapshot {
     /// key (`key_0`, ...; none when all rows form one sequence of sessions).
     pub sessions: RecordBatch,
     /// The open rows, each session's in arrival order, sessions in
-    /// `sessions` order (empty when no session is open).
-    pub rows: Vec<RecordBatch>,
+    /// `sessions` order.
+    pub rows: SessionRows,
+}
+
+/// The open rows of a [`SessionsSnapshot`]: either still references into the
+/// batches the sessions held when it was taken, or copied out in order.
+#[derive(Debug, Clone)]
+pub struct SessionRows(Rows);
+
+#[derive(Debug, Clone)]
+enum Rows {
+    /// In order, as record batches (as read from a checkpoint).
+    Copied(Vec<RecordBatch>),
+    /// The retained batches by id, and the open rows in order.
+    Held {
+        batches: HashMap<u32, RecordBatch>,
+        refs: Vec<RowRef>,
+    },
+}
+
+impl SessionRows {
+    /// Rows already in order, e.g. read back from a checkpoint.
+    pub fn copied(batches: Vec<RecordBatch>) -> Self {
+        Self(Rows::Copied(batches))
+    }
+
+    /// How many open rows there are.
+    #[cfg(test)]
+    pub fn num_rows(&self) -> usize {
+        match &self.0 {
+            Rows::Copied(batches) => batches.iter().map(RecordBatch::num_rows).sum(),
+            Rows::Held { refs, .. } => refs.len(),
+        }
+    }
+
+    /// The open rows in order as record batches (none when no session is
+    /// open); copies them out of the held batches if need be.
+    pub fn into_batches(self) -> Result<Vec<RecordBatch>, ArrowError> {
+        match self.0 {
+            Rows::Copied(batches) => Ok(batches),
+            Rows::Held { refs, .. } if refs.is_empty() => Ok(Vec::new()),
+            Rows::Held { batches, refs } => Ok(vec![gather(|id| batches.get(&id), &refs)?]),
+        }
+    }
 }
 
 fn error(what: &str) -> ArrowError {
@@ -39,7 +87,8 @@ fn error(what: &str) -> ArrowError {
 }
 
 impl OpenSessions {
-    /// The open sessions and their rows.
+    /// The open sessions and their rows (see the module doc: the rows are
+    /// not copied here).
     pub fn snapshot(&self) -> Result<SessionsSnapshot, ArrowError> {
         let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
         ids.sort_unstable();
@@ -48,11 +97,10 @@ impl OpenSessions {
             .iter()
             .flat_map(|s| s.rows.iter().copied())
             .collect();
-        let rows = if refs.is_empty() {
-            Vec::new()
-        } else {
-            vec![self.gather(&refs)?]
-        };
+        let batches = (self.batches.iter())
+            .map(|(id, retained)| (*id, retained.batch.clone()))
+            .collect();
+        let rows = SessionRows(Rows::Held { batches, refs });
         let mut fields = vec![
             Field::new(START, DataType::Int64, false),
             Field::new(LAST, DataType::Int64, false),
@@ -114,9 +162,10 @@ impl OpenSessions {
             open.converter = Some(converter);
             Some(encoded)
         };
-        let rows = match snapshot.rows.first() {
+        let rows = snapshot.rows.into_batches()?;
+        let rows = match rows.first() {
             None => None,
-            Some(first) => Some(concat_batches(first.schema_ref(), &snapshot.rows)?),
+            Some(first) => Some(concat_batches(first.schema_ref(), &rows)?),
         };
         let total = rows.as_ref().map_or(0, RecordBatch::num_rows);
         if counts.null_count() > 0 || counts.values().contains(&0) {

@@ -219,6 +219,40 @@ fn restored_sessions_close_and_merge_like_the_snapshotted_ones() {
 }
 
 #[test]
+fn a_snapshot_keeps_its_rows_while_the_sessions_go_on() {
+    // The snapshot holds references into the retained batches; closing
+    // sessions and compacting afterwards must not change what it restores.
+    let batches: [&[(i64, Option<&str>)]; 3] = [
+        &[(0, Some("a")), (3, Some("b")), (5, None)],
+        &[(8, Some("a")), (40, Some("b")), (41, Some("c"))],
+        &[(50, Some("a")), (55, Some("c"))],
+    ];
+    let mut open = OpenSessions::new(GAP);
+    open.compact_slack = 0;
+    insert(&mut open, batches[0]);
+    insert(&mut open, batches[1]);
+    let snapshot = open.snapshot().unwrap();
+    assert_eq!(snapshot.rows.num_rows(), 6);
+    let mut whole = OpenSessions::new(GAP);
+    insert(&mut whole, batches[0]);
+    insert(&mut whole, batches[1]);
+    // The original closes most of its rows and compacts the rest.
+    close_in_order(&mut open, 30);
+    insert(&mut open, batches[2]);
+    close_in_order(&mut open, 100);
+    assert!(open.is_empty());
+    let mut restored = OpenSessions::restore(GAP, snapshot).unwrap();
+    for (rows, watermark) in [(&[][..], 30), (batches[2], 100)] {
+        insert(&mut whole, rows);
+        insert(&mut restored, rows);
+        assert_eq!(
+            close_in_order(&mut restored, watermark),
+            close_in_order(&mut whole, watermark)
+        );
+    }
+}
+
+#[test]
 fn unkeyed_and_empty_sessions_round_trip() {
     let empty = OpenSessions::restore(GAP, OpenSessions::new(GAP).snapshot().unwrap()).unwrap();
     assert!(empty.is_empty() && empty.next_end().is_none());
