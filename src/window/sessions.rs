@@ -19,8 +19,8 @@
 
 use std::collections::BTreeSet;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
-use datafusion::arrow::compute::{cast, interleave_record_batch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::compute::{cast, interleave_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -381,25 +381,43 @@ impl OpenSessions {
 }
 
 /// The rows `refs` point at, in that order, as one batch; `batch` finds a
-/// retained batch by its id.
+/// retained batch by its id. One pass over `refs` (a session's rows mostly
+/// come from one batch, so the last id is remembered), no sorting: this runs
+/// over every open row for a checkpoint's snapshot.
 fn gather<'a>(
     batch: impl Fn(u32) -> Option<&'a RecordBatch>,
     refs: &[RowRef],
 ) -> Result<RecordBatch, ArrowError> {
-    let mut ids: Vec<u32> = refs.iter().map(|at| at.batch).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let position: HashMap<u32, usize> = ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-    let batches = ids
-        .iter()
-        .map(|id| {
-            batch(*id).ok_or_else(|| ArrowError::InvalidArgumentError("session row lost".into()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let indices: Vec<(usize, usize)> = refs
-        .iter()
-        .map(|at| (position[&at.batch], at.row as usize))
-        .collect();
+    let mut batches: Vec<&RecordBatch> = Vec::new();
+    let mut position: HashMap<u32, usize> = HashMap::new();
+    let mut last: Option<(u32, usize)> = None;
+    let mut indices = Vec::with_capacity(refs.len());
+    for at in refs {
+        let index = match last {
+            Some((id, index)) if id == at.batch => index,
+            _ => {
+                let index = match position.get(&at.batch) {
+                    Some(index) => *index,
+                    None => {
+                        let found = batch(at.batch).ok_or_else(|| {
+                            ArrowError::InvalidArgumentError("session row lost".into())
+                        })?;
+                        batches.push(found);
+                        position.insert(at.batch, batches.len() - 1);
+                        batches.len() - 1
+                    }
+                };
+                last = Some((at.batch, index));
+                index
+            }
+        };
+        indices.push((index, at.row as usize));
+    }
+    if let [only] = batches.as_slice() {
+        // All from one batch (as after a compaction): a plain `take`.
+        let rows = UInt32Array::from_iter_values(refs.iter().map(|at| at.row));
+        return take_record_batch(only, &rows);
+    }
     interleave_record_batch(&batches, &indices)
 }
 
