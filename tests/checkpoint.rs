@@ -174,7 +174,10 @@ fn a_corrupted_state_falls_back_to_the_previous_one_end_to_end() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{stderr}");
     let name = arrow.file_name().unwrap().to_string_lossy();
-    assert!(stderr.contains(&format!("{name}' is corrupted")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{name}' is corrupted")),
+        "{stderr}"
+    );
     assert_eq!([rows(&first), rows(&second)].concat(), full);
 }
 

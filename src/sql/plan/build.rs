@@ -278,11 +278,9 @@ impl StreamingPlan {
                         "stream '{stream}' has no WATERMARK; event-time windows need one on every stream they read"
                     ))
                 })?;
-                let max = CompiledQuery::plan_sql(
-                    &state,
-                    &format!("SELECT max({}) FROM {}", def.expr, quote(&stream)),
-                )
-                .await?;
+                let max =
+                    CompiledQuery::plan_sql(&state, &watermark_max_sql(&def.expr, &quote(&stream)))
+                        .await?;
                 if !matches!(max.schema.field(0).data_type(), DataType::Timestamp(_, _)) {
                     return Err(SqlError::Window(format!(
                         "WATERMARK FOR {} AS {} on stream '{stream}' must be a TIMESTAMP, got {}",

@@ -8,6 +8,8 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::sql::SqlError;
 use crate::sql::catalog::Catalog;
@@ -16,6 +18,29 @@ use crate::sql::window_args::WindowTime;
 use crate::window::WindowSpec;
 
 use super::*;
+
+/// `SELECT max(<expr>) FROM <stream>`, the query of a stream's watermark
+/// (`stream` already quoted). The usual expression, a column shifted by a
+/// constant interval (`ts - INTERVAL '4' SECOND`), is asked as
+/// `max(ts) - INTERVAL '4' SECOND`: the same value, since a constant shift
+/// keeps the order of timestamps (of months too), but one subtraction per
+/// batch instead of one per row.
+pub(super) fn watermark_max_sql(expr: &str, stream: &str) -> String {
+    let parsed = Parser::new(&GenericDialect {})
+        .try_with_sql(expr)
+        .and_then(|mut parser| parser.parse_expr());
+    if let Ok(ast::Expr::BinaryOp { left, op, right }) = &parsed
+        && matches!(op, ast::BinaryOperator::Minus | ast::BinaryOperator::Plus)
+        && matches!(
+            **left,
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+        )
+        && matches!(**right, ast::Expr::Interval(_))
+    {
+        return format!("SELECT max({left}) {op} {right} FROM {stream}");
+    }
+    format!("SELECT max({expr}) FROM {stream}")
+}
 
 /// The first relation `relations` names that reads an event-time stream: the
 /// relation as written (a stream or a view), the stream, and its event-time
@@ -234,5 +259,33 @@ pub(super) async fn interval_ms_of(
             )))
         }
         _ => Err(not_interval(expr.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod watermark_tests {
+    use super::watermark_max_sql;
+
+    #[test]
+    fn a_column_shifted_by_an_interval_is_shifted_after_max() {
+        assert_eq!(
+            watermark_max_sql("`dateTime` - INTERVAL '4' SECOND", "bids"),
+            "SELECT max(`dateTime`) - INTERVAL '4' SECOND FROM bids"
+        );
+        assert_eq!(
+            watermark_max_sql("ts + INTERVAL '1' MONTH", "\"s\""),
+            "SELECT max(ts) + INTERVAL '1' MONTH FROM \"s\""
+        );
+        // Anything else is evaluated per row, as written.
+        for expr in [
+            "ts",
+            "ts - INTERVAL '1' SECOND * 2",
+            "date_trunc('second', ts)",
+        ] {
+            assert_eq!(
+                watermark_max_sql(expr, "s"),
+                format!("SELECT max({expr}) FROM s")
+            );
+        }
     }
 }
