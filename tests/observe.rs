@@ -341,7 +341,10 @@ async fn show_progress_and_show_queries_read_the_same_records() {
     assert_eq!(column(&queries, "rows_out"), [rows_out]);
     assert_eq!(rows_out, 3);
     let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("out"), "{err}");
+    assert!(
+        err.contains("no query named 'nope'; known queries: out"),
+        "{err}"
+    );
     // A foreground query's records, kept by its front end once it ended.
     let mut history = quiver::ProgressHistory::default();
     for batch_id in 0..20 {
@@ -355,7 +358,7 @@ async fn show_progress_and_show_queries_read_the_same_records() {
     let kept = rows("SHOW PROGRESS query_1 LIMIT 3").await;
     assert_eq!(column(&kept, "batch_id"), [17, 18, 19]);
     let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
-    assert!(err.contains("out, query_1"), "{err}");
+    assert!(err.contains("known queries: out, query_1"), "{err}");
 }
 
 #[test]
