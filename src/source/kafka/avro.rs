@@ -317,6 +317,11 @@ fn malformed(message: String) -> FormatError {
     }
 }
 
+/// The tests' Avro encoder: one copy, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../../tests/common/avro.rs"]
+mod test_encoding;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,30 +332,7 @@ mod tests {
     const SCHEMA: &str = r#"{"type": "record", "name": "bid", "fields": [
         {"name": "user", "type": "string"}, {"name": "amount", "type": "long"}]}"#;
 
-    /// Avro's zig-zag varint of `n` (int and long).
-    fn long(n: i64) -> Vec<u8> {
-        let mut z = ((n << 1) ^ (n >> 63)) as u64;
-        let mut out = Vec::new();
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-        out
-    }
-
-    /// A `bid` datum, behind a Confluent header of schema id 7 if `confluent`.
-    fn bid(user: &str, amount: i64, confluent: bool) -> Vec<u8> {
-        let mut out = if confluent {
-            vec![0, 0, 0, 0, 7]
-        } else {
-            vec![]
-        };
-        out.extend(long(user.len() as i64));
-        out.extend(user.as_bytes());
-        out.extend(long(amount));
-        out
-    }
+    use super::test_encoding::{bid, long};
 
     fn chunk(values: &[Vec<u8>]) -> Chunk {
         let mut c = Chunk {
