@@ -1,13 +1,15 @@
 //! Helpers the integration tests share: the quiver binary without
 //! inherited crash hooks and `quiver checkpoint inspect` (the checkpoint
 //! tests); a seeded RNG for random kill times and the rows of a Parquet
-//! sink's visible files (the crash tests); the Kafka tests' ([`kafka`]) and
-//! the Avro tests' encoder ([`avro`]).
+//! sink's visible files (the crash tests); the CLI tests' binary
+//! ([`cli`]), the Kafka tests' ([`kafka`]) and the Avro tests' encoder
+//! ([`avro`]).
 
 // Each test crate uses the part it needs.
 #![allow(dead_code)]
 
 pub mod avro;
+pub mod cli;
 pub mod kafka;
 
 use std::path::Path;
