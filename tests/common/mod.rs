@@ -2,14 +2,15 @@
 //! inherited crash hooks and `quiver checkpoint inspect` (the checkpoint
 //! tests); a seeded RNG for random kill times and the rows of a Parquet
 //! sink's visible files (the crash tests); the CLI tests' binary
-//! ([`cli`]), the Kafka tests' ([`kafka`]) and the Avro tests' encoder
-//! ([`avro`]).
+//! ([`cli`]), the file sink tests' results ([`file_sink`]), the Kafka
+//! tests' ([`kafka`]) and the Avro tests' encoder ([`avro`]).
 
 // Each test crate uses the part it needs.
 #![allow(dead_code)]
 
 pub mod avro;
 pub mod cli;
+pub mod file_sink;
 pub mod kafka;
 
 use std::path::Path;
