@@ -1,14 +1,18 @@
 //! Kafka helpers the mock-cluster tests share: clusters and producing to
 //! them, the `bids` stream and a context to run it in, reading the rows of
-//! a query that runs until idle, and the group's committed offsets.
+//! a query that runs until idle, and the group's committed offsets; and the
+//! real broker of the `kafka_broker*` tests ([`Broker`]).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use quiver::{Clock, Config, Context, Output, RunLimits};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::ToBytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
@@ -260,4 +264,76 @@ fn committed_offsets_within(consumer: &BaseConsumer, topic: &str, timeout: Durat
             },
         )
         .collect()
+}
+
+/// A real Kafka-protocol broker (Tansu, from `../shared/kafka/broker.sh`;
+/// `.ci/run` starts it) that the environment names.
+pub struct Broker {
+    /// `host:port`, from `QUIVER_KAFKA_BROKER`.
+    pub address: String,
+    /// The script that runs it, from `QUIVER_KAFKA_BROKER_SH`.
+    pub script: PathBuf,
+}
+
+impl Broker {
+    /// The broker from the environment, or `None` after saying why `test`
+    /// skips.
+    pub fn from_env(test: &str) -> Option<Self> {
+        let (Ok(address), Ok(script)) = (
+            std::env::var("QUIVER_KAFKA_BROKER"),
+            std::env::var("QUIVER_KAFKA_BROKER_SH"),
+        ) else {
+            eprintln!(
+                "skipping {test}: set QUIVER_KAFKA_BROKER=host:port and QUIVER_KAFKA_BROKER_SH=path/to/broker.sh \
+                 (.ci/run starts ../shared/kafka/broker.sh and sets both)"
+            );
+            return None;
+        };
+        Some(Self {
+            address,
+            script: script.into(),
+        })
+    }
+
+    /// The broker's port, as `broker.sh` takes it.
+    pub fn port(&self) -> &str {
+        self.address.rsplit(':').next().unwrap_or("19092")
+    }
+
+    /// Runs `broker.sh` with `args`, which must succeed.
+    pub fn script(&self, args: &[&str]) {
+        let status = Command::new(&self.script)
+            .args(args)
+            .status()
+            .expect("run broker.sh");
+        assert!(status.success(), "broker.sh {args:?} failed");
+    }
+
+    /// A new topic of `partitions`, named uniquely (the broker's storage
+    /// outlives test runs).
+    pub fn topic(&self, stem: &str, partitions: i32) -> String {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("{stem}-{}-{nanos}", std::process::id());
+        self.script(&["topic", &name, &partitions.to_string(), self.port()]);
+        name
+    }
+}
+
+/// Sends `record`, polling while the producer's queue is full.
+pub fn send_retrying<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+        }
+    }
 }
