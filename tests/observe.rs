@@ -5,37 +5,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use quiver::ProgressRecord;
 
-/// Hang guard only: nothing here is timed.
-const TIMEOUT: Duration = Duration::from_secs(120);
+mod common;
 
-fn quiver() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn wait(mut child: std::process::Child) -> Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > TIMEOUT {
-            child.kill().unwrap();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "quiver did not stop; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use common::cli::{TIMEOUT, quiver, wait};
 
 fn read_records(path: &std::path::Path) -> Vec<(serde_json::Value, ProgressRecord)> {
     std::fs::read_to_string(path)
