@@ -26,6 +26,19 @@ pub enum OptionError {
         /// The missing option.
         key: String,
     },
+    /// A required option is absent whose value is not obvious: the message
+    /// says what it holds and shows one that would do.
+    #[error("{owner} needs option '{key}' ({what}), e.g. WITH ({key} = '{example}')")]
+    MissingWithExample {
+        /// What needs the option (`format 'avro'`).
+        owner: String,
+        /// The missing option.
+        key: String,
+        /// What its value is.
+        what: String,
+        /// A value that would do.
+        example: String,
+    },
     /// An option value that cannot be used.
     #[error("option '{key}' = '{value}' is invalid: {reason}")]
     Invalid {

@@ -5,7 +5,9 @@
 //! must be what one uninterrupted run prints.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 const FLAGS: &[&str] = &["--clock", "simulated", "--until-idle", "--format", "csv"];
 
@@ -39,14 +41,9 @@ fn files_setup() -> tempfile::TempDir {
     dir
 }
 
+/// Runs quiver in `dir` with `args` and [`FLAGS`], crashing at `crash`.
 fn quiver(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir).args(args).args(FLAGS);
-    cmd.env_remove("QUIVER_CHECKPOINT_CRASH");
-    if let Some(crash) = crash {
-        cmd.env("QUIVER_CHECKPOINT_CRASH", crash);
-    }
-    cmd.output().unwrap()
+    common::run_quiver(dir, &[args, FLAGS].concat(), crash)
 }
 
 /// Result lines of a CSV run, without its header.
@@ -205,11 +202,7 @@ fn inspect_shows_the_last_committed_batch_and_offsets() {
     let dir = files_setup();
     let args = ["run", "recovery.sql", "--checkpoint", "ck"];
     quiver(dir.path(), &args, Some("after_offsets_log@3"));
-    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .current_dir(dir.path())
-        .args(["checkpoint", "inspect", "ck"])
-        .output()
-        .unwrap();
+    let out = common::inspect_checkpoint(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -230,11 +223,7 @@ fn inspect_after_the_end_of_input_says_so_instead_of_a_number() {
     let dir = files_setup();
     let args = ["run", "recovery.sql", "--checkpoint", "ck"];
     assert!(quiver(dir.path(), &args, None).status.success());
-    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .current_dir(dir.path())
-        .args(["checkpoint", "inspect", "ck"])
-        .output()
-        .unwrap();
+    let out = common::inspect_checkpoint(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("watermark end of input"), "{stdout}");
     assert!(!stdout.contains(&i64::MAX.to_string()), "{stdout}");
@@ -293,35 +282,20 @@ fn sources_that_cannot_resume_are_refused() {
 #[test]
 fn a_graceful_stop_commits_its_last_batch_and_a_restart_carries_on() {
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let dir = files_setup();
     let full = rows(&quiver(dir.path(), &["run", "recovery.sql"], None));
     for signal in ["-TERM", "-INT"] {
         std::fs::remove_dir_all(dir.path().join("ck")).ok();
         // No --until-idle: the query waits for more files until stopped.
-        let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-            .current_dir(dir.path())
+        let child = common::quiver_in(dir.path())
             .args(["run", "recovery.sql", "--checkpoint", "ck"])
             .args(["--clock", "simulated", "--format", "csv"])
-            .env_remove("QUIVER_CHECKPOINT_CRASH")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let commits = dir.path().join("ck/query_1/commits");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while std::fs::read_dir(&commits).map_or(0, |d| d.count()) < 8 {
-            assert!(Instant::now() < deadline, "no batch committed");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let id = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &id])
-                .status()
-                .unwrap()
-                .success()
-        );
+        common::wait_for_commits(&dir.path().join("ck/query_1/commits"), 8);
+        common::send_signal(child.id(), signal);
         let stopped = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&stopped.stderr);
         assert!(stopped.status.success(), "{signal}: {stderr}");

@@ -14,11 +14,13 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+mod common;
 
 /// Records fed to the first process at most (a hang guard: it crashes long before).
 const RECORDS: usize = 3_000;
@@ -42,23 +44,21 @@ const STDIN_QUERY: &str = "CREATE STREAM s WITH (connector = 'stdin', format = '
      FROM TUMBLE(s, _batch_time, INTERVAL '1' SECOND) GROUP BY window_start";
 
 fn quiver(dir: &Path, sql: &str, crash: Option<&str>, stdin: Stdio, extra: &[&str]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir)
-        .args([
-            "-c",
-            sql,
-            "--checkpoint",
-            "ck",
-            "--until-idle",
-            "--format",
-            "csv",
-        ])
-        .args(["--batch-interval", "100ms"])
-        .args(extra)
-        .env_remove("QUIVER_CHECKPOINT_CRASH")
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = common::quiver_in(dir);
+    cmd.args([
+        "-c",
+        sql,
+        "--checkpoint",
+        "ck",
+        "--until-idle",
+        "--format",
+        "csv",
+    ])
+    .args(["--batch-interval", "100ms"])
+    .args(extra)
+    .stdin(stdin)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if let Some(crash) = crash {
         cmd.env("QUIVER_CHECKPOINT_CRASH", crash);
     }
@@ -210,39 +210,68 @@ fn kill_after(dir: &Path, child: &mut Child, n: usize) {
     child.kill().unwrap();
 }
 
-fn socket_case(death: Death) {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let sql = socket_query(listener.local_addr().unwrap().port());
-    let crash = match death {
-        Death::Crash(point) => Some(point),
-        Death::KillAfter(_) => None,
-    };
-    let case = crash.map_or_else(|| "sigkill".to_string(), String::from);
-    let mut first = quiver(dir.path(), &sql, crash, Stdio::null(), &[]);
-    let conn = accept(&listener, &mut first);
+impl Death {
+    /// The crash point the first run is given (none: it is killed).
+    fn crash(&self) -> Option<&'static str> {
+        match self {
+            Death::Crash(point) => Some(point),
+            Death::KillAfter(_) => None,
+        }
+    }
+
+    /// The case, as messages name it: the crash point or `sigkill`.
+    fn case(&self) -> String {
+        self.crash()
+            .map_or_else(|| "sigkill".to_string(), String::from)
+    }
+}
+
+/// Feeds the first run records through `input` until it dies as `death`
+/// says; what it printed and the records it received (some).
+fn first_run(
+    dir: &Path,
+    mut first: Child,
+    input: impl Write + Send + 'static,
+    death: &Death,
+) -> (Vec<String>, BTreeSet<usize>) {
+    let case = death.case();
     let stop = Arc::new(AtomicBool::new(false));
-    let feeder = feed(conn, stop.clone());
+    let feeder = feed(input, stop.clone());
     if let Death::KillAfter(n) = death {
-        kill_after(dir.path(), &mut first, n);
+        kill_after(dir, &mut first, *n);
     }
     let (printed, stderr, ok) = finish(first);
     stop.store(true, Ordering::Release);
     feeder.join().unwrap();
     assert!(!ok, "{case}: the first run did not crash: {stderr}");
-    let got = received(dir.path(), &printed);
+    let got = received(dir, &printed);
     assert!(
         !got.is_empty(),
         "{case}: nothing was received before the crash"
     );
+    (printed, got)
+}
+
+/// Writes records `0..total` but those in `got` to `out`, and closes it:
+/// what a peer resends after the restart.
+fn resend(mut out: impl Write, got: &BTreeSet<usize>, total: usize) {
+    for i in (0..total).filter(|i| !got.contains(i)) {
+        writeln!(out, "{}", record(i)).unwrap();
+    }
+}
+
+fn socket_case(death: Death) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sql = socket_query(listener.local_addr().unwrap().port());
+    let case = death.case();
+    let mut first = quiver(dir.path(), &sql, death.crash(), Stdio::null(), &[]);
+    let conn = accept(&listener, &mut first);
+    let (printed, got) = first_run(dir.path(), first, conn, &death);
     let total = got.last().unwrap() + 20;
     // The restart: the peer sends only what was not received.
     let mut second = quiver(dir.path(), &sql, None, Stdio::null(), &[]);
-    let mut conn = accept(&listener, &mut second);
-    for i in (0..total).filter(|i| !got.contains(i)) {
-        writeln!(conn, "{}", record(i)).unwrap();
-    }
-    drop(conn);
+    resend(accept(&listener, &mut second), &got, total);
     let (again, stderr, ok) = finish(second);
     assert!(ok, "{case}: the restart failed: {stderr}");
     assert_exactly_once(&case, &printed, &again, total);
@@ -272,33 +301,19 @@ fn a_socket_source_killed_while_receiving_loses_and_repeats_nothing() {
 
 fn stdin_case(death: Death, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let crash = match death {
-        Death::Crash(point) => Some(point),
-        Death::KillAfter(_) => None,
-    };
-    let case = crash.map_or_else(|| "sigkill".to_string(), String::from);
-    let mut first = quiver(dir.path(), STDIN_QUERY, crash, Stdio::piped(), extra);
-    let stop = Arc::new(AtomicBool::new(false));
-    let feeder = feed(first.stdin.take().unwrap(), stop.clone());
-    if let Death::KillAfter(n) = death {
-        kill_after(dir.path(), &mut first, n);
-    }
-    let (printed, stderr, ok) = finish(first);
-    stop.store(true, Ordering::Release);
-    feeder.join().unwrap();
-    assert!(!ok, "{case}: the first run did not crash: {stderr}");
-    let got = received(dir.path(), &printed);
-    assert!(
-        !got.is_empty(),
-        "{case}: nothing was received before the crash"
+    let case = death.case();
+    let mut first = quiver(
+        dir.path(),
+        STDIN_QUERY,
+        death.crash(),
+        Stdio::piped(),
+        extra,
     );
+    let input = first.stdin.take().unwrap();
+    let (printed, got) = first_run(dir.path(), first, input, &death);
     let total = got.last().unwrap() + 20;
     let mut second = quiver(dir.path(), STDIN_QUERY, None, Stdio::piped(), extra);
-    let mut input = second.stdin.take().unwrap();
-    for i in (0..total).filter(|i| !got.contains(i)) {
-        writeln!(input, "{}", record(i)).unwrap();
-    }
-    drop(input);
+    resend(second.stdin.take().unwrap(), &got, total);
     let (again, stderr, ok) = finish(second);
     assert!(ok, "{case}: the restart failed: {stderr}");
     assert_exactly_once(&case, &printed, &again, total);
@@ -331,27 +346,24 @@ fn a_stdin_source_crashed_or_killed_loses_and_repeats_nothing() {
     stdin_case(Death::KillAfter(150), &every_third);
 }
 
-#[test]
-fn inspect_shows_the_write_ahead_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = quiver(
-        dir.path(),
-        STDIN_QUERY,
-        Some("after_wal_write@3"),
-        Stdio::piped(),
-        &[],
-    );
+/// Runs the stdin query fed records until it crashes at `point`; whether
+/// it succeeded instead.
+fn fed_until_crash(dir: &Path, point: &str) -> bool {
+    let mut first = quiver(dir, STDIN_QUERY, Some(point), Stdio::piped(), &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = feed(first.stdin.take().unwrap(), stop.clone());
     let (_, _, ok) = finish(first);
     stop.store(true, Ordering::Release);
     feeder.join().unwrap();
+    ok
+}
+
+#[test]
+fn inspect_shows_the_write_ahead_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = fed_until_crash(dir.path(), "after_wal_write@3");
     assert!(!ok);
-    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .current_dir(dir.path())
-        .args(["checkpoint", "inspect", "ck"])
-        .output()
-        .unwrap();
+    let out = common::inspect_checkpoint(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = BufReader::new(stdout.as_bytes())
         .lines()
@@ -367,18 +379,7 @@ fn inspect_shows_the_write_ahead_log() {
 #[test]
 fn a_corrupted_entry_stops_the_restart_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = quiver(
-        dir.path(),
-        STDIN_QUERY,
-        Some("after_wal_write@4"),
-        Stdio::piped(),
-        &[],
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let feeder = feed(first.stdin.take().unwrap(), stop.clone());
-    let (_, _, ok) = finish(first);
-    stop.store(true, Ordering::Release);
-    feeder.join().unwrap();
+    let ok = fed_until_crash(dir.path(), "after_wal_write@4");
     assert!(!ok, "the hook did not fire");
     // Damage every entry: the restart needs the last one (logged, not run).
     let wal = dir.path().join("ck/query_1/wal/s");

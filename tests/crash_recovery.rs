@@ -62,11 +62,9 @@ fn setup(files: usize, options: &str) -> tempfile::TempDir {
 const FLAGS: &[&str] = &["--clock", "simulated", "--until-idle"];
 
 fn command(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir).args(["run", "hops.sql"]).args(FLAGS);
+    let mut cmd = common::quiver_in(dir);
+    cmd.args(["run", "hops.sql"]).args(FLAGS);
     cmd.args(args);
-    cmd.env_remove("QUIVER_CHECKPOINT_CRASH");
-    cmd.env_remove("QUIVER_SINK_CRASH");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -134,6 +132,19 @@ fn crash_then_resume(dir: &Path, env: &[(&str, String)], what: &str) {
     );
 }
 
+/// From a fresh start each time, crashes at each of `crashes` (the hook's
+/// variable and value), resumes, and checks the output is `full` with
+/// every file finished.
+fn crash_each_then_resume(dir: &Path, crashes: Vec<(&str, String)>, full: &[String]) {
+    for (var, crash) in crashes {
+        fresh(dir);
+        let what = format!("{var}={crash}");
+        crash_then_resume(dir, &[(var, crash)], &what);
+        assert_eq!(output(dir), full, "{what}");
+        assert!(in_progress(dir).is_empty(), "{what}");
+    }
+}
+
 /// One rolling file spans every batch (default `rollover_interval` of a
 /// minute of batch time): a crash anywhere loses its open file, and the
 /// checkpoint must re-run from its first batch.
@@ -161,13 +172,7 @@ fn a_file_open_across_batches_survives_a_crash_at_every_point() {
     ] {
         crashes.push(("QUIVER_SINK_CRASH", point.to_string()));
     }
-    for (var, crash) in crashes {
-        fresh(dir.path());
-        let what = format!("{var}={crash}");
-        crash_then_resume(dir.path(), &[(var, crash)], &what);
-        assert_eq!(output(dir.path()), full, "{what}");
-        assert!(in_progress(dir.path()).is_empty(), "{what}");
-    }
+    crash_each_then_resume(dir.path(), crashes, &full);
 }
 
 /// Partitioned files rolled every 3 rows are finished while batches run:
@@ -193,13 +198,7 @@ fn rolled_partition_files_survive_a_crash_at_every_sink_point() {
     ] {
         crashes.push(("QUIVER_CHECKPOINT_CRASH", point.to_string()));
     }
-    for (var, crash) in crashes {
-        fresh(dir.path());
-        let what = format!("{var}={crash}");
-        crash_then_resume(dir.path(), &[(var, crash)], &what);
-        assert_eq!(output(dir.path()), full, "{what}");
-        assert!(in_progress(dir.path()).is_empty(), "{what}");
-    }
+    crash_each_then_resume(dir.path(), crashes, &full);
 }
 
 /// A crash after batch 14 is committed while the file holds every batch
@@ -225,11 +224,7 @@ fn retention_keeps_what_an_open_file_needs() {
         .count();
     assert!(offsets > 10, "{offsets} offsets entries");
     assert!(output(dir.path()).is_empty(), "nothing finished yet");
-    let inspect = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .current_dir(dir.path())
-        .args(["checkpoint", "inspect", "ck"])
-        .output()
-        .unwrap();
+    let inspect = common::inspect_checkpoint(dir.path());
     let shown = String::from_utf8_lossy(&inspect.stdout);
     assert!(shown.contains("sink files open since batch"), "{shown}");
     let resumed = run(dir.path(), CHECKPOINT, &[]);
@@ -302,12 +297,9 @@ fn random_sigkills_leave_exactly_the_uninterrupted_output() {
 /// source waits for more files), waits until a batch was committed, sends
 /// `signal`, and checks it exits 0 with every file finished.
 fn stop_gracefully(dir: &Path, signal: &str) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir)
-        .args(["run", "hops.sql", "--clock", "simulated"])
+    let mut cmd = common::quiver_in(dir);
+    cmd.args(["run", "hops.sql", "--clock", "simulated"])
         .args(CHECKPOINT)
-        .env_remove("QUIVER_CHECKPOINT_CRASH")
-        .env_remove("QUIVER_SINK_CRASH")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -319,16 +311,8 @@ fn stop_gracefully(dir: &Path, signal: &str) {
             .collect::<Vec<_>>()
     });
     let commits = dir.join("ck/hops/commits");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::fs::read_dir(&commits).map_or(0, |d| d.count()) < 3 {
-        assert!(Instant::now() < deadline, "no batch committed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let killed = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    common::wait_for_commits(&commits, 3);
+    common::send_signal(child.id(), signal);
     let status = wait(child, signal);
     let stderr = lines.join().unwrap().join("\n");
     assert!(status.success(), "{signal}: {status}: {stderr}");

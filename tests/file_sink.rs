@@ -1,112 +1,24 @@
 //! The file sink through its public API: results written as a background
 //! query would write them, then read back with DataFusion's own Parquet, CSV
 //! and JSON readers (no quiver code on the read side). Rolling, Hive
-//! partitions, schema fidelity, idempotent replays, failure handling.
+//! partitions, schema fidelity, sink tables. Replays, refused restarts and
+//! failures: tests/file_sink_faults.rs.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
     TimestampMillisecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
-use quiver::Options;
+use quiver::open_sink;
 use quiver::{Progress, QueryResult};
-use quiver::{SinkDef, SinkError, open_sink};
 
-const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+mod common;
 
-fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("k", DataType::Utf8, false),
-        Field::new("n", DataType::Int64, false),
-    ]))
-}
-
-/// Batch `id` at time T0 + id s: rows (k, id * 100 + i) for each k in `keys`.
-fn result(id: u64, keys: &[&str]) -> QueryResult {
-    let schema = schema();
-    let k: Vec<&str> = keys.to_vec();
-    let n: Vec<i64> = (0..keys.len() as i64)
-        .map(|i| id as i64 * 100 + i)
-        .collect();
-    let rows = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from(k)),
-            Arc::new(Int64Array::from(n)),
-        ],
-    )
-    .unwrap();
-    QueryResult {
-        query: Arc::from("q"),
-        batch_id: id,
-        batch_time_ms: T0 + id as i64 * 1000,
-        window: None,
-        schema,
-        rows: vec![rows],
-        progress: Progress::default(),
-        input: Default::default(),
-        offsets: Vec::new(),
-    }
-}
-
-fn def(dir: &Path, connector: &str, options: &[(&str, &str)]) -> SinkDef {
-    let mut pairs: Vec<(String, String)> = vec![("path".into(), dir.display().to_string())];
-    pairs.extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    SinkDef::new("out", connector, schema(), Options::new(pairs))
-}
-
-/// Visible files under `dir` (no `.` / `_` path component), sorted, relative.
-fn visible_files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(['.', '_']) {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Every file under `dir`, hidden ones included.
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
-async fn query(ctx: &SessionContext, sql: &str) -> String {
-    let rows = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    pretty_format_batches(&rows).unwrap().to_string()
-}
-
-fn url(dir: &Path) -> String {
-    format!("{}/", dir.display())
-}
+use common::file_sink::{T0, def, query, result, url, visible_files};
 
 #[tokio::test]
 async fn consecutive_batches_roll_into_few_files_that_datafusion_reads() {
@@ -249,178 +161,6 @@ async fn hive_partitions_are_read_back_as_partitions() {
 }
 
 #[tokio::test]
-async fn replaying_committed_batches_writes_each_row_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = def(
-        dir.path(),
-        "parquet",
-        &[("partition_by", "k"), ("rollover_rows", "3")],
-    );
-    let mut sink = open_sink(&d).unwrap();
-    for id in 0..5 {
-        sink.write(&result(id, &["a", "b"])).unwrap();
-    }
-    sink.close().unwrap();
-    // A restarted query replays batches 0..=4 and goes on to 7.
-    let mut sink = open_sink(&d).unwrap();
-    for id in 0..8 {
-        sink.write(&result(id, &["a", "b"])).unwrap();
-    }
-    assert!(
-        sink.status().contains("replayed rows skipped"),
-        "{}",
-        sink.status()
-    );
-    sink.close().unwrap();
-    let ctx = SessionContext::new();
-    ctx.register_parquet(
-        "t",
-        url(dir.path()),
-        ParquetReadOptions::default().table_partition_cols(vec![("k".into(), DataType::Utf8)]),
-    )
-    .await
-    .unwrap();
-    let out = query(
-        &ctx,
-        "SELECT count(*) AS c, count(DISTINCT n) AS d, sum(n) AS s FROM t",
-    )
-    .await;
-    // 8 batches × 2 rows, each once: n = id*100 + {0,1}.
-    assert!(out.contains("| 16 | 16 | 5608 |"), "{out}");
-}
-
-#[tokio::test]
-async fn every_window_closing_in_one_batch_is_written_once_also_on_replay() {
-    let dir = tempfile::tempdir().unwrap();
-    // One file per row, were files finished between results of a batch.
-    let d = def(
-        dir.path(),
-        "csv",
-        &[("partition_by", "k"), ("rollover_rows", "1")],
-    );
-    let windows = |id| {
-        let mut second = result(id, &["a", "b"]);
-        second.rows = result(id + 50, &["a"]).rows;
-        [result(id, &["a", "b"]), second]
-    };
-    for _run in 0..2 {
-        let mut sink = open_sink(&d).unwrap();
-        for id in 0..3 {
-            for r in windows(id) {
-                sink.write(&r).unwrap();
-            }
-        }
-        sink.close().unwrap();
-    }
-    let ctx = SessionContext::new();
-    ctx.register_csv(
-        "t",
-        url(dir.path()),
-        CsvReadOptions::new().table_partition_cols(vec![("k".into(), DataType::Utf8)]),
-    )
-    .await
-    .unwrap();
-    let out = query(
-        &ctx,
-        "SELECT k, count(*) AS c, sum(n) AS s FROM t GROUP BY k ORDER BY k",
-    )
-    .await;
-    // Per batch id: a gets id*100 and (id+50)*100, b gets id*100 + 1.
-    assert!(
-        out.contains("| a | 6 | 15600 |") && out.contains("| b | 3 | 303   |"),
-        "{out}"
-    );
-}
-
-#[tokio::test]
-async fn a_new_run_reusing_batch_ids_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = def(dir.path(), "parquet", &[]);
-    let mut sink = open_sink(&d).unwrap();
-    sink.write(&result(0, &["a"])).unwrap();
-    sink.close().unwrap();
-    let mut sink = open_sink(&d).unwrap();
-    let mut later = result(0, &["a"]);
-    later.batch_time_ms += 3_600_000;
-    let err = sink.write(&later).unwrap_err().to_string();
-    assert!(
-        err.contains("batch 0 was committed with batch time 2026-01-01 00:00:00, but this run's batch 0 has time 2026-01-01 01:00:00")
-            && err.contains("not a replay")
-            && err.contains(&format!("Delete {}", dir.path().display())),
-        "{err}"
-    );
-}
-
-/// Writes batches 0..3 (one result each) and closes the sink.
-fn committed_run(d: &SinkDef) {
-    let mut sink = open_sink(d).unwrap();
-    for id in 0..3 {
-        let mut r = result(id, &["a"]);
-        r.input.digest = id;
-        r.input.offsets = format!("s in={id}.csv");
-        sink.write(&r).unwrap();
-    }
-    sink.close().unwrap();
-}
-
-#[tokio::test]
-async fn a_restart_with_the_same_batch_times_but_other_input_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = def(dir.path(), "csv", &[]);
-    committed_run(&d);
-    let files = visible_files(dir.path());
-    // Batch 0 replays; batch 1 read another file.
-    let mut sink = open_sink(&d).unwrap();
-    let mut r = result(0, &["a"]);
-    r.input.offsets = "s in=0.csv".into();
-    sink.write(&r).unwrap();
-    let mut other = result(1, &["a"]);
-    other.input.digest = 7;
-    other.input.offsets = "s in=9.csv".into();
-    let err = sink.write(&other).unwrap_err().to_string();
-    assert!(
-        err.contains(
-            "batch 1 has the committed batch time 2026-01-01 00:00:01 but this run read other input"
-        ) && err.contains("committed [s in=1.csv], now [s in=9.csv]")
-            && err.contains("not a replay"),
-        "{err}"
-    );
-    sink.close().unwrap();
-    assert_eq!(visible_files(dir.path()), files);
-}
-
-#[tokio::test]
-async fn a_restart_with_results_in_other_batches_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = def(dir.path(), "csv", &[]);
-    committed_run(&d);
-    // The committed run had a result in batch 0; this one starts at batch 1.
-    let mut sink = open_sink(&d).unwrap();
-    let mut r = result(1, &["a"]);
-    r.input.digest = 1;
-    let err = sink.write(&r).unwrap_err().to_string();
-    assert!(
-        err.contains("batch 0 (time 2026-01-01 00:00:00) produced results in the committed run but not in this run"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
-async fn output_without_a_batch_journal_is_refused_with_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = def(dir.path(), "csv", &[]);
-    committed_run(&d);
-    // What an older quiver left: the commit log, no journal.
-    std::fs::remove_file(dir.path().join("_quiver/out/batches")).unwrap();
-    let err = open_sink(&d).err().expect("refused").to_string();
-    assert!(
-        err.contains("did not record each batch's input")
-            && err.contains("delete the output directory"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn timestamps_with_time_zone_and_nested_types_survive() {
     let dir = tempfile::tempdir().unwrap();
     let item = Arc::new(Field::new("item", DataType::Int64, true));
@@ -534,141 +274,6 @@ async fn csv_and_ndjson_use_the_same_rolling_machinery() {
     }
 }
 
-#[test]
-fn an_unwritable_path_is_a_clear_error_and_leaves_nothing_visible() {
-    let dir = tempfile::tempdir().unwrap();
-    // A file where the output directory should be: ENOTDIR / EEXIST even as root.
-    let blocker = dir.path().join("blocker");
-    std::fs::write(&blocker, "not a directory").unwrap();
-    let err = match open_sink(&def(&blocker.join("out"), "parquet", &[])) {
-        Err(e) => e,
-        Ok(_) => panic!("opening a sink under a file must fail"),
-    };
-    assert!(matches!(err, SinkError::File { .. }), "{err:?}");
-    let text = err.to_string();
-    assert!(
-        text.contains("blocker/out") && text.contains("choose another path"),
-        "{text}"
-    );
-
-    // Permission denied while running: a partition directory that cannot be
-    // created. Root ignores permissions, so this part needs a normal user.
-    let out = dir.path().join("ro");
-    std::fs::create_dir(&out).unwrap();
-    let mut sink = open_sink(&def(&out, "parquet", &[("partition_by", "k")])).unwrap();
-    sink.write(&result(0, &["a"])).unwrap();
-    sink.close().unwrap();
-    set_mode(&out, 0o555);
-    let probe = out.join("probe");
-    if std::fs::create_dir(&probe).is_ok() {
-        std::fs::remove_dir(&probe).unwrap();
-        set_mode(&out, 0o755);
-        eprintln!(
-            "skipping the permission-denied half: this user (root?) ignores directory permissions"
-        );
-        return;
-    }
-    let mut sink = open_sink(&def(&out, "parquet", &[("partition_by", "k")])).unwrap();
-    let err = sink.write(&result(1, &["new"])).unwrap_err().to_string();
-    set_mode(&out, 0o755);
-    assert!(
-        err.contains("k=new")
-            && err.contains("Permission denied")
-            && err.contains("may write there"),
-        "{err}"
-    );
-    sink.close().unwrap();
-    assert_eq!(
-        visible_files(&out),
-        vec!["k=a/out-00000000-00000000.parquet"]
-    );
-    assert!(
-        all_files(&out)
-            .iter()
-            .all(|p| !p.to_string_lossy().ends_with(".inprogress"))
-    );
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Unmounts a small tmpfs when dropped.
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    /// A 256 KiB tmpfs, when this user may mount one (root in a container
-    /// that allows it); `None` otherwise.
-    fn mount() -> Option<Self> {
-        let dir = tempfile::tempdir().ok()?;
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then(|| Self(dir))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
-#[tokio::test]
-async fn a_full_disk_stops_the_sink_with_finished_files_intact() {
-    let Some(disk) = SmallDisk::mount() else {
-        eprintln!(
-            "skipping: cannot mount a small tmpfs here (needs root and a permissive container)"
-        );
-        return;
-    };
-    let out = disk.0.path().join("out");
-    let mut sink = open_sink(&def(
-        &out,
-        "parquet",
-        &[("rollover_rows", "1"), ("compression", "none")],
-    ))
-    .unwrap();
-    // Incompressible-ish rows: ~40 KB per batch, one file per batch.
-    let keys: Vec<String> = (0..1000)
-        .map(|i| format!("{:032x}", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15_f39c))
-        .collect();
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let err = (0..100)
-        .find_map(|id| sink.write(&result(id, &keys)).err())
-        .expect("a 256 KiB disk fills up");
-    assert!(matches!(err, SinkError::File { .. }), "{err:?}");
-    let text = err.to_string();
-    eprintln!("the error: {text}");
-    assert!(
-        text.contains("free some disk space") && text.contains(&out.display().to_string()),
-        "{text}"
-    );
-    sink.close().unwrap();
-    assert!(
-        all_files(&out)
-            .iter()
-            .all(|p| !p.to_string_lossy().ends_with(".inprogress"))
-    );
-    let files = visible_files(&out);
-    assert!(!files.is_empty());
-    let ctx = SessionContext::new();
-    ctx.register_parquet("t", url(&out), ParquetReadOptions::default())
-        .await
-        .unwrap();
-    let rows = query(&ctx, "SELECT count(*) AS c FROM t").await;
-    assert!(
-        rows.contains(&format!("| {} |", files.len() * 1000)),
-        "{rows}"
-    );
-}
-
 #[tokio::test]
 async fn timestamp_partitions_are_escaped_in_paths_and_decoded_by_readers() {
     let dir = tempfile::tempdir().unwrap();
@@ -734,18 +339,6 @@ async fn timestamp_partitions_are_escaped_in_paths_and_decoded_by_readers() {
          | 2026-01-01T00:00:10 | 2 |\n\
          +---------------------+---+"
     );
-}
-
-#[test]
-fn a_sink_name_that_would_escape_the_directory_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut d = def(dir.path(), "parquet", &[]);
-    d.name = "../x".into();
-    let err = open_sink(&d)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(err.contains("pick another name"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,109 +9,20 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
-use quiver::{Clock, RunLimits};
-use quiver::{Config, Context, Output};
-use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use quiver::Output;
 
 mod common;
 
-use common::kafka::{PARTITIONS, TIMEOUT, committed_and_ends};
-
-/// A mock cluster with a 3-partition `topic`.
-fn cluster(topic: &str) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
-    cluster
-}
-
-/// Produces `(partition, key, value)` messages and waits until all are acknowledged.
-fn produce(bootstrap: &str, topic: &str, messages: &[(i32, String, String)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    for (partition, key, value) in messages {
-        producer
-            .send(
-                BaseRecord::to(topic)
-                    .partition(*partition)
-                    .key(key.as_bytes())
-                    .payload(value.as_bytes()),
-            )
-            .expect("enqueue");
-    }
-    producer.flush(TIMEOUT).expect("flush");
-}
-
-/// `n` bids spread over the partitions: user `u{i % 5}`, amount `i`.
-fn bids(n: usize) -> Vec<(i32, String, String)> {
-    (0..n)
-        .map(|i| {
-            let user = format!("u{}", i % 5);
-            let value = format!(r#"{{"user": "{user}", "amount": {i}}}"#);
-            (i as i32 % PARTITIONS, user, value)
-        })
-        .collect()
-}
-
-fn context() -> Context {
-    Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: 1_767_225_600_000,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-        ..Config::default()
-    })
-}
-
-fn create_stream(bootstrap: &str, topic: &str, group: &str, extra: &str) -> String {
-    format!(
-        "CREATE STREAM bids (user VARCHAR, amount BIGINT) WITH (connector = 'kafka', topic = '{topic}', \
-         'bootstrap.servers' = '{bootstrap}', 'group.id' = '{group}', format = 'json', \
-         timeout = '5s'{extra});"
-    )
-}
-
-/// Runs `script` (ending in a continuous query) until idle; all result rows.
-async fn run(script: &str) -> Result<Vec<RecordBatch>, String> {
-    let ctx = context();
-    let outputs = ctx.sql(script).await.map_err(|e| e.to_string())?;
-    let Some(Output::Query(mut query)) = outputs.into_iter().last() else {
-        panic!("the script ends in a continuous query");
-    };
-    let mut rows = Vec::new();
-    while let Some(result) = query.next().await {
-        rows.extend(result.rows);
-    }
-    query.finish().await.map_err(|e| e.to_string())?;
-    Ok(rows)
-}
-
-/// Sums `(key, count)` rows per key.
-fn counts(rows: &[RecordBatch]) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    for batch in rows {
-        let keys = batch.column(0).as_string::<i32>();
-        let n = batch.column(1).as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            *out.entry(keys.value(i).to_string()).or_default() += n.value(i);
-        }
-    }
-    out
-}
+use common::kafka::{
+    Msg, PARTITIONS, bids, cluster, committed_and_ends, context, counts, create_stream, msg,
+    produce, run,
+};
 
 const COUNT_PER_USER: &str = "SELECT user, count(*) AS n FROM bids GROUP BY user;";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_match_what_was_produced_and_the_group_commits_the_next_offsets() {
-    let cluster = cluster("bids");
+    let cluster = cluster(&["bids"]);
     let bootstrap = cluster.bootstrap_servers();
     let messages = bids(300);
     produce(&bootstrap, "bids", &messages);
@@ -130,7 +41,7 @@ async fn counts_match_what_was_produced_and_the_group_commits_the_next_offsets()
     produce(
         &bootstrap,
         "bids",
-        &[(1, "u9".into(), r#"{"user": "u9", "amount": 1}"#.into())],
+        &[msg(1, "u9", r#"{"user": "u9", "amount": 1}"#)],
     );
     let rows = run(&script).await.unwrap();
     assert_eq!(counts(&rows), BTreeMap::from([("u9".to_string(), 1)]));
@@ -158,7 +69,7 @@ async fn counts_match_what_was_produced_and_the_group_commits_the_next_offsets()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_columns_name_partition_offset_and_key_and_star_hides_them() {
-    let cluster = cluster("sys");
+    let cluster = cluster(&["sys"]);
     let bootstrap = cluster.bootstrap_servers();
     produce(&bootstrap, "sys", &bids(6));
     let script = format!(
@@ -205,10 +116,10 @@ async fn system_columns_name_partition_offset_and_key_and_star_hides_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_fail_naming_the_offset_or_are_skipped() {
-    let cluster = cluster("bad");
+    let cluster = cluster(&["bad"]);
     let bootstrap = cluster.bootstrap_servers();
     let mut messages = bids(4);
-    messages.insert(2, (2, "x".into(), "{not json".into()));
+    messages.insert(2, msg(2, "x", "{not json"));
     produce(&bootstrap, "bad", &messages);
     let fail = format!(
         "{}{COUNT_PER_USER}",
@@ -240,7 +151,7 @@ async fn malformed_messages_fail_naming_the_offset_or_are_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_topic_and_unreachable_broker_are_clear_errors_within_the_timeout() {
-    let cluster = cluster("exists");
+    let cluster = cluster(&["exists"]);
     let bootstrap = cluster.bootstrap_servers();
     let script = |bootstrap: &str, topic: &str| {
         format!(
@@ -266,7 +177,7 @@ async fn unknown_topic_and_unreachable_broker_are_clear_errors_within_the_timeou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn property_values_stay_out_of_errors() {
-    let cluster = cluster("p");
+    let cluster = cluster(&["p"]);
     let bootstrap = cluster.bootstrap_servers();
     let script = format!(
         "{}{COUNT_PER_USER}",
@@ -289,15 +200,12 @@ fn raw_and_text_streams_have_value_and_line_columns() {
         .enable_all()
         .build()
         .unwrap();
-    let cluster = cluster("lines");
+    let cluster = cluster(&["lines"]);
     let bootstrap = cluster.bootstrap_servers();
     produce(
         &bootstrap,
         "lines",
-        &[
-            (0, "a".into(), "to be or".into()),
-            (1, "b".into(), "not to be".into()),
-        ],
+        &[msg(0, "a", "to be or"), msg(1, "b", "not to be")],
     );
     runtime.block_on(async {
         let text = format!(
@@ -329,7 +237,7 @@ fn raw_and_text_streams_have_value_and_line_columns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn throughput_on_the_mock_cluster() {
-    let cluster = cluster("many");
+    let cluster = cluster(&["many"]);
     let bootstrap = cluster.bootstrap_servers();
     let n = 300_000;
     produce(&bootstrap, "many", &bids(n));
@@ -353,11 +261,14 @@ async fn throughput_on_the_mock_cluster() {
 /// number of messages it holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batch_has_a_contiguous_range_for_every_partition() {
-    let cluster = cluster("ranges");
+    let cluster = cluster(&["ranges"]);
     let bootstrap = cluster.bootstrap_servers();
     let messages: Vec<_> = bids(90)
         .into_iter()
-        .map(|(p, key, value)| (p % 2, key, value))
+        .map(|m| Msg {
+            partition: m.partition % 2,
+            ..m
+        })
         .collect();
     produce(&bootstrap, "ranges", &messages);
     let ctx = context();
@@ -400,7 +311,7 @@ async fn every_batch_has_a_contiguous_range_for_every_partition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_rate_bounds_every_batch_by_its_interval() {
-    let cluster = cluster("rate");
+    let cluster = cluster(&["rate"]);
     let bootstrap = cluster.bootstrap_servers();
     produce(&bootstrap, "rate", &bids(90));
     // 1 s batches at 20 records per second: at most 20 a batch.

@@ -4,62 +4,23 @@
 //! malformed datum fails naming its offset, is skipped or goes to a
 //! dead-letter file.
 
-use std::time::Duration;
-
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
-use quiver::{Clock, Config, Context, Output, RunLimits};
-use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::avro::bid;
+use common::kafka::{Cluster, Msg, context, produce, run_in};
 
 /// The writer schema of the bids (the README's example).
 const SCHEMA: &str = r#"{"type": "record", "name": "bid", "fields": [{"name": "user", "type": "string"}, {"name": "amount", "type": "long"}]}"#;
 
-/// Avro's zig-zag varint of `n` (int and long).
-fn long(n: i64) -> Vec<u8> {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    let mut out = Vec::new();
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-    out
-}
-
-/// A bid datum (string, then long), behind Confluent's header (magic 0,
-/// schema id 42) if `confluent`.
-fn bid(user: &str, amount: i64, confluent: bool) -> Vec<u8> {
-    let mut out = if confluent {
-        vec![0, 0, 0, 0, 42]
-    } else {
-        vec![]
-    };
-    out.extend(long(user.len() as i64));
-    out.extend(user.as_bytes());
-    out.extend(long(amount));
-    out
-}
-
 /// A one-partition `topic` holding `values`, in order.
-fn topic_with(
-    topic: &str,
-    values: &[Vec<u8>],
-) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("mock cluster");
+fn topic_with(topic: &str, values: &[Vec<u8>]) -> Cluster {
+    let cluster = Cluster::new(1).expect("mock cluster");
     cluster.create_topic(topic, 1, 1).expect("topic");
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .expect("producer");
-    for value in values {
-        let record = BaseRecord::<(), _>::to(topic).partition(0).payload(value);
-        producer.send(record).expect("enqueue");
-    }
-    producer.flush(TIMEOUT).expect("flush");
+    let messages: Vec<Msg> = (values.iter()).map(|v| Msg::value(0, v.clone())).collect();
+    produce(&cluster.bootstrap_servers(), topic, &messages);
     cluster
 }
 
@@ -76,26 +37,7 @@ fn script(bootstrap: &str, topic: &str, group: &str, extra: &str) -> String {
 
 /// Runs `script` until idle: `(user, amount, offset)` of every row, by offset.
 async fn run(script: &str) -> Result<Vec<(String, i64, i64)>, String> {
-    let ctx = Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: 1_767_225_600_000,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-        ..Config::default()
-    });
-    let outputs = ctx.sql(script).await.map_err(|e| e.to_string())?;
-    let Some(Output::Query(mut query)) = outputs.into_iter().last() else {
-        panic!("the script ends in a continuous query");
-    };
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    while let Some(result) = query.next().await {
-        batches.extend(result.rows);
-    }
-    query.finish().await.map_err(|e| e.to_string())?;
+    let batches = run_in(&context(), script).await?;
     let mut rows = Vec::new();
     for b in &batches {
         let (users, amounts) = (

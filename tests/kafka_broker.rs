@@ -14,13 +14,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use common::kafka::{Broker, send_retrying};
 
 const PARTITIONS: i32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -28,53 +30,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// One test at a time: the outage test stops the shared broker.
 static BROKER: Mutex<()> = Mutex::new(());
 
-struct Broker {
-    address: String,
-    script: PathBuf,
-}
-
 impl Broker {
-    /// The broker from the environment, or `None` after saying why.
-    fn from_env(test: &str) -> Option<Self> {
-        let (Ok(address), Ok(script)) = (
-            std::env::var("QUIVER_KAFKA_BROKER"),
-            std::env::var("QUIVER_KAFKA_BROKER_SH"),
-        ) else {
-            eprintln!(
-                "skipping {test}: set QUIVER_KAFKA_BROKER=host:port and QUIVER_KAFKA_BROKER_SH=path/to/broker.sh \
-                 (.ci/run starts ../shared/kafka/broker.sh and sets both)"
-            );
-            return None;
-        };
-        Some(Self {
-            address,
-            script: script.into(),
-        })
-    }
-
-    fn port(&self) -> &str {
-        self.address.rsplit(':').next().unwrap_or("19092")
-    }
-
-    fn script(&self, args: &[&str]) {
-        let status = Command::new(&self.script)
-            .args(args)
-            .status()
-            .expect("run broker.sh");
-        assert!(status.success(), "broker.sh {args:?} failed");
-    }
-
-    /// A new topic with a name unique to this run (the broker's storage
-    /// outlives test runs).
-    fn topic(&self, stem: &str) -> String {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!("{stem}-{}-{nanos}", std::process::id());
-        self.script(&["topic", &name, &PARTITIONS.to_string(), self.port()]);
-        name
-    }
-
     /// Produces `lines`, line `i` to partition `i % 3`, and waits for the acks.
     fn produce(&self, topic: &str, lines: &[String]) {
         let producer: BaseProducer = ClientConfig::new()
@@ -83,18 +39,10 @@ impl Broker {
             .create()
             .expect("producer");
         for (i, line) in lines.iter().enumerate() {
-            let mut record = BaseRecord::<(), _>::to(topic)
+            let record = BaseRecord::<(), _>::to(topic)
                 .partition(i as i32 % PARTITIONS)
                 .payload(line.as_bytes());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = back;
-                    }
-                }
-            }
+            send_retrying(&producer, record);
         }
         producer.flush(TIMEOUT).expect("flush");
     }
@@ -221,7 +169,7 @@ fn kafka_word_count_counts_every_line_once_and_commits_the_partition_ends() {
         return;
     };
     let _one = BROKER.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = broker.topic("wordcount");
+    let topic = broker.topic("wordcount", PARTITIONS);
     let (lines, expected) = lines(3_000);
     broker.produce(&topic, &lines);
     let sql = script("wordcount.sql", &broker, &topic, &topic, "");
@@ -242,7 +190,7 @@ fn windowed_kafka_word_count_counts_each_batch_in_three_windows() {
         return;
     };
     let _one = BROKER.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = broker.topic("windowed");
+    let topic = broker.topic("windowed", PARTITIONS);
     let (lines, expected) = lines(1_000);
     broker.produce(&topic, &lines);
     let sql = script("windowed_wordcount.sql", &broker, &topic, &topic, "");
@@ -265,7 +213,7 @@ fn a_broker_stopped_and_restarted_mid_run_loses_and_duplicates_nothing() {
         return;
     };
     let _one = BROKER.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = broker.topic("outage");
+    let topic = broker.topic("outage", PARTITIONS);
     let (lines, expected) = lines(6_000);
     broker.produce(&topic, &lines);
     // Small batches and a small prefetch so the run spans the outage.
@@ -397,7 +345,7 @@ fn two_processes_of_one_group_one_stopped_midway_count_every_line_once() {
         return;
     };
     let _one = BROKER.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = broker.topic("group");
+    let topic = broker.topic("group", PARTITIONS);
     let (lines, expected) = lines(6_000);
     broker.produce(&topic, &lines);
     // Small batches so that the run spans both processes and the stop.

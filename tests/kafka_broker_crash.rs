@@ -17,14 +17,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use common::kafka::{Broker, send_retrying};
 
 const PARTITIONS: i32 = 3;
 /// Readings per input partition.
@@ -33,45 +35,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// Kills over all sequences.
 const KILLS: usize = 20;
 
-struct Broker {
-    address: String,
-    script: PathBuf,
-}
-
 impl Broker {
-    fn from_env(test: &str) -> Option<Self> {
-        let (Ok(address), Ok(script)) = (
-            std::env::var("QUIVER_KAFKA_BROKER"),
-            std::env::var("QUIVER_KAFKA_BROKER_SH"),
-        ) else {
-            eprintln!(
-                "skipping {test}: set QUIVER_KAFKA_BROKER=host:port and QUIVER_KAFKA_BROKER_SH=path/to/broker.sh \
-                 (.ci/run starts ../shared/kafka/broker.sh and sets both)"
-            );
-            return None;
-        };
-        Some(Self {
-            address,
-            script: script.into(),
-        })
-    }
-
-    /// A new topic of `partitions`, named uniquely (the broker's storage
-    /// outlives test runs).
-    fn topic(&self, stem: &str, partitions: i32) -> String {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!("{stem}-{}-{nanos}", std::process::id());
-        let port = self.address.rsplit(':').next().unwrap_or("19092");
-        let status = Command::new(&self.script)
-            .args(["topic", &name, &partitions.to_string(), port])
-            .status()
-            .expect("run broker.sh");
-        assert!(status.success(), "broker.sh topic {name} failed");
-        name
-    }
-
     /// Readings 100 ms apart in every partition (ascending per partition,
     /// so none is late whatever the batches), 3 keys.
     fn produce_readings(&self, topic: &str) {
@@ -89,18 +53,10 @@ impl Broker {
                     (i + i64::from(partition)) % 3,
                     i * 10 + i64::from(partition)
                 );
-                let mut record = BaseRecord::<(), _>::to(topic)
+                let record = BaseRecord::<(), _>::to(topic)
                     .partition(partition)
                     .payload(&value);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            producer.poll(Duration::from_millis(10));
-                            record = back;
-                        }
-                    }
-                }
+                send_retrying(&producer, record);
             }
         }
         producer.flush(TIMEOUT).expect("flush");
@@ -186,11 +142,8 @@ fn script(broker: &str, input: &str, group: &str, out: &str) -> String {
 }
 
 fn quiver(dir: &Path, checkpoint: bool) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir)
-        .args(["run", "crash.sql", "--clock", "simulated", "--until-idle"])
-        .env_remove("QUIVER_CHECKPOINT_CRASH")
-        .env_remove("QUIVER_SINK_CRASH")
+    let mut cmd = common::quiver_in(dir);
+    cmd.args(["run", "crash.sql", "--clock", "simulated", "--until-idle"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

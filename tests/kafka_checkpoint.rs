@@ -8,51 +8,13 @@
 //! its offsets from anywhere but the checkpoint would read everything again.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+mod common;
 
-const TOPIC: &str = "readings";
-const PARTITIONS: i32 = 3;
-/// Messages per partition.
-const PER_PARTITION: i64 = 40;
-const TIMEOUT: Duration = Duration::from_secs(10);
+use common::kafka::{PARTITIONS, READINGS, READINGS_PER_PARTITION, committed, readings_cluster};
+
 const FLAGS: &[&str] = &["--clock", "simulated", "--until-idle", "--format", "csv"];
-
-/// A mock cluster whose topic holds, in every partition, readings 100 ms
-/// apart (ascending per partition, so none is late whatever the batches).
-fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .expect("producer");
-    for partition in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let ms = i * 100 + i64::from(partition) * 7;
-            let value = format!(
-                r#"{{"ts": "1970-01-01T00:00:{:02}.{:03}", "k": "k{}", "v": {i}}}"#,
-                ms / 1000,
-                ms % 1000,
-                i % 3
-            );
-            (producer.send(
-                BaseRecord::<(), _>::to(TOPIC)
-                    .partition(partition)
-                    .payload(&value),
-            ))
-            .expect("enqueue");
-        }
-    }
-    producer.flush(TIMEOUT).expect("flush");
-    cluster
-}
 
 /// The script: a 1 s TUMBLE count per key over the topic, read from the
 /// earliest offsets by `group`, at most 25 messages a batch.
@@ -60,7 +22,7 @@ fn script(bootstrap: &str, group: &str) -> String {
     format!(
         "CREATE STREAM readings (ts TIMESTAMP(3), k VARCHAR, v BIGINT, \
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-         WITH (connector = 'kafka', topic = '{TOPIC}', 'bootstrap.servers' = '{bootstrap}', \
+         WITH (connector = 'kafka', topic = '{READINGS}', 'bootstrap.servers' = '{bootstrap}', \
            'group.id' = '{group}', format = 'json', 'scan.startup.mode' = 'earliest', \
            timeout = '5s', max_records_per_batch = 25);\n\
          SELECT k, count(*) AS n, sum(v) AS total, window_start \
@@ -69,14 +31,9 @@ fn script(bootstrap: &str, group: &str) -> String {
     )
 }
 
+/// Runs quiver in `dir` with `args` and [`FLAGS`], crashing at `crash`.
 fn quiver(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir).args(args).args(FLAGS);
-    cmd.env_remove("QUIVER_CHECKPOINT_CRASH");
-    if let Some(crash) = crash {
-        cmd.env("QUIVER_CHECKPOINT_CRASH", crash);
-    }
-    cmd.output().unwrap()
+    common::run_quiver(dir, &[args, FLAGS].concat(), crash)
 }
 
 /// Result lines of a CSV run, without its header, sorted (rows of one
@@ -86,28 +43,6 @@ fn rows(out: &Output) -> Vec<String> {
     let mut rows: Vec<String> = text.lines().skip(1).map(String::from).collect();
     rows.sort();
     rows
-}
-
-/// The group's committed offset per partition (-1 where it has none).
-fn committed(bootstrap: &str, group: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(TOPIC, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-    (0..PARTITIONS)
-        .map(
-            |p| match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => -1,
-            },
-        )
-        .collect()
 }
 
 /// Runs the script of `group` crashing at `crash`, then again with the
@@ -134,14 +69,14 @@ fn crash_and_resume(dir: &Path, bootstrap: &str, group: &str, crash: &str) -> Ve
 #[test]
 fn kafka_resumes_from_the_checkpoint_offsets_after_a_crash_at_every_point() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster();
+    let cluster = readings_cluster();
     let bootstrap = cluster.bootstrap_servers();
     std::fs::write(dir.path().join("full.sql"), script(&bootstrap, "full")).unwrap();
     let full = rows(&quiver(dir.path(), &["run", "full.sql"], None));
     // 4 s of readings, 3 keys: 12 windows.
     assert_eq!(full.len(), 12, "{full:?}");
-    let ends = vec![PER_PARTITION; PARTITIONS as usize];
-    assert_eq!(committed(&bootstrap, "full"), ends);
+    let ends = vec![READINGS_PER_PARTITION; PARTITIONS as usize];
+    assert_eq!(committed(&bootstrap, READINGS, "full"), ends);
     // 120 messages, at most 25 a batch: at least 5 batches read input.
     let points = ["after_offsets_log", "mid_state_write", "after_commit_log"];
     for (i, point) in points.iter().enumerate() {
@@ -156,7 +91,7 @@ fn kafka_resumes_from_the_checkpoint_offsets_after_a_crash_at_every_point() {
                 both.dedup();
             }
             assert_eq!(both, full, "{crash}");
-            assert_eq!(committed(&bootstrap, &group), ends, "{crash}");
+            assert_eq!(committed(&bootstrap, READINGS, &group), ends, "{crash}");
         }
     }
 }
@@ -164,7 +99,7 @@ fn kafka_resumes_from_the_checkpoint_offsets_after_a_crash_at_every_point() {
 #[test]
 fn kafka_crash_between_printing_and_the_commit_log_repeats_one_batch_only() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster();
+    let cluster = readings_cluster();
     let bootstrap = cluster.bootstrap_servers();
     std::fs::write(dir.path().join("full.sql"), script(&bootstrap, "full")).unwrap();
     let full = rows(&quiver(dir.path(), &["run", "full.sql"], None));
@@ -173,5 +108,8 @@ fn kafka_crash_between_printing_and_the_commit_log_repeats_one_batch_only() {
     let mut deduped = both.clone();
     deduped.dedup();
     assert_eq!(deduped, full);
-    assert_eq!(committed(&bootstrap, "b"), vec![PER_PARTITION; 3]);
+    assert_eq!(
+        committed(&bootstrap, READINGS, "b"),
+        vec![READINGS_PER_PARTITION; 3]
+    );
 }

@@ -14,85 +14,38 @@ use std::time::Duration;
 
 use datafusion::arrow::array::AsArray;
 
-use quiver::{
-    BatchEnd, Clock, Config, Context, Output, QueryResult, QueryState, RunLimits, Sink, SinkError,
-};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use quiver::{BatchEnd, Context, Output, QueryResult, QueryState, RunLimits, Sink, SinkError};
+use rdkafka::consumer::BaseConsumer;
 
-const PARTITIONS: i32 = 3;
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::kafka::{
+    Cluster, Msg, SIMULATED, UNTIL_IDLE, cluster, committed_offsets, context_with, group_reader,
+    produce,
+};
+
 /// Messages per partition: the last partition stays empty.
 const SIZES: [i64; 3] = [60, 30, 0];
 
 /// A mock cluster with a 3-partition `topic` holding [`SIZES`] messages.
-fn cluster(topic: &str) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .expect("producer");
-    for (partition, n) in SIZES.iter().enumerate() {
-        for i in 0..*n {
-            let value = format!(r#"{{"user": "u{}", "amount": {i}}}"#, i % 5);
-            producer
-                .send(
-                    BaseRecord::<(), _>::to(topic)
-                        .partition(partition as i32)
-                        .payload(&value),
-                )
-                .expect("enqueue");
-        }
-    }
-    producer.flush(TIMEOUT).expect("flush");
+fn cluster_with_sizes(topic: &str) -> Cluster {
+    let cluster = cluster(&[topic]);
+    let messages: Vec<Msg> = (SIZES.iter().enumerate())
+        .flat_map(|(partition, n)| {
+            (0..*n).map(move |i| {
+                let value = format!(r#"{{"user": "u{}", "amount": {i}}}"#, i % 5);
+                Msg::value(partition as i32, value)
+            })
+        })
+        .collect();
+    produce(&cluster.bootstrap_servers(), topic, &messages);
     cluster
 }
 
-/// A consumer of `group` that only reads the group's committed offsets.
-fn group_reader(bootstrap: &str, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer")
-}
-
-/// The group's committed offset per partition (-1 where it has none).
-fn committed(consumer: &BaseConsumer, topic: &str) -> Vec<i64> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-    (0..PARTITIONS)
-        .map(
-            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => -1,
-            },
-        )
-        .collect()
-}
-
+/// A context on the simulated clock with 1 s batches, under `limits`.
 fn context(limits: RunLimits) -> Context {
-    Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: 1_767_225_600_000,
-        },
-        limits,
-        ..Config::default()
-    })
+    context_with(SIMULATED, Duration::from_secs(1), limits)
 }
-
-const UNTIL_IDLE: RunLimits = RunLimits {
-    until_idle: true,
-    max_batches: None,
-};
 
 fn script(bootstrap: &str, topic: &str, group: &str) -> String {
     format!(
@@ -143,7 +96,7 @@ impl Sink for Recording {
             batch_id: end.batch_id,
             ends,
             lag,
-            committed: committed(&self.group, &self.topic),
+            committed: committed_offsets(&self.group, &self.topic),
         });
         // Fails at the first batch from `fail_at` on that read something
         // (under load a batch can come before the broker's first fetch).
@@ -212,7 +165,7 @@ async fn record(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_committed_to_the_group_after_its_sink_committed_it() {
-    let cluster = cluster("bids");
+    let cluster = cluster_with_sizes("bids");
     let bootstrap = cluster.bootstrap_servers();
     let (seen, state, lag) = record(&bootstrap, "bids", "g", None).await;
     assert_eq!(state, QueryState::Finished);
@@ -230,7 +183,10 @@ async fn a_batch_is_committed_to_the_group_after_its_sink_committed_it() {
     // After --until-idle: the last batch too, at the partition ends (the
     // next offsets to read), the empty partition included.
     assert_eq!(seen[seen.len() - 1].ends, SIZES);
-    assert_eq!(committed(&group_reader(&bootstrap, "g"), "bids"), SIZES);
+    assert_eq!(
+        committed_offsets(&group_reader(&bootstrap, "g"), "bids"),
+        SIZES
+    );
 
     // Lag per partition: its end − where the batch stopped; the first batch
     // took 20 of 90, the last leaves none.
@@ -251,7 +207,7 @@ async fn a_batch_is_committed_to_the_group_after_its_sink_committed_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_sink_commit_fails_is_not_committed_to_the_group() {
-    let cluster = cluster("fails");
+    let cluster = cluster_with_sizes("fails");
     let bootstrap = cluster.bootstrap_servers();
     let (seen, state, _) = record(&bootstrap, "fails", "g", Some(2)).await;
     assert_eq!(state, QueryState::Failed);
@@ -260,7 +216,7 @@ async fn a_batch_whose_sink_commit_fails_is_not_committed_to_the_group() {
     assert!(seen[failed].batch_id >= 2 && failed >= 1, "{seen:?}");
     // The group stays at batch 1's ends: batch 2 was read but not written.
     assert_eq!(
-        committed(&group_reader(&bootstrap, "g"), "fails"),
+        committed_offsets(&group_reader(&bootstrap, "g"), "fails"),
         seen[failed - 1].ends
     );
     assert_ne!(seen[failed].ends, seen[failed - 1].ends);
@@ -270,12 +226,15 @@ async fn a_batch_whose_sink_commit_fails_is_not_committed_to_the_group() {
     let read: i64 =
         again[again.len() - 1].ends.iter().sum::<i64>() - seen[failed - 1].ends.iter().sum::<i64>();
     assert_eq!(read, 90 - seen[failed - 1].ends.iter().sum::<i64>());
-    assert_eq!(committed(&group_reader(&bootstrap, "g"), "fails"), SIZES);
+    assert_eq!(
+        committed_offsets(&group_reader(&bootstrap, "g"), "fails"),
+        SIZES
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreground_query_stopped_after_two_batches_commits_both() {
-    let cluster = cluster("fg");
+    let cluster = cluster_with_sizes("fg");
     let bootstrap = cluster.bootstrap_servers();
     let ctx = context(RunLimits {
         until_idle: false,
@@ -305,7 +264,7 @@ async fn a_foreground_query_stopped_after_two_batches_commits_both() {
     // arrive (at most 20): what matters is that both batches were committed,
     // the last one too, at its range ends.
     assert_eq!(taken.len(), 2, "{taken:?}");
-    let committed = committed(&group_reader(&bootstrap, "g"), "fg");
+    let committed = committed_offsets(&group_reader(&bootstrap, "g"), "fg");
     assert_eq!(committed, taken[1], "{taken:?}");
     // The progress lines show the lag summed: what is left after each batch.
     assert_eq!(lines.len(), 2, "{lines:?}");

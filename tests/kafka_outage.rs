@@ -9,57 +9,20 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
-use quiver::{Clock, Config, Context, Output, RunLimits};
-use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use quiver::Clock;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 mod common;
 
-use common::kafka::{PARTITIONS, TIMEOUT, committed_and_ends};
-const SIMULATED: Clock = Clock::Simulated {
-    start_ms: 1_767_225_600_000,
+use common::kafka::{
+    Msg, SIMULATED, UNTIL_IDLE, bids, cluster, committed_and_ends, context_with, produce, run_in,
 };
 
-fn produce(bootstrap: &str, topic: &str, n: usize) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let value = format!(r#"{{"user": "u{}", "amount": {i}}}"#, i % 5);
-        producer
-            .send(
-                BaseRecord::<(), _>::to(topic)
-                    .partition(i as i32 % PARTITIONS)
-                    .payload(value.as_bytes()),
-            )
-            .expect("enqueue");
-    }
-    producer.flush(TIMEOUT).expect("flush");
-}
-
-async fn run(script: &str, clock: Clock, interval: Duration) -> Result<Vec<RecordBatch>, String> {
-    let ctx = Context::new(Config {
-        batch_interval: interval,
-        clock,
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-        ..Config::default()
-    });
-    let outputs = ctx.sql(script).await.map_err(|e| e.to_string())?;
-    let Some(Output::Query(mut query)) = outputs.into_iter().last() else {
-        panic!("the script ends in a continuous query");
-    };
-    let mut rows = Vec::new();
-    while let Some(result) = query.next().await {
-        rows.extend(result.rows);
-    }
-    query.finish().await.map_err(|e| e.to_string())?;
-    Ok(rows)
+/// [`bids`] without keys.
+fn unkeyed_bids(n: usize) -> Vec<Msg> {
+    (bids(n).into_iter())
+        .map(|m| Msg { key: None, ..m })
+        .collect()
 }
 
 /// The sums of the per-batch `count(*)` and `sum(amount)` rows.
@@ -76,10 +39,9 @@ fn count_and_sum(rows: &[RecordBatch]) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_failing_with_transport_errors_are_retried_and_nothing_is_lost() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("bids", PARTITIONS, 1).expect("topic");
+    let cluster = cluster(&["bids"]);
     let bootstrap = cluster.bootstrap_servers();
-    produce(&bootstrap, "bids", 300);
+    produce(&bootstrap, "bids", &unkeyed_bids(300));
     // The next commits fail as if the connection had dropped (more errors
     // than librdkafka's own retries absorb: without quiver's retry the
     // query fails with "committing offsets failed").
@@ -93,7 +55,8 @@ async fn commits_failing_with_transport_errors_are_retried_and_nothing_is_lost()
          max_records_per_batch = '50'); \
          SELECT count(*) AS n, sum(amount) AS total FROM bids;"
     );
-    let rows = run(&script, SIMULATED, Duration::from_secs(1))
+    let ctx = context_with(SIMULATED, Duration::from_secs(1), UNTIL_IDLE);
+    let rows = run_in(&ctx, &script)
         .await
         .expect("the query survives failing commits");
     assert_eq!(count_and_sum(&rows), (300, (0..300).sum::<i64>()));
@@ -108,10 +71,9 @@ async fn commits_failing_with_transport_errors_are_retried_and_nothing_is_lost()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_down_mid_run_and_back_loses_and_duplicates_nothing() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("bids", PARTITIONS, 1).expect("topic");
+    let cluster = cluster(&["bids"]);
     let bootstrap = cluster.bootstrap_servers();
-    produce(&bootstrap, "bids", 600);
+    produce(&bootstrap, "bids", &unkeyed_bids(600));
     // Small batches and a small prefetch: the run spans the outage.
     let script = format!(
         "CREATE STREAM bids (user VARCHAR, amount BIGINT) WITH (connector = 'kafka', topic = 'bids', \
@@ -121,8 +83,10 @@ async fn a_broker_down_mid_run_and_back_loses_and_duplicates_nothing() {
          'properties.session.timeout.ms' = '6000'); \
          SELECT count(*) AS n, sum(amount) AS total FROM bids;"
     );
-    let query =
-        tokio::spawn(async move { run(&script, Clock::Wall, Duration::from_millis(100)).await });
+    let query = tokio::spawn(async move {
+        let ctx = context_with(Clock::Wall, Duration::from_millis(100), UNTIL_IDLE);
+        run_in(&ctx, &script).await
+    });
     tokio::time::sleep(Duration::from_millis(800)).await;
     cluster.broker_down(1).expect("down");
     // Longer than session.timeout.ms, how long librdkafka itself holds a

@@ -9,25 +9,20 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use quiver::{
-    BatchEnd, Clock, Config, Context, Options, Progress, QueryResult, RunLimits, SinkDef,
-};
+use quiver::{BatchEnd, Options, Progress, QueryResult, SinkDef};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
 
-type Cluster = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+use common::kafka::{Cluster, Msg, TIMEOUT, cluster, context, produce};
 
 /// A mock cluster with a 3-partition input topic `bids` and the given
 /// 1-partition output topics.
-fn cluster(outputs: &[&str]) -> Cluster {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("bids", 3, 1).expect("topic");
+fn cluster_with(outputs: &[&str]) -> Cluster {
+    let cluster = cluster(&["bids"]);
     for topic in outputs {
         cluster.create_topic(topic, 1, 1).expect("topic");
     }
@@ -36,21 +31,13 @@ fn cluster(outputs: &[&str]) -> Cluster {
 
 /// Produces `n` bids to `bids`: user `u{i % 3}`, amount `i`.
 fn produce_bids(bootstrap: &str, n: usize) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let value = format!(r#"{{"user": "u{}", "amount": {i}}}"#, i % 3);
-        producer
-            .send(
-                BaseRecord::<(), _>::to("bids")
-                    .partition(i as i32 % 3)
-                    .payload(&value),
-            )
-            .expect("enqueue");
-    }
-    producer.flush(TIMEOUT).expect("flush");
+    let bids: Vec<Msg> = (0..n)
+        .map(|i| {
+            let value = format!(r#"{{"user": "u{}", "amount": {i}}}"#, i % 3);
+            Msg::value(i as i32 % 3, value)
+        })
+        .collect();
+    produce(bootstrap, "bids", &bids);
 }
 
 /// One message read back: key, value, `quiver.batch` header.
@@ -100,20 +87,6 @@ fn read_all(bootstrap: &str, topic: &str, isolation: &str) -> Vec<Read> {
     out
 }
 
-fn context() -> Context {
-    Context::new(Config {
-        batch_interval: Duration::from_secs(1),
-        clock: Clock::Simulated {
-            start_ms: 1_767_225_600_000,
-        },
-        limits: RunLimits {
-            until_idle: true,
-            ..RunLimits::default()
-        },
-        ..Config::default()
-    })
-}
-
 /// The `bids` stream, at most 4 messages per batch so a run has several.
 fn bids_stream(bootstrap: &str) -> String {
     format!(
@@ -139,7 +112,7 @@ async fn run(script: &str) -> Result<Vec<String>, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_and_csv_values_keys_and_batch_headers_are_read_back() {
-    let cluster = cluster(&["out_json", "out_csv"]);
+    let cluster = cluster_with(&["out_json", "out_csv"]);
     let bootstrap = cluster.bootstrap_servers();
     produce_bids(&bootstrap, 12);
     let sink = |name: &str, format: &str| {
@@ -228,7 +201,7 @@ fn end(batch_id: u64) -> BatchEnd {
 
 #[test]
 fn a_committed_batch_is_visible_to_read_committed_readers_and_an_aborted_one_is_not() {
-    let cluster = cluster(&["tx"]);
+    let cluster = cluster_with(&["tx"]);
     let bootstrap = cluster.bootstrap_servers();
     // Messages wait in librdkafka's queue until a flush (the batch's commit).
     let def = tx_def(
@@ -266,7 +239,7 @@ fn a_committed_batch_is_visible_to_read_committed_readers_and_an_aborted_one_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_sink_commits_every_batch_of_a_query() {
-    let cluster = cluster(&["eo"]);
+    let cluster = cluster_with(&["eo"]);
     let bootstrap = cluster.bootstrap_servers();
     produce_bids(&bootstrap, 9);
     let script = format!(
@@ -291,7 +264,7 @@ async fn exactly_once_sink_commits_every_batch_of_a_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_unknown_topics_and_unreachable_brokers_are_clear_errors() {
-    let cluster = cluster(&["out"]);
+    let cluster = cluster_with(&["out"]);
     let bootstrap = cluster.bootstrap_servers();
     let create = |bootstrap: &str, extra: &str| {
         format!(
@@ -352,7 +325,7 @@ fn tx_def(bootstrap: &str, topic: &str, extra: &[(&'static str, &'static str)]) 
 
 #[test]
 fn a_broker_without_transactions_gets_a_clear_error_naming_the_fallback() {
-    let cluster = cluster(&["nt"]);
+    let cluster = cluster_with(&["nt"]);
     cluster
         .apiversion(rdkafka::types::RDKafkaApiKey::InitProducerId, None, None)
         .unwrap();
@@ -364,7 +337,7 @@ fn a_broker_without_transactions_gets_a_clear_error_naming_the_fallback() {
     assert!(err.contains("'quiver.batch' header"), "{err}");
     // A broker that accepts InitProducerId and refuses EndTxn (as Tansu
     // does): the batch's commit says the same.
-    let refusing = crate::cluster(&["nt"]);
+    let refusing = cluster_with(&["nt"]);
     let mut sink = quiver::open_sink(&tx_def(&refusing.bootstrap_servers(), "nt", &[])).unwrap();
     refusing.request_errors(
         rdkafka::types::RDKafkaApiKey::EndTxn,
@@ -382,7 +355,7 @@ fn a_broker_without_transactions_gets_a_clear_error_naming_the_fallback() {
 #[test]
 fn failed_deliveries_and_failed_commits_fail_the_batch() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let cluster = cluster(&["f", "c"]);
+    let cluster = cluster_with(&["f", "c"]);
     let bootstrap = cluster.bootstrap_servers();
     // Produce requests are refused (not retriable): the commit says so.
     cluster.request_errors(
@@ -425,7 +398,7 @@ fn failed_deliveries_and_failed_commits_fail_the_batch() {
 /// keyed by user, which add up to what was produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_example_writes_keyed_totals_with_insert_into() {
-    let cluster = cluster(&["totals"]);
+    let cluster = cluster_with(&["totals"]);
     let bootstrap = cluster.bootstrap_servers();
     produce_bids(&bootstrap, 12);
     let readme =
@@ -470,7 +443,7 @@ async fn readme_example_writes_keyed_totals_with_insert_into() {
 /// sends each row to the topic it names (and leaves it out of the value).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_values_go_to_the_topic_each_row_names() {
-    let cluster = cluster(&["even", "odd"]);
+    let cluster = cluster_with(&["even", "odd"]);
     let bootstrap = cluster.bootstrap_servers();
     produce_bids(&bootstrap, 6);
     let script = format!(
@@ -502,7 +475,7 @@ async fn raw_values_go_to_the_topic_each_row_names() {
 /// within `timeout`, naming the undelivered messages.
 #[test]
 fn a_broker_lost_mid_run_fails_the_commit_within_the_timeout() {
-    let cluster = cluster(&["gone"]);
+    let cluster = cluster_with(&["gone"]);
     let def = SinkDef::new(
         "gone",
         "kafka",

@@ -19,54 +19,21 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-const TOPIC: &str = "readings";
-const PARTITIONS: i32 = 3;
+mod common;
+
+use common::kafka::{
+    Cluster, PARTITIONS, READINGS, READINGS_PER_PARTITION, TIMEOUT, committed, readings_cluster,
+};
+
 const OUT_PARTITIONS: i32 = 2;
-/// Messages per partition.
-const PER_PARTITION: i64 = 40;
-const TIMEOUT: Duration = Duration::from_secs(10);
 const FLAGS: &[&str] = &["--clock", "simulated", "--until-idle"];
-
-type Cluster = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
-
-/// A mock cluster whose input topic holds, in every partition, readings
-/// 100 ms apart (ascending per partition, so none is late).
-fn cluster() -> Cluster {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .expect("producer");
-    for partition in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let ms = i * 100 + i64::from(partition) * 7;
-            let value = format!(
-                r#"{{"ts": "1970-01-01T00:00:{:02}.{:03}", "k": "k{}", "v": {i}}}"#,
-                ms / 1000,
-                ms % 1000,
-                i % 3
-            );
-            (producer.send(
-                BaseRecord::<(), _>::to(TOPIC)
-                    .partition(partition)
-                    .payload(&value),
-            ))
-            .expect("enqueue");
-        }
-    }
-    producer.flush(TIMEOUT).expect("flush");
-    cluster
-}
 
 /// The script of `group`: a 1 s TUMBLE count per key, read from the
 /// earliest offsets, at most 25 messages a batch (so several batches emit
@@ -75,7 +42,7 @@ fn script(bootstrap: &str, group: &str, out: &str, options: &str) -> String {
     format!(
         "CREATE STREAM readings (ts TIMESTAMP(3), k VARCHAR, v BIGINT, \
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-         WITH (connector = 'kafka', topic = '{TOPIC}', 'bootstrap.servers' = '{bootstrap}', \
+         WITH (connector = 'kafka', topic = '{READINGS}', 'bootstrap.servers' = '{bootstrap}', \
            'group.id' = '{group}', format = 'json', 'scan.startup.mode' = 'earliest', \
            timeout = '5s', max_records_per_batch = 10);\n\
          CREATE SINK totals AS SELECT k, count(*) AS n, sum(v) AS total, window_start \
@@ -161,37 +128,9 @@ fn newest_run_per_batch(reads: &[Read]) -> Vec<String> {
     sorted_values(&kept)
 }
 
-/// The group's committed offset per input partition (-1 where none).
-fn committed(bootstrap: &str, group: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(TOPIC, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
-    (0..PARTITIONS)
-        .map(
-            |p| match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
-                Some(Offset::Offset(n)) => n,
-                _ => -1,
-            },
-        )
-        .collect()
-}
-
+/// Runs quiver in `dir` with `args` and [`FLAGS`], crashing at `crash`.
 fn quiver(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(dir).args(args).args(FLAGS);
-    cmd.env_remove("QUIVER_CHECKPOINT_CRASH");
-    cmd.env_remove("QUIVER_SINK_CRASH");
-    if let Some(crash) = crash {
-        cmd.env("QUIVER_CHECKPOINT_CRASH", crash);
-    }
-    cmd.output().unwrap()
+    common::run_quiver(dir, &[args, FLAGS].concat(), crash)
 }
 
 fn stderr(out: &Output) -> String {
@@ -244,8 +183,8 @@ fn crash_and_resume(
         stderr(&second)
     );
     assert_eq!(
-        committed(&bootstrap, name),
-        vec![PER_PARTITION; PARTITIONS as usize],
+        committed(&bootstrap, READINGS, name),
+        vec![READINGS_PER_PARTITION; PARTITIONS as usize],
         "{crash}"
     );
     (read_all(&bootstrap, name), stderr(&second))
@@ -254,7 +193,7 @@ fn crash_and_resume(
 #[test]
 fn exactly_once_sink_recovers_every_crash_point_without_duplicates_or_losses() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster();
+    let cluster = readings_cluster();
     // Messages wait in librdkafka's queue until the batch's flush, so a
     // crash before it loses the open transaction's messages.
     let options = ", sink.semantic = 'exactly-once', 'properties.linger.ms' = '2000'";
@@ -287,7 +226,7 @@ fn exactly_once_sink_recovers_every_crash_point_without_duplicates_or_losses() {
 #[test]
 fn at_least_once_sink_replays_a_batch_that_readers_drop_by_its_header() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster();
+    let cluster = readings_cluster();
     let (full, batches) = full_run(&cluster, dir.path(), "");
     assert!(batches >= 2, "{batches} batches wrote");
     let mut case = 0;
@@ -315,7 +254,7 @@ fn at_least_once_sink_replays_a_batch_that_readers_drop_by_its_header() {
 #[test]
 fn a_checkpointed_kafka_sink_says_how_replays_show() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster();
+    let cluster = readings_cluster();
     let bootstrap = cluster.bootstrap_servers();
     cluster.create_topic("shown", OUT_PARTITIONS, 1).unwrap();
     let sql = script(&bootstrap, "shown", "shown", "");

@@ -8,107 +8,32 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
-use quiver::{Clock, Config, Context, Output, RunLimits};
+use quiver::{Context, Output, RunLimits};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod common;
 
-use common::kafka::{PARTITIONS, TIMEOUT, committed_and_ends};
+use common::kafka::{
+    Msg, PARTITIONS, SIMULATED, TIMEOUT, UNTIL_IDLE, cluster, committed_and_ends, context_with,
+    counts, create_stream, msg, produce, run_in,
+};
 
-type Cluster = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
-
-/// A mock cluster with 3-partition `topics`.
-fn cluster(topics: &[&str]) -> Cluster {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    for topic in topics {
-        cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
-    }
-    cluster
-}
-
-/// One message to produce: partition, key, value, headers.
-struct Msg {
-    partition: i32,
-    key: &'static str,
-    value: String,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-fn msg(partition: i32, key: &'static str, value: &str) -> Msg {
-    Msg {
-        partition,
-        key,
-        value: value.to_string(),
-        headers: Vec::new(),
-    }
-}
-
-/// Produces `messages` to `topic` and waits until all are acknowledged.
-fn produce(bootstrap: &str, topic: &str, messages: &[Msg]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
-    for m in messages {
-        let mut record = BaseRecord::to(topic)
-            .partition(m.partition)
-            .key(m.key.as_bytes())
-            .payload(m.value.as_bytes());
-        if !m.headers.is_empty() {
-            let mut headers = OwnedHeaders::new();
-            for (key, value) in &m.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(*value),
-                });
-            }
-            record = record.headers(headers);
-        }
-        producer.send(record).expect("enqueue");
-    }
-    producer.flush(TIMEOUT).expect("flush");
-}
-
+/// A context on the simulated clock with 200 ms batches, until idle or not.
 fn context(until_idle: bool) -> Context {
-    Context::new(Config {
-        batch_interval: Duration::from_millis(200),
-        clock: Clock::Simulated {
-            start_ms: 1_767_225_600_000,
-        },
-        limits: RunLimits {
-            until_idle,
-            ..RunLimits::default()
-        },
-        ..Config::default()
-    })
-}
-
-fn create_stream(bootstrap: &str, topic: &str, group: &str, extra: &str) -> String {
-    format!(
-        "CREATE STREAM bids (user VARCHAR, amount BIGINT) WITH (connector = 'kafka', topic = '{topic}', \
-         'bootstrap.servers' = '{bootstrap}', 'group.id' = '{group}', format = 'json', \
-         timeout = '5s'{extra});"
-    )
+    let limits = if until_idle {
+        UNTIL_IDLE
+    } else {
+        RunLimits::default()
+    };
+    context_with(SIMULATED, Duration::from_millis(200), limits)
 }
 
 /// Runs `script` (ending in a continuous query) until idle; all result rows.
 async fn run(script: &str) -> Result<Vec<RecordBatch>, String> {
-    let ctx = context(true);
-    let outputs = ctx.sql(script).await.map_err(|e| e.to_string())?;
-    let Some(Output::Query(mut query)) = outputs.into_iter().last() else {
-        panic!("the script ends in a continuous query");
-    };
-    let mut rows = Vec::new();
-    while let Some(result) = query.next().await {
-        rows.extend(result.rows);
-    }
-    query.finish().await.map_err(|e| e.to_string())?;
-    Ok(rows)
+    run_in(&context(true), script).await
 }
 
 /// The `(user, amount)` rows of `rows`, sorted.
@@ -387,7 +312,7 @@ async fn headers_are_a_list_of_key_value_structs_queryable_with_unnest() {
     let bid = |user: &str| format!(r#"{{"user": "{user}", "amount": 1}}"#);
     let with = |partition, key, headers| Msg {
         headers,
-        ..msg(partition, key, &bid(key))
+        ..msg(partition, key, bid(key))
     };
     produce(
         &bootstrap,
@@ -396,7 +321,7 @@ async fn headers_are_a_list_of_key_value_structs_queryable_with_unnest() {
             with(0, "a", vec![("trace", "t1"), ("origin", "web")]),
             with(1, "b", vec![("trace", "t1")]),
             with(2, "c", vec![("origin", "app"), ("trace", "t2")]),
-            msg(2, "d", &bid("d")),
+            msg(2, "d", bid("d")),
         ],
     );
     let script = format!("{}{TRACES}", create_stream(&bootstrap, "h", "g", ""));
@@ -461,24 +386,11 @@ async fn unknown_properties_fail_at_create_stream_naming_them_without_secrets() 
         .expect("a known property passes");
 }
 
-/// `(user, count)` summed over `rows`.
-fn counts(rows: &[RecordBatch]) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    for batch in rows {
-        let keys = batch.column(0).as_string::<i32>();
-        let n = batch.column(1).as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            *out.entry(keys.value(i).to_string()).or_default() += n.value(i);
-        }
-    }
-    out
-}
-
 fn bid(partition: i32, user: &'static str) -> Msg {
     msg(
         partition,
         user,
-        &format!(r#"{{"user": "{user}", "amount": 1}}"#),
+        format!(r#"{{"user": "{user}", "amount": 1}}"#),
     )
 }
 

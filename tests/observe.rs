@@ -5,37 +5,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use quiver::ProgressRecord;
 
-/// Hang guard only: nothing here is timed.
-const TIMEOUT: Duration = Duration::from_secs(120);
+mod common;
 
-fn quiver() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn wait(mut child: std::process::Child) -> Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > TIMEOUT {
-            child.kill().unwrap();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "quiver did not stop; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use common::cli::{TIMEOUT, quiver, wait};
 
 fn read_records(path: &std::path::Path) -> Vec<(serde_json::Value, ProgressRecord)> {
     std::fs::read_to_string(path)
@@ -341,7 +318,10 @@ async fn show_progress_and_show_queries_read_the_same_records() {
     assert_eq!(column(&queries, "rows_out"), [rows_out]);
     assert_eq!(rows_out, 3);
     let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("out"), "{err}");
+    assert!(
+        err.contains("no query named 'nope'; known queries: out"),
+        "{err}"
+    );
     // A foreground query's records, kept by its front end once it ended.
     let mut history = quiver::ProgressHistory::default();
     for batch_id in 0..20 {
@@ -355,7 +335,7 @@ async fn show_progress_and_show_queries_read_the_same_records() {
     let kept = rows("SHOW PROGRESS query_1 LIMIT 3").await;
     assert_eq!(column(&kept, "batch_id"), [17, 18, 19]);
     let err = ctx.sql("SHOW PROGRESS nope").await.unwrap_err().to_string();
-    assert!(err.contains("out, query_1"), "{err}");
+    assert!(err.contains("known queries: out, query_1"), "{err}");
 }
 
 #[test]

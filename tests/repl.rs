@@ -191,6 +191,12 @@ fn foreground_query_ctrl_c_background_queries_errors_and_quit() {
     // The offsets column of a record: the range the batch read.
     expect(&mut p, "| bids 0: ");
     expect(&mut p, PROMPT);
+    // A name it does not know lists the ended foreground query too.
+    run(
+        &mut p,
+        "SHOW PROGRESS nosuch;",
+        "error: no query named 'nosuch'; known queries: query_1",
+    );
 
     // Ctrl-C at an idle prompt, twice, does not end the session.
     for _ in 0..2 {
@@ -218,7 +224,7 @@ fn foreground_query_ctrl_c_background_queries_errors_and_quit() {
     run(
         &mut p,
         "STOP QUERY nosuch;",
-        "error: no background query named 'nosuch'",
+        "error: no query named 'nosuch'; background queries: counts, totals",
     );
     send(&mut p, "\\d");
     expect(&mut p, "| bids ");

@@ -213,6 +213,7 @@ fn commit_checkpoint(
 fn unknown_query(name: &str, queries: &BTreeMap<String, Entry>) -> ExecError {
     ExecError::UnknownQuery {
         name: name.to_string(),
+        among: "background",
         known: list_or_none(queries.keys().cloned()),
     }
 }
@@ -423,6 +424,7 @@ impl Registry {
                     .collect();
                 Err(ExecError::UnknownQuery {
                     name: name.to_string(),
+                    among: "known",
                     known: list_or_none(known.into_iter()),
                 })
             }

@@ -65,10 +65,14 @@ pub enum ExecError {
     #[error("query '{0}' is already running; STOP QUERY {0} first or pick another name")]
     AlreadyRunning(String),
     /// `STOP QUERY` or `SHOW PROGRESS` named no query quiver knows.
-    #[error("no background query named '{name}'; known queries: {known}")]
+    #[error("no query named '{name}'; {among} queries: {known}")]
     UnknownQuery {
         /// The name the statement gave.
         name: String,
+        /// Which queries the statement looks among: `background` for
+        /// `STOP QUERY`, `known` for `SHOW PROGRESS` (it also finds ended
+        /// foreground queries).
+        among: &'static str,
         /// The queries it could have named, comma-separated (`none`).
         known: String,
     },

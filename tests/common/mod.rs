@@ -1,15 +1,70 @@
-//! Helpers the crash tests share (`tests/crash_recovery.rs`,
-//! `tests/kafka_broker_crash.rs`): a seeded RNG for random kill times and
-//! the rows of a Parquet sink's visible files; and the Kafka tests' ([`kafka`]).
+//! Helpers the integration tests share: the quiver binary without
+//! inherited crash hooks and `quiver checkpoint inspect` (the checkpoint
+//! tests); a seeded RNG for random kill times and the rows of a Parquet
+//! sink's visible files (the crash tests); the CLI tests' binary
+//! ([`cli`]), the file sink tests' results ([`file_sink`]), the Kafka
+//! tests' ([`kafka`]) and the Avro tests' encoder ([`avro`]).
 
 // Each test crate uses the part it needs.
 #![allow(dead_code)]
 
+pub mod avro;
+pub mod cli;
+pub mod file_sink;
 pub mod kafka;
 
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+/// The quiver binary, run in `dir`, without the crash hooks
+/// (`QUIVER_CHECKPOINT_CRASH`, `QUIVER_SINK_CRASH`) the test's environment
+/// might hold: a test sets the one it means.
+pub fn quiver_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
+    cmd.current_dir(dir)
+        .env_remove("QUIVER_CHECKPOINT_CRASH")
+        .env_remove("QUIVER_SINK_CRASH");
+    cmd
+}
+
+/// Runs quiver in `dir` with `args`, crashing at `crash`
+/// (`QUIVER_CHECKPOINT_CRASH`) if given; its output.
+pub fn run_quiver(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
+    let mut cmd = quiver_in(dir);
+    cmd.args(args);
+    if let Some(crash) = crash {
+        cmd.env("QUIVER_CHECKPOINT_CRASH", crash);
+    }
+    cmd.output().unwrap()
+}
+
+/// Waits until the checkpoint directory `commits` holds `n` commit
+/// entries (a hang guard fails the test after two minutes).
+pub fn wait_for_commits(commits: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_dir(commits).map_or(0, |d| d.count()) < n {
+        assert!(Instant::now() < deadline, "no batch committed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` (`-TERM`, `-INT`) to process `id`.
+pub fn send_signal(id: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &id.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {id}");
+}
+
+/// `quiver checkpoint inspect ck` run in `dir`.
+pub fn inspect_checkpoint(dir: &Path) -> Output {
+    quiver_in(dir)
+        .args(["checkpoint", "inspect", "ck"])
+        .output()
+        .unwrap()
+}
 
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

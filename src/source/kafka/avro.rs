@@ -25,11 +25,15 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use super::consumer::Chunk;
 use super::decode::Columns;
 use crate::format::{Format, FormatError, FormatKind, OnError};
-use crate::options::Options;
+use crate::options::{OptionError, Options};
 use crate::source::SourceError;
 
 /// The options `format = 'avro'` adds to the connector's.
 pub(super) const AVRO_KEYS: &[&str] = &["avro.schema", "avro.confluent"];
+
+/// A writer schema shown when `avro.schema` is missing.
+const SCHEMA_EXAMPLE: &str =
+    r#"{"type": "record", "name": "bid", "fields": [{"name": "id", "type": "long"}]}"#;
 
 /// Name of the format in messages.
 const NAME: &str = "avro";
@@ -72,13 +76,12 @@ impl AvroFormat {
         }
         let on_error = Format::from_options(&options.without("format"), FormatKind::Text)?.on_error;
         let schema_json = options
-            .required(super::options::CONNECTOR, "avro.schema")
-            .map_err(|_| {
-                options.invalid(
-                    "avro.schema",
-                    "format 'avro' needs the writer schema as JSON, e.g. avro.schema = \
-                     '{\"type\": \"record\", \"name\": \"r\", \"fields\": [{\"name\": \"id\", \"type\": \"long\"}]}'",
-                )
+            .get("avro.schema")
+            .ok_or_else(|| OptionError::MissingWithExample {
+                owner: "format 'avro'".into(),
+                key: "avro.schema".into(),
+                what: "the writer schema as JSON".into(),
+                example: SCHEMA_EXAMPLE.into(),
             })?
             .to_string();
         let confluent = match options.get("avro.confluent").map(str::trim) {
@@ -314,6 +317,11 @@ fn malformed(message: String) -> FormatError {
     }
 }
 
+/// The tests' Avro encoder: one copy, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../../tests/common/avro.rs"]
+mod test_encoding;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,30 +332,7 @@ mod tests {
     const SCHEMA: &str = r#"{"type": "record", "name": "bid", "fields": [
         {"name": "user", "type": "string"}, {"name": "amount", "type": "long"}]}"#;
 
-    /// Avro's zig-zag varint of `n` (int and long).
-    fn long(n: i64) -> Vec<u8> {
-        let mut z = ((n << 1) ^ (n >> 63)) as u64;
-        let mut out = Vec::new();
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-        out
-    }
-
-    /// A `bid` datum, behind a Confluent header of schema id 7 if `confluent`.
-    fn bid(user: &str, amount: i64, confluent: bool) -> Vec<u8> {
-        let mut out = if confluent {
-            vec![0, 0, 0, 0, 7]
-        } else {
-            vec![]
-        };
-        out.extend(long(user.len() as i64));
-        out.extend(user.as_bytes());
-        out.extend(long(amount));
-        out
-    }
+    use super::test_encoding::{bid, long};
 
     fn chunk(values: &[Vec<u8>]) -> Chunk {
         let mut c = Chunk {
@@ -470,7 +455,19 @@ mod tests {
     #[test]
     fn options_and_columns_are_checked_up_front() {
         let err = AvroFormat::parse(&Options::new([("format", "avro")])).unwrap_err();
-        assert!(err.to_string().contains("avro.schema"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "format 'avro' needs option 'avro.schema' (the writer schema as JSON), \
+                 e.g. WITH (avro.schema = '{SCHEMA_EXAMPLE}')"
+            )
+        );
+        // The example is a schema the format accepts.
+        AvroFormat::parse(&Options::new([
+            ("format", "avro"),
+            ("avro.schema", SCHEMA_EXAMPLE),
+        ]))
+        .unwrap();
         let err = AvroFormat::parse(&Options::new([("format", "avro"), ("avro.schema", "{")]));
         assert!(err.unwrap_err().to_string().contains("avro.schema"));
         let err = format(&[("avro.confluent", "maybe")]).unwrap_err();
