@@ -38,6 +38,7 @@ pub mod group;
 mod lag;
 pub mod options;
 pub mod outage;
+pub mod security;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -48,6 +48,7 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
         }
         config.set(name, value);
     }
+    security::set_defaults(&mut config, &opts.properties);
     Ok(config)
 }
 
@@ -57,6 +58,8 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
 /// error naming the option, with `properties.*` values redacted. Run at
 /// CREATE STREAM, so a typo fails there, not when a query starts.
 pub fn check_config(opts: &KafkaOptions) -> Result<(), SourceError> {
+    security::check_files(&opts.properties)
+        .map_err(|e| SourceError::Runtime(format!("{CONNECTOR} source: {e}")))?;
     match client_config(opts)?.create_native_config() {
         Ok(_) => Ok(()),
         Err(KafkaError::ClientConfig(_, description, key, _)) => {
@@ -112,6 +115,26 @@ pub(super) fn unreachable(opts: &KafkaOptions, e: &KafkaError) -> SourceError {
         humantime::format_duration(opts.timeout),
         opts.redact(&e.to_string())
     ))
+}
+
+/// The error of a first contact that failed: a security failure (a
+/// refused password, an untrusted certificate) as it is, else
+/// [`unreachable`] with the security failure seen meanwhile (a TLS client
+/// at a plaintext port) as its reason.
+pub(super) fn no_answer(opts: &KafkaOptions, e: NoAnswer) -> SourceError {
+    match e {
+        NoAnswer::Security(failure) => SourceError::Runtime(format!(
+            "{CONNECTOR} source ('{}'): {}",
+            opts.bootstrap, failure.message
+        )),
+        NoAnswer::Kafka(e, None) => unreachable(opts, &e),
+        NoAnswer::Kafka(_, Some(failure)) => SourceError::Runtime(format!(
+            "{UNREACHABLE} '{}' within {}: {}",
+            opts.bootstrap,
+            humantime::format_duration(opts.timeout),
+            failure.message
+        )),
+    }
 }
 
 pub(super) fn unknown_topic(opts: &KafkaOptions, topic: &str) -> SourceError {
