@@ -85,13 +85,14 @@ pub fn set_defaults(config: &mut ClientConfig, properties: &PassThrough) {
 /// property and the path (paths are not secret).
 pub fn check_files(properties: &PassThrough) -> Result<(), String> {
     for (name, value) in properties.iter() {
-        if FILE_PROPERTIES.contains(&name) && value != "probe" {
-            if let Err(e) = std::fs::metadata(value) {
-                return Err(format!(
-                    "option 'properties.{name}': cannot read '{value}': {e}; give the path of \
-                     the PEM file (relative paths are relative to where quiver runs)"
-                ));
-            }
+        if FILE_PROPERTIES.contains(&name)
+            && value != "probe"
+            && let Err(e) = std::fs::metadata(value)
+        {
+            return Err(format!(
+                "option 'properties.{name}': cannot read '{value}': {e}; give the path of \
+                 the PEM file (relative paths are relative to where quiver runs)"
+            ));
         }
     }
     Ok(())

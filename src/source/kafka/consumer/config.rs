@@ -180,4 +180,49 @@ mod tests {
             .to_string();
         assert!(err.contains("scan.startup.mode"), "{err}");
     }
+
+    /// librdkafka is built with OpenSSL and SASL: every supported protocol
+    /// and mechanism makes a client (no broker needed; without OpenSSL
+    /// `SASL_SSL` is refused as "OpenSSL not available at build time", and
+    /// the SCRAM and OAUTHBEARER mechanisms as unsupported).
+    #[test]
+    fn tls_and_sasl_mechanisms_are_built_in() {
+        for (protocol, mechanism) in [
+            ("SSL", "PLAIN"),
+            ("SASL_SSL", "PLAIN"),
+            ("SASL_SSL", "SCRAM-SHA-256"),
+            ("SASL_SSL", "SCRAM-SHA-512"),
+            ("SASL_SSL", "OAUTHBEARER"),
+            ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+        ] {
+            let options = Options::new([
+                ("topic", "t"),
+                ("bootstrap.servers", "127.0.0.1:1"),
+                ("group.id", "g"),
+                ("properties.security.protocol", protocol),
+                ("properties.sasl.mechanisms", mechanism),
+                ("properties.sasl.username", "u"),
+                ("properties.sasl.password", "hunter2"),
+            ]);
+            let opts = KafkaOptions::parse(&options).unwrap();
+            check_config(&opts).unwrap();
+            let consumer: Result<BaseConsumer, _> = client_config(&opts).unwrap().create();
+            if let Err(e) = consumer {
+                panic!("{protocol} {mechanism}: {e}");
+            }
+        }
+        let options = Options::new([
+            ("topic", "t"),
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("group.id", "g"),
+            ("properties.security.protocol", "SASL_SSL"),
+            ("properties.sasl.mechanisms", "GSSAPI"),
+        ]);
+        let opts = KafkaOptions::parse(&options).unwrap();
+        let err = match client_config(&opts).unwrap().create::<BaseConsumer>() {
+            Ok(_) => panic!("GSSAPI needs cyrus-sasl, which is not built in"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("GSSAPI") || err.contains("sasl"), "{err}");
+    }
 }
