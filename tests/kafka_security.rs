@@ -5,7 +5,8 @@
 //! the topics only by speaking TLS / SASL. The README's two examples
 //! (SASL_SSL with PLAIN, mutual TLS) run here as round trips; wrong
 //! settings (an untrusted certificate, a TLS client at a plaintext port
-//! and the reverse, a wrong password, a missing CA file) fail with a
+//! and the reverse, a wrong password, at start or revoked while the query
+//! runs, a missing CA file) fail with a
 //! message naming what to fix, and no secret appears in any output.
 
 #[path = "common/kafka_proxy.rs"]
@@ -312,6 +313,39 @@ async fn a_wrong_password_fails_at_once_naming_the_sasl_properties() {
     assert!(err.contains("kafka sink"), "{err}");
     assert!(err.contains("SASL authentication failed"), "{err}");
     assert!(!err.contains(wrong), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_revoked_while_the_query_runs_fails_the_source() {
+    let (_mock, proxy) = endpoint(Security {
+        plain: Some(("quiver".into(), PASSWORD.into())),
+        ..Security::default()
+    });
+    let props = format!(
+        ", 'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanisms' = \
+         'PLAIN', 'properties.sasl.username' = 'quiver', 'properties.sasl.password' = '{PASSWORD}'"
+    );
+    let ctx = Context::new(Config {
+        batch_interval: Duration::from_millis(200),
+        ..Config::default()
+    });
+    ctx.sql(&source_script(&proxy.address(), &props, "20s"))
+        .await
+        .unwrap();
+    // Running: authenticated, and a few batches later the password is revoked.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.stats.authenticated.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.cut(true);
+    let status = tokio::time::timeout(Duration::from_secs(120), ctx.background().wait_all())
+        .await
+        .expect("the query stops");
+    let err = status[0].error.clone().unwrap_or_default();
+    assert!(err.contains("SASL authentication failed"), "{err}");
+    assert!(err.contains("Invalid username or password"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

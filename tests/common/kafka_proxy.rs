@@ -114,6 +114,10 @@ pub struct Stats {
     pub authenticated: AtomicUsize,
     /// SASL authentications refused (wrong username or password).
     pub refused: AtomicUsize,
+    /// Bumped by [`Proxy::cut`]: connections of an older generation close.
+    generation: AtomicUsize,
+    /// Set by [`Proxy::cut`]: every password is refused from then on.
+    refuse_all: std::sync::atomic::AtomicBool,
 }
 
 /// A proxy listening on `127.0.0.1:port`.
@@ -146,6 +150,13 @@ impl Proxy {
             }
         });
         Self { port, stats }
+    }
+
+    /// Closes every open connection and, with `refuse_all`, refuses every
+    /// later authentication (a password revoked while a query runs).
+    pub fn cut(&self, refuse_all: bool) {
+        self.stats.refuse_all.store(refuse_all, Ordering::SeqCst);
+        self.stats.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// `127.0.0.1:port`.
@@ -184,6 +195,7 @@ fn serve(
     plain: Option<(String, String)>,
     stats: &Stats,
 ) {
+    let generation = stats.generation.load(Ordering::SeqCst);
     let Ok(mut broker) = TcpStream::connect(upstream) else {
         return;
     };
@@ -213,6 +225,9 @@ fn serve(
     let (mut from_client, mut from_broker) = (Vec::new(), Vec::new());
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        if stats.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         if !fill(&mut client, &mut buf, &mut from_client) {
             return;
         }
@@ -223,7 +238,12 @@ fn serve(
             let reply = match (&plain, api) {
                 (Some(_), API_SASL_HANDSHAKE) => Some(handshake(&frame, correlation)),
                 (Some((user, password)), API_SASL_AUTHENTICATE) => {
+                    let refuse_all = stats.refuse_all.load(Ordering::SeqCst);
                     let (ok, reply) = authenticate(&frame, version, correlation, user, password);
+                    let (ok, reply) = match refuse_all {
+                        false => (ok, reply),
+                        true => authenticate(&frame, version, correlation, user, "\0revoked"),
+                    };
                     let counter = if ok {
                         &stats.authenticated
                     } else {
