@@ -412,4 +412,23 @@ async fn a_missing_ca_file_is_refused_at_create_naming_the_property_and_path() {
     assert!(err.contains("properties.ssl.ca.location"), "{err}");
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     assert!(!err.contains("k3y-pass"), "{err}");
+
+    // The sink: when its query starts.
+    let plain = Mock::new();
+    plain.create_topic("bids", 1);
+    produce(&plain.address, &[], "bids", &[r#"{"user": "a"}"#.into()]);
+    let script = format!(
+        "CREATE STREAM s (user VARCHAR) WITH (connector = 'kafka', topic = 'bids', \
+         'bootstrap.servers' = '{0}', 'group.id' = 'g', format = 'json'); \
+         CREATE SINK out AS SELECT user FROM s WITH (connector = 'kafka', topic = 'bids', \
+         'bootstrap.servers' = '{0}', 'properties.security.protocol' = 'SSL', \
+         'properties.ssl.ca.location' = '/nonexistent/ca.pem', \
+         'properties.ssl.key.password' = 'k3y-pass');",
+        plain.address
+    );
+    let err = run(&context(), &script).await.unwrap_err();
+    assert!(err.contains("kafka sink"), "{err}");
+    assert!(err.contains("'properties.ssl.ca.location'"), "{err}");
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    assert!(!err.contains("k3y-pass"), "{err}");
 }

@@ -37,6 +37,9 @@
 //! or `@r<n>` for the `n`-th batch that sent messages): the batch's messages
 //! are enqueued, not yet flushed nor committed.
 //!
+//! TLS and SASL as for the source ([`crate::source::kafka::security`]): a
+//! refused password or an untrusted certificate fails `open` at once.
+//!
 //! Blocking: `write` only enqueues (waiting while librdkafka's queue is
 //! full); `commit` blocks on the flush and the transaction commit, bounded
 //! by option `timeout`. The sink task runs both on tokio's blocking pool.
