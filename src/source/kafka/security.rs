@@ -18,7 +18,7 @@
 //!
 //! Secrets: every `properties.*` value is redacted from messages except
 //! those of [`NOT_SECRET`] (protocol, mechanism, file paths), see
-//! [`crate::options::PassThrough::redact`].
+//! [`crate::options::PassThrough::redact_except`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
