@@ -467,8 +467,17 @@ impl KafkaConsumer {
                         | RDKafkaErrorCode::Fatal
                 )
             );
+        let security = matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SSL
+            )
+        );
         if permanent {
-            if let Some(failure) = self.diagnosis().last() {
+            // librdkafka's error has only the code; its log line says more.
+            if let Some(failure) = self.diagnosis().last().filter(|_| security) {
                 return Err(SourceError::Runtime(format!(
                     "{CONNECTOR} source ('{}'): reading failed: {}",
                     self.opts.bootstrap, failure.message
