@@ -187,9 +187,15 @@ impl PassThrough {
 
     /// `message` with every value replaced by `***`.
     pub fn redact(&self, message: &str) -> String {
+        self.redact_except(message, &[])
+    }
+
+    /// `message` with every value replaced by `***` but those of the keys
+    /// in `shown` (known not to be secret, such as a file path).
+    pub fn redact_except(&self, message: &str, shown: &[&str]) -> String {
         let mut out = message.to_string();
-        for (_, value) in &self.0 {
-            if !value.is_empty() {
+        for (key, value) in &self.0 {
+            if !value.is_empty() && !shown.contains(&key.as_str()) {
                 out = out.replace(value.as_str(), "***");
             }
         }

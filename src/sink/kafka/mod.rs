@@ -37,6 +37,9 @@
 //! or `@r<n>` for the `n`-th batch that sent messages): the batch's messages
 //! are enqueued, not yet flushed nor committed.
 //!
+//! TLS and SASL as for the source ([`crate::source::kafka::security`]): a
+//! refused password or an untrusted certificate fails `open` at once.
+//!
 //! Blocking: `write` only enqueues (waiting while librdkafka's queue is
 //! full); `commit` blocks on the flush and the transaction commit, bounded
 //! by option `timeout`. The sink task runs both on tokio's blocking pool.
@@ -58,6 +61,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use super::{Sink, SinkDef, SinkError};
 use crate::checkpoint::{CrashPoint, crash_at};
 use crate::report::{BatchEnd, QueryResult};
+use crate::source::kafka::security::{self, Diagnosis, NoAnswer};
 use options::{KafkaSinkOptions, Semantic, TopicChoice};
 
 /// The header every message carries: the id of the batch that produced it.
@@ -82,21 +86,26 @@ struct Failures {
 
 /// The producer's librdkafka callbacks: log lines and background errors go
 /// to `tracing` at debug level, redacted (as the kafka source's `Quiet`
-/// does); failed deliveries are recorded for [`Sink::commit`] to report.
+/// does); failed deliveries are recorded for [`Sink::commit`] to report,
+/// and a failed TLS handshake or SASL authentication in the log is kept in
+/// the [`Diagnosis`] (see [`security`]).
 pub struct SinkContext {
     opts: KafkaSinkOptions,
     failures: Mutex<Failures>,
+    diagnosis: Diagnosis,
 }
 
 impl ClientContext for SinkContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let message = self.opts.redact(message);
         tracing::debug!(target: "librdkafka", "{level:?} {fac}: {message}");
+        self.diagnosis.record(&message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         let message = self.opts.redact(&format!("{error}: {reason}"));
         tracing::debug!(target: "librdkafka", "{message}");
+        self.diagnosis.record(&message);
     }
 }
 
@@ -196,32 +205,44 @@ impl KafkaSink {
         for (name, value) in opts.properties.iter() {
             config.set(name, value);
         }
+        security::set_defaults(&mut config, &opts.properties);
+        security::check_files(&opts.properties).map_err(|e| SinkError::Write {
+            sink: def.name.clone(),
+            message: format!("kafka sink: {e}"),
+        })?;
         let error = |what: &str, e: &KafkaError| SinkError::Write {
             sink: def.name.clone(),
             message: format!("kafka sink: {what}: {}", opts.redact(&e.to_string())),
         };
+        let diagnosis = Diagnosis::default();
         let producer: ThreadedProducer<SinkContext> = config
             .create_with_context(SinkContext {
                 opts: opts.clone(),
                 failures: Mutex::new(Failures::default()),
+                diagnosis: diagnosis.clone(),
             })
             .map_err(|e| error("cannot create the producer", &e))?;
         let topic = match &opts.topic {
             TopicChoice::Fixed(topic) => Some(topic.as_str()),
             TopicChoice::Column(_) => None,
         };
-        let metadata = producer
-            .client()
-            .fetch_metadata(topic, opts.timeout)
-            .map_err(|e| SinkError::Write {
-                sink: def.name.clone(),
-                message: format!(
+        let metadata = security::until_answer(opts.timeout, &diagnosis, |t| {
+            producer.client().fetch_metadata(topic, t)
+        })
+        .map_err(|e| SinkError::Write {
+            sink: def.name.clone(),
+            message: match &e {
+                NoAnswer::Security(failure) => {
+                    format!("kafka sink ('{}'): {}", opts.bootstrap, failure.message)
+                }
+                NoAnswer::Kafka(..) => format!(
                     "kafka broker '{}' unreachable within {} (option 'timeout'): {}",
                     opts.bootstrap,
                     humantime::format_duration(opts.timeout),
-                    opts.redact(&e.to_string())
+                    e.reason(|m| opts.redact(m))
                 ),
-            })?;
+            },
+        })?;
         if let Some(topic) = topic {
             let found = metadata.topics().iter().find(|t| t.name() == topic);
             let missing = match found {
@@ -312,10 +333,16 @@ impl KafkaSink {
         let failures = self.take_failures();
         match failures.first {
             None => Ok(()),
-            Some(first) => Err(self.error(format!(
-                "{} message(s) not delivered, the first to {first}",
-                failures.count
-            ))),
+            Some(first) => {
+                let security = match self.producer.context().diagnosis.last() {
+                    Some(failure) => format!("; {}", failure.message),
+                    None => String::new(),
+                };
+                Err(self.error(format!(
+                    "{} message(s) not delivered, the first to {first}{security}",
+                    failures.count
+                )))
+            }
         }
     }
 

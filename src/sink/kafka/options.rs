@@ -275,8 +275,10 @@ impl KafkaSinkOptions {
     /// `message` with the value of every `properties.*` option replaced by
     /// `***`: librdkafka quotes values in its errors, and they may be
     /// passwords.
+    /// The values of [`NOT_SECRET`](crate::source::kafka::security::NOT_SECRET)
+    /// properties (protocol, mechanism, file paths) stay, to name what to fix.
     pub fn redact(&self, message: &str) -> String {
-        self.properties.redact(message)
+        (self.properties).redact_except(message, crate::source::kafka::security::NOT_SECRET)
     }
 }
 

@@ -26,6 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::group::{Change, Rebalances};
 use super::options::{Assignment, CONNECTOR, KafkaOptions, StartupMode, Topics};
 use super::outage::{Due, Outage, PROBE_TIMEOUT, Signal, is_transport};
+use super::security::{self, Diagnosis, NoAnswer};
 use crate::source::SourceError;
 
 mod assignment;
@@ -36,7 +37,7 @@ mod discovery;
 
 pub use chunk::{Chunk, OffsetRange, Polled};
 pub use config::{check_config, is_unreachable};
-use config::{client_config, is_rebalance, kafka_error, unknown_topic, unreachable};
+use config::{client_config, is_rebalance, kafka_error, no_answer, unknown_topic, unreachable};
 
 /// A consumer assigned to every partition of the stream's topics.
 pub struct KafkaConsumer {
@@ -88,18 +89,21 @@ struct Retry {
 /// timeout at open, `on_poll_error` later), not as a burst of librdkafka's
 /// own `FAIL` lines per connection attempt. Property values are redacted
 /// there too. Transport errors raise the [`Signal`] that starts an outage
-/// (see [`super::outage`]).
-pub struct Quiet(KafkaOptions, Signal, Rebalances);
+/// (see [`super::outage`]); a failed TLS handshake or SASL authentication
+/// in the log is kept in the [`Diagnosis`] (see [`super::security`]).
+pub struct Quiet(KafkaOptions, Signal, Rebalances, Diagnosis);
 
 impl ClientContext for Quiet {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let message = self.0.redact(message);
         tracing::debug!(target: "librdkafka", "{level:?} {fac}: {message}");
+        self.3.record(&message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         let message = self.0.redact(&format!("{error}: {reason}"));
         tracing::debug!(target: "librdkafka", "{message}");
+        self.3.record(&message);
         if is_transport(&error) {
             self.1.raise(message);
         }
@@ -130,7 +134,12 @@ impl KafkaConsumer {
     pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
         let signal = Signal::default();
         let rebalances = Rebalances::default();
-        let context = Quiet(opts.clone(), signal.clone(), rebalances.clone());
+        let context = Quiet(
+            opts.clone(),
+            signal.clone(),
+            rebalances.clone(),
+            Diagnosis::default(),
+        );
         let consumer = client_config(opts)?
             .create_with_context(context)
             .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
@@ -453,10 +462,27 @@ impl KafkaConsumer {
                         | RDKafkaErrorCode::TopicAuthorizationFailed
                         | RDKafkaErrorCode::GroupAuthorizationFailed
                         | RDKafkaErrorCode::SaslAuthenticationFailed
+                        | RDKafkaErrorCode::Authentication
+                        | RDKafkaErrorCode::SSL
                         | RDKafkaErrorCode::Fatal
                 )
             );
+        let security = matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SSL
+            )
+        );
         if permanent {
+            // librdkafka's error has only the code; its log line says more.
+            if let Some(failure) = self.diagnosis().last().filter(|_| security) {
+                return Err(SourceError::Runtime(format!(
+                    "{CONNECTOR} source ('{}'): reading failed: {}",
+                    self.opts.bootstrap, failure.message
+                )));
+            }
             return Err(kafka_error(&self.opts, "reading failed", e));
         }
         tracing::warn!(
@@ -465,6 +491,11 @@ impl KafkaConsumer {
             self.opts.redact(&e.to_string())
         );
         Ok(())
+    }
+
+    /// The TLS / SASL failures librdkafka logged (see [`super::security`]).
+    fn diagnosis(&self) -> &Diagnosis {
+        &self.consumer.context().3
     }
 
     fn source_partition(&self, topic: &str, partition: i32) -> Option<u32> {

@@ -28,6 +28,11 @@
 //! group's offsets, is the source of truth; a partition it does not know
 //! starts at the earliest offset) and re-reads a logged batch's exact
 //! ranges ([`KafkaConsumer::poll_until`]).
+//!
+//! TLS and SASL (`properties.security.protocol` and friends) are
+//! librdkafka's, built with OpenSSL; [`security`] adds the system-CA
+//! default, the file checks and the errors that say what to fix, for the
+//! kafka sink too.
 
 pub mod avro;
 mod connect;
@@ -38,6 +43,7 @@ pub mod group;
 mod lag;
 pub mod options;
 pub mod outage;
+pub mod security;
 
 use std::sync::Arc;
 use std::time::Duration;

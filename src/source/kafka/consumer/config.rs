@@ -48,6 +48,7 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
         }
         config.set(name, value);
     }
+    security::set_defaults(&mut config, &opts.properties);
     Ok(config)
 }
 
@@ -57,6 +58,8 @@ pub(super) fn client_config(opts: &KafkaOptions) -> Result<ClientConfig, SourceE
 /// error naming the option, with `properties.*` values redacted. Run at
 /// CREATE STREAM, so a typo fails there, not when a query starts.
 pub fn check_config(opts: &KafkaOptions) -> Result<(), SourceError> {
+    security::check_files(&opts.properties)
+        .map_err(|e| SourceError::Runtime(format!("{CONNECTOR} source: {e}")))?;
     match client_config(opts)?.create_native_config() {
         Ok(_) => Ok(()),
         Err(KafkaError::ClientConfig(_, description, key, _)) => {
@@ -114,6 +117,26 @@ pub(super) fn unreachable(opts: &KafkaOptions, e: &KafkaError) -> SourceError {
     ))
 }
 
+/// The error of a first contact that failed: a security failure (a
+/// refused password, an untrusted certificate) as it is, else
+/// [`unreachable`] with the security failure seen meanwhile (a TLS client
+/// at a plaintext port) as its reason.
+pub(super) fn no_answer(opts: &KafkaOptions, e: NoAnswer) -> SourceError {
+    match e {
+        NoAnswer::Security(failure) => SourceError::Runtime(format!(
+            "{CONNECTOR} source ('{}'): {}",
+            opts.bootstrap, failure.message
+        )),
+        NoAnswer::Kafka(e, None) => unreachable(opts, &e),
+        NoAnswer::Kafka(_, Some(failure)) => SourceError::Runtime(format!(
+            "{UNREACHABLE} '{}' within {}: {}",
+            opts.bootstrap,
+            humantime::format_duration(opts.timeout),
+            failure.message
+        )),
+    }
+}
+
 pub(super) fn unknown_topic(opts: &KafkaOptions, topic: &str) -> SourceError {
     SourceError::Runtime(format!(
         "{CONNECTOR} source: topic '{topic}' does not exist on '{}'; create it or fix option 'topic'",
@@ -156,5 +179,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("scan.startup.mode"), "{err}");
+    }
+
+    /// librdkafka is built with OpenSSL and SASL: every supported protocol
+    /// and mechanism makes a client (no broker needed; without OpenSSL
+    /// `SASL_SSL` is refused as "OpenSSL not available at build time", and
+    /// the SCRAM and OAUTHBEARER mechanisms as unsupported).
+    #[test]
+    fn tls_and_sasl_mechanisms_are_built_in() {
+        for (protocol, mechanism) in [
+            ("SSL", "PLAIN"),
+            ("SASL_SSL", "PLAIN"),
+            ("SASL_SSL", "SCRAM-SHA-256"),
+            ("SASL_SSL", "SCRAM-SHA-512"),
+            ("SASL_SSL", "OAUTHBEARER"),
+            ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+        ] {
+            let options = Options::new([
+                ("topic", "t"),
+                ("bootstrap.servers", "127.0.0.1:1"),
+                ("group.id", "g"),
+                ("properties.security.protocol", protocol),
+                ("properties.sasl.mechanisms", mechanism),
+                ("properties.sasl.username", "u"),
+                ("properties.sasl.password", "hunter2"),
+            ]);
+            let opts = KafkaOptions::parse(&options).unwrap();
+            check_config(&opts).unwrap();
+            let consumer: Result<BaseConsumer, _> = client_config(&opts).unwrap().create();
+            if let Err(e) = consumer {
+                panic!("{protocol} {mechanism}: {e}");
+            }
+        }
+        let options = Options::new([
+            ("topic", "t"),
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("group.id", "g"),
+            ("properties.security.protocol", "SASL_SSL"),
+            ("properties.sasl.mechanisms", "GSSAPI"),
+        ]);
+        let opts = KafkaOptions::parse(&options).unwrap();
+        let err = match client_config(&opts).unwrap().create::<BaseConsumer>() {
+            Ok(_) => panic!("GSSAPI needs cyrus-sasl, which is not built in"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("GSSAPI") || err.contains("sasl"), "{err}");
     }
 }

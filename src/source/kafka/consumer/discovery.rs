@@ -20,8 +20,13 @@ impl KafkaConsumer {
     pub(super) fn discover(&mut self) -> Result<(), SourceError> {
         let opts = self.opts.clone();
         let Topics::Named(names) = &opts.topics else {
-            let found =
-                (self.matching_partitions(opts.timeout)).map_err(|e| unreachable(&opts, &e))?;
+            let diagnosis = self.diagnosis().clone();
+            let found = security::until_answer(opts.timeout, &diagnosis, |t| {
+                let found = self.matching_partitions(t);
+                self.serve_events();
+                found
+            })
+            .map_err(|e| no_answer(&opts, e))?;
             for (topic, ids) in found {
                 for id in ids {
                     self.register(&topic, id);
@@ -37,10 +42,12 @@ impl KafkaConsumer {
             return Ok(());
         };
         for topic in names {
-            let metadata = self
-                .consumer
-                .fetch_metadata(Some(topic), opts.timeout)
-                .map_err(|e| unreachable(&opts, &e))?;
+            let metadata = security::until_answer(opts.timeout, self.diagnosis(), |t| {
+                let metadata = self.consumer.fetch_metadata(Some(topic), t);
+                self.serve_events();
+                metadata
+            })
+            .map_err(|e| no_answer(&opts, e))?;
             let Some(found) = metadata.topics().iter().find(|m| m.name() == topic) else {
                 return Err(unknown_topic(&opts, topic));
             };
@@ -68,6 +75,18 @@ impl KafkaConsumer {
             }
         }
         Ok(())
+    }
+
+    /// Serves librdkafka's queued events at open, before anything is
+    /// assigned (so no message is taken): its log lines reach [`Quiet`],
+    /// which keeps a failed TLS handshake or SASL authentication for
+    /// [`security::until_answer`].
+    fn serve_events(&self) {
+        for _ in 0..1000 {
+            if self.consumer.poll(Duration::ZERO).is_none() {
+                break;
+            }
+        }
     }
 
     /// Adds Kafka partition `partition` of `topic` as the next source
