@@ -128,7 +128,7 @@ pub mod kafka_decode {
     use datafusion::arrow::array::{BinaryBuilder, StringBuilder};
     use datafusion::arrow::datatypes::SchemaRef;
 
-    use crate::source::kafka::consumer::Chunk;
+    use crate::source::kafka::chunk::Chunk;
     use crate::source::kafka::decode::{decode_chunk, value_schema};
 
     pub use crate::source::kafka::decode::{DecodedChunk, KAFKA_COLUMNS, system_fields};

@@ -22,8 +22,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, new_empty_arr
 use datafusion::arrow::compute::{can_cast_types, cast};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 
-use super::consumer::Chunk;
-use super::decode::Columns;
+use super::chunk::{Chunk, Columns};
 use crate::format::{Format, FormatError, FormatKind, OnError};
 use crate::options::{OptionError, Options};
 use crate::source::SourceError;

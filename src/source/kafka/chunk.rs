@@ -1,8 +1,12 @@
 //! What a poll of the kafka consumer hands on: the messages of each source
 //! partition ([`Chunk`]) and the offset range each covers ([`OffsetRange`]).
 
-use super::*;
-use datafusion::arrow::array::StringBuilder;
+use datafusion::arrow::array::{ArrayRef, BinaryBuilder, StringBuilder, UInt32Array};
+
+/// A chunk's values as decoded by its format: the value columns, the
+/// messages they came from (`None`: all of them), and the messages skipped
+/// (index in the chunk, why).
+pub(super) type Columns = (Vec<ArrayRef>, Option<UInt32Array>, Vec<(usize, String)>);
 
 /// The offsets one batch consumed from one source partition: `first` up to,
 /// not including, `next` (the offset to resume from; what gets committed).

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{ArrayBuilder, BinaryBuilder};
+use datafusion::arrow::array::ArrayBuilder;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
@@ -30,12 +30,11 @@ use super::security::{self, Diagnosis, NoAnswer};
 use crate::source::SourceError;
 
 mod assignment;
-mod chunk;
 mod commits;
 mod config;
 mod discovery;
 
-pub use chunk::{Chunk, OffsetRange, Polled};
+pub use super::chunk::{Chunk, OffsetRange, Polled};
 pub use config::{check_config, is_unreachable};
 use config::{client_config, is_rebalance, kafka_error, no_answer, unknown_topic, unreachable};
 

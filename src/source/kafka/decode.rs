@@ -19,7 +19,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
-use super::consumer::Chunk;
+use super::chunk::{Chunk, Columns};
 use super::options::ValueFormat;
 use crate::format::{Format, FormatError, FormatKind, OnError};
 
@@ -172,10 +172,6 @@ pub fn decode_chunk(
         rejected,
     })
 }
-
-/// Value columns, the messages they came from (`None`: all of them), and
-/// the messages skipped (index in the chunk, why).
-pub(super) type Columns = (Vec<ArrayRef>, Option<UInt32Array>, Vec<(usize, String)>);
 
 /// text: each message is one `line` (not split at newlines); a value that is
 /// not UTF-8 (or absent) is malformed.

@@ -35,6 +35,7 @@
 //! kafka sink too.
 
 pub mod avro;
+pub mod chunk;
 mod connect;
 pub mod consumer;
 pub mod dead_letter;
