@@ -2,6 +2,7 @@
 //! a script on standard input, and the interactive REPL (`quiver` on a
 //! terminal). A thin front end over `quiver::Context`.
 
+mod allocator;
 mod bench;
 mod cli;
 mod http;
@@ -185,6 +186,7 @@ impl RunArgs {
 const STACK_SIZE: usize = 256 * 1024 * 1024;
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     // The main thread's stack cannot be resized: the work runs on a thread
     // of its own.
