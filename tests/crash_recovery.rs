@@ -227,6 +227,8 @@ fn retention_keeps_what_an_open_file_needs() {
     let inspect = common::inspect_checkpoint(dir.path());
     let shown = String::from_utf8_lossy(&inspect.stdout);
     assert!(shown.contains("sink files open since batch"), "{shown}");
+    // The sink by connector and name, not its options' debug form.
+    assert!(shown.contains("sinks: parquet hops)"), "{shown}");
     let resumed = run(dir.path(), CHECKPOINT, &[]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(output(dir.path()), full);

@@ -16,7 +16,9 @@ use crate::sql::StreamingPlan;
 
 impl Context {
     /// The checkpoint of query `name` (`query` planned as `plan`, writing
-    /// to `sink`), when the session checkpoints or the query has `own`
+    /// to the sink `sink` describes in full: connector, name and options,
+    /// as the fingerprint compares them; `quiver checkpoint inspect` shows
+    /// `sink_name`), when the session checkpoints or the query has `own`
     /// settings (a sink's `checkpoint = 'DIR'`); refuses sources that
     /// cannot resume and a checkpoint written by another query.
     pub(super) fn open_checkpoint(
@@ -25,6 +27,7 @@ impl Context {
         query: &ast::Query,
         plan: &StreamingPlan,
         sink: &str,
+        sink_name: &str,
         own: Option<CheckpointSettings>,
     ) -> Result<Option<Arc<QueryCheckpoint>>, Error> {
         let Some(settings) = own.or(self.config().checkpoint) else {
@@ -64,7 +67,7 @@ impl Context {
             name,
             &Fingerprint { parts },
             settings.interval,
-            vec![sink.to_string()],
+            vec![sink_name.to_string()],
             settings.reset,
         )
         .map_err(|source| ExecError::Checkpoint {

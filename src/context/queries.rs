@@ -37,7 +37,7 @@ impl Context {
         let interval_ms = config.batch_interval.as_millis() as i64;
         let streams = plan.streams.iter().map(|(s, _)| s.name.clone()).collect();
         let hubs = self.runtime.late_hubs(&plan);
-        let checkpoint = self.open_checkpoint(&name, query, &plan, "stdout", None)?;
+        let checkpoint = self.open_checkpoint(&name, query, &plan, "stdout", "stdout", None)?;
         let handle = start_query(
             name,
             plan,
@@ -181,7 +181,8 @@ impl Context {
             )));
         }
         let described = format!("{} {} {:?}", def.connector, def.name, def.options);
-        let checkpoint = self.open_checkpoint(&def.name, query, &plan, &described, own)?;
+        let shown = format!("{} {}", def.connector, def.name);
+        let checkpoint = self.open_checkpoint(&def.name, query, &plan, &described, &shown, own)?;
         let sink = self.open_sink(&def)?;
         let hubs = self.runtime.late_hubs(&plan);
         let handle = start_query(
