@@ -324,7 +324,7 @@ mod test_encoding;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{AsArray, BinaryBuilder, StringBuilder};
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
     use std::sync::Arc;
 
@@ -334,20 +334,7 @@ mod tests {
     use super::test_encoding::{bid, long};
 
     fn chunk(values: &[Vec<u8>]) -> Chunk {
-        let mut c = Chunk {
-            partition: 0,
-            topic: "t".into(),
-            kafka_partition: 0,
-            values: Vec::new(),
-            ends: Vec::new(),
-            has_value: Vec::new(),
-            keys: BinaryBuilder::new(),
-            offsets: Vec::new(),
-            timestamps: Vec::new(),
-            header_keys: StringBuilder::new(),
-            header_values: BinaryBuilder::new(),
-            header_ends: Vec::new(),
-        };
+        let mut c = Chunk::new(0, "t", 0);
         for (i, v) in values.iter().enumerate() {
             c.values.extend_from_slice(v);
             c.ends.push(c.values.len());

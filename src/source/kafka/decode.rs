@@ -322,20 +322,7 @@ mod tests {
     use datafusion::arrow::datatypes::Int64Type;
 
     fn chunk(values: &[Option<&str>]) -> Chunk {
-        let mut c = Chunk {
-            partition: 1,
-            topic: "t".into(),
-            kafka_partition: 1,
-            values: Vec::new(),
-            ends: Vec::new(),
-            has_value: Vec::new(),
-            keys: datafusion::arrow::array::BinaryBuilder::new(),
-            offsets: Vec::new(),
-            timestamps: Vec::new(),
-            header_keys: datafusion::arrow::array::StringBuilder::new(),
-            header_values: datafusion::arrow::array::BinaryBuilder::new(),
-            header_ends: Vec::new(),
-        };
+        let mut c = Chunk::new(1, "t", 1);
         for (i, v) in values.iter().enumerate() {
             if i % 2 == 1 {
                 c.header_keys.append_value("h");
