@@ -388,6 +388,14 @@ fn gather<'a>(
     batch: impl Fn(u32) -> Option<&'a RecordBatch>,
     refs: &[RowRef],
 ) -> Result<RecordBatch, ArrowError> {
+    let lost = || ArrowError::InvalidArgumentError("session row lost".into());
+    if let Some(first) = refs.first()
+        && refs.iter().all(|at| at.batch == first.batch)
+    {
+        // All from one batch (as after a compaction): a plain `take`.
+        let rows = UInt32Array::from_iter_values(refs.iter().map(|at| at.row));
+        return take_record_batch(batch(first.batch).ok_or_else(lost)?, &rows);
+    }
     let mut batches: Vec<&RecordBatch> = Vec::new();
     let mut position: HashMap<u32, usize> = HashMap::new();
     let mut last: Option<(u32, usize)> = None;
@@ -399,10 +407,7 @@ fn gather<'a>(
                 let index = match position.get(&at.batch) {
                     Some(index) => *index,
                     None => {
-                        let found = batch(at.batch).ok_or_else(|| {
-                            ArrowError::InvalidArgumentError("session row lost".into())
-                        })?;
-                        batches.push(found);
+                        batches.push(batch(at.batch).ok_or_else(lost)?);
                         position.insert(at.batch, batches.len() - 1);
                         batches.len() - 1
                     }
@@ -412,11 +417,6 @@ fn gather<'a>(
             }
         };
         indices.push((index, at.row as usize));
-    }
-    if let [only] = batches.as_slice() {
-        // All from one batch (as after a compaction): a plain `take`.
-        let rows = UInt32Array::from_iter_values(refs.iter().map(|at| at.row));
-        return take_record_batch(only, &rows);
     }
     interleave_record_batch(&batches, &indices)
 }
