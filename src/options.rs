@@ -191,16 +191,46 @@ impl PassThrough {
     }
 
     /// `message` with every value replaced by `***` but those of the keys
-    /// in `shown` (known not to be secret, such as a file path).
+    /// in `shown` (known not to be secret, such as a file path). A value
+    /// shorter than 6 characters is replaced only where it stands as a word
+    /// of its own: a user name `u` or `acks = 1` must not turn librdkafka's
+    /// `BrokerTransportFailure` into `BrokerTransportFail***re`. Longer
+    /// values are replaced wherever they occur.
     pub fn redact_except(&self, message: &str, shown: &[&str]) -> String {
         let mut out = message.to_string();
         for (key, value) in &self.0 {
             if !value.is_empty() && !shown.contains(&key.as_str()) {
-                out = out.replace(value.as_str(), "***");
+                out = if value.chars().count() < 6 {
+                    replace_word(&out, value, "***")
+                } else {
+                    out.replace(value.as_str(), "***")
+                };
             }
         }
         out
     }
+}
+
+/// `text` with each occurrence of `word` that is not part of a longer word
+/// (no letter, digit or `_` right before or after it) replaced by `with`.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in text.match_indices(word) {
+        let end = at + word.len();
+        if at < copied
+            || (inner(word.chars().next()) && inner(text[..at].chars().next_back()))
+            || (inner(word.chars().next_back()) && inner(text[end..].chars().next()))
+        {
+            continue;
+        }
+        out.push_str(&text[copied..at]);
+        out.push_str(with);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 impl std::fmt::Debug for PassThrough {
@@ -208,5 +238,28 @@ impl std::fmt::Debug for PassThrough {
         f.debug_list()
             .entries(self.0.iter().map(|(k, _)| k))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_redacted_as_words_not_inside_other_words() {
+        let properties = PassThrough::from_options(
+            &Options::new([
+                ("properties.sasl.username", "u"),
+                ("properties.sasl.password", "hunter2"),
+                ("properties.acks", "1"),
+            ]),
+            "properties.",
+        );
+        assert_eq!(
+            properties.redact(
+                "BrokerTransportFailure: user u, password hunter2 (hunter2x), acks=1, broker 10"
+            ),
+            "BrokerTransportFailure: user ***, password *** (***x), acks=***, broker 10"
+        );
     }
 }
