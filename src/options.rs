@@ -159,6 +159,23 @@ impl Options {
     }
 }
 
+/// librdkafka properties (`properties.<name>` without the prefix) whose
+/// values are not secret: shown as they are in messages and in the
+/// statement text errors echo, since a protocol name or a file path is what
+/// a user needs to see to fix a connection.
+pub const NOT_SECRET: &[&str] = &[
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.crl.location",
+    "ssl.keystore.location",
+    "ssl.endpoint.identification.algorithm",
+    "enable.ssl.certificate.verification",
+];
+
 /// The options given under a prefix to pass through to a library as they
 /// are (`properties.<name>` to librdkafka), prefix removed. Their values may
 /// be secrets (SASL passwords): `Debug` shows the names only, and

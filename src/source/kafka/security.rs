@@ -16,9 +16,10 @@
 //!   ([`until_answer`]) and a broker that never answers says why (a TLS
 //!   client against a plaintext port, or the reverse).
 //!
-//! Secrets: every `properties.*` value is redacted from messages except
-//! those of [`NOT_SECRET`] (protocol, mechanism, file paths), see
-//! [`crate::options::PassThrough::redact_except`].
+//! Secrets: every `properties.*` value is redacted from messages, and from
+//! the statement text errors echo, except those of
+//! [`NOT_SECRET`](crate::options::NOT_SECRET) (protocol, mechanism, file
+//! paths); see [`crate::options::PassThrough::redact_except`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -28,21 +29,6 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, KafkaResult};
 
 use crate::options::PassThrough;
-
-/// librdkafka properties whose values are not secret (and short values
-/// such as `SSL` that would garble messages if redacted): shown as they are.
-pub const NOT_SECRET: &[&str] = &[
-    "security.protocol",
-    "sasl.mechanism",
-    "sasl.mechanisms",
-    "ssl.ca.location",
-    "ssl.certificate.location",
-    "ssl.key.location",
-    "ssl.crl.location",
-    "ssl.keystore.location",
-    "ssl.endpoint.identification.algorithm",
-    "enable.ssl.certificate.verification",
-];
 
 /// Properties naming a file (or, for `ssl.ca.location`, a directory) that
 /// must exist; `probe` is librdkafka's "look in the usual places".

@@ -1,13 +1,17 @@
 //! Statement text as errors and the REPL echo it, with the values of
 //! `'properties.<name>' = '...'` options (passwords, keys for librdkafka)
 //! replaced by `'***'`: the connectors never print them, and neither may the
-//! "in statement at line N: ..." that follows their errors.
+//! "in statement at line N: ..." that follows their errors. The properties
+//! of [`NOT_SECRET`] (protocol, mechanism, certificate paths) are kept, as
+//! the connectors' own messages keep them.
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
-/// `text` with every `properties.*` option value replaced by `'***'`; the
-/// text unchanged when it has none (or does not tokenize).
+use crate::options::NOT_SECRET;
+
+/// `text` with every secret `properties.*` option value replaced by
+/// `'***'`; the text unchanged when it has none (or does not tokenize).
 pub(super) fn redact_secrets(text: &str) -> String {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
         return text.to_string();
@@ -18,8 +22,8 @@ pub(super) fn redact_secrets(text: &str) -> String {
     let mut secret = Vec::new();
     for w in significant.windows(3) {
         let is_property = match &tokens[w[0]] {
-            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => is_property_key(s),
-            Token::Word(word) => is_property_key(&word.value),
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => is_secret_property(s),
+            Token::Word(word) => is_secret_property(&word.value),
             _ => false,
         };
         if is_property
@@ -45,8 +49,15 @@ pub(super) fn redact_secrets(text: &str) -> String {
         .collect()
 }
 
-fn is_property_key(key: &str) -> bool {
-    key.len() > "properties.".len() && key[..11].eq_ignore_ascii_case("properties.")
+/// Whether `key` is `properties.<name>` with a `<name>` not in [`NOT_SECRET`].
+fn is_secret_property(key: &str) -> bool {
+    const PREFIX: &str = "properties.";
+    match key.get(..PREFIX.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(PREFIX) && key.len() > PREFIX.len() => {
+            !NOT_SECRET.contains(&key[PREFIX.len()..].to_ascii_lowercase().as_str())
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +79,26 @@ mod tests {
             shown.starts_with("CREATE STREAM s (a INT) WITH (connector = 'kafka'"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn protocol_mechanism_and_certificate_paths_are_kept() {
+        let sql = "CREATE STREAM s (a INT) WITH ('properties.security.protocol' = 'SASL_SSL', \
+                   'properties.sasl.mechanisms' = 'PLAIN', 'properties.ssl.ca.location' = '/etc/ca.pem', \
+                   'properties.sasl.password' = 'hunter2')";
+        let shown = redact_secrets(sql);
+        for kept in ["'SASL_SSL'", "'PLAIN'", "'/etc/ca.pem'"] {
+            assert!(shown.contains(kept), "{kept} in {shown}");
+        }
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(shown.matches("'***'").count(), 1, "{shown}");
+    }
+
+    #[test]
+    fn a_key_with_a_multibyte_character_at_the_prefix_end_is_not_a_property() {
+        // Byte 11 falls inside `é`: slicing there used to panic.
+        let sql = "CREATE STREAM s (a INT) WITH ('propertiesé.x' = 'v')";
+        assert_eq!(redact_secrets(sql), sql);
     }
 
     #[test]
