@@ -90,21 +90,30 @@ struct Retry {
 /// there too. Transport errors raise the [`Signal`] that starts an outage
 /// (see [`super::outage`]); a failed TLS handshake or SASL authentication
 /// in the log is kept in the [`Diagnosis`] (see [`super::security`]).
-pub struct Quiet(KafkaOptions, Signal, Rebalances, Diagnosis);
+pub struct Quiet {
+    /// For redacting property values out of librdkafka's messages.
+    opts: KafkaOptions,
+    /// Raised on a transport error: starts an outage.
+    outage: Signal,
+    /// The rebalances to apply on the next poll.
+    rebalances: Rebalances,
+    /// A TLS or SASL failure seen in the log.
+    diagnosis: Diagnosis,
+}
 
 impl ClientContext for Quiet {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        let message = self.0.redact(message);
+        let message = self.opts.redact(message);
         tracing::debug!(target: "librdkafka", "{level:?} {fac}: {message}");
-        self.3.record(&message);
+        self.diagnosis.record(&message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let message = self.0.redact(&format!("{error}: {reason}"));
+        let message = self.opts.redact(&format!("{error}: {reason}"));
         tracing::debug!(target: "librdkafka", "{message}");
-        self.3.record(&message);
+        self.diagnosis.record(&message);
         if is_transport(&error) {
-            self.1.raise(message);
+            self.outage.raise(message);
         }
     }
 }
@@ -115,13 +124,13 @@ impl ClientContext for Quiet {
 impl ConsumerContext for Quiet {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if matches!(rebalance, Rebalance::Revoke(_)) {
-            self.2.record(rebalance);
+            self.rebalances.record(rebalance);
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if !matches!(rebalance, Rebalance::Revoke(_)) {
-            self.2.record(rebalance);
+            self.rebalances.record(rebalance);
         }
     }
 }
@@ -133,12 +142,12 @@ impl KafkaConsumer {
     pub fn open(opts: &KafkaOptions) -> Result<Self, SourceError> {
         let signal = Signal::default();
         let rebalances = Rebalances::default();
-        let context = Quiet(
-            opts.clone(),
-            signal.clone(),
-            rebalances.clone(),
-            Diagnosis::default(),
-        );
+        let context = Quiet {
+            opts: opts.clone(),
+            outage: signal.clone(),
+            rebalances: rebalances.clone(),
+            diagnosis: Diagnosis::default(),
+        };
         let consumer = client_config(opts)?
             .create_with_context(context)
             .map_err(|e| kafka_error(opts, "cannot create the consumer", &e))?;
@@ -494,7 +503,7 @@ impl KafkaConsumer {
 
     /// The TLS / SASL failures librdkafka logged (see [`super::security`]).
     fn diagnosis(&self) -> &Diagnosis {
-        &self.consumer.context().3
+        &self.consumer.context().diagnosis
     }
 
     fn source_partition(&self, topic: &str, partition: i32) -> Option<u32> {
