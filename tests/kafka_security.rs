@@ -6,7 +6,7 @@
 //! (SASL_SSL with PLAIN, mutual TLS) run here as round trips; wrong
 //! settings (an untrusted certificate, a TLS client at a plaintext port
 //! and the reverse, a wrong password, at start or revoked while the query
-//! runs, a missing CA file) fail with a
+//! runs (source and sink), a missing CA file) fail with a
 //! message naming what to fix, and no secret appears in any output.
 
 #[path = "common/kafka_proxy.rs"]
@@ -345,6 +345,60 @@ async fn a_password_revoked_while_the_query_runs_fails_the_source() {
     let err = status[0].error.clone().unwrap_or_default();
     assert!(err.contains("SASL authentication failed"), "{err}");
     assert!(err.contains("Invalid username or password"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_revoked_while_the_query_runs_fails_the_sink() {
+    let (_mock, proxy) = endpoint(Security {
+        plain: Some(("quiver".into(), PASSWORD.into())),
+        ..Security::default()
+    });
+    // The source reads a plain mock; only the sink goes through the proxy.
+    let plain = Mock::new();
+    plain.create_topic("bids", 1);
+    let bid = |i: usize| vec![format!(r#"{{"user": "u{i}", "amount": {i}}}"#)];
+    produce(&plain.address, &[], "bids", &bid(0));
+    let ctx = Context::new(Config {
+        batch_interval: Duration::from_millis(200),
+        ..Config::default()
+    });
+    let script = format!(
+        "CREATE STREAM s (user VARCHAR, amount BIGINT) WITH (connector = 'kafka', topic = 'bids', \
+         'bootstrap.servers' = '{}', 'group.id' = 'g', format = 'json'); \
+         CREATE SINK out AS SELECT user, amount FROM s WITH (connector = 'kafka', topic = \
+         'big_bids', format = 'json', 'bootstrap.servers' = '{}', timeout = '3s', \
+         'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanisms' = \
+         'PLAIN', 'properties.sasl.username' = 'quiver', 'properties.sasl.password' = '{PASSWORD}');",
+        plain.address,
+        proxy.address()
+    );
+    ctx.sql(&script).await.unwrap();
+    // The first bid is delivered through the proxy; then the password is
+    // revoked and more bids arrive, which the sink can no longer deliver.
+    let props: Vec<(String, String)> = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanisms", "PLAIN"),
+        ("sasl.username", "quiver"),
+        ("sasl.password", PASSWORD),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_all(&proxy.address(), &props, "big_bids").is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    proxy.cut(true);
+    for i in 1..4 {
+        produce(&plain.address, &[], "bids", &bid(i));
+    }
+    let status = tokio::time::timeout(Duration::from_secs(120), ctx.background().wait_all())
+        .await
+        .expect("the query stops");
+    let err = status[0].error.clone().unwrap_or_default();
+    assert!(err.contains("kafka sink"), "{err}");
+    assert!(err.contains("not delivered"), "{err}");
+    assert!(err.contains("SASL authentication failed"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
 }
 

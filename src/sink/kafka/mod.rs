@@ -333,16 +333,11 @@ impl KafkaSink {
         let failures = self.take_failures();
         match failures.first {
             None => Ok(()),
-            Some(first) => {
-                let security = match self.producer.context().diagnosis.last() {
-                    Some(failure) => format!("; {}", failure.message),
-                    None => String::new(),
-                };
-                Err(self.error(format!(
-                    "{} message(s) not delivered, the first to {first}{security}",
-                    failures.count
-                )))
-            }
+            Some(first) => Err(self.error(format!(
+                "{} message(s) not delivered, the first to {first}{}",
+                failures.count,
+                self.security_failure()
+            ))),
         }
     }
 
@@ -392,6 +387,17 @@ impl KafkaSink {
         Ok(())
     }
 
+    /// `; <why>` when librdkafka logged a failed TLS handshake or SASL
+    /// authentication (a password revoked while the query runs), else
+    /// empty: appended to delivery errors, which would otherwise only say
+    /// that the broker did not answer.
+    fn security_failure(&self) -> String {
+        match self.producer.context().diagnosis.last() {
+            Some(failure) => format!("; {}", failure.message),
+            None => String::new(),
+        }
+    }
+
     /// Waits until every enqueued message is delivered; fails if one was not.
     fn flush(&mut self) -> Result<(), SinkError> {
         if let Err(e) = self.producer.flush(self.opts.timeout) {
@@ -399,9 +405,10 @@ impl KafkaSink {
             self.check_deliveries()?;
             return Err(self.kafka_error(
                 &format!(
-                    "{left} message(s) not delivered to '{}' within {} (option 'timeout')",
+                    "{left} message(s) not delivered to '{}' within {} (option 'timeout'){}",
                     self.opts.bootstrap,
-                    humantime::format_duration(self.opts.timeout)
+                    humantime::format_duration(self.opts.timeout),
+                    self.security_failure()
                 ),
                 &e,
             ));
