@@ -16,8 +16,8 @@ use super::{Context, Output};
 use crate::batch::{BATCH_TIME_COLUMN, with_batch_time};
 use crate::catalog::{Def, Kind};
 use crate::error::Error;
-use crate::options::Options;
-use crate::sink;
+use crate::options::{OptionError, Options};
+use crate::sink::{self, SinkError};
 use crate::source::late::{self, LateHub};
 use crate::source::{self, StreamDef};
 use crate::sql::Statement;
@@ -47,19 +47,30 @@ impl Context {
             .as_deref()
             .is_some_and(|c| sink::is_sink_table(c, options))
         {
+            let hint = if connector.as_deref() == Some("kafka") {
+                " (a kafka table without 'group.id' is a sink; give 'group.id' to read the topic as a stream)"
+            } else {
+                ""
+            };
             if !computed.is_empty() || watermark.is_some() {
-                let hint = if connector.as_deref() == Some("kafka") {
-                    " (a kafka table without 'group.id' is a sink; give 'group.id' to read the topic as a stream)"
-                } else {
-                    ""
-                };
                 return Err(Error::Catalog(format!(
                     "sink table '{name}' cannot have computed columns or a WATERMARK{hint}"
                 )));
             }
-            return self
+            // A source option on a kafka table meant as a stream (group.id
+            // forgotten) is unknown to the sink: say why it was taken for one.
+            return match self
                 .create_sink_table(name, columns, options, *if_not_exists)
-                .await;
+                .await
+            {
+                Err(
+                    e @ Error::Sink(SinkError::Option {
+                        source: OptionError::Unknown { .. },
+                        ..
+                    }),
+                ) if !hint.is_empty() => Err(Error::Catalog(format!("{e}{hint}"))),
+                other => other,
+            };
         }
         let time = StreamTime {
             computed: computed
