@@ -21,12 +21,12 @@ pub(super) fn redact_secrets(text: &str) -> String {
         .collect();
     let mut secret = Vec::new();
     for w in significant.windows(3) {
-        let is_property = match &tokens[w[0]] {
+        let is_secret = match &tokens[w[0]] {
             Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => is_secret_property(s),
             Token::Word(word) => is_secret_property(&word.value),
             _ => false,
         };
-        if is_property
+        if is_secret
             && tokens[w[1]] == Token::Eq
             && matches!(tokens[w[2]], Token::SingleQuotedString(_))
         {
