@@ -274,6 +274,22 @@ async fn source_error(bootstrap: &str, properties: &str, timeout: &str) -> Strin
     }
 }
 
+/// `, 'properties.*' = ...` for SASL/PLAIN (no TLS) as user `quiver`.
+fn sasl_plain(password: &str) -> String {
+    format!(
+        ", 'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanisms' = \
+         'PLAIN', 'properties.sasl.username' = 'quiver', 'properties.sasl.password' = '{password}'"
+    )
+}
+
+/// The error the first background query of `ctx` stops with (empty if none).
+async fn error_when_stopped(ctx: &Context) -> String {
+    let status = tokio::time::timeout(Duration::from_secs(120), ctx.background().wait_all())
+        .await
+        .expect("the query stops");
+    status[0].error.clone().unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_at_once_naming_the_sasl_properties() {
     let (_mock, proxy) = endpoint(Security {
@@ -281,10 +297,7 @@ async fn a_wrong_password_fails_at_once_naming_the_sasl_properties() {
         ..Security::default()
     });
     let wrong = "not-the-password-42";
-    let props = format!(
-        ", 'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanisms' = \
-         'PLAIN', 'properties.sasl.username' = 'quiver', 'properties.sasl.password' = '{wrong}'"
-    );
+    let props = sasl_plain(wrong);
     let err = source_error(&proxy.address(), &props, "20s").await;
     assert!(err.contains("SASL authentication failed"), "{err}");
     assert!(err.contains("properties.sasl.password"), "{err}");
@@ -321,10 +334,7 @@ async fn a_password_revoked_while_the_query_runs_fails_the_source() {
         plain: Some(("quiver".into(), PASSWORD.into())),
         ..Security::default()
     });
-    let props = format!(
-        ", 'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanisms' = \
-         'PLAIN', 'properties.sasl.username' = 'quiver', 'properties.sasl.password' = '{PASSWORD}'"
-    );
+    let props = sasl_plain(PASSWORD);
     let ctx = Context::new(Config {
         batch_interval: Duration::from_millis(200),
         ..Config::default()
@@ -339,10 +349,7 @@ async fn a_password_revoked_while_the_query_runs_fails_the_source() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.cut(true);
-    let status = tokio::time::timeout(Duration::from_secs(120), ctx.background().wait_all())
-        .await
-        .expect("the query stops");
-    let err = status[0].error.clone().unwrap_or_default();
+    let err = error_when_stopped(&ctx).await;
     assert!(err.contains("SASL authentication failed"), "{err}");
     assert!(err.contains("Invalid username or password"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
@@ -367,11 +374,10 @@ async fn a_password_revoked_while_the_query_runs_fails_the_sink() {
         "CREATE STREAM s (user VARCHAR, amount BIGINT) WITH (connector = 'kafka', topic = 'bids', \
          'bootstrap.servers' = '{}', 'group.id' = 'g', format = 'json'); \
          CREATE SINK out AS SELECT user, amount FROM s WITH (connector = 'kafka', topic = \
-         'big_bids', format = 'json', 'bootstrap.servers' = '{}', timeout = '3s', \
-         'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanisms' = \
-         'PLAIN', 'properties.sasl.username' = 'quiver', 'properties.sasl.password' = '{PASSWORD}');",
+         'big_bids', format = 'json', 'bootstrap.servers' = '{}', timeout = '3s' {});",
         plain.address,
-        proxy.address()
+        proxy.address(),
+        sasl_plain(PASSWORD)
     );
     ctx.sql(&script).await.unwrap();
     // The first bid is delivered through the proxy; then the password is
@@ -392,10 +398,7 @@ async fn a_password_revoked_while_the_query_runs_fails_the_sink() {
     for i in 1..4 {
         produce(&plain.address, &[], "bids", &bid(i));
     }
-    let status = tokio::time::timeout(Duration::from_secs(120), ctx.background().wait_all())
-        .await
-        .expect("the query stops");
-    let err = status[0].error.clone().unwrap_or_default();
+    let err = error_when_stopped(&ctx).await;
     assert!(err.contains("kafka sink"), "{err}");
     assert!(err.contains("not delivered"), "{err}");
     assert!(err.contains("SASL authentication failed"), "{err}");
